@@ -1,0 +1,49 @@
+"""promptci: a git-native prompt registry and CI regression gate.
+
+Applications load prompts at run time with :func:`load`::
+
+    import promptci
+
+    prompt = promptci.load("summarize", label="production")
+    messages = prompt.render(text=article)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ExitCode, PromptciError
+
+if TYPE_CHECKING:
+    from .prompts.prompt import Prompt
+
+__version__ = "0.1.0"
+__all__ = ["ExitCode", "Prompt", "PromptciError", "__version__", "load"]
+
+
+def load(name: str, rev: str | None = None, label: str | None = None, root: str | Path | None = None) -> Prompt:
+    """Load the prompt ``name`` from the registry.
+
+    With neither ``rev`` nor ``label`` it is read from the working tree. ``rev`` is
+    any git revision (sha, tag, branch, ``HEAD~2``); ``label`` is a label such as
+    ``production``. ``root`` is any path inside the project (default: the current
+    directory, or ``$PROMPTCI_ROOT``). Raises :class:`PromptciError` subclasses.
+    """
+    from .project import Project
+    from .prompts.registry import Registry
+
+    if rev is not None and label is not None:
+        raise ValueError("give rev or label, not both")
+    registry = Registry(Project.discover(root))
+    if label is not None:
+        return registry.get_label(name, label)
+    return registry.get(name, rev)
+
+
+def __getattr__(attr: str) -> object:
+    if attr == "Prompt":
+        from .prompts.prompt import Prompt
+
+        return Prompt
+    raise AttributeError(f"module 'promptci' has no attribute {attr!r}")

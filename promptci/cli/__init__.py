@@ -1,0 +1,88 @@
+"""The ``promptci`` command. Each command lives in its own module and is wired here.
+
+Command modules import only click at module level; the library is imported inside
+each command, so start-up never pays for duckdb, torch, transformers or openai.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from .. import __version__
+from ..errors import ExitCode, PromptciError
+from . import init, label, lint, log, ls, schema, show
+from .options import State
+
+COMMANDS: list[click.Command] = [
+    init.init,
+    lint.lint,
+    ls.ls,
+    show.show,
+    show.render,
+    log.log,
+    log.diff,
+    label.label,
+    schema.schema,
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "-C",
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run as if started in this directory.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="promptci")
+@click.pass_context
+def cli(ctx: click.Context, root: Path | None, debug: bool) -> None:
+    """A git-native prompt registry and CI regression gate.
+
+    Exit codes: 0 ok, 1 a check or gate failed, 2 bad usage or bad input,
+    3 internal error, 130 interrupted.
+    """
+    ctx.obj = State(root, debug)
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and map every outcome to a documented exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = cli.main(args=args, prog_name="promptci", standalone_mode=False)
+    except PromptciError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:  # bad usage: unknown option, missing argument …
+        exc.show()
+        return int(ExitCode.USAGE)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("\ninterrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # a bug in promptci: say so, briefly, unless --debug
+        if debug:
+            traceback.print_exc()
+        else:
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        return int(ExitCode.INTERNAL)
+    return int(code or 0)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import click
+
+from .options import State, format_option, pass_state
+
+
+@click.command(name="ls")
+@click.option("--rev", help="List the prompts at this git revision instead of the working tree.")
+@format_option()
+@pass_state
+def ls(state: State, rev: str | None, fmt: str) -> int:
+    """List the prompts in the registry."""
+    from ..prompts.labels import read_labels
+    from .output import emit_json, table
+
+    prompts = state.registry.load_all(rev)
+    labels = read_labels(state.project)
+    if fmt == "json":
+        emit_json(
+            [
+                {
+                    "name": p.name,
+                    "path": p.path,
+                    "description": p.spec.description,
+                    "variables": sorted(p.variables),
+                    "labels": labels.get(p.name, {}),
+                    "content_hash": p.content_hash,
+                    "tags": p.spec.tags,
+                }
+                for p in prompts
+            ]
+        )
+        return 0
+    rows = [
+        (p.name, p.path, ", ".join(p.variables), ", ".join(sorted(labels.get(p.name, {}))), p.content_hash[:12])
+        for p in prompts
+    ]
+    table(("name", "path", "variables", "labels", "hash"), rows)
+    return 0

@@ -1,0 +1,52 @@
+"""Options and context shared by every command, defined once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from ..project import Project
+    from ..prompts.registry import Registry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    """What the top-level group learned; the project is found only when a command asks."""
+
+    def __init__(self, root: Path | None, debug: bool) -> None:
+        self.root = root
+        self.debug = debug
+
+    @cached_property
+    def project(self) -> Project:
+        from ..project import Project
+
+        return Project.discover(self.root)
+
+    @cached_property
+    def registry(self) -> Registry:
+        from ..prompts.registry import Registry
+
+        return Registry(self.project)
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    """``--format`` with the given choices, the first being the default."""
+    names = choices or ("text", "json")
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(names),
+        default=names[0],
+        show_default=True,
+        help="Output format.",
+    )

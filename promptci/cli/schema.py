@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(["prompt", "suite", "config"]), default="prompt")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+def schema(kind: str, output: Path | None) -> int:
+    """Print the JSON Schema of a file format, for editor completion and validation."""
+    import json
+
+    from ..schemas import json_schema
+    from ..yamlio import atomic_write
+
+    text = json.dumps(json_schema(kind), indent=2) + "\n"
+    if output:
+        atomic_write(output, text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    return 0

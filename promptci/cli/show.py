@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InputError
+from .options import State, format_option, pass_state
+
+
+@click.command()
+@click.argument("ref", metavar="NAME[@REV|@LABEL]")
+@format_option("text", "json", "yaml")
+@pass_state
+def show(state: State, ref: str, fmt: str) -> int:
+    """Show a prompt as it is in the working tree, at a revision or under a label.
+
+    --format yaml prints the file exactly as stored at that version.
+    """
+    from .output import emit_json, short
+
+    prompt = state.registry.resolve(ref)
+    version = prompt.version
+    if fmt == "yaml":
+        click.echo(prompt.source, nl=False)
+        return 0
+    if fmt == "json":
+        emit_json(
+            {
+                "name": prompt.name,
+                "path": prompt.path,
+                "rev": prompt.rev,
+                "content_hash": version.content_hash,
+                "commit": version.commit,
+                "dirty": version.dirty,
+                "spec": prompt.spec.model_dump(mode="json", exclude_none=True),
+            }
+        )
+        return 0
+    spec = prompt.spec
+    click.echo(click.style(prompt.name, bold=True) + f"  ({prompt.path})")
+    where = "uncommitted changes" if version.dirty else f"commit {short(version.commit)}"
+    click.echo(f"version      {version.short}  {where}")
+    if spec.description:
+        click.echo(f"description  {spec.description}")
+    for name, var in spec.variables.items():
+        extra = "required" if var.required else f"default {var.default!r}"
+        desc = f": {var.description}" if var.description else ""
+        click.echo(f"variable     {name} ({var.type}, {extra}){desc}")
+    if spec.model:
+        settings = spec.model.model_dump(exclude_none=True, exclude_defaults=True)
+        click.echo("model        " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    if spec.tags:
+        click.echo("tags         " + ", ".join(spec.tags))
+    click.echo()
+    if spec.template is not None:
+        click.echo(spec.template)
+    for m in spec.messages or []:
+        click.echo(click.style(f"[{m.role}]", fg="cyan"))
+        click.echo(m.content.rstrip("\n") + "\n")
+    return 0
+
+
+@click.command()
+@click.argument("ref", metavar="NAME[@REV|@LABEL]")
+@click.option("--var", "pairs", multiple=True, metavar="KEY=VALUE", help="A variable; repeatable.")
+@click.option(
+    "--vars-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A YAML or JSON mapping of variables; --var wins over it.",
+)
+@format_option()
+@pass_state
+def render(state: State, ref: str, pairs: tuple[str, ...], vars_file: Path | None, fmt: str) -> int:
+    """Render a prompt with variables and print the messages."""
+    from ..prompts.prompt import coerce
+    from .output import emit_json
+
+    prompt = state.registry.resolve(ref)
+    values: dict[str, Any] = _read_vars_file(vars_file) if vars_file else {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"bad --var '{pair}'", hint="write --var name=value")
+        var = prompt.variables.get(key)
+        values[key] = coerce(var, raw, key) if var else raw
+    messages = prompt.render(**values)
+    if fmt == "json":
+        emit_json({"name": prompt.name, "content_hash": prompt.content_hash, "messages": messages})
+    elif prompt.spec.template is not None:
+        click.echo(messages[0]["content"])
+    else:
+        click.echo("\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages))
+    return 0
+
+
+def _read_vars_file(path: Path) -> dict[str, Any]:
+    from ..yamlio import parse_yaml
+
+    # JSON is YAML, so one parser gives positioned errors for both.
+    data = parse_yaml(path.read_text(encoding="utf-8"), str(path)).data
+    if not isinstance(data, dict):
+        raise InputError("a vars file must hold a mapping of variable names to values", path=path, line=1)
+    return data

@@ -1,0 +1,74 @@
+"""``promptci.yaml``: where things live, the default model, the results DB and the gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InputError
+from .prompts.spec import ModelSettings
+from .yamlio import YamlDocument, parse_yaml
+
+CONFIG_FILE = "promptci.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GateConfig(_Strict):
+    """Regression gate thresholds used by ``promptci compare``."""
+
+    max_drop: float = Field(0.0, ge=0, le=1, description="largest tolerated drop in mean score")
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the paired test")
+
+
+class Config(_Strict):
+    """The project configuration. Every path is relative to the repository root."""
+
+    prompts_dir: str = "prompts"
+    evals_dir: str = "evals"
+    labels_file: str = "labels.yaml"
+    db: str = Field(".promptci/results.duckdb", description="the DuckDB results file")
+    cache_dir: str = ".promptci/cache"
+    default_branch: str | None = Field(None, description="base for --changed; default: origin's HEAD, main or master")
+    model: ModelSettings = Field(default_factory=ModelSettings, description="the default model")
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+
+def load_config(path: Path, display: str | None = None) -> Config:
+    """Read and validate a ``promptci.yaml``; an empty file means all defaults."""
+    shown = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read config: {exc.strerror}", path=shown) from None
+    doc = parse_yaml(text, shown)
+    if doc.data is None:
+        return Config()
+    if not isinstance(doc.data, dict):
+        raise InputError("the config must be a mapping of settings", path=shown, line=1, col=1)
+    try:
+        return Config.model_validate(doc.data)
+    except ValidationError as exc:
+        raise validation_error(exc, doc) from None
+
+
+def validation_error(exc: ValidationError, doc: YamlDocument) -> InputError:
+    """The first pydantic error of ``exc`` as a positioned :class:`InputError`."""
+    err = exc.errors()[0]
+    pos = doc.position(err["loc"])
+    return InputError(describe_validation_error(err), path=doc.path, line=pos.line, col=pos.col)
+
+
+def describe_validation_error(err: object) -> str:
+    """A one-line reading of one pydantic error entry."""
+    assert isinstance(err, dict)
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{err['loc'][-1]}'"
+    if err["type"] == "missing":
+        return f"missing required key '{loc}'"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg

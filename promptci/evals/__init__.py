@@ -1,0 +1,1 @@
+"""Eval suites: datasets, scorers and the runner."""

@@ -1,0 +1,164 @@
+"""The eval suite format: what an ``evals/*.yaml`` file may contain."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..prompts.spec import ModelSettings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Scorer(_Strict):
+    weight: float = Field(1.0, ge=0, description="share of the case score")
+
+
+class ExactScorer(_Scorer):
+    type: Literal["exact"]
+    case_sensitive: bool = True
+    strip: bool = True
+
+
+class ContainsScorer(_Scorer):
+    """The output contains ``value`` (default: the expected value)."""
+
+    type: Literal["contains", "icontains"]
+    value: str | None = None
+
+
+class RegexScorer(_Scorer):
+    type: Literal["regex"]
+    pattern: str
+    ignore_case: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+
+class ChoiceScorer(_Scorer):
+    """Pulls one allowed choice out of free text and compares it with the expected one."""
+
+    type: Literal["choice"]
+    choices: list[str] | None = Field(None, min_length=2)
+    choices_from: str | None = Field(None, description="dataset column holding each case's choices")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ChoiceScorer:
+        if (self.choices is None) == (self.choices_from is None):
+            raise ValueError("give exactly one of 'choices' or 'choices_from'")
+        return self
+
+
+class NumericScorer(_Scorer):
+    type: Literal["numeric"]
+    tolerance: float = Field(0.0, ge=0)
+    relative: bool = False
+
+
+class JsonScorer(_Scorer):
+    """The output is valid JSON and, when ``schema`` is given, matches it."""
+
+    type: Literal["json"]
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+
+
+class PythonScorer(_Scorer):
+    """A repo-local ``module:function(output, expected, case) -> float | bool``."""
+
+    type: Literal["python"]
+    function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class JudgeScorer(_Scorer):
+    """An LLM grades the output against a rubric."""
+
+    type: Literal["llm-judge"]
+    rubric: str
+    model: ModelSettings | None = None
+    repeat: int = Field(1, ge=1, description="judge calls per output; their agreement is reported")
+
+
+class EmbeddingScorer(_Scorer):
+    """Cosine similarity between output and expected under a local embedding model."""
+
+    type: Literal["embedding"]
+    model: str | None = None
+    threshold: float = Field(0.8, ge=-1, le=1)
+
+
+Scorer = Annotated[
+    ExactScorer
+    | ContainsScorer
+    | RegexScorer
+    | ChoiceScorer
+    | NumericScorer
+    | JsonScorer
+    | PythonScorer
+    | JudgeScorer
+    | EmbeddingScorer,
+    Field(discriminator="type"),
+]
+
+
+class Dataset(_Strict):
+    """Cases from a JSONL or CSV file, relative to the suite file and inside the repo."""
+
+    path: str
+    vars: dict[str, str] = Field(default_factory=dict, description="prompt variable -> column")
+    expected: str | None = Field(None, description="column holding the expected value")
+    limit: int | None = Field(None, gt=0, description="use only the first N rows")
+
+    @field_validator("path")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if not value.endswith((".jsonl", ".csv")):
+            raise ValueError("dataset files must be .jsonl or .csv")
+        return value
+
+
+class Case(_Strict):
+    id: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    expected: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Suite(_Strict):
+    """One eval suite: which prompts, which cases, how outputs are scored."""
+
+    description: str = ""
+    prompts: list[str] = Field(min_length=1, description="NAME or NAME@REV")
+    dataset: Dataset | None = None
+    cases: list[Case] = Field(default_factory=list)
+    scorers: list[Scorer] = Field(min_length=1)
+    threshold: float = Field(0.0, ge=0, le=1, description="the suite passes when its mean score reaches this")
+    case_threshold: float = Field(1.0, ge=0, le=1, description="a case passes when its score reaches this")
+    repeat: int = Field(1, ge=1)
+    aggregate: Literal["mean", "k-of-n"] = "mean"
+    k: int | None = Field(None, ge=1, description="with aggregate: k-of-n, repeats that must pass")
+    model: ModelSettings | None = None
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _one_prompt(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Suite:
+        if self.dataset is None and not self.cases:
+            raise ValueError("a suite needs 'cases' or a 'dataset'")
+        if self.aggregate == "k-of-n" and (self.k is None or self.k > self.repeat):
+            raise ValueError("aggregate: k-of-n needs k between 1 and repeat")
+        return self

@@ -1,0 +1,153 @@
+"""All git access. The only module that imports GitPython, and it does so lazily."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from .errors import GitError, NotFoundError
+
+if TYPE_CHECKING:
+    import git
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A commit as the log shows it. ``path`` is the file's path in that commit, if asked."""
+
+    sha: str
+    author: str
+    email: str
+    date: str  # ISO 8601 with offset
+    message: str  # the subject line
+    path: str | None = None
+
+    @property
+    def short(self) -> str:
+        return self.sha[:10]
+
+
+_LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI%x1f%s"
+
+
+class Repo:
+    """A git working tree. Paths passed in and out are relative to its top level."""
+
+    def __init__(self, path: str | Path) -> None:
+        import git
+
+        try:
+            self._repo = git.Repo(path, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise GitError(f"not a git repository: {path}", hint="run `git init` and commit your prompts") from None
+        if self._repo.working_tree_dir is None:
+            raise GitError(f"bare repository has no working tree: {path}")
+        self.toplevel = Path(self._repo.working_tree_dir).resolve()
+
+    def relpath(self, path: Path) -> str:
+        """An absolute path inside the working tree as git names it."""
+        return path.resolve().relative_to(self.toplevel).as_posix()
+
+    def resolve(self, rev: str) -> str:
+        """The full sha of the commit ``rev`` names (sha, tag, branch, ``HEAD~2`` …)."""
+        try:
+            return str(self._repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"))
+        except self._errors().GitCommandError:
+            raise NotFoundError(f"unknown revision '{rev}'", hint="use a sha, tag, branch or HEAD~N") from None
+
+    def has_commits(self) -> bool:
+        return self._repo.head.is_valid()
+
+    def head(self) -> str | None:
+        return self._repo.head.commit.hexsha if self.has_commits() else None
+
+    def branch(self) -> str | None:
+        return None if self._repo.head.is_detached else self._repo.active_branch.name
+
+    def read(self, sha: str, path: str) -> str | None:
+        """The text of ``path`` at commit ``sha``, or None where it does not exist."""
+        try:
+            blob = self._repo.commit(sha).tree / path
+        except KeyError:
+            return None
+        if blob.type != "blob":
+            return None
+        data: bytes = blob.data_stream.read()
+        return data.decode("utf-8")
+
+    def list_files(self, sha: str, directory: str) -> list[str]:
+        """Paths of the files under ``directory`` at commit ``sha``, sorted."""
+        tree = self._repo.commit(sha).tree
+        if directory not in ("", "."):
+            try:
+                tree = tree / directory
+            except KeyError:
+                return []
+        return sorted(item.path for item in tree.traverse() if item.type == "blob")  # type: ignore[union-attr]
+
+    def describe(self, sha: str) -> Commit:
+        """Author, date and subject of one commit."""
+        c = self._repo.commit(sha)
+        return Commit(c.hexsha, str(c.author.name), str(c.author.email), c.authored_datetime.isoformat(), c.summary)  # type: ignore[arg-type]
+
+    def log(self, path: str, rev: str = "HEAD", follow: bool = True, max_count: int | None = None) -> list[Commit]:
+        """The commits that changed ``path``, newest first, following renames."""
+        if not self.has_commits():
+            return []
+        args = [f"--format={_LOG_FORMAT}", "--name-only"]
+        if follow:
+            args.append("--follow")
+        if max_count:
+            args.append(f"--max-count={max_count}")
+        out = self._repo.git.log(*args, rev, "--", path)
+        commits = []
+        for record in out.split("\x1e")[1:]:
+            header, _, names = record.partition("\n")
+            sha, author, email, date, message = header.split("\x1f")
+            files = [n for n in names.split("\n") if n.strip()]
+            commits.append(Commit(sha, author, email, date, message, files[0] if files else path))
+        return commits
+
+    def last_change(self, path: str, rev: str = "HEAD") -> Commit | None:
+        """The newest commit at or before ``rev`` that changed ``path``."""
+        found = self.log(path, rev, follow=False, max_count=1)
+        return found[0] if found else None
+
+    def is_dirty(self, path: str) -> bool:
+        """Whether ``path`` differs from HEAD in the index or the working tree, or is untracked."""
+        if not self.has_commits():
+            return True
+        return bool(self._repo.git.status("--porcelain", "--", path).strip())
+
+    def commit_only(self, paths: list[str], message: str) -> Commit:
+        """Commit exactly ``paths`` (staging them), leaving anything else staged as it was."""
+        try:
+            self._repo.git.add("--", *paths)
+            self._repo.git.commit("-m", message, "--only", "--", *paths)
+        except self._errors().GitCommandError as exc:
+            raise GitError(f"git commit failed: {_stderr(exc)}") from None
+        return self.log(paths[0], follow=False, max_count=1)[0]
+
+    @staticmethod
+    def _errors() -> git.exc:  # type: ignore[valid-type]
+        import git
+
+        return git.exc
+
+
+def init_repo(path: Path) -> None:
+    """Create an empty repository at ``path``."""
+    import git
+
+    git.Repo.init(path)
+
+
+def _stderr(exc: Exception) -> str:
+    text = str(getattr(exc, "stderr", "") or exc).strip()
+    return " ".join(text.replace("stderr:", "").split())
+
+
+def join(*parts: str) -> str:
+    """A repository path from parts, normalised the way git writes it."""
+    return str(PurePosixPath(*[p for p in parts if p not in ("", ".")]))

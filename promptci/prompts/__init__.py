@@ -1,0 +1,1 @@
+"""The prompt registry: the file format, rendering, versions and labels."""

@@ -1,0 +1,154 @@
+"""Labels (``production``, ``staging`` …): movable pointers from a prompt to a commit.
+
+They live in one tracked YAML file, so every move is a commit and ``git log`` of
+that file is the audit trail: who moved which label, when, and from where.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import InputError, PromptciError
+from ..git import Commit
+from ..project import Project
+from ..yamlio import YamlDocument, atomic_write, parse_yaml
+from .registry import LATEST, Registry
+
+LABEL_RE = re.compile(r"^[a-z][a-z0-9_.\-]*$")
+SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+HEADER = (
+    "# Prompt labels: prompt -> label -> commit. Managed by `promptci label set/rm`;\n"
+    "# every move is a commit, so `promptci label history` is the audit trail.\n"
+)
+
+Labels = dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class LabelMove:
+    """One label change. ``old`` is None for a new label, ``new`` is None for a removal."""
+
+    prompt: str
+    label: str
+    old: str | None
+    new: str | None
+    commit: Commit | None = None
+
+
+def read_labels(project: Project) -> Labels:
+    """The labels in the working tree; no file means no labels."""
+    path = project.labels_path
+    if not path.is_file():
+        return {}
+    labels, _ = parse_labels(path.read_text(encoding="utf-8"), project.rel(path))
+    return labels
+
+
+def parse_labels(text: str, path: str) -> tuple[Labels, YamlDocument]:
+    """Validate a labels file; the first problem raises a positioned :class:`InputError`."""
+    doc = parse_yaml(text, path)
+    data = doc.data if doc.data is not None else {}
+
+    def fail(message: str, *loc: str) -> InputError:
+        pos = doc.position(loc)
+        return InputError(message, path=path, line=pos.line, col=pos.col)
+
+    if not isinstance(data, dict):
+        raise fail("the labels file must map prompt names to {label: commit}")
+    labels: Labels = {}
+    for prompt, entries in data.items():
+        if not isinstance(entries, dict):
+            raise fail(f"labels of '{prompt}' must be a mapping of label: commit", str(prompt))
+        for label, sha in entries.items():
+            if not isinstance(label, str) or not LABEL_RE.match(label) or label == LATEST:
+                raise fail(f"bad label name '{label}'", str(prompt), str(label))
+            if not isinstance(sha, str) or not SHA_RE.match(sha):
+                raise fail(f"label '{prompt}@{label}' must point at a full commit sha", str(prompt), label)
+        labels[str(prompt)] = dict(entries)
+    return labels, doc
+
+
+def dump_labels(labels: Labels) -> str:
+    body = "".join(
+        f"{prompt}:\n" + "".join(f"  {label}: {sha}\n" for label, sha in sorted(entries.items()))
+        for prompt, entries in sorted(labels.items())
+        if entries
+    )
+    return HEADER + (body or "{}\n")
+
+
+def check_label_name(label: str) -> None:
+    if label == LATEST:
+        raise InputError(f"'{LATEST}' is reserved: NAME@{LATEST} always means the newest committed version")
+    if not LABEL_RE.match(label):
+        raise InputError(f"bad label name '{label}'", hint="use lowercase letters, digits, '.', '_' or '-'")
+
+
+def set_label(registry: Registry, prompt: str, label: str, rev: str = "HEAD", *, commit: bool = True) -> LabelMove:
+    """Point ``prompt@label`` at the commit ``rev`` names and record the move as a commit.
+
+    The prompt must exist at that commit. Only the labels file is committed;
+    whatever else is staged stays staged.
+    """
+    check_label_name(label)
+    sha = registry.repo.resolve(rev)
+    registry.get(prompt, sha)  # raises when the prompt does not exist there
+    labels = read_labels(registry.project)
+    old = labels.get(prompt, {}).get(label)
+    if old == sha:
+        return LabelMove(prompt, label, old, sha)
+    labels.setdefault(prompt, {})[label] = sha
+    verb = f"{label} -> {sha[:10]}" + (f" (was {old[:10]})" if old else "")
+    return _write(registry, LabelMove(prompt, label, old, sha), labels, f"promptci: label {prompt}@{verb}", commit)
+
+
+def remove_label(registry: Registry, prompt: str, label: str, *, commit: bool = True) -> LabelMove:
+    """Delete ``prompt@label``, as a commit."""
+    labels = read_labels(registry.project)
+    old = labels.get(prompt, {}).pop(label, None)
+    if old is None:
+        raise InputError(f"'{prompt}' has no label '{label}'", hint="see `promptci label ls`")
+    message = f"promptci: remove label {prompt}@{label} (was {old[:10]})"
+    return _write(registry, LabelMove(prompt, label, old, None), labels, message, commit)
+
+
+def _write(registry: Registry, move: LabelMove, labels: Labels, message: str, commit: bool) -> LabelMove:
+    path = registry.project.labels_path
+    before = path.read_text(encoding="utf-8") if path.exists() else None
+    repo = registry.repo if commit else None
+    atomic_write(path, dump_labels(labels))
+    if repo is None:
+        return move
+    try:
+        made = repo.commit_only([repo.relpath(path)], message)
+    except PromptciError:
+        # Leave the labels file exactly as it was: a move is a commit or nothing.
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic_write(path, before)
+        raise
+    return LabelMove(move.prompt, move.label, move.old, move.new, made)
+
+
+def history(registry: Registry, prompt: str | None = None, label: str | None = None) -> list[LabelMove]:
+    """Every label move recorded in git, newest first, optionally for one prompt or label."""
+    repo = registry.repo
+    commits = repo.log(repo.relpath(registry.project.labels_path))
+    moves: list[LabelMove] = []
+    previous: Labels = {}
+    for c in reversed(commits):
+        text = repo.read(c.sha, c.path or "") or ""
+        try:
+            current, _ = parse_labels(text, c.path or "")
+        except InputError:
+            continue  # a broken historic version moved nothing we can show
+        for name in sorted(set(previous) | set(current)):
+            before, after = previous.get(name, {}), current.get(name, {})
+            for lab in sorted(set(before) | set(after)):
+                if before.get(lab) != after.get(lab):
+                    moves.append(LabelMove(name, lab, before.get(lab), after.get(lab), c))
+        previous = current
+    moves = [m for m in moves if (prompt is None or m.prompt == prompt) and (label is None or m.label == label)]
+    return moves[::-1]

@@ -1,0 +1,147 @@
+"""A loaded prompt: its spec, where it came from, and rendering with checked variables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import jinja2
+
+from ..errors import InputError, RenderError
+from . import template
+from .spec import PromptSpec, Variable
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list, tuple),
+    "object": (dict,),
+}
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    """A version's identity: the content hash plus the commit that last changed the file.
+
+    ``commit`` is None for a working-tree file with uncommitted changes (``dirty``)
+    or outside a git repository.
+    """
+
+    content_hash: str
+    commit: str | None
+    dirty: bool
+
+    @property
+    def short(self) -> str:
+        return self.content_hash[:12]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt from the registry, as ``promptci.load`` returns it.
+
+    ``rev`` is the commit it was read from, or None for the working tree.
+    """
+
+    spec: PromptSpec
+    path: str
+    source: str
+    content_hash: str
+    rev: str | None = None
+    _commit_lookup: Callable[[], PromptVersion] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def variables(self) -> Mapping[str, Variable]:
+        return self.spec.variables
+
+    @cached_property
+    def version(self) -> PromptVersion:
+        """Content hash and last commit; asks git only when first read."""
+        if self._commit_lookup is None:
+            return PromptVersion(self.content_hash, None, True)
+        return self._commit_lookup()
+
+    def bind(self, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """Check ``variables`` against the declaration and fill in defaults."""
+        declared = self.spec.variables
+        unknown = sorted(set(variables) - set(declared))
+        if unknown:
+            names = ", ".join(sorted(declared)) or "none"
+            raise RenderError(f"prompt '{self.name}': undeclared variable '{unknown[0]}' (declared: {names})")
+        bound: dict[str, Any] = {}
+        for name, var in declared.items():
+            if name in variables:
+                bound[name] = _check_type(self.name, name, var, variables[name])
+            elif var.required:
+                what = f" — {var.description}" if var.description else ""
+                raise RenderError(f"prompt '{self.name}': missing required variable '{name}' ({var.type}){what}")
+            else:
+                bound[name] = var.default
+        return bound
+
+    def render(self, **variables: Any) -> list[dict[str, str]]:
+        """The chat messages with variables filled in, as ``[{"role": …, "content": …}]``.
+
+        A ``template`` prompt renders to one user message.
+        """
+        bound = self.bind(variables)
+        try:
+            if self.spec.template is not None:
+                return [{"role": "user", "content": template.render(self.spec.template, bound)}]
+            assert self.spec.messages is not None
+            return [{"role": m.role, "content": template.render(m.content, bound)} for m in self.spec.messages]
+        except jinja2.UndefinedError as exc:
+            raise RenderError(f"prompt '{self.name}' ({self.path}): {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise InputError(f"template error: {exc}", path=self.path) from None
+
+
+def content_hash(data: Any) -> str:
+    """The sha256 of a prompt's canonical JSON: comments and layout do not change it."""
+    from ..yamlio import canonical_json
+
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def _check_type(prompt: str, name: str, var: Variable, value: Any) -> Any:
+    if var.type == "any" or (value is None and not var.required):
+        return value
+    wanted = _PY_TYPES[var.type]
+    is_bool = isinstance(value, bool)
+    if not isinstance(value, wanted) or (is_bool and var.type in ("integer", "number")):
+        raise RenderError(
+            f"prompt '{prompt}': variable '{name}' should be {var.type}, got {type(value).__name__} {value!r:.40}"
+        )
+    return value
+
+
+def coerce(var: Variable, raw: str, name: str) -> Any:
+    """Parse a command-line string for a variable of ``var.type``."""
+    try:
+        if var.type in ("string", "any"):
+            return raw
+        if var.type == "integer":
+            return int(raw)
+        if var.type == "number":
+            return float(raw)
+        if var.type == "boolean":
+            lowered = raw.strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(raw)
+        value = json.loads(raw)
+    except ValueError:
+        raise RenderError(f"variable '{name}' expects {var.type}, cannot read {raw!r}") from None
+    return value

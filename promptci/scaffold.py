@@ -1,0 +1,61 @@
+"""``promptci init``: a new project with a working example."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import InputError
+from .yamlio import atomic_write
+
+# Template file -> where it goes in the new project.
+FILES = {
+    "promptci.yaml": "promptci.yaml",
+    "prompts/sentiment.yaml": "prompts/sentiment.yaml",
+    "evals/sentiment.yaml": "evals/sentiment.yaml",
+    "pre-commit-config.yaml": ".pre-commit-config.yaml",
+}
+IGNORE_LINE = ".promptci/"
+
+
+@dataclass
+class ScaffoldResult:
+    written: list[str] = field(default_factory=list)
+    git_initialized: bool = False
+
+
+def scaffold(directory: Path, *, force: bool = False) -> ScaffoldResult:
+    """Write the starter files into ``directory``; refuse to overwrite unless ``force``.
+
+    Nothing is written when any target exists and ``force`` is off.
+    """
+    directory = directory.resolve()
+    existing = [dest for dest in FILES.values() if (directory / dest).exists()]
+    if existing and not force:
+        raise InputError(
+            f"already exists: {', '.join(existing)}",
+            path=directory,
+            hint="use --force to overwrite, or run init in another directory",
+        )
+    result = ScaffoldResult()
+    directory.mkdir(parents=True, exist_ok=True)
+    if not _inside_git(directory):
+        from .git import init_repo
+
+        init_repo(directory)
+        result.git_initialized = True
+    templates = resources.files("promptci") / "templates" / "init"
+    for source, dest in FILES.items():
+        atomic_write(directory / dest, (templates / source).read_text(encoding="utf-8"))
+        result.written.append(dest)
+    gitignore = directory / ".gitignore"
+    lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
+    if IGNORE_LINE not in lines:
+        atomic_write(gitignore, "\n".join([*lines, IGNORE_LINE]) + "\n")
+        result.written.append(".gitignore")
+    return result
+
+
+def _inside_git(directory: Path) -> bool:
+    return any((d / ".git").exists() for d in (directory, *directory.parents))

@@ -1,0 +1,148 @@
+"""YAML reading that keeps line numbers, so every message can name ``file:line:col``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+
+_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class Position:
+    """A 1-based line and column in a file."""
+
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """Parsed YAML data together with the node tree it came from."""
+
+    data: Any
+    node: yaml.Node | None
+    path: str
+
+    def position(self, loc: Sequence[str | int]) -> Position:
+        """Where the value at ``loc`` (a pydantic-style path) is written.
+
+        A step that names no key is skipped (pydantic puts union tags in paths), so
+        a missing field points at its parent mapping. When the last step names a
+        mapping key, the key itself is returned: that is where a reader looks for
+        an unknown or misspelled key.
+        """
+        node = self.node
+        if node is None:
+            return Position(1, 1)
+        mark = node.start_mark
+        for i, step in enumerate(loc):
+            if isinstance(node, yaml.MappingNode):
+                pair = next(((k, v) for k, v in node.value if k.value == str(step)), None)
+                if pair is None:
+                    continue
+                key, node = pair
+                mark = key.start_mark if i == len(loc) - 1 else node.start_mark
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
+                node = node.value[step]
+                mark = node.start_mark
+            else:
+                break
+        return Position(mark.line + 1, mark.column + 1)
+
+    def scalar_body_line(self, loc: Sequence[str | int]) -> int:
+        """The file line where a scalar's text begins (block scalars start one line down)."""
+        node = self._find(loc)
+        if node is None:
+            return self.position(loc).line
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+            line += 1
+        return line
+
+    def _find(self, loc: Sequence[str | int]) -> yaml.Node | None:
+        node = self.node
+        for step in loc:
+            if isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if k.value == str(step)), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+                node = node.value[step] if 0 <= step < len(node.value) else None
+            else:
+                return None
+        return node
+
+
+def parse_yaml(text: str, path: str) -> YamlDocument:
+    """Parse one YAML document; syntax errors and duplicate keys raise :class:`InputError`."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        dup = _first_duplicate_key(node)
+        if dup is not None:
+            key, mark = dup
+            raise InputError(
+                f"duplicate key '{key}'",
+                path=path,
+                line=mark.line + 1,
+                col=mark.column + 1,
+                hint="YAML keeps only the last one; remove or rename the other",
+            )
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise InputError(
+            f"invalid YAML: {problem}",
+            path=path,
+            line=mark.line + 1 if mark else None,
+            col=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}", path=path) from None
+    finally:
+        loader.dispose()
+    return YamlDocument(data, node, path)
+
+
+def _first_duplicate_key(node: yaml.Node | None) -> tuple[str, yaml.Mark] | None:
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        return key.value, key.start_mark
+                    seen.add(key.value)
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return None
+
+
+def canonical_json(data: Any) -> str:
+    """A stable text form of parsed data: key order, comments and layout do not matter."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
