@@ -14,7 +14,7 @@ CONFIG_FILE = "promptci.yaml"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class GateConfig(_Strict):
@@ -71,4 +71,6 @@ def describe_validation_error(err: object) -> str:
     if err["type"] == "missing":
         return f"missing required key '{loc}'"
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "string_type" and isinstance(err.get("input"), bool):
+        msg += "; YAML reads unquoted yes/no/true/false/on/off as booleans, so quote it"
     return f"{loc}: {msg}" if loc else msg

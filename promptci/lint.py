@@ -65,8 +65,10 @@ class _File:
         data = self.doc.data if self.doc else None
         return data if isinstance(data, dict) else {}
 
-    def add(self, loc: Sequence[str | int], code: str, message: str, severity: Severity = "error") -> None:
-        pos = self.doc.position(loc) if self.doc else None
+    def add(
+        self, loc: Sequence[str | int], code: str, message: str, severity: Severity = "error", *, value: bool = False
+    ) -> None:
+        pos = self.doc.position(loc, value=value) if self.doc else None
         self.found.append(Diagnostic(self.path, pos.line if pos else 1, pos.col if pos else 1, severity, code, message))
 
     def add_error(self, exc: InputError, code: str) -> None:
@@ -144,7 +146,7 @@ def _lint_prompt(project: Project, path: Path) -> _File:
             continue
         used |= names
         for name in sorted(names - declared_names):
-            f.add(loc, "undeclared-variable", f"variable '{name}' is used but not declared under 'variables'")
+            f.add(loc, "undeclared-variable", f"variable '{name}' is used but not declared under 'variables'", value=True)
     for name in sorted(declared_names - used) if sources else ():
         f.add(("variables", name), "unused-variable", f"variable '{name}' is declared but never used", "warning")
     return f

@@ -33,7 +33,7 @@ class YamlDocument:
     node: yaml.Node | None
     path: str
 
-    def position(self, loc: Sequence[str | int]) -> Position:
+    def position(self, loc: Sequence[str | int], *, value: bool = False) -> Position:
         """Where the value at ``loc`` (a pydantic-style path) is written.
 
         A step that names no key is skipped (pydantic puts union tags in paths), so
@@ -51,7 +51,7 @@ class YamlDocument:
                 if pair is None:
                     continue
                 key, node = pair
-                mark = key.start_mark if i == len(loc) - 1 else node.start_mark
+                mark = key.start_mark if i == len(loc) - 1 and not value else node.start_mark
             elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
                 node = node.value[step]
                 mark = node.start_mark

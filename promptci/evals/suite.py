@@ -11,7 +11,7 @@ from ..prompts.spec import ModelSettings
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class _Scorer(_Strict):

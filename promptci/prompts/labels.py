@@ -71,7 +71,7 @@ def parse_labels(text: str, path: str) -> tuple[Labels, YamlDocument]:
 
 def dump_labels(labels: Labels) -> str:
     body = "".join(
-        f"{prompt}:\n" + "".join(f"  {label}: {sha}\n" for label, sha in sorted(entries.items()))
+        f"{prompt}:\n" + "".join(f"  {label}: '{sha}'\n" for label, sha in sorted(entries.items()))
         for prompt, entries in sorted(labels.items())
         if entries
     )
@@ -86,14 +86,18 @@ def check_label_name(label: str) -> None:
 
 
 def set_label(registry: Registry, prompt: str, label: str, rev: str = "HEAD", *, commit: bool = True) -> LabelMove:
-    """Point ``prompt@label`` at the commit ``rev`` names and record the move as a commit.
+    """Point ``prompt@label`` at the version of the prompt at ``rev``, as a commit.
 
-    The prompt must exist at that commit. Only the labels file is committed;
-    whatever else is staged stays staged.
+    The label stores the commit that last changed the prompt's file at ``rev``.
+    The prompt must exist there. Only the labels file is committed; whatever
+    else is staged stays staged.
     """
     check_label_name(label)
-    sha = registry.repo.resolve(rev)
-    registry.get(prompt, sha)  # raises when the prompt does not exist there
+    # Store the commit that last changed the prompt at `rev`: the version's identity,
+    # so labelling the same version twice is a no-op and label commits never chase HEAD.
+    found = registry.get(prompt, registry.repo.resolve(rev))  # raises when the prompt is not there
+    sha = found.version.commit or found.rev
+    assert sha is not None
     labels = read_labels(registry.project)
     old = labels.get(prompt, {}).get(label)
     if old == sha:

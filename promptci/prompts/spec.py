@@ -12,7 +12,7 @@ VariableType = Literal["string", "integer", "number", "boolean", "array", "objec
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Variable(_Strict):

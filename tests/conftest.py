@@ -1,0 +1,103 @@
+"""Shared fixtures: real temporary git repositories and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from promptci.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INIT_TEMPLATES = REPO_ROOT / "promptci" / "templates" / "init"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real $HOME or global git config."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Test User")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.com")
+    monkeypatch.delenv("PROMPTCI_ROOT", raising=False)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Repo:
+    """A real git repository in a temporary directory."""
+
+    path: Path
+    capsys: pytest.CaptureFixture[str]
+
+    def write(self, rel: str, text: str) -> Path:
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        return target
+
+    def commit(self, message: str, *paths: str) -> str:
+        git(self.path, "add", *(paths or ("-A",)))
+        git(self.path, "commit", "-q", "-m", message)
+        return git(self.path, "rev-parse", "HEAD")
+
+    def git(self, *args: str) -> str:
+        return git(self.path, *args)
+
+    def run(self, *args: str) -> Result:
+        """Run the CLI in-process against this repository."""
+        self.capsys.readouterr()
+        code = main(["-C", str(self.path), *args])
+        captured = self.capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Repo]:
+    """A git repository holding the `promptci init` example, committed once."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    shutil.copy(INIT_TEMPLATES / "promptci.yaml", path / "promptci.yaml")
+    shutil.copytree(INIT_TEMPLATES / "prompts", path / "prompts")
+    shutil.copytree(INIT_TEMPLATES / "evals", path / "evals")
+    r = Repo(path, capsys)
+    r.commit("initial prompts")
+    cwd = os.getcwd()
+    yield r
+    os.chdir(cwd)
+
+
+SUMMARIZE = """\
+name: summarize
+description: Summarize a text.
+messages:
+  - role: system
+    content: You write {{ style }} summaries.
+  - role: user
+    content: |
+      Summarize in at most {{ words }} words:
+      {{ text }}
+variables:
+  text: {type: string, description: the text}
+  words: {type: integer, default: 50}
+  style: {type: string, default: short}
+"""

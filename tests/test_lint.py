@@ -1,0 +1,162 @@
+"""`promptci lint`: every problem, each as file:line:col, exit 1 on errors."""
+
+from __future__ import annotations
+
+import json
+
+from promptci.errors import ExitCode
+
+from .conftest import REPO_ROOT, Repo
+
+
+def _lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line]
+
+
+def test_clean_project_passes(repo: Repo) -> None:
+    result = repo.run("lint")
+    assert result.code == 0 and result.out == ""
+    assert "2 files, 0 errors, 0 warnings" in result.err
+
+
+def test_every_problem_is_reported_with_its_position(repo: Repo) -> None:
+    repo.write(
+        "prompts/bad.yaml",
+        "name: bad\n"
+        "temprature: 0.2\n"  # 2: unknown key
+        "messages:\n"
+        "  - role: sytem\n"  # 4: bad role
+        "    content: Hello {{ user }}\n"  # 5: undeclared variable
+        "  - role: user\n"
+        "    content: |\n"
+        "      First line\n"
+        "      {% if flag %}unclosed\n"  # 9: jinja syntax, reported at end of template
+        "variables:\n"
+        "  spare: string\n",  # 11: unused (warning)
+    )
+    repo.write("prompts/broken.yaml", "name: broken\ntemplate: [unclosed\n")
+    repo.write("prompts/dupkey.yaml", "name: dupkey\ntemplate: a\ntemplate: b\n")
+    result = repo.run("lint")
+    assert result.code == ExitCode.FAILED
+    assert _lines(result.out) == [
+        "prompts/bad.yaml:2:1: error: unknown key 'temprature' [schema]",
+        "prompts/bad.yaml:4:5: error: messages.0.role: Input should be 'system', 'user' or 'assistant' [schema]",
+        "prompts/bad.yaml:5:14: error: variable 'user' is used but not declared under 'variables' [undeclared-variable]",
+        "prompts/bad.yaml:9:1: error: template syntax: Unexpected end of template. Jinja was looking for the"
+        " following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to be closed is 'if'. [jinja]",
+        "prompts/bad.yaml:11:3: warning: variable 'spare' is declared but never used [unused-variable]",
+        "prompts/broken.yaml:3:1: error: invalid YAML: did not find expected ',' or ']' [yaml]",
+        "prompts/dupkey.yaml:3:1: error: duplicate key 'template' [yaml]",
+    ]
+
+
+def test_duplicate_names_point_at_the_second_file(repo: Repo) -> None:
+    repo.write("prompts/zz.yaml", "# copy\nname: sentiment\ntemplate: hi\n")
+    assert _lines(repo.run("lint").out) == [
+        "prompts/zz.yaml:2:1: error: prompt name 'sentiment' is also declared in prompts/sentiment.yaml [duplicate-name]"
+    ]
+
+
+def test_yaml_booleans_get_a_hint(repo: Repo) -> None:
+    repo.write("prompts/yn.yaml", "name: yn\ntemplate: hi\ntags: [yes, no]\n")
+    out = repo.run("lint").out
+    assert "prompts/yn.yaml:3:8: error: tags.0: Input should be a valid string; YAML reads unquoted" in out
+
+
+def test_warnings_fail_only_with_strict(repo: Repo) -> None:
+    repo.write("prompts/w.yaml", "name: w\ntemplate: hi\nvariables: {unused: string}\n")
+    assert repo.run("lint").code == 0
+    assert repo.run("lint", "--strict").code == ExitCode.FAILED
+
+
+def test_suites_are_validated_against_prompts(repo: Repo) -> None:
+    repo.write(
+        "evals/bad.yaml",
+        "prompts: [sentiment, missing]\n"
+        "dataset:\n"
+        "  path: data/none.jsonl\n"
+        "  vars: {reviw: text}\n"
+        "scorers:\n"
+        "  - type: choice\n"
+        "  - {type: fuzzy}\n",
+    )
+    out = _lines(repo.run("lint").out)
+    assert out == [
+        "evals/bad.yaml:6:5: error: scorers.0.choice: give exactly one of 'choices' or 'choices_from' [schema]",
+        "evals/bad.yaml:7:5: error: scorers.1: Input tag 'fuzzy' found using 'type' does not match any of the"
+        " expected tags: 'exact', 'contains', 'icontains', 'regex', 'choice', 'numeric', 'json', 'python',"
+        " 'llm-judge', 'embedding' [schema]",
+    ]
+    repo.write("evals/bad.yaml", repo.path.joinpath("evals/bad.yaml").read_text().replace("  - {type: fuzzy}\n", "").replace("type: choice", "type: exact"))
+    assert _lines(repo.run("lint").out) == [
+        "evals/bad.yaml:1:22: error: suite names prompt 'missing', which does not exist [unknown-prompt]",
+        "evals/bad.yaml:3:3: error: dataset file not found: evals/data/none.jsonl [dataset]",
+        "evals/bad.yaml:4:10: error: prompt 'sentiment' declares no variable 'reviw' [unknown-variable]",
+    ]
+
+
+def test_dataset_outside_the_repository_is_refused(repo: Repo) -> None:
+    repo.write("evals/escape.yaml", "prompts: [sentiment]\ndataset: {path: ../../../etc/x.jsonl}\nscorers: [{type: exact}]\n")
+    out = repo.run("lint").out
+    assert "evals/escape.yaml:2:11: error: '" in out and "is outside the repository" in out
+
+
+def test_labels_pointing_nowhere(repo: Repo) -> None:
+    first = repo.git("rev-parse", "HEAD")
+    repo.write("prompts/later.yaml", "name: later\ntemplate: hi\n")
+    repo.commit("later")
+    ghost = "deadbeef" * 5
+    repo.write(
+        "labels.yaml",
+        f"sentiment:\n  production: {first}\n  ghost: '{ghost}'\nlater:\n  production: {first}\n",
+    )
+    result = repo.run("lint")
+    assert result.code == ExitCode.FAILED
+    assert _lines(result.out) == [
+        "labels.yaml:3:3: error: label 'sentiment@ghost' points at deadbeefde, which is not a commit in this"
+        " repository [label-target]",
+        f"labels.yaml:5:3: error: label 'later@production' points at {first[:10]}, where the prompt does not exist"
+        " [label-target]",
+    ]
+
+
+def test_malformed_labels_file(repo: Repo) -> None:
+    repo.write("labels.yaml", "sentiment:\n  production: abc\n")
+    assert _lines(repo.run("lint").out) == [
+        "labels.yaml:2:3: error: label 'sentiment@production' must point at a full commit sha [labels]"
+    ]
+
+
+def test_paths_limit_the_report(repo: Repo) -> None:
+    repo.write("prompts/a.yaml", "name: a\ntemplate: '{{ x }}'\n")
+    repo.write("prompts/b.yaml", "name: b\ntemplate: '{{ y }}'\n")
+    out = _lines(repo.run("lint", str(repo.path / "prompts/b.yaml")).out)
+    assert out == ["prompts/b.yaml:2:11: error: variable 'y' is used but not declared under 'variables' [undeclared-variable]"]
+    assert repo.run("lint", str(repo.path / "prompts/nope.yaml")).code == ExitCode.USAGE
+    outside = repo.run("lint", "/etc")
+    assert outside.code == ExitCode.USAGE and "outside the repository" in outside.err
+
+
+def test_json_output(repo: Repo) -> None:
+    repo.write("prompts/a.yaml", "name: a\ntemplate: '{{ x }}'\n")
+    report = json.loads(repo.run("lint", "--format", "json").out)
+    assert report["errors"] == 1 and report["files"] == 3
+    assert report["diagnostics"][0] == {
+        "path": "prompts/a.yaml", "line": 2, "col": 11, "severity": "error",
+        "code": "undeclared-variable", "message": "variable 'x' is used but not declared under 'variables'",
+    }
+
+
+def test_bad_config_is_exit_2_with_position(repo: Repo) -> None:
+    repo.write("promptci.yaml", "prompts_dir: prompts\nmodle: {}\n")
+    result = repo.run("lint")
+    assert result.code == ExitCode.USAGE
+    assert result.err.strip() == "error: promptci.yaml:2:1: unknown key 'modle'"
+
+
+def test_this_repository_passes_its_own_lint(capsys: object) -> None:
+    from promptci.lint import lint
+    from promptci.project import Project
+
+    report = lint(Project.discover(REPO_ROOT))
+    assert report.diagnostics == [] and report.files >= 12
