@@ -137,17 +137,20 @@ def _lint_prompt(project: Project, path: Path) -> _File:
     declared_names = set(declared) if isinstance(declared, dict) else set()
     used: set[str] = set()
     sources = _templates(f.data)
+    parsed_all = True
     for loc, source in sources:
         try:
             names = template.used_variables(source)
         except jinja2.TemplateSyntaxError as exc:
-            line = f.doc.scalar_body_line(loc) + (exc.lineno or 1) - 1
-            f.found.append(Diagnostic(f.path, line, 1, "error", "jinja", f"template syntax: {exc.message}"))
+            pos = f.doc.template_position(loc, exc.lineno or 1)
+            f.found.append(Diagnostic(f.path, pos.line, pos.col, "error", "jinja", f"template syntax: {exc.message}"))
+            parsed_all = False
             continue
         used |= names
         for name in sorted(names - declared_names):
             f.add(loc, "undeclared-variable", f"variable '{name}' is used but not declared under 'variables'", value=True)
-    for name in sorted(declared_names - used) if sources else ():
+    # A template that does not parse uses unknown names: say nothing about unused ones.
+    for name in sorted(declared_names - used) if sources and parsed_all else ():
         f.add(("variables", name), "unused-variable", f"variable '{name}' is declared but never used", "warning")
     return f
 

@@ -59,15 +59,21 @@ class YamlDocument:
                 break
         return Position(mark.line + 1, mark.column + 1)
 
-    def scalar_body_line(self, loc: Sequence[str | int]) -> int:
-        """The file line where a scalar's text begins (block scalars start one line down)."""
+    def template_position(self, loc: Sequence[str | int], line: int) -> Position:
+        """Where line ``line`` (1-based) of the string at ``loc`` sits in the file.
+
+        Block scalars (``|``, ``>``) start one line below their key; a one-line
+        scalar keeps its column.
+        """
         node = self._find(loc)
         if node is None:
-            return self.position(loc).line
-        line = node.start_mark.line + 1
+            return self.position(loc, value=True)
+        start = node.start_mark
         if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
-            line += 1
-        return line
+            return Position(start.line + 1 + line, 1)
+        if line == 1:
+            return Position(start.line + 1, start.column + 1)
+        return Position(start.line + line, 1)
 
     def _find(self, loc: Sequence[str | int]) -> yaml.Node | None:
         node = self.node
