@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from .errors import GitError, NotFoundError
-
-if TYPE_CHECKING:
-    import git
 
 
 @dataclass(frozen=True)
@@ -53,7 +49,7 @@ class Repo:
         """The full sha of the commit ``rev`` names (sha, tag, branch, ``HEAD~2`` …)."""
         try:
             return str(self._repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"))
-        except self._errors().GitCommandError:
+        except _command_error():
             raise NotFoundError(f"unknown revision '{rev}'", hint="use a sha, tag, branch or HEAD~N") from None
 
     def has_commits(self) -> bool:
@@ -84,7 +80,7 @@ class Repo:
                 tree = tree / directory
             except KeyError:
                 return []
-        return sorted(item.path for item in tree.traverse() if item.type == "blob")  # type: ignore[union-attr]
+        return sorted(str(item.path) for item in tree.traverse() if item.type == "blob")  # type: ignore[union-attr]
 
     def describe(self, sha: str) -> Commit:
         """Author, date and subject of one commit."""
@@ -125,15 +121,9 @@ class Repo:
         try:
             self._repo.git.add("--", *paths)
             self._repo.git.commit("-m", message, "--only", "--", *paths)
-        except self._errors().GitCommandError as exc:
+        except _command_error() as exc:
             raise GitError(f"git commit failed: {_stderr(exc)}") from None
         return self.log(paths[0], follow=False, max_count=1)[0]
-
-    @staticmethod
-    def _errors() -> git.exc:  # type: ignore[valid-type]
-        import git
-
-        return git.exc
 
 
 def init_repo(path: Path) -> None:
@@ -143,11 +133,12 @@ def init_repo(path: Path) -> None:
     git.Repo.init(path)
 
 
+def _command_error() -> type[Exception]:
+    from git.exc import GitCommandError
+
+    return GitCommandError
+
+
 def _stderr(exc: Exception) -> str:
     text = str(getattr(exc, "stderr", "") or exc).strip()
     return " ".join(text.replace("stderr:", "").split())
-
-
-def join(*parts: str) -> str:
-    """A repository path from parts, normalised the way git writes it."""
-    return str(PurePosixPath(*[p for p in parts if p not in ("", ".")]))

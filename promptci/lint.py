@@ -1,23 +1,25 @@
-"""``promptci lint``: every problem in prompts, suites and labels, as ``file:line:col``."""
+"""``promptci lint``: every problem in prompts, suites and labels, as ``file:line:col``.
+
+Linting has two phases. Each file is first analysed on its own into :class:`Facts`:
+its own diagnostics plus what other files need to know (a prompt's name and
+variables, a suite's prompt references). Facts depend only on the file's bytes, so
+they are cached by content hash, and an unchanged file costs nothing on the next
+run. The cross-file checks (duplicate names, suites naming prompts, labels pointing
+at commits) then run over the facts every time.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import jinja2
-from pydantic import BaseModel, ValidationError
-
-from .config import describe_validation_error
 from .errors import InputError, PromptciError
-from .evals.suite import Suite
+from .lint_cache import LintCache
 from .project import Project
-from .prompts import template
 from .prompts.registry import PROMPT_SUFFIXES, Ref, Registry
-from .prompts.spec import PromptSpec
 from .yamlio import YamlDocument, parse_yaml
 
 Severity = Literal["error", "warning"]
@@ -52,107 +54,172 @@ class LintReport:
         return [d for d in self.diagnostics if d.severity == "warning"]
 
 
+@dataclass(frozen=True)
+class Located:
+    """A value and where it is written."""
+
+    text: str
+    line: int
+    col: int
+
+
 @dataclass
-class _File:
-    """A parsed file and the diagnostics found in it."""
+class Facts:
+    """What one file says about itself, and what the cross-file checks need from it."""
 
     path: str
-    doc: YamlDocument | None = None
+    kind: Literal["prompt", "suite", "labels"]
     found: list[Diagnostic] = field(default_factory=list)
+    name: Located | None = None  # prompt: its declared name
+    variables: list[str] = field(default_factory=list)  # prompt: declared variable names
+    refs: list[Located] = field(default_factory=list)  # suite: prompt references
+    uses: list[Located] = field(default_factory=list)  # suite: variables it passes
+    dataset: Located | None = None  # suite: dataset path, relative to the suite
+    labels: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # prompt, label, sha, line, col
+
+
+def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = True) -> LintReport:
+    """Check the whole project; with ``paths``, report only findings in those files or folders.
+
+    Cross-file checks always see every file. ``cache`` keeps per-file results in
+    the project's cache directory, keyed by content hash.
+    """
+    selected = [project.path(p) for p in paths]
+    for path in selected:
+        if not path.exists():
+            raise InputError(f"no such file or directory: {path}")
+    store = LintCache(project.path(project.config.cache_dir) / "lint.json" if cache else None)
+    registry = Registry(project)
+    prompts = [store.facts(project, p, "prompt", _analyse) for p in registry.files()]
+    suites = [store.facts(project, p, "suite", _analyse) for p in _files(project.evals_dir)]
+    labels = [store.facts(project, project.labels_path, "labels", _analyse)] if project.labels_path.is_file() else []
+    found = _check_duplicates(prompts)
+    declared: dict[str, list[str]] = {}
+    for f in prompts:
+        if f.name:
+            declared.setdefault(f.name.text, f.variables)  # the first declaration counts
+    for f in suites:
+        found += _check_suite(project, f, declared)
+    for f in labels:
+        found += _check_labels(registry, f, set(declared), store)
+    store.save()
+
+    report = LintReport()
+    for f in prompts + suites + labels:
+        if _selected(project, f.path, selected):
+            report.files += 1
+            report.diagnostics += f.found
+    report.diagnostics += [d for d in found if _selected(project, d.path, selected)]
+    report.diagnostics.sort()
+    return report
+
+
+def _selected(project: Project, rel: str, selected: list[Path]) -> bool:
+    absolute = project.root / rel
+    return not selected or any(absolute == s or absolute.is_relative_to(s) for s in selected)
+
+
+def _files(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.suffix in PROMPT_SUFFIXES and p.is_file())
+
+
+# Phase 1: one file on its own.
+
+
+class _Analysis:
+    """Collects diagnostics for one file, positioned through its YAML node tree."""
+
+    def __init__(self, facts: Facts, doc: YamlDocument | None) -> None:
+        self.facts = facts
+        self.doc = doc
 
     @property
     def data(self) -> dict[str, Any]:
         data = self.doc.data if self.doc else None
         return data if isinstance(data, dict) else {}
 
-    def add(
-        self, loc: Sequence[str | int], code: str, message: str, severity: Severity = "error", *, value: bool = False
-    ) -> None:
+    def at(self, loc: Sequence[str | int], *, value: bool = False) -> tuple[int, int]:
         pos = self.doc.position(loc, value=value) if self.doc else None
-        self.found.append(Diagnostic(self.path, pos.line if pos else 1, pos.col if pos else 1, severity, code, message))
+        return (pos.line, pos.col) if pos else (1, 1)
 
-    def add_error(self, exc: InputError, code: str) -> None:
-        self.found.append(Diagnostic(self.path, exc.line or 1, exc.col or 1, "error", code, exc.message))
+    def add(self, loc: Sequence[str | int], code: str, message: str, severity: Severity = "error", **kw: bool) -> None:
+        line, col = self.at(loc, **kw)
+        self.facts.found.append(Diagnostic(self.facts.path, line, col, severity, code, message))
 
+    def located(self, text: str, loc: Sequence[str | int], *, value: bool = False) -> Located:
+        return Located(text, *self.at(loc, value=value))
 
-def lint(project: Project, paths: Sequence[str | Path] = ()) -> LintReport:
-    """Check the whole project; with ``paths``, report only findings in those files or folders.
+    def validate(self, model: Any) -> Any:
+        from pydantic import ValidationError
 
-    Cross-file checks (duplicate names, suites naming prompts) always see every file.
-    """
-    registry = Registry(project)
-    prompts = [_lint_prompt(project, p) for p in registry.files()]
-    names = _check_duplicates(prompts)
-    suites = [_lint_suite(project, p, names) for p in _suite_files(project)]
-    files = prompts + suites
-    if project.labels_path.is_file():
-        files.append(_lint_labels(registry, set(names)))
-    selected = [project.path(p) for p in paths]
-    for path in selected:
-        if not path.exists():
-            raise InputError(f"no such file or directory: {path}")
-    report = LintReport(files=0)
-    for f in files:
-        absolute = project.root / f.path
-        if selected and not any(absolute == s or absolute.is_relative_to(s) for s in selected):
-            continue
-        report.files += 1
-        report.diagnostics.extend(f.found)
-    report.diagnostics.sort()
-    return report
+        from .config import describe_validation_error
+
+        if self.doc is None:
+            return None
+        if not isinstance(self.doc.data, dict):
+            self.add((), "schema", "expected a mapping of keys to values")
+            return None
+        try:
+            return model.model_validate(self.doc.data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                self.add(err["loc"], "schema", describe_validation_error(err))
+            return None
 
 
-def _read(project: Project, path: Path) -> _File:
-    f = _File(project.rel(path))
+def _analyse(text: str, rel: str, kind: str) -> Facts:
+    facts = Facts(rel, kind)  # type: ignore[arg-type]
     try:
-        f.doc = parse_yaml(path.read_text(encoding="utf-8"), f.path)
+        doc: YamlDocument | None = parse_yaml(text, rel)
     except InputError as exc:
-        f.add_error(exc, "yaml")
-    except (OSError, UnicodeDecodeError) as exc:
-        f.found.append(Diagnostic(f.path, 1, 1, "error", "read", f"cannot read file: {exc}"))
-    return f
+        facts.found.append(Diagnostic(rel, exc.line or 1, exc.col or 1, "error", "yaml", exc.message))
+        doc = None
+    a = _Analysis(facts, doc)
+    if kind == "prompt":
+        _analyse_prompt(a)
+    elif kind == "suite":
+        _analyse_suite(a)
+    elif doc is not None:
+        _analyse_labels(a, text)
+    return facts
 
 
-def _validate(f: _File, model: type[BaseModel]) -> BaseModel | None:
-    if f.doc is None:
-        return None
-    if not isinstance(f.doc.data, dict):
-        f.add((), "schema", "expected a mapping of keys to values")
-        return None
-    try:
-        return model.model_validate(f.doc.data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            f.add(err["loc"], "schema", describe_validation_error(err))
-        return None
+def _analyse_prompt(a: _Analysis) -> None:
+    import jinja2
 
+    from .prompts import template
+    from .prompts.spec import PromptSpec
 
-def _lint_prompt(project: Project, path: Path) -> _File:
-    f = _read(project, path)
-    _validate(f, PromptSpec)
-    if f.doc is None:
-        return f
+    a.validate(PromptSpec)
+    if a.doc is None:
+        return
+    if isinstance(a.data.get("name"), str):
+        a.facts.name = a.located(a.data["name"], ("name",))
+    declared = a.data.get("variables")
+    a.facts.variables = sorted(declared) if isinstance(declared, dict) else []
     # Templates are checked from the raw data so that a schema error elsewhere hides nothing.
-    declared = f.data.get("variables")
-    declared_names = set(declared) if isinstance(declared, dict) else set()
     used: set[str] = set()
-    sources = _templates(f.data)
+    sources = _templates(a.data)
     parsed_all = True
     for loc, source in sources:
         try:
             names = template.used_variables(source)
         except jinja2.TemplateSyntaxError as exc:
-            pos = f.doc.template_position(loc, exc.lineno or 1)
-            f.found.append(Diagnostic(f.path, pos.line, pos.col, "error", "jinja", f"template syntax: {exc.message}"))
+            pos = a.doc.template_position(loc, exc.lineno or 1)
+            a.facts.found.append(
+                Diagnostic(a.facts.path, pos.line, pos.col, "error", "jinja", f"template syntax: {exc.message}")
+            )
             parsed_all = False
             continue
         used |= names
-        for name in sorted(names - declared_names):
-            f.add(loc, "undeclared-variable", f"variable '{name}' is used but not declared under 'variables'", value=True)
+        for name in sorted(names - set(a.facts.variables)):
+            message = f"variable '{name}' is used but not declared under 'variables'"
+            a.add(loc, "undeclared-variable", message, value=True)
     # A template that does not parse uses unknown names: say nothing about unused ones.
-    for name in sorted(declared_names - used) if sources and parsed_all else ():
-        f.add(("variables", name), "unused-variable", f"variable '{name}' is declared but never used", "warning")
-    return f
+    for name in sorted(set(a.facts.variables) - used) if sources and parsed_all else ():
+        a.add(("variables", name), "unused-variable", f"variable '{name}' is declared but never used", "warning")
 
 
 def _templates(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
@@ -167,81 +234,96 @@ def _templates(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
     return found
 
 
-def _check_duplicates(prompts: list[_File]) -> dict[str, dict[str, Any]]:
-    """Report names declared twice; return each valid name's declared variables."""
-    by_name: dict[str, list[_File]] = defaultdict(list)
-    for f in prompts:
-        name = f.data.get("name")
-        if isinstance(name, str):
-            by_name[name].append(f)
-    for name, owners in by_name.items():
-        for f in owners[1:]:
-            others = ", ".join(o.path for o in owners if o is not f)
-            f.add(("name",), "duplicate-name", f"prompt name '{name}' is also declared in {others}")
-    return {
-        name: (owners[0].data.get("variables") if isinstance(owners[0].data.get("variables"), dict) else {})
-        for name, owners in by_name.items()
-    }
+def _analyse_suite(a: _Analysis) -> None:
+    from .evals.suite import Suite
 
-
-def _suite_files(project: Project) -> Iterator[Path]:
-    root = project.evals_dir
-    if root.is_dir():
-        yield from sorted(p for p in root.rglob("*") if p.suffix in PROMPT_SUFFIXES and p.is_file())
-
-
-def _lint_suite(project: Project, path: Path, prompts: dict[str, dict[str, Any]]) -> _File:
-    f = _read(project, path)
-    suite = _validate(f, Suite)
+    suite = a.validate(Suite)
     if not isinstance(suite, Suite):
-        return f
+        return
     for i, raw in enumerate(suite.prompts):
         try:
-            ref = Ref.parse(raw)
+            Ref.parse(raw)
         except InputError as exc:
-            f.add(("prompts", i), "prompt-ref", exc.message)
+            a.add(("prompts", i), "prompt-ref", exc.message)
             continue
-        if ref.name not in prompts:
-            f.add(("prompts", i), "unknown-prompt", f"suite names prompt '{ref.name}', which does not exist")
-            continue
-        declared = prompts[ref.name]
-        given = set(suite.dataset.vars) if suite.dataset else set()
-        for name in sorted(given - set(declared)):
-            f.add(("dataset", "vars", name), "unknown-variable", f"prompt '{ref.name}' declares no variable '{name}'")
-        for c, case in enumerate(suite.cases):
-            for name in sorted(set(case.vars) - set(declared)):
-                f.add(("cases", c, "vars", name), "unknown-variable", f"prompt '{ref.name}' declares no variable '{name}'")
+        a.facts.refs.append(a.located(raw, ("prompts", i)))
     if suite.dataset is not None:
-        try:
-            data_path = project.path(path.parent / suite.dataset.path)
-        except PromptciError as exc:
-            f.add(("dataset", "path"), "dataset", exc.message)
-        else:
-            if not data_path.is_file():
-                f.add(("dataset", "path"), "dataset", f"dataset file not found: {project.rel(data_path)}")
-    return f
+        a.facts.uses += [a.located(name, ("dataset", "vars", name)) for name in suite.dataset.vars]
+        a.facts.dataset = a.located(suite.dataset.path, ("dataset", "path"))
+    for c, case in enumerate(suite.cases):
+        a.facts.uses += [a.located(name, ("cases", c, "vars", name)) for name in case.vars]
 
 
-def _lint_labels(registry: Registry, names: set[str]) -> _File:
+def _analyse_labels(a: _Analysis, text: str) -> None:
     from .prompts.labels import parse_labels
 
-    project = registry.project
-    f = _read(project, project.labels_path)
-    if f.doc is None:
-        return f
     try:
-        labels, _ = parse_labels(project.labels_path.read_text(encoding="utf-8"), f.path)
+        labels, _ = parse_labels(text, a.facts.path)
     except InputError as exc:
-        f.add_error(exc, "labels")
-        return f
+        a.facts.found.append(Diagnostic(a.facts.path, exc.line or 1, exc.col or 1, "error", "labels", exc.message))
+        return
     for prompt, entries in labels.items():
         for label, sha in entries.items():
-            problem = _label_problem(registry, prompt, sha)
-            if problem:
-                f.add((prompt, label), "label-target", f"label '{prompt}@{label}' {problem}")
-            elif prompt not in names:
-                f.add((prompt, label), "label-orphan", f"prompt '{prompt}' is no longer in the working tree", "warning")
-    return f
+            a.facts.labels.append((prompt, label, sha, *a.at((prompt, label))))
+
+
+# Phase 2: across files.
+
+
+def _check_duplicates(prompts: list[Facts]) -> list[Diagnostic]:
+    by_name: dict[str, list[Facts]] = defaultdict(list)
+    for f in prompts:
+        if f.name:
+            by_name[f.name.text].append(f)
+    found = []
+    for name, owners in by_name.items():
+        for f in owners[1:]:
+            assert f.name is not None
+            others = ", ".join(o.path for o in owners if o is not f)
+            message = f"prompt name '{name}' is also declared in {others}"
+            found.append(Diagnostic(f.path, f.name.line, f.name.col, "error", "duplicate-name", message))
+    return found
+
+
+def _check_suite(project: Project, f: Facts, declared: dict[str, list[str]]) -> list[Diagnostic]:
+    found = []
+    for ref in f.refs:
+        name = Ref.parse(ref.text).name
+        if name not in declared:
+            message = f"suite names prompt '{name}', which does not exist"
+            found.append(Diagnostic(f.path, ref.line, ref.col, "error", "unknown-prompt", message))
+            continue
+        for use in f.uses:
+            if use.text not in declared[name]:
+                message = f"prompt '{name}' declares no variable '{use.text}'"
+                found.append(Diagnostic(f.path, use.line, use.col, "error", "unknown-variable", message))
+    if f.dataset is not None:
+        where = (f.path, f.dataset.line, f.dataset.col)
+        try:
+            data_path = project.path((project.root / f.path).parent / f.dataset.text)
+        except PromptciError as exc:
+            found.append(Diagnostic(*where, "error", "dataset", exc.message))
+        else:
+            if not data_path.is_file():
+                message = f"dataset file not found: {project.rel(data_path)}"
+                found.append(Diagnostic(*where, "error", "dataset", message))
+    return found
+
+
+def _check_labels(registry: Registry, f: Facts, names: set[str], store: LintCache) -> list[Diagnostic]:
+    found = []
+    for prompt, label, sha, line, col in f.labels:
+        # A prompt found at a commit stays found there: git objects never change.
+        problem = None if store.label_ok(prompt, sha) else _label_problem(registry, prompt, sha)
+        if problem:
+            message = f"label '{prompt}@{label}' {problem}"
+            found.append(Diagnostic(f.path, line, col, "error", "label-target", message))
+            continue
+        store.mark_label_ok(prompt, sha)
+        if prompt not in names:
+            message = f"prompt '{prompt}' is no longer in the working tree"
+            found.append(Diagnostic(f.path, line, col, "warning", "label-orphan", message))
+    return found
 
 
 def _label_problem(registry: Registry, prompt: str, sha: str) -> str | None:

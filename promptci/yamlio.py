@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,13 +103,13 @@ def parse_yaml(text: str, path: str) -> YamlDocument:
             )
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        where = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         raise InputError(
             f"invalid YAML: {problem}",
             path=path,
-            line=mark.line + 1 if mark else None,
-            col=mark.column + 1 if mark else None,
+            line=where.line + 1 if where else None,
+            col=where.column + 1 if where else None,
         ) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", path=path) from None
@@ -143,6 +142,8 @@ def canonical_json(data: Any) -> str:
 
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

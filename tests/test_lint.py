@@ -86,7 +86,13 @@ def test_suites_are_validated_against_prompts(repo: Repo) -> None:
         " expected tags: 'exact', 'contains', 'icontains', 'regex', 'choice', 'numeric', 'json', 'python',"
         " 'llm-judge', 'embedding' [schema]",
     ]
-    repo.write("evals/bad.yaml", repo.path.joinpath("evals/bad.yaml").read_text().replace("  - {type: fuzzy}\n", "").replace("type: choice", "type: exact"))
+    repo.write(
+        "evals/bad.yaml",
+        repo.path.joinpath("evals/bad.yaml")
+        .read_text()
+        .replace("  - {type: fuzzy}\n", "")
+        .replace("type: choice", "type: exact"),
+    )
     assert _lines(repo.run("lint").out) == [
         "evals/bad.yaml:1:22: error: suite names prompt 'missing', which does not exist [unknown-prompt]",
         "evals/bad.yaml:3:3: error: dataset file not found: evals/data/none.jsonl [dataset]",
@@ -95,7 +101,9 @@ def test_suites_are_validated_against_prompts(repo: Repo) -> None:
 
 
 def test_dataset_outside_the_repository_is_refused(repo: Repo) -> None:
-    repo.write("evals/escape.yaml", "prompts: [sentiment]\ndataset: {path: ../../../etc/x.jsonl}\nscorers: [{type: exact}]\n")
+    repo.write(
+        "evals/escape.yaml", "prompts: [sentiment]\ndataset: {path: ../../../etc/x.jsonl}\nscorers: [{type: exact}]\n"
+    )
     out = repo.run("lint").out
     assert "evals/escape.yaml:2:11: error: '" in out and "is outside the repository" in out
 
@@ -130,7 +138,9 @@ def test_paths_limit_the_report(repo: Repo) -> None:
     repo.write("prompts/a.yaml", "name: a\ntemplate: '{{ x }}'\n")
     repo.write("prompts/b.yaml", "name: b\ntemplate: '{{ y }}'\n")
     out = _lines(repo.run("lint", str(repo.path / "prompts/b.yaml")).out)
-    assert out == ["prompts/b.yaml:2:11: error: variable 'y' is used but not declared under 'variables' [undeclared-variable]"]
+    assert out == [
+        "prompts/b.yaml:2:11: error: variable 'y' is used but not declared under 'variables' [undeclared-variable]"
+    ]
     assert repo.run("lint", str(repo.path / "prompts/nope.yaml")).code == ExitCode.USAGE
     outside = repo.run("lint", "/etc")
     assert outside.code == ExitCode.USAGE and "outside the repository" in outside.err
@@ -141,8 +151,12 @@ def test_json_output(repo: Repo) -> None:
     report = json.loads(repo.run("lint", "--format", "json").out)
     assert report["errors"] == 1 and report["files"] == 3
     assert report["diagnostics"][0] == {
-        "path": "prompts/a.yaml", "line": 2, "col": 11, "severity": "error",
-        "code": "undeclared-variable", "message": "variable 'x' is used but not declared under 'variables'",
+        "path": "prompts/a.yaml",
+        "line": 2,
+        "col": 11,
+        "severity": "error",
+        "code": "undeclared-variable",
+        "message": "variable 'x' is used but not declared under 'variables'",
     }
 
 

@@ -97,17 +97,27 @@ def history(state: State, name: str | None, label_name: str | None, fmt: str) ->
     if fmt == "json":
         emit_json(
             [
-                {"prompt": m.prompt, "label": m.label, "old": m.old, "new": m.new,
-                 "commit": m.commit.sha if m.commit else None,
-                 "author": m.commit.author if m.commit else None,
-                 "date": m.commit.date if m.commit else None}
+                {
+                    "prompt": m.prompt,
+                    "label": m.label,
+                    "old": m.old,
+                    "new": m.new,
+                    "commit": m.commit.sha if m.commit else None,
+                    "author": m.commit.author if m.commit else None,
+                    "date": m.commit.date if m.commit else None,
+                }
                 for m in moves
             ]
         )
         return 0
     rows = [
-        (m.commit.date[:19].replace("T", " ") if m.commit else "", m.commit.author if m.commit else "",
-         f"{m.prompt}@{m.label}", f"{short(m.old)} -> {short(m.new)}", short(m.commit.sha) if m.commit else "")
+        (
+            m.commit.date[:19].replace("T", " ") if m.commit else "",
+            m.commit.author if m.commit else "",
+            f"{m.prompt}@{m.label}",
+            f"{short(m.old)} -> {short(m.new)}",
+            short(m.commit.sha) if m.commit else "",
+        )
         for m in moves
     ]
     table(("date", "author", "label", "move", "commit"), rows)

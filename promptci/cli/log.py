@@ -20,11 +20,13 @@ def log(state: State, name: str, max_count: int | None, fmt: str) -> int:
         emit_json([v.as_dict() for v in found])
         return 0
     rows = [
-        (short(v.commit.sha) if v.commit else "(working tree)",
-         v.commit.date[:19].replace("T", " ") if v.commit else "",
-         v.commit.author if v.commit else "",
-         v.content_hash[:12] if v.content_hash else "(invalid)",
-         v.commit.message if v.commit else "uncommitted changes")
+        (
+            short(v.commit.sha) if v.commit else "(working tree)",
+            v.commit.date[:19].replace("T", " ") if v.commit else "",
+            v.commit.author if v.commit else "",
+            v.content_hash[:12] if v.content_hash else "(invalid)",
+            v.commit.message if v.commit else "uncommitted changes",
+        )
         for v in found
     ]
     table(("commit", "date", "author", "hash", "message"), rows)

@@ -8,9 +8,9 @@ from typing import Any
 
 from ..errors import NotFoundError, PromptciError
 from ..git import Commit
+from ..yamlio import parse_yaml
 from .prompt import content_hash
 from .registry import Ref, Registry
-from ..yamlio import parse_yaml
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,11 @@ class Version:
     content_hash: str | None  # None where that version does not parse
 
     def as_dict(self) -> dict[str, Any]:
-        return {"commit": asdict(self.commit) if self.commit else None, "path": self.path, "content_hash": self.content_hash}
+        return {
+            "commit": asdict(self.commit) if self.commit else None,
+            "path": self.path,
+            "content_hash": self.content_hash,
+        }
 
 
 def versions(registry: Registry, name: str, max_count: int | None = None) -> list[Version]:

@@ -9,10 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import jinja2
-
 from ..errors import InputError, RenderError
-from . import template
 from .spec import PromptSpec, Variable
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -94,6 +91,10 @@ class Prompt:
 
         A ``template`` prompt renders to one user message.
         """
+        import jinja2
+
+        from . import template
+
         bound = self.bind(variables)
         try:
             if self.spec.template is not None:

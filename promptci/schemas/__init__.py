@@ -31,4 +31,3 @@ def write_published(directory: Path | None = None) -> list[Path]:
         path.write_text(json.dumps(json_schema(kind), indent=2) + "\n", encoding="utf-8")
         written.append(path)
     return written
-

@@ -71,7 +71,9 @@ def test_a_label_stores_the_commit_that_last_changed_the_prompt(repo: Repo, two_
     assert json.loads(repo.run("label", "ls", "--format", "json").out)[0]["commit"] == two_versions[1]
 
 
-def test_label_on_a_revision_without_the_prompt_is_refused_and_nothing_written(repo: Repo, two_versions: tuple[str, str]) -> None:
+def test_label_on_a_revision_without_the_prompt_is_refused_and_nothing_written(
+    repo: Repo, two_versions: tuple[str, str]
+) -> None:
     first = repo.git("rev-list", "--max-parents=0", "HEAD")
     result = repo.run("label", "set", "summarize", "production", first)
     assert result.code == 2 and "no prompt named 'summarize' at" in result.err
@@ -85,7 +87,7 @@ def test_bad_label_names_are_refused(repo: Repo, two_versions: tuple[str, str]) 
 
 def test_unknown_label_lists_the_known_ones(repo: Repo, two_versions: tuple[str, str]) -> None:
     repo.run("label", "set", "summarize", "production")
-    with pytest.raises(NotFoundError, match="no label 'prod'.*labels: production"):
+    with pytest.raises(NotFoundError, match=r"no label 'prod'.*labels: production"):
         promptci.load("summarize", label="prod", root=repo.path)
 
 

@@ -68,7 +68,10 @@ def test_version_identity_is_content_hash_plus_last_commit(repo: Repo, history: 
 def test_comments_and_layout_do_not_change_the_content_hash(repo: Repo, history: dict[str, str]) -> None:
     before = promptci.load("summarize", root=repo.path).content_hash
     text = (repo.path / "prompts/summarize.yaml").read_text()
-    repo.write("prompts/summarize.yaml", "# a comment\n" + text.replace("description: Summarize a text.", "description:   'Summarize a text.'"))
+    repo.write(
+        "prompts/summarize.yaml",
+        "# a comment\n" + text.replace("description: Summarize a text.", "description:   'Summarize a text.'"),
+    )
     assert promptci.load("summarize", root=repo.path).content_hash == before
 
 
@@ -83,7 +86,7 @@ def test_unknown_revision_and_missing_prompt(repo: Repo, history: dict[str, str]
 def test_name_clash_is_refused_with_both_files(repo: Repo) -> None:
     repo.write("prompts/a.yaml", "name: dup\ntemplate: a\n")
     repo.write("prompts/nested/b.yaml", "name: dup\ntemplate: b\n")
-    with pytest.raises(InputError, match="declared by 2 files: prompts/a.yaml, prompts/nested/b.yaml"):
+    with pytest.raises(InputError, match=r"declared by 2 files: prompts/a\.yaml, prompts/nested/b\.yaml"):
         promptci.load("dup", root=repo.path)
 
 

@@ -64,8 +64,15 @@ def test_trim_blocks_leave_no_blank_lines(repo: Repo) -> None:
 
 @pytest.mark.parametrize(
     "kind,raw,value",
-    [("integer", "3", 3), ("number", "2.5", 2.5), ("boolean", "yes", True), ("boolean", "0", False),
-     ("array", '["a", 1]', ["a", 1]), ("object", '{"k": 2}', {"k": 2}), ("string", "3", "3")],
+    [
+        ("integer", "3", 3),
+        ("number", "2.5", 2.5),
+        ("boolean", "yes", True),
+        ("boolean", "0", False),
+        ("array", '["a", 1]', ["a", 1]),
+        ("object", '{"k": 2}', {"k": 2}),
+        ("string", "3", "3"),
+    ],
 )
 def test_cli_values_are_coerced_by_declared_type(kind: str, raw: str, value: object) -> None:
     assert coerce(Variable(type=kind), raw, "v") == value  # type: ignore[arg-type]
