@@ -116,6 +116,34 @@ class Repo:
             return True
         return bool(self._repo.git.status("--porcelain", "--", path).strip())
 
+    def merge_base(self, a: str, b: str = "HEAD") -> str | None:
+        try:
+            return str(self._repo.git.merge_base(a, b)).strip() or None
+        except _command_error():
+            return None
+
+    def default_branch(self) -> str | None:
+        """origin's HEAD, else a local main or master."""
+        try:
+            ref = str(self._repo.git.symbolic_ref("--quiet", "refs/remotes/origin/HEAD")).strip()
+            return ref.removeprefix("refs/remotes/")
+        except _command_error():
+            pass
+        for name in ("main", "master", "origin/main", "origin/master"):
+            try:
+                self.resolve(name)
+                return name
+            except NotFoundError:
+                continue
+        return None
+
+    def changed_since(self, base: str) -> set[str]:
+        """Paths that differ between ``base`` and the working tree: committed, staged,
+        unstaged and untracked changes alike (deleted and renamed files included)."""
+        names = str(self._repo.git.diff("--name-only", "--no-renames", base)).splitlines()
+        untracked = str(self._repo.git.ls_files("--others", "--exclude-standard")).splitlines()
+        return {n for n in names + untracked if n}
+
     def commit_only(self, paths: list[str], message: str) -> Commit:
         """Commit exactly ``paths`` (staging them), leaving anything else staged as it was."""
         try:

@@ -16,7 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, PromptciError
-from . import init, label, lint, log, ls, schema, show
+from . import cache, eval, init, label, lint, log, ls, schema, show
 from .options import State
 
 COMMANDS: list[click.Command] = [
@@ -29,6 +29,8 @@ COMMANDS: list[click.Command] = [
     log.diff,
     label.label,
     schema.schema,
+    eval.eval_,
+    cache.cache,
 ]
 
 

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ExitCode, InputError
+from .options import State, pass_state
+
+
+@click.command(name="eval")
+@click.argument("suites", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--prompt", "prompts", multiple=True, metavar="NAME", help="Only suites × this prompt; repeatable.")
+@click.option("--changed", is_flag=True, help="Only suites whose prompts, datasets or files changed since --base.")
+@click.option("--base", metavar="REF", help="Base for --changed (default: merge-base with the default branch).")
+@click.option("--repeat", type=click.IntRange(min=1), help="Repeats per case, overriding the suites'.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Requests in flight for API providers.")
+@click.option("--model", metavar="[PROVIDER:]MODEL", help="Run every suite on this model instead.")
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write results to FILE (.json, .jsonl, .csv or .xml JUnit); repeatable.",
+)
+@click.option("--filter", "pattern", metavar="REGEX", help="Only cases whose name or id matches.")
+@click.option("--sample", type=click.IntRange(min=1), help="Only the first N cases of each suite.")
+@click.option("--shard", metavar="I/N", help="Only shard I of N (by case id), for CI matrices.")
+@click.option(
+    "--budget",
+    "budgets",
+    multiple=True,
+    metavar="calls=N|tokens=N|cost=X",
+    help="Stop new model calls at this limit; repeatable.",
+)
+@click.option("--no-cache", is_flag=True, help="Call the model even where a cached answer exists.")
+@pass_state
+def eval_(
+    state: State,
+    suites: tuple[Path, ...],
+    prompts: tuple[str, ...],
+    changed: bool,
+    base: str | None,
+    repeat: int | None,
+    jobs: int | None,
+    model: str | None,
+    outputs: tuple[Path, ...],
+    pattern: str | None,
+    sample: int | None,
+    shard: str | None,
+    budgets: tuple[str, ...],
+    no_cache: bool,
+) -> int:
+    """Run eval suites and store every result in the DuckDB results file.
+
+    Without SUITES, runs every suite under evals/. Exits 1 when a suite is below
+    its threshold or a case errored (provider faults are recorded, not scored).
+    """
+    from ..evals import export
+    from ..evals.changes import changed_suites
+    from ..evals.plan import CaseFilter, build_plan, suite_files
+    from ..evals.runner import run_eval
+    from ..prompts.spec import ModelSettings
+    from ..providers import parse_model_option
+    from .progress import EvalProgress
+    from .summary_table import print_summary
+
+    export.check_paths(outputs)
+    project = state.project
+    paths = suite_files(project, tuple(str(p) for p in suites))
+    if changed:
+        paths, sha = changed_suites(project, paths, base)
+        click.echo(f"--changed: {len(paths)} suite(s) affected since {sha[:10]}", err=True)
+        if not paths:
+            return int(ExitCode.OK)
+    override = ModelSettings(**parse_model_option(model)) if model else None  # type: ignore[arg-type]
+    case_filter = CaseFilter(pattern, sample, _shard(shard))
+    plan = build_plan(project, paths, prompts=prompts, repeat=repeat, override=override, case_filter=case_filter)
+    if not plan.items:
+        click.echo("nothing to evaluate", err=True)
+        return int(ExitCode.OK)
+    with EvalProgress() as progress:
+        report = run_eval(
+            project,
+            plan,
+            use_cache=not no_cache,
+            budget=_budget(budgets),
+            jobs=jobs,
+            progress=progress,
+            git_info=_git_info(state),
+        )
+    print_summary(report)
+    for path in outputs:
+        export.write(report, path)
+        click.echo(f"wrote {path}", err=True)
+    return int(ExitCode.FAILED if report.failed or report.status != "complete" else ExitCode.OK)
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    i, sep, n = text.partition("/")
+    if not (sep and i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n)):
+        raise InputError(f"bad --shard '{text}'", hint="write I/N with 1 <= I <= N, e.g. 2/4")
+    return int(i), int(n)
+
+
+def _budget(items: tuple[str, ...]) -> Any:
+    from ..evals.runner import Budget
+
+    if not items:
+        return None
+    values: dict[str, float] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        try:
+            if not sep or key not in ("calls", "tokens", "cost"):
+                raise ValueError
+            values[key] = float(raw)
+        except ValueError:
+            raise InputError(f"bad --budget '{item}'", hint="write calls=N, tokens=N or cost=X") from None
+    return Budget(
+        calls=int(values["calls"]) if "calls" in values else None,
+        tokens=int(values["tokens"]) if "tokens" in values else None,
+        cost=values.get("cost"),
+    )
+
+
+def _git_info(state: State) -> tuple[str | None, str | None, bool | None]:
+    from ..errors import GitError
+
+    try:
+        repo = state.registry.repo
+    except GitError:
+        return None, None, None
+    return repo.head(), repo.branch(), repo.is_dirty(".")

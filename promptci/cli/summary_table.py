@@ -1,0 +1,28 @@
+"""The table printed after an eval."""
+
+from __future__ import annotations
+
+import click
+
+from ..evals.runner import EvalReport
+from .output import table
+
+
+def print_summary(report: EvalReport) -> None:
+    rows = []
+    for s in report.summaries:
+        verdict = "pass" if s.passed else ("error" if s.errors else "FAIL")
+        score = f"{s.score:.3f}" if s.score is not None else "-"
+        rows.append(
+            (s.suite, s.prompt, s.cases, s.passed_cases, s.errors, s.flaky, score, f"{s.threshold:.2f}", verdict)
+        )
+    table(("suite", "prompt", "cases", "passed", "errors", "flaky", "score", "threshold", "verdict"), rows)
+    u = report.usage
+    parts = [f"run {report.run_id}", f"{u.calls} model calls", f"{u.cached} cached", f"{report.wall_s:.1f}s"]
+    if u.tokens:
+        parts.append(f"{u.tokens} tokens")
+    if u.cost:
+        parts.append(f"${u.cost:.4f}")
+    if report.skipped:
+        parts.append(f"budget spent: {report.skipped} not run")
+    click.echo(", ".join(parts) + f" -> {report.db}", err=True)

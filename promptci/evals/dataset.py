@@ -1,0 +1,100 @@
+"""Cases of a suite: inline, or rows of a JSONL or CSV file mapped onto prompt variables."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..project import Project
+from ..yamlio import canonical_json
+from .suite import Suite
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    """One case. ``id`` is a hash of its content, so it is stable across runs and machines."""
+
+    id: str
+    name: str
+    vars: dict[str, Any]
+    expected: Any
+    data: dict[str, Any] = field(default_factory=dict)  # the whole dataset row, for scorers
+
+
+def case_id(vars: dict[str, Any], expected: Any) -> str:
+    return hashlib.sha256(canonical_json({"vars": vars, "expected": expected}).encode()).hexdigest()[:16]
+
+
+def load_cases(project: Project, suite_path: Path, suite: Suite) -> list[EvalCase]:
+    """Every case of a suite: inline ones first, then dataset rows.
+
+    A dataset that cannot be read, or a row without a mapped column, raises
+    :class:`InputError` naming the suite, the file and the line.
+    """
+    cases = [
+        EvalCase(case_id(c.vars, c.expected), c.id or f"case {i + 1}", dict(c.vars), c.expected, dict(c.metadata))
+        for i, c in enumerate(suite.cases)
+    ]
+    if suite.dataset is None:
+        return cases
+    ds = suite.dataset
+    path = project.path(suite_path.parent / ds.path)
+    shown = project.rel(path)
+    if not path.is_file():
+        raise InputError(f"dataset file not found (suite {project.rel(suite_path)})", path=shown)
+    rows = _read_jsonl(path, shown) if path.suffix == ".jsonl" else _read_csv(path, shown)
+    for line, row in rows[: ds.limit] if ds.limit else rows:
+        try:
+            vars = {name: row[column] for name, column in ds.vars.items()}
+            expected = row[ds.expected] if ds.expected else None
+        except KeyError as exc:
+            raise InputError(
+                f"row has no column {exc} (suite {project.rel(suite_path)})",
+                path=shown,
+                line=line,
+                hint=f"columns: {', '.join(row)}",
+            ) from None
+        cases.append(EvalCase(case_id(vars, expected), f"{shown}:{line}", vars, expected, row))
+    return cases
+
+
+def _read_jsonl(path: Path, shown: str) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"invalid JSON: {exc.msg}", path=shown, line=line_no, col=exc.colno) from None
+            if not isinstance(row, dict):
+                raise InputError("each line must be a JSON object", path=shown, line=line_no)
+            rows.append((line_no, row))
+    return rows
+
+
+def _read_csv(path: Path, shown: str) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        for row in reader:
+            if None in row:
+                raise InputError("row has more cells than the header", path=shown, line=reader.line_num)
+            rows.append((reader.line_num, {k: _cell(v) for k, v in row.items()}))
+    return rows
+
+
+def _cell(value: str | None) -> Any:
+    # Cells holding a JSON list or object (choices, say) are read as such.
+    if value and value[0] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value

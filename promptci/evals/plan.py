@@ -1,0 +1,193 @@
+"""What an eval run will do: suites × prompts × cases × repeats, each rendered and keyed."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..config import validation_error
+from ..errors import InputError, PromptciError
+from ..project import Project
+from ..prompts.prompt import Prompt
+from ..prompts.registry import Ref, Registry
+from ..prompts.spec import ModelSettings
+from ..providers import identity
+from ..providers.base import GenParams, Request
+from ..yamlio import canonical_json, parse_yaml
+from .dataset import EvalCase, load_cases
+from .suite import Suite
+
+DEFAULT_MAX_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """Which cases run: a regex over case names and ids, the first N, and one shard of N."""
+
+    pattern: str | None = None
+    sample: int | None = None
+    shard: tuple[int, int] | None = None  # (i, n), 1-based
+
+    def apply(self, cases: list[EvalCase]) -> list[EvalCase]:
+        if self.pattern:
+            regex = re.compile(self.pattern)
+            cases = [c for c in cases if regex.search(c.name) or regex.search(c.id)]
+        if self.shard:
+            i, n = self.shard
+            # By case id, so every machine of a CI matrix agrees without talking to the others.
+            cases = [c for c in cases if int(c.id, 16) % n == i - 1]
+        return cases[: self.sample] if self.sample else cases
+
+
+@dataclass
+class Task:
+    """One suite run against one prompt version and one model."""
+
+    suite_name: str
+    suite_path: Path
+    suite: Suite
+    suite_hash: str
+    prompt: Prompt
+    settings: ModelSettings
+    model_id: str
+    params: GenParams
+    cases: list[EvalCase]
+    repeat: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.suite_name} × {self.prompt.name}"
+
+
+@dataclass
+class Item:
+    """One generation to run (or to find in the cache)."""
+
+    task: Task
+    case: EvalCase
+    repeat: int
+    request: Request | None
+    key: str
+    rendered: str
+    error: str | None = None  # set when the prompt could not be rendered for this case
+
+
+@dataclass
+class Plan:
+    tasks: list[Task] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+
+
+def suite_files(project: Project, paths: tuple[str, ...] = ()) -> list[Path]:
+    if paths:
+        found = [project.path(Path(p).resolve()) for p in paths]
+        for path in found:
+            if not path.is_file():
+                raise InputError(f"no such suite file: {path}")
+        return found
+    root = project.evals_dir
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def read_suite(project: Project, path: Path) -> tuple[Suite, str]:
+    """A validated suite and the hash of its content (cases aside, scorers and settings count)."""
+    rel = project.rel(path)
+    doc = parse_yaml(path.read_text(encoding="utf-8"), rel)
+    if not isinstance(doc.data, dict):
+        raise InputError("a suite file must be a mapping", path=rel, line=1, col=1)
+    try:
+        suite = Suite.model_validate(doc.data)
+    except ValidationError as exc:
+        raise validation_error(exc, doc) from None
+    scoring = {k: v for k, v in doc.data.items() if k in ("scorers", "threshold", "case_threshold", "aggregate", "k")}
+    return suite, hashlib.sha256(canonical_json(scoring).encode()).hexdigest()[:16]
+
+
+def build_plan(
+    project: Project,
+    suite_paths: list[Path],
+    *,
+    prompts: tuple[str, ...] = (),
+    repeat: int | None = None,
+    override: ModelSettings | None = None,
+    case_filter: CaseFilter = CaseFilter(),
+) -> Plan:
+    """Resolve every suite's prompts, cases and model; render every case."""
+    registry = Registry(project)
+    plan = Plan()
+    for path in suite_paths:
+        suite, suite_hash = read_suite(project, path)
+        cases = case_filter.apply(load_cases(project, path, suite))
+        for raw in suite.prompts:
+            ref = Ref.parse(raw)
+            if prompts and ref.name not in prompts:
+                continue
+            prompt = registry.resolve(ref)
+            settings = project.config.model.merged(prompt.spec.model).merged(suite.model).merged(override)
+            task = Task(
+                project.rel(path).removeprefix(project.config.evals_dir.rstrip("/") + "/").rsplit(".", 1)[0],
+                path,
+                suite,
+                suite_hash,
+                prompt,
+                settings,
+                identity(settings, project.root),
+                gen_params(settings),
+                cases,
+                repeat or suite.repeat,
+            )
+            plan.tasks.append(task)
+            plan.items += [_item(task, case, r) for case in cases for r in range(task.repeat)]
+    return plan
+
+
+def gen_params(settings: ModelSettings) -> GenParams:
+    provider_only = {
+        "base_url",
+        "api_key_env",
+        "concurrency",
+        "max_retries",
+        "timeout",
+        "backoff",
+        "price",
+        "device",
+        "dtype",
+        "batch_size",
+    }
+    extra = tuple(sorted((k, v) for k, v in settings.params.items() if k not in provider_only))
+    return GenParams(
+        max_tokens=settings.max_tokens or DEFAULT_MAX_TOKENS,
+        temperature=settings.temperature or 0.0,
+        top_p=settings.top_p,
+        seed=settings.seed,
+        stop=tuple(settings.stop or ()),
+        extra=extra,
+    )
+
+
+def _item(task: Task, case: EvalCase, repeat: int) -> Item:
+    try:
+        messages = task.prompt.render(**case.vars)
+    except PromptciError as exc:
+        return Item(task, case, repeat, None, "", canonical_json(case.vars), error=f"render: {exc}")
+    request = Request(tuple((m["role"], m["content"]) for m in messages), task.params, repeat)
+    key = cache_key(task.model_id, request)
+    return Item(task, case, repeat, request, key, canonical_json(messages))
+
+
+def cache_key(model_id: str, request: Request) -> str:
+    """Content-addressed: the rendered messages, the model, the parameters and the repeat index."""
+    material: dict[str, Any] = {
+        "model": model_id,
+        "messages": request.messages,
+        "params": request.params.digest(),
+        "repeat": request.repeat,
+    }
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()

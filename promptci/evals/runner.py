@@ -1,0 +1,285 @@
+"""Running a plan: cache lookups, batched generation, scoring, and rows stored as they finish.
+
+Results are written in small batches while the run goes on (at most half a second
+or 64 rows behind), and flushed on Ctrl-C or SIGTERM, so an interrupted run keeps
+what it finished; running the same command again picks those answers up from the
+cache.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..project import Project
+from ..providers import create
+from ..providers.base import Completion, Provider
+from ..store import CachedResponse, ResultRow, Store, dumps, now
+from .plan import Item, Plan, Task
+from .scoring import Scorer, make_scorer
+from .summary import TaskSummary, summarize
+
+
+class Progress(Protocol):
+    def start(self, total: int, cached: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def status(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits on new model calls; cached answers are free."""
+
+    calls: int | None = None
+    tokens: int | None = None
+    cost: float | None = None
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    cached: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    errors: int = 0
+
+    def exceeds(self, budget: Budget | None) -> bool:
+        if budget is None:
+            return False
+        return (
+            (budget.calls is not None and self.calls >= budget.calls)
+            or (budget.tokens is not None and self.tokens >= budget.tokens)
+            or (budget.cost is not None and self.cost >= budget.cost)
+        )
+
+
+@dataclass
+class EvalReport:
+    run_id: str
+    status: str  # complete, budget, interrupted or failed
+    summaries: list[TaskSummary]
+    rows: list[ResultRow]
+    usage: Usage
+    skipped: int  # items not run because the budget ran out
+    wall_s: float
+    db: Path
+
+    @property
+    def failed(self) -> bool:
+        return any(not s.passed for s in self.summaries)
+
+
+@dataclass
+class _Writer:
+    """Buffers result rows and cache entries; flushes every 64 rows or half second."""
+
+    store: Store
+    rows: list[ResultRow] = field(default_factory=list)
+    pending: list[ResultRow] = field(default_factory=list)
+    cache: list[tuple[str, str, CachedResponse]] = field(default_factory=list)
+    last: float = field(default_factory=time.monotonic)
+
+    def add(self, row: ResultRow, cache_entry: tuple[str, str, CachedResponse] | None) -> None:
+        self.rows.append(row)
+        self.pending.append(row)
+        if cache_entry:
+            self.cache.append(cache_entry)
+        if len(self.pending) >= 64 or time.monotonic() - self.last > 0.5:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.store.add_results(self.pending)
+        if self.cache:
+            self.store.cache_put(self.cache)
+        self.pending, self.cache, self.last = [], [], time.monotonic()
+
+
+def run_eval(
+    project: Project,
+    plan: Plan,
+    *,
+    use_cache: bool = True,
+    budget: Budget | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    git_info: tuple[str | None, str | None, bool | None] = (None, None, None),
+) -> EvalReport:
+    """Run every item of ``plan`` and store the results in the project's database."""
+    started = time.perf_counter()
+    run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    db_path = project.path(project.config.db)
+    usage = Usage()
+    with Store(db_path) as store:
+        config_hash = _config_hash(project)
+        store.start_run(
+            run_id,
+            git_commit=git_info[0],
+            branch=git_info[1],
+            dirty=git_info[2],
+            command=shlex.join(["promptci", *sys.argv[1:]]),
+            config_hash=config_hash,
+        )
+        writer = _Writer(store)
+        scorers = {id(t): make_scorer(t, project) for t in plan.tasks}
+        status = "failed"
+        try:
+            hits = store.cache_get(i.key for i in plan.items if i.request) if use_cache else {}
+            if progress:
+                progress.start(len(plan.items), sum(1 for i in plan.items if i.key in hits))
+            to_run: list[Item] = []
+            for item in plan.items:
+                if item.request is None:
+                    _finish(writer, scorers, run_id, item, Completion(error=item.error), cached=False, usage=usage)
+                elif item.key in hits:
+                    hit = hits[item.key]
+                    completion = Completion(hit.output, None, hit.latency_ms, hit.tokens_in, hit.tokens_out, hit.cost)
+                    _finish(writer, scorers, run_id, item, completion, cached=True, usage=usage)
+                else:
+                    to_run.append(item)
+                    continue
+                if progress:
+                    progress.advance()
+            skipped = _generate(project, to_run, writer, scorers, run_id, usage, budget, jobs, progress)
+            status = "budget" if skipped else "complete"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            writer.flush()
+            store.finish_run(run_id, status)
+    return EvalReport(
+        run_id,
+        status,
+        summarize(plan.tasks, writer.rows),
+        writer.rows,
+        usage,
+        skipped,
+        time.perf_counter() - started,
+        db_path,
+    )
+
+
+def _generate(
+    project: Project,
+    items: list[Item],
+    writer: _Writer,
+    scorers: dict[int, Scorer],
+    run_id: str,
+    usage: Usage,
+    budget: Budget | None,
+    jobs: int | None,
+    progress: Progress | None,
+) -> int:
+    """Run uncached items, grouped by model; returns how many the budget left unrun."""
+    by_model: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        by_model[item.task.model_id].append(item)
+    answered = 0
+    for model_id, group in by_model.items():
+        if usage.exceeds(budget):
+            break
+        if progress:
+            progress.status(f"loading {model_id}")
+        provider = _provider(project, group[0].task, jobs)
+        if progress:
+            progress.status(f"generating with {model_id}")
+
+        def on_done(index: int, completion: Completion, group: list[Item] = group) -> None:
+            nonlocal answered
+            answered += 1
+            usage.calls += 1
+            usage.tokens += (completion.tokens_in or 0) + (completion.tokens_out or 0)
+            usage.cost += completion.cost or 0.0
+            _finish(writer, scorers, run_id, group[index], completion, cached=False, usage=usage)
+            if progress:
+                progress.advance()
+
+        provider.generate([i.request for i in group if i.request], on_done, lambda: usage.exceeds(budget))
+    return len(items) - answered
+
+
+def _provider(project: Project, task: Task, jobs: int | None) -> Provider:
+    settings = task.settings
+    if jobs is not None and settings.provider == "openai":
+        settings = settings.model_copy(update={"params": {**settings.params, "concurrency": jobs}})
+    return create(settings, project.root)
+
+
+def _finish(
+    writer: _Writer,
+    scorers: dict[int, Scorer],
+    run_id: str,
+    item: Item,
+    completion: Completion,
+    *,
+    cached: bool,
+    usage: Usage,
+) -> None:
+    task = item.task
+    scores: dict[str, float] | None = None
+    score = passed = None
+    error = completion.error
+    if error is None and completion.text is not None:
+        try:
+            scores, score = scorers[id(task)].score(completion.text, item.case)
+            passed = score >= task.suite.case_threshold
+        except Exception as exc:  # a scorer that fails is an error on this case, not a zero
+            error = f"scorer: {type(exc).__name__}: {exc}"
+    if cached:
+        usage.cached += 1
+    if error:
+        usage.errors += 1
+    row = ResultRow(
+        run_id,
+        task.suite_name,
+        task.suite_hash,
+        task.prompt.name,
+        task.prompt.content_hash,
+        task.prompt.version.commit,
+        item.case.id,
+        item.case.name,
+        item.repeat,
+        task.model_id,
+        task.params.digest(),
+        item.rendered,
+        dumps(item.case.expected),
+        completion.text,
+        json.dumps(scores) if scores is not None else None,
+        score,
+        passed,
+        error,
+        completion.latency_ms,
+        completion.tokens_in,
+        completion.tokens_out,
+        completion.cost,
+        cached,
+        now(),
+    )
+    entry = None
+    if not cached and error is None and completion.text and item.request:
+        entry = (
+            item.key,
+            task.model_id,
+            CachedResponse(
+                completion.text, completion.tokens_in, completion.tokens_out, completion.cost, completion.latency_ms
+            ),
+        )
+    writer.add(row, entry)
+
+
+def _config_hash(project: Project) -> str:
+    import hashlib
+
+    return hashlib.sha256(project.config.model_dump_json().encode()).hexdigest()[:16]
+
+
+ProgressFactory = Callable[[], Progress]

@@ -1,0 +1,175 @@
+"""Scorers turn an output into a score in [0, 1]. An expected list means "any of these"."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .dataset import EvalCase
+from .suite import (
+    ChoiceScorer,
+    ContainsScorer,
+    EmbeddingScorer,
+    ExactScorer,
+    JsonScorer,
+    JudgeScorer,
+    NumericScorer,
+    PythonScorer,
+    RegexScorer,
+)
+
+ScoreFn = Callable[[str, EvalCase], float]
+
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
+        " seventeen eighteen nineteen twenty".split()
+    )
+}
+_NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+def expected_values(case: EvalCase) -> list[Any]:
+    return list(case.expected) if isinstance(case.expected, list) else [case.expected]
+
+
+def build(scorer: Any, root: Path) -> ScoreFn:
+    """The scoring function for one scorer config. ``llm-judge`` is scored by the runner."""
+    if isinstance(scorer, ExactScorer):
+        return lambda out, case: _any(case, lambda e: _norm(out, scorer) == _norm(str(e), scorer))
+    if isinstance(scorer, ContainsScorer):
+        fold = scorer.type == "icontains"
+        return lambda out, case: _any(
+            case, lambda e: _fold(scorer.value if scorer.value is not None else str(e), fold) in _fold(out, fold)
+        )
+    if isinstance(scorer, RegexScorer):
+        pattern = re.compile(scorer.pattern, re.IGNORECASE if scorer.ignore_case else 0)
+        return lambda out, case: float(pattern.search(out) is not None)
+    if isinstance(scorer, ChoiceScorer):
+        return lambda out, case: _choice(out, case, scorer)
+    if isinstance(scorer, NumericScorer):
+        return lambda out, case: _numeric(out, case, scorer)
+    if isinstance(scorer, JsonScorer):
+        return lambda out, case: _json(out, scorer)
+    if isinstance(scorer, PythonScorer):
+        return _python(scorer, root)
+    if isinstance(scorer, EmbeddingScorer):
+        from .embedding import embedding_scorer
+
+        return embedding_scorer(scorer, root)
+    if isinstance(scorer, JudgeScorer):
+        raise AssertionError("llm-judge is scored by the runner")
+    raise AssertionError(f"unknown scorer {scorer!r}")
+
+
+def _any(case: EvalCase, test: Callable[[Any], bool]) -> float:
+    return float(any(test(e) for e in expected_values(case) if e is not None))
+
+
+def _fold(text: str, fold: bool) -> str:
+    return text.casefold() if fold else text
+
+
+def _norm(text: str, scorer: ExactScorer) -> str:
+    text = text.strip() if scorer.strip else text
+    return text if scorer.case_sensitive else text.casefold()
+
+
+_NEGATION = re.compile(r"(?:\bnot|\bnever|\bno|n't)\s+(?:\w+\s+)?$", re.IGNORECASE)
+
+
+def extract_choice(output: str, choices: list[str]) -> str | None:
+    """The allowed choice that appears first in ``output`` (whole words, any case).
+
+    At one position the longest choice wins, so "implausible" is not read as
+    "plausible"; a choice the output negates ("not plausible", "isn't very
+    plausible") is not chosen.
+    """
+    best: tuple[int, int, str] | None = None
+    for choice in choices:
+        left = r"\b" if choice[:1].isalnum() else ""
+        right = r"\b" if choice[-1:].isalnum() else ""
+        for match in re.finditer(left + re.escape(choice.strip()) + right, output, re.IGNORECASE):
+            if _NEGATION.search(output[: match.start()]):
+                continue
+            if best is None or (match.start(), -len(choice)) < (best[0], -best[1]):
+                best = (match.start(), len(choice), choice)
+            break
+    return best[2] if best else None
+
+
+def _choice(output: str, case: EvalCase, scorer: ChoiceScorer) -> float:
+    choices = scorer.choices if scorer.choices is not None else case.data.get(scorer.choices_from or "")
+    if not isinstance(choices, list) or not choices:
+        raise InputError(f"case {case.name} has no list of choices in column '{scorer.choices_from}'")
+    picked = extract_choice(output, [str(c) for c in choices])
+    if picked is None:
+        return 0.0
+    return _any(case, lambda e: str(e).strip().casefold() == picked.strip().casefold())
+
+
+def extract_number(text: str) -> float | None:
+    """The first number in ``text``, written in digits or as a word up to twenty."""
+    match = _NUMBER_RE.search(text)
+    if not match:
+        return None
+    token = match.group(0).lower()
+    if token in _NUMBER_WORDS:
+        return float(_NUMBER_WORDS[token])
+    return float(token.replace(",", ""))
+
+
+def _numeric(output: str, case: EvalCase, scorer: NumericScorer) -> float:
+    got = extract_number(output)
+    if got is None:
+        return 0.0
+
+    def close(expected: Any) -> bool:
+        want = expected if isinstance(expected, (int, float)) else extract_number(str(expected))
+        if want is None:
+            return False
+        limit = scorer.tolerance * abs(want) if scorer.relative else scorer.tolerance
+        return math.isclose(got, want, abs_tol=limit + 1e-9)
+
+    return _any(case, close)
+
+
+def _json(output: str, scorer: JsonScorer) -> float:
+    text = output.strip()
+    fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", text, re.DOTALL)
+    try:
+        value = json.loads(fenced.group(1) if fenced else text)
+    except json.JSONDecodeError:
+        return 0.0
+    if scorer.schema_ is None:
+        return 1.0
+    import jsonschema
+
+    return float(jsonschema.Draft202012Validator(scorer.schema_).is_valid(value))
+
+
+def _python(scorer: PythonScorer, root: Path) -> ScoreFn:
+    module_name, _, func_name = scorer.function.partition(":")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(f"python scorer: cannot import '{module_name}' from {root}: {exc}") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise InputError(f"python scorer: '{scorer.function}' is not a function")
+
+    def score(output: str, case: EvalCase) -> float:
+        value = func(output, case.expected, case)
+        return float(value)
+
+    return score

@@ -1,0 +1,44 @@
+"""A suite's scorers combined: the weighted score of one output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..project import Project
+from . import scorers as builtin
+from .dataset import EvalCase
+from .suite import JudgeScorer
+
+if TYPE_CHECKING:
+    from .plan import Task
+
+
+@dataclass
+class Scorer:
+    """Scores an output with every scorer of a suite; returns per-scorer scores and the weighted mean."""
+
+    parts: list[tuple[str, float, builtin.ScoreFn]]
+
+    def score(self, output: str, case: EvalCase) -> tuple[dict[str, float], float]:
+        scores = {name: max(0.0, min(1.0, fn(output, case))) for name, _, fn in self.parts}
+        total = sum(w for _, w, _ in self.parts)
+        weighted = sum(w * scores[name] for name, w, _ in self.parts) / total if total else 0.0
+        return scores, weighted
+
+
+def make_scorer(task: Task, project: Project) -> Scorer:
+    parts = []
+    seen: dict[str, int] = {}
+    for spec in task.suite.scorers:
+        base = spec.type
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        if isinstance(spec, JudgeScorer):
+            from .judge import judge_scorer
+
+            fn = judge_scorer(spec, task, project)
+        else:
+            fn = builtin.build(spec, project.root)
+        parts.append((name, spec.weight, fn))
+    return Scorer(parts)

@@ -1,0 +1,93 @@
+"""Model providers behind one protocol, registered as lazy factories.
+
+Built-ins register exactly as a plugin would: a name mapped to a function that
+imports its heavy library only when called. Third parties add providers through
+the ``promptci.providers`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..prompts.spec import ModelSettings
+    from .base import Provider
+
+Factory = Callable[["ModelSettings", Path], "Provider"]
+
+PROVIDERS: dict[str, Factory] = {}
+
+
+def register(name: str) -> Callable[[Factory], Factory]:
+    def wrap(factory: Factory) -> Factory:
+        PROVIDERS[name] = factory
+        return factory
+
+    return wrap
+
+
+@register("transformers")
+def _transformers(settings: ModelSettings, root: Path) -> Provider:
+    from .local import TransformersProvider
+
+    return TransformersProvider.from_settings(settings, root)
+
+
+@register("openai")
+def _openai(settings: ModelSettings, root: Path) -> Provider:
+    from .openai_api import OpenAIProvider
+
+    return OpenAIProvider.from_settings(settings, root)
+
+
+def create(settings: ModelSettings, root: Path) -> Provider:
+    """The provider for ``settings``; with no provider named, the local transformers one.
+
+    Relative model paths are resolved against ``root``.
+    """
+    name = settings.provider or "transformers"
+    factory = PROVIDERS.get(name) or _plugin(name)
+    if factory is None:
+        known = ", ".join(sorted(PROVIDERS))
+        raise InputError(f"unknown provider '{name}'", hint=f"built in: {known}; or install a plugin")
+    return factory(settings, root)
+
+
+def _plugin(name: str) -> Factory | None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="promptci.providers"):
+        if ep.name == name:
+            factory: Factory = ep.load()
+            return factory
+    return None
+
+
+def parse_model_option(text: str) -> dict[str, str]:
+    """``--model`` as ``[PROVIDER:]MODEL``: ``openai:gpt-4o-mini``, ``./models/x.gguf``, ``HuggingFaceTB/…``."""
+    provider, sep, model = text.partition(":")
+    if sep and provider in PROVIDERS and model:
+        return {"provider": provider, "model": model}
+    return {"model": text}
+
+
+def identity(settings: ModelSettings, root: Path) -> str:
+    """The ``model_id`` a provider for ``settings`` will report, without loading the model.
+
+    It keys the response cache, so a fully cached run never loads weights.
+    """
+    name = settings.provider or "transformers"
+    if name == "transformers":
+        from .models import resolve
+
+        return resolve(settings.model, root).model_id
+    if name == "openai":
+        import os
+
+        base_url = settings.params.get("base_url") or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
+        return f"openai:{settings.model}@{str(base_url).split('://')[-1].rstrip('/')}"
+    return create(settings, root).model_id

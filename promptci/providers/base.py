@@ -1,0 +1,74 @@
+"""What every provider takes and returns."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..yamlio import canonical_json
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Decoding parameters. ``temperature`` 0 means greedy."""
+
+    max_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def digest(self) -> str:
+        return hashlib.sha256(canonical_json(self.__dict__).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation. ``repeat`` is the repeat index; sampling seeds derive from it."""
+
+    messages: tuple[tuple[str, str], ...]
+    params: GenParams
+    repeat: int = 0
+
+    @property
+    def chat(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+@dataclass
+class Completion:
+    """A provider's answer, or the error that stopped it. Errors are never scored."""
+
+    text: str | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+OnDone = Callable[[int, Completion], None]
+
+
+class Provider(Protocol):
+    """Generates completions. ``model_id`` names the exact model in results and cache keys."""
+
+    model_id: str
+
+    def generate(self, requests: Sequence[Request], on_done: OnDone, should_stop: Callable[[], bool]) -> None:
+        """Answer every request, calling ``on_done(index, completion)`` as each finishes.
+
+        Stops early, leaving requests unanswered, once ``should_stop()`` is true.
+        Called from one thread; ``on_done`` is called on that same thread.
+        """
+        ...
+
+
+def apply_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut ``text`` at the first stop sequence."""
+    cut = min((i for s in stop if (i := text.find(s)) >= 0), default=-1)
+    return text[:cut] if cut >= 0 else text

@@ -1,0 +1,122 @@
+"""In-process generation with transformers: batched, left-padded, chat-templated.
+
+The only module besides ``models.converted_dir`` that imports torch and transformers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..prompts.spec import ModelSettings
+from . import models
+from .base import Completion, GenParams, OnDone, Request, apply_stop
+
+
+class TransformersProvider:
+    """A causal LM loaded in this process, on CUDA when present, else the CPU."""
+
+    def __init__(
+        self, source: models.ModelSource, *, device: str = "auto", dtype: str = "auto", batch_size: int = 16
+    ) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError:
+            raise InputError(
+                "the transformers provider needs torch and transformers", hint=f"run `{models.LOCAL_INSTALL}`"
+            ) from None
+        models.quiet_transformers()
+        path = str(models.converted_dir(Path(source.location))) if source.kind == "gguf" else source.location
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.dtype = _dtype(torch, dtype, self.device)
+        self.batch_size = batch_size
+        self.model_id = source.model_id
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
+        self._torch = torch
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings, root: Path | None = None) -> TransformersProvider:
+        p = settings.params
+        source = models.resolve(settings.model, root or Path.cwd())
+        return cls(
+            source,
+            device=str(p.get("device", "auto")),
+            dtype=str(p.get("dtype", "auto")),
+            batch_size=int(p.get("batch_size", 16)),
+        )
+
+    def format(self, request: Request) -> str:
+        """The prompt text the model sees: the chat template when the tokenizer has one."""
+        if getattr(self.tokenizer, "chat_template", None):
+            text: str = self.tokenizer.apply_chat_template(request.chat, tokenize=False, add_generation_prompt=True)
+            return text
+        return "\n\n".join(content for _, content in request.messages) + "\n"
+
+    def generate(self, requests: Sequence[Request], on_done: OnDone, should_stop: Callable[[], bool]) -> None:
+        texts = [self.format(r) for r in requests]
+        # Batch requests that share decoding settings, shortest first, so padding stays small.
+        order = sorted(range(len(requests)), key=lambda i: (_params_key(requests[i]), len(texts[i])))
+        for _, group in groupby(order, key=lambda i: _params_key(requests[i])):
+            indices = list(group)
+            for start in range(0, len(indices), self.batch_size):
+                if should_stop():
+                    return
+                batch = indices[start : start + self.batch_size]
+                try:
+                    done = self._batch([texts[i] for i in batch], requests[batch[0]].params, requests[batch[0]].repeat)
+                except RuntimeError as exc:  # out of memory, device errors: recorded, not scored
+                    done = [Completion(error=f"{type(exc).__name__}: {exc}") for _ in batch]
+                for i, completion in zip(batch, done):
+                    on_done(i, completion)
+
+    def _batch(self, texts: list[str], params: GenParams, repeat: int) -> list[Completion]:
+        torch = self._torch
+        start = time.perf_counter()
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature)
+            if params.top_p is not None:
+                kwargs["top_p"] = params.top_p
+            torch.manual_seed((params.seed or 0) * 1_000_003 + repeat)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        new = out[:, enc["input_ids"].shape[1] :]
+        per_item = (time.perf_counter() - start) * 1000 / len(texts)
+        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        completions = []
+        for row, mask in zip(new.tolist(), enc["attention_mask"].tolist()):
+            n_out = next((k for k, tok in enumerate(row) if tok in eos), len(row))
+            text = self.tokenizer.decode(row[:n_out], skip_special_tokens=True)
+            completions.append(
+                Completion(apply_stop(text, params.stop).strip(), None, per_item, int(sum(mask)), n_out, 0.0)
+            )
+        return completions
+
+
+def _params_key(request: Request) -> tuple[Any, ...]:
+    p = request.params
+    # Sampled requests are grouped per repeat as well, so each batch has one seed.
+    return (p.max_tokens, p.temperature, p.top_p, p.seed, p.stop, request.repeat if p.temperature > 0 else 0)
+
+
+def _dtype(torch: Any, name: str, device: str) -> Any:
+    if name == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    try:
+        return getattr(torch, name)
+    except AttributeError:
+        raise InputError(f"unknown dtype '{name}'", hint="use auto, float32, bfloat16 or float16") from None

@@ -1,0 +1,172 @@
+"""Any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, llama.cpp, llm-katan).
+
+The only module that imports openai. Retries are ours, not the SDK's, so that
+every retry is counted: exponential backoff with full jitter on 429, 5xx,
+timeouts and connection errors.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..prompts.spec import ModelSettings
+from .base import Completion, OnDone, Request, apply_stop
+
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class OpenAIProvider:
+    """Chat completions over HTTP, ``concurrency`` requests in flight."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        max_retries: int = 4,
+        timeout: float = 60.0,
+        backoff: float = 0.5,
+        max_backoff: float = 20.0,
+        price: dict[str, float] | None = None,
+    ) -> None:
+        import openai
+
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not api_key:
+            if not base_url:
+                raise InputError(
+                    "the openai provider needs OPENAI_API_KEY", hint="export it, or set model.params.api_key_env"
+                )
+            api_key = "unused"  # local servers accept any key
+        self._openai = openai
+        self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+        self.model = model
+        host = (base_url or "api.openai.com").split("://")[-1].rstrip("/")
+        self.model_id = f"openai:{model}@{host}"
+        self.concurrency = max(1, concurrency)
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.price = price or {}
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings, root: Path | None = None) -> OpenAIProvider:
+        p = dict(settings.params)
+        if not settings.model:
+            raise InputError("the openai provider needs a model name", hint="e.g. --model openai:gpt-4o-mini")
+        key_env = p.get("api_key_env")
+        return cls(
+            settings.model,
+            base_url=p.get("base_url"),
+            api_key=os.environ.get(str(key_env)) if key_env else None,
+            concurrency=int(p.get("concurrency", 8)),
+            max_retries=int(p.get("max_retries", 4)),
+            timeout=float(p.get("timeout", 60)),
+            backoff=float(p.get("backoff", 0.5)),
+            price=p.get("price"),
+        )
+
+    def generate(self, requests: Sequence[Request], on_done: OnDone, should_stop: Callable[[], bool]) -> None:
+        pending = iter(range(len(requests)))
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="promptci-openai") as pool:
+            running: dict[Future[Completion], int] = {}
+            try:
+                while True:
+                    while len(running) < self.concurrency and not should_stop():
+                        i = next(pending, None)
+                        if i is None:
+                            break
+                        running[pool.submit(self.complete, requests[i])] = i
+                    if not running:
+                        return
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        on_done(running.pop(future), future.result())
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                raise
+
+    def complete(self, request: Request) -> Completion:
+        """One chat completion with retries; failures come back as ``Completion.error``."""
+        openai = self._openai
+        p = request.params
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.chat,
+            "max_tokens": p.max_tokens,
+            "temperature": p.temperature,
+        }
+        if p.top_p is not None:
+            body["top_p"] = p.top_p
+        if p.seed is not None or p.temperature > 0:
+            body["seed"] = (p.seed or 0) * 1_000_003 + request.repeat
+        if p.stop:
+            body["stop"] = list(p.stop)
+        body.update(dict(p.extra))
+        start = time.perf_counter()
+        retries = 0
+        while True:
+            try:
+                response = self.client.chat.completions.create(**body)
+                break
+            except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as exc:
+                status = getattr(exc, "status_code", None)
+                retryable = status is None or status in RETRYABLE_STATUS
+                if not retryable or retries >= self.max_retries:
+                    return Completion(error=_describe(exc, retries), latency_ms=_ms(start), meta={"retries": retries})
+                time.sleep(self._delay(retries, exc))
+                retries += 1
+        usage = response.usage
+        text = response.choices[0].message.content if response.choices else None
+        tokens_in = usage.prompt_tokens if usage else None
+        tokens_out = usage.completion_tokens if usage else None
+        completion = Completion(
+            apply_stop(text or "", p.stop).strip(),
+            None,
+            _ms(start),
+            tokens_in,
+            tokens_out,
+            self._cost(tokens_in, tokens_out),
+            {"retries": retries},
+        )
+        if not completion.text:
+            completion.error = "empty reply"
+        return completion
+
+    def _delay(self, attempt: int, exc: Exception) -> float:
+        response = getattr(exc, "response", None)
+        retry_after = response.headers.get("retry-after") if response is not None else None
+        if retry_after:
+            try:
+                return min(float(retry_after), self.max_backoff)
+            except ValueError:
+                pass
+        return random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))  # full jitter
+
+    def _cost(self, tokens_in: int | None, tokens_out: int | None) -> float | None:
+        if not self.price or tokens_in is None or tokens_out is None:
+            return None
+        per_million = 1_000_000
+        return (tokens_in * self.price.get("input", 0) + tokens_out * self.price.get("output", 0)) / per_million
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def _describe(exc: Exception, retries: int) -> str:
+    status = getattr(exc, "status_code", None)
+    kind = f"HTTP {status}" if status else type(exc).__name__
+    after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+    return f"{kind}{after}: {str(exc)[:200]}"

@@ -1,0 +1,289 @@
+"""The results database. The only module that imports duckdb.
+
+The schema changes only through the numbered migrations below, each recorded in
+``schema_migrations`` when applied. A file that is not a promptci database is
+refused and never modified.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "runs, results and the response cache",
+        """
+        CREATE TABLE runs (
+            id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,
+            ended_at TIMESTAMP,
+            git_commit VARCHAR,
+            branch VARCHAR,
+            dirty BOOLEAN,
+            command VARCHAR,
+            config_hash VARCHAR,
+            status VARCHAR NOT NULL,
+            promptci_version VARCHAR
+        );
+        CREATE TABLE results (
+            run_id VARCHAR NOT NULL,
+            suite VARCHAR NOT NULL,
+            suite_hash VARCHAR NOT NULL,
+            prompt VARCHAR NOT NULL,
+            prompt_hash VARCHAR NOT NULL,
+            prompt_commit VARCHAR,
+            case_id VARCHAR NOT NULL,
+            case_name VARCHAR,
+            repeat_index INTEGER NOT NULL,
+            model_id VARCHAR NOT NULL,
+            params_hash VARCHAR NOT NULL,
+            input VARCHAR,
+            expected VARCHAR,
+            output VARCHAR,
+            scores VARCHAR,
+            score DOUBLE,
+            passed BOOLEAN,
+            error VARCHAR,
+            latency_ms DOUBLE,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            cost DOUBLE,
+            cached BOOLEAN NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE INDEX results_run ON results (run_id);
+        CREATE TABLE cache (
+            key VARCHAR PRIMARY KEY,
+            model_id VARCHAR NOT NULL,
+            output VARCHAR NOT NULL,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            cost DOUBLE,
+            latency_ms DOUBLE,
+            created_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One model answer to one case, scored. Column order matches the ``results`` table."""
+
+    run_id: str
+    suite: str
+    suite_hash: str
+    prompt: str
+    prompt_hash: str
+    prompt_commit: str | None
+    case_id: str
+    case_name: str | None
+    repeat_index: int
+    model_id: str
+    params_hash: str
+    input: str
+    expected: str
+    output: str | None
+    scores: str | None  # JSON {scorer: score}
+    score: float | None
+    passed: bool | None
+    error: str | None
+    latency_ms: float | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost: float | None
+    cached: bool
+    created_at: datetime
+
+
+RESULT_COLUMNS = [f.name for f in fields(ResultRow)]
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    output: str
+    tokens_in: int | None
+    tokens_out: int | None
+    cost: float | None
+    latency_ms: float | None
+
+
+def now() -> datetime:
+    """UTC, without tzinfo: duckdb returns TIMESTAMPTZ only through pytz, which we do not need."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    """An open results database. Use as a context manager."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        import duckdb
+
+        self.path = path
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.exists():
+            raise InputError(f"no results database at {path}", hint="run `promptci eval` first")
+        _refuse_foreign(path)
+        try:
+            self.db = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise InputError(f"cannot open results database: {exc}", path=path) from None
+        if not read_only:
+            self._migrate()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        tables = {r[0] for r in self.db.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if tables and "schema_migrations" not in tables:
+            raise InputError(
+                "not a promptci results database (it has other tables); refusing to modify it",
+                path=self.path,
+                hint="point `db:` in promptci.yaml at another file",
+            )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
+        )
+        applied = {r[0] for r in self.db.execute("SELECT version FROM schema_migrations").fetchall()}
+        newest = max(applied, default=0)
+        if newest > MIGRATIONS[-1][0]:
+            raise InputError(
+                f"results database is at schema version {newest}, newer than this promptci knows",
+                path=self.path,
+                hint="upgrade promptci",
+            )
+        for version, name, sql in MIGRATIONS:
+            if version in applied:
+                continue
+            self.db.execute("BEGIN TRANSACTION")
+            try:
+                self.db.execute(sql)
+                self.db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, now()])
+                self.db.execute("COMMIT")
+            except Exception:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # runs
+
+    def start_run(
+        self,
+        run_id: str,
+        *,
+        git_commit: str | None,
+        branch: str | None,
+        dirty: bool | None,
+        command: str,
+        config_hash: str,
+    ) -> None:
+        from . import __version__
+
+        self.db.execute(
+            "INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, ?, 'running', ?)",
+            [run_id, now(), git_commit, branch, dirty, command, config_hash, __version__],
+        )
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        self.db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", [status, now(), run_id])
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", [limit])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    # results
+
+    def add_results(self, rows: Sequence[ResultRow]) -> None:
+        """Insert rows in one statement (duckdb's executemany runs row by row)."""
+        for chunk in _chunks(rows, 500):
+            one = "(" + ", ".join("?" * len(RESULT_COLUMNS)) + ")"
+            params = [getattr(r, c) for r in chunk for c in RESULT_COLUMNS]
+            self.db.execute(f"INSERT INTO results VALUES {', '.join([one] * len(chunk))}", params)
+
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        cur = self.db.execute(
+            "SELECT * FROM results WHERE run_id = ? ORDER BY suite, prompt, case_id, repeat_index", [run_id]
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    # cache
+
+    def cache_get(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        rows = self.db.execute(
+            "SELECT key, output, tokens_in, tokens_out, cost, latency_ms FROM cache WHERE key IN (SELECT unnest(?))",
+            [keys],
+        ).fetchall()
+        return {r[0]: CachedResponse(*r[1:]) for r in rows}
+
+    def cache_put(self, entries: Sequence[tuple[str, str, CachedResponse]]) -> None:
+        """Store ``(key, model_id, response)``; empty outputs are never cached."""
+        kept = [e for e in entries if e[2].output.strip()]
+        for chunk in _chunks(kept, 500):
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            params: list[Any] = []
+            for key, model_id, r in chunk:
+                params += [key, model_id, r.output, r.tokens_in, r.tokens_out, r.cost, r.latency_ms, now()]
+            self.db.execute(f"INSERT OR REPLACE INTO cache VALUES {values}", params)
+
+    def cache_info(self) -> dict[str, Any]:
+        total = self.db.execute("SELECT count(*), coalesce(sum(length(output)), 0) FROM cache").fetchone()
+        models = self.db.execute("SELECT model_id, count(*) FROM cache GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        assert total is not None
+        return {"path": str(self.path), "entries": total[0], "output_bytes": total[1], "models": dict(models)}
+
+    def cache_clear(self, model_id: str | None = None) -> int:
+        where, params = ("WHERE model_id = ?", [model_id]) if model_id else ("", [])
+        row = self.db.execute(f"SELECT count(*) FROM cache {where}", params).fetchone()
+        self.db.execute(f"DELETE FROM cache {where}", params)
+        return int(row[0]) if row else 0
+
+
+def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+_DUCKDB_MAGIC = b"DUCK"
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Refuse a file that is not a DuckDB database before duckdb can touch it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head[8:12] != _DUCKDB_MAGIC:
+        raise InputError(
+            "not a DuckDB database; refusing to open it",
+            path=path,
+            hint="point `db:` in promptci.yaml at another file",
+        )
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
