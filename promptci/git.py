@@ -53,7 +53,7 @@ class Repo:
             raise NotFoundError(f"unknown revision '{rev}'", hint="use a sha, tag, branch or HEAD~N") from None
 
     def has_commits(self) -> bool:
-        return self._repo.head.is_valid()
+        return bool(self._repo.head.is_valid())
 
     def head(self) -> str | None:
         return self._repo.head.commit.hexsha if self.has_commits() else None
@@ -164,7 +164,8 @@ def init_repo(path: Path) -> None:
 def _command_error() -> type[Exception]:
     from git.exc import GitCommandError
 
-    return GitCommandError
+    error: type[Exception] = GitCommandError
+    return error
 
 
 def _stderr(exc: Exception) -> str:

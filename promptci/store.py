@@ -159,7 +159,8 @@ class Store:
                 hint="point `db:` in promptci.yaml at another file",
             )
         self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
         )
         applied = {r[0] for r in self.db.execute("SELECT version FROM schema_migrations").fetchall()}
         newest = max(applied, default=0)
@@ -210,7 +211,7 @@ class Store:
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         cur = self.db.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", [limit])
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     # results
 
@@ -226,7 +227,7 @@ class Store:
             "SELECT * FROM results WHERE run_id = ? ORDER BY suite, prompt, case_id, repeat_index", [run_id]
         )
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     # cache
 

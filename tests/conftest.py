@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
-from collections.abc import Iterator
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from promptci.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INIT_TEMPLATES = REPO_ROOT / "promptci" / "templates" / "init"
+MODEL_CACHE = REPO_ROOT / ".promptci-test-models"
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +32,10 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
         monkeypatch.setenv(f"GIT_{role}_NAME", "Test User")
         monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.com")
     monkeypatch.delenv("PROMPTCI_ROOT", raising=False)
+    # The converted SmolLM2 is shared by every test and kept between local runs.
+    monkeypatch.setenv("PROMPTCI_MODEL_CACHE", str(MODEL_CACHE))
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -101,3 +109,63 @@ variables:
   words: {type: integer, default: 50}
   style: {type: string, default: short}
 """
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Katan:
+    """A running llm-katan server on 127.0.0.1."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def start_katan(tmp: Path, model: str, *args: str, timeout: float = 120) -> Katan:
+    port = free_port()
+    log = tmp / f"katan-{port}.log"
+    cmd = [
+        shutil.which("llm-katan") or "llm-katan", "-m", model, "-p", str(port), "-h", "127.0.0.1",
+        "--log-level", "warning", "--stats-file", str(tmp / f"stats-{port}.json"), "--disable-dashboard", *args,
+    ]
+    process = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"llm-katan exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+                if response.status == 200:
+                    return Katan(f"http://127.0.0.1:{port}/v1", process, log)
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"llm-katan did not start in {timeout}s: {log.read_text()[-2000:]}")
+
+
+def stop_katan(katan: Katan) -> None:
+    katan.process.terminate()
+    try:
+        katan.process.wait(10)
+    except subprocess.TimeoutExpired:
+        katan.process.kill()
+
+
+@pytest.fixture
+def katan(tmp_path: Path) -> Iterator[Callable[..., Katan]]:
+    """Start llm-katan servers with the given arguments; all are stopped after the test."""
+    started: list[Katan] = []
+
+    def start(*args: str, model: str = "echo-model") -> Katan:
+        server = start_katan(tmp_path, model, *args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        stop_katan(server)

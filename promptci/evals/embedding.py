@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..providers.embedding import embedder
@@ -9,7 +10,7 @@ from .dataset import EvalCase
 from .suite import EmbeddingScorer
 
 
-def embedding_scorer(scorer: EmbeddingScorer, root: Path):  # type: ignore[no-untyped-def]
+def embedding_scorer(scorer: EmbeddingScorer, root: Path) -> Callable[[str, EvalCase], float]:
     """Scores 1 when the similarity reaches ``threshold``, else the similarity scaled below it."""
     model = embedder(scorer.model, str(root))
 

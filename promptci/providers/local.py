@@ -75,7 +75,7 @@ class TransformersProvider:
                     done = self._batch([texts[i] for i in batch], requests[batch[0]].params, requests[batch[0]].repeat)
                 except RuntimeError as exc:  # out of memory, device errors: recorded, not scored
                     done = [Completion(error=f"{type(exc).__name__}: {exc}") for _ in batch]
-                for i, completion in zip(batch, done):
+                for i, completion in zip(batch, done, strict=True):
                     on_done(i, completion)
 
     def _batch(self, texts: list[str], params: GenParams, repeat: int) -> list[Completion]:
@@ -96,7 +96,7 @@ class TransformersProvider:
         per_item = (time.perf_counter() - start) * 1000 / len(texts)
         eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
         completions = []
-        for row, mask in zip(new.tolist(), enc["attention_mask"].tolist()):
+        for row, mask in zip(new.tolist(), enc["attention_mask"].tolist(), strict=True):
             n_out = next((k for k, tok in enumerate(row) if tok in eos), len(row))
             text = self.tokenizer.decode(row[:n_out], skip_special_tokens=True)
             completions.append(

@@ -1,0 +1,65 @@
+"""The DuckDB store: migrations, refusal of foreign files, the cache."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from promptci.errors import InputError
+from promptci.store import MIGRATIONS, CachedResponse, Store
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_migrations_are_recorded_once(tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    with Store(db) as store:
+        assert store.schema_version() == MIGRATIONS[-1][0]
+    with Store(db) as store:
+        rows = store.db.execute("SELECT version, name FROM schema_migrations").fetchall()
+    assert rows == [(v, n) for v, n, _ in MIGRATIONS]
+
+
+def test_a_foreign_duckdb_file_is_refused_and_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE customers (id INTEGER)")
+    con.close()
+    before = _digest(db)
+    with pytest.raises(InputError, match="not a promptci results database"):
+        Store(db)
+    assert _digest(db) == before
+
+
+def test_a_file_that_is_not_duckdb_is_refused_and_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "notes.duckdb"
+    db.write_bytes(b"these are my notes, not a database" * 100)
+    before = _digest(db)
+    with pytest.raises(InputError, match="not a DuckDB database"):
+        Store(db)
+    assert _digest(db) == before
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    with Store(db) as store:
+        store.db.execute("INSERT INTO schema_migrations VALUES (999, 'future', now())")
+    with pytest.raises(InputError, match="newer than this promptci knows"):
+        Store(db)
+
+
+def test_cache_round_trip_and_empty_answers_are_not_kept(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.duckdb") as store:
+        store.cache_put([
+            ("k1", "m", CachedResponse("answer", 3, 1, None, 12.0)),
+            ("k2", "m", CachedResponse("   ", 3, 0, None, 1.0)),
+        ])
+        got = store.cache_get(["k1", "k2", "k3"])
+        assert list(got) == ["k1"] and got["k1"].output == "answer"
+        assert store.cache_info()["entries"] == 1
+        assert store.cache_clear() == 1 and store.cache_get(["k1"]) == {}
