@@ -130,8 +130,19 @@ def start_katan(tmp: Path, model: str, *args: str, timeout: float = 120) -> Kata
     port = free_port()
     log = tmp / f"katan-{port}.log"
     cmd = [
-        shutil.which("llm-katan") or "llm-katan", "-m", model, "-p", str(port), "-h", "127.0.0.1",
-        "--log-level", "warning", "--stats-file", str(tmp / f"stats-{port}.json"), "--disable-dashboard", *args,
+        shutil.which("llm-katan") or "llm-katan",
+        "-m",
+        model,
+        "-p",
+        str(port),
+        "-h",
+        "127.0.0.1",
+        "--log-level",
+        "warning",
+        "--stats-file",
+        str(tmp / f"stats-{port}.json"),
+        "--disable-dashboard",
+        *args,
     ]
     process = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + timeout

@@ -55,10 +55,12 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_cache_round_trip_and_empty_answers_are_not_kept(tmp_path: Path) -> None:
     with Store(tmp_path / "r.duckdb") as store:
-        store.cache_put([
-            ("k1", "m", CachedResponse("answer", 3, 1, None, 12.0)),
-            ("k2", "m", CachedResponse("   ", 3, 0, None, 1.0)),
-        ])
+        store.cache_put(
+            [
+                ("k1", "m", CachedResponse("answer", 3, 1, None, 12.0)),
+                ("k2", "m", CachedResponse("   ", 3, 0, None, 1.0)),
+            ]
+        )
         got = store.cache_get(["k1", "k2", "k3"])
         assert list(got) == ["k1"] and got["k1"].output == "answer"
         assert store.cache_info()["entries"] == 1

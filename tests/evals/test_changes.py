@@ -20,7 +20,10 @@ def two(repo: Repo) -> Repo:
     """main has two prompts with a suite each; work continues on a branch."""
     repo.write("prompts/other.yaml", OTHER)
     repo.write("evals/data/other.jsonl", '{"q": "one"}\n')
-    repo.write("evals/other.yaml", "prompts: [other]\ndataset: {path: data/other.jsonl, vars: {q: q}}\nscorers: [{type: exact}]\n")
+    repo.write(
+        "evals/other.yaml",
+        "prompts: [other]\ndataset: {path: data/other.jsonl, vars: {q: q}}\nscorers: [{type: exact}]\n",
+    )
     repo.commit("two prompts")
     repo.git("checkout", "-q", "-b", "feature")
     return repo
@@ -63,9 +66,13 @@ def test_config_change_selects_everything(two: Repo) -> None:
 
 def test_cli_runs_only_the_changed_suite(two: Repo, katan: Callable[..., Katan]) -> None:
     server = katan("-b", "echo")
-    config = (two.path / "promptci.yaml").read_text().replace(
-        "model:\n  temperature: 0\n  max_tokens: 16\n",
-        f"model:\n  provider: openai\n  model: echo-model\n  params: {{base_url: '{server.base_url}'}}\n",
+    config = (
+        (two.path / "promptci.yaml")
+        .read_text()
+        .replace(
+            "model:\n  temperature: 0\n  max_tokens: 16\n",
+            f"model:\n  provider: openai\n  model: echo-model\n  params: {{base_url: '{server.base_url}'}}\n",
+        )
     )
     two.write("promptci.yaml", config)
     two.commit("use the echo server")

@@ -21,18 +21,27 @@ def _cases(repo: Repo, suite_text: str) -> list:  # type: ignore[type-arg]
 
 def test_jsonl_rows_are_mapped_and_limited(repo: Repo) -> None:
     repo.write("evals/data/d.jsonl", '{"text": "a", "label": "positive"}\n\n{"text": "b", "label": "negative"}\n')
-    cases = _cases(repo, "prompts: [sentiment]\ndataset: {path: data/d.jsonl, vars: {review: text}, expected: label}\nscorers: [{type: exact}]\n")
+    cases = _cases(
+        repo,
+        "prompts: [sentiment]\ndataset: {path: data/d.jsonl, vars: {review: text}, expected: label}\nscorers: [{type: exact}]\n",
+    )
     assert [(c.vars, c.expected, c.name) for c in cases] == [
         ({"review": "a"}, "positive", "evals/data/d.jsonl:1"),
         ({"review": "b"}, "negative", "evals/data/d.jsonl:3"),
     ]
-    limited = _cases(repo, "prompts: [sentiment]\ndataset: {path: data/d.jsonl, vars: {review: text}, limit: 1}\nscorers: [{type: exact}]\n")
+    limited = _cases(
+        repo,
+        "prompts: [sentiment]\ndataset: {path: data/d.jsonl, vars: {review: text}, limit: 1}\nscorers: [{type: exact}]\n",
+    )
     assert len(limited) == 1
 
 
 def test_csv_rows_with_json_cells(repo: Repo) -> None:
     repo.write("evals/data/d.csv", 'text,label,options\n"Hello, world",positive,"[""a"", ""b""]"\n')
-    cases = _cases(repo, "prompts: [sentiment]\ndataset: {path: data/d.csv, vars: {review: text}, expected: label}\nscorers: [{type: exact}]\n")
+    cases = _cases(
+        repo,
+        "prompts: [sentiment]\ndataset: {path: data/d.csv, vars: {review: text}, expected: label}\nscorers: [{type: exact}]\n",
+    )
     assert cases[0].vars == {"review": "Hello, world"} and cases[0].data["options"] == ["a", "b"]
 
 
@@ -48,14 +57,20 @@ def test_case_ids_are_content_hashes(repo: Repo) -> None:
 def test_missing_column_names_suite_file_and_line(repo: Repo) -> None:
     repo.write("evals/data/d.jsonl", '{"text": "a"}\n{"txt": "b"}\n')
     with pytest.raises(InputError) as err:
-        _cases(repo, "prompts: [sentiment]\ndataset: {path: data/d.jsonl, vars: {review: text}}\nscorers: [{type: exact}]\n")
+        _cases(
+            repo,
+            "prompts: [sentiment]\ndataset: {path: data/d.jsonl, vars: {review: text}}\nscorers: [{type: exact}]\n",
+        )
     assert str(err.value) == "evals/data/d.jsonl:2: row has no column 'text' (suite evals/s.yaml) (columns: txt)"
 
 
 def test_invalid_json_line(repo: Repo) -> None:
     repo.write("evals/data/d.jsonl", '{"text": "a"}\n{"text": oops}\n')
     with pytest.raises(InputError, match="invalid JSON"):
-        _cases(repo, "prompts: [sentiment]\ndataset: {path: data/d.jsonl, vars: {review: text}}\nscorers: [{type: exact}]\n")
+        _cases(
+            repo,
+            "prompts: [sentiment]\ndataset: {path: data/d.jsonl, vars: {review: text}}\nscorers: [{type: exact}]\n",
+        )
 
 
 def test_dataset_outside_the_repository_is_refused(repo: Repo) -> None:

@@ -62,8 +62,11 @@ def test_results_are_rows_in_duckdb(small: Repo) -> None:
     result = small.run("eval")
     assert result.code == ExitCode.OK, result.err
     assert "sentiment\tsentiment\t3\t" in result.out
-    rows = _sql(small, "SELECT suite, prompt, prompt_hash, prompt_commit, model_id, output, scores, cached, error "
-                       "FROM results ORDER BY case_id")
+    rows = _sql(
+        small,
+        "SELECT suite, prompt, prompt_hash, prompt_commit, model_id, output, scores, cached, error "
+        "FROM results ORDER BY case_id",
+    )
     head = small.git("rev-parse", "HEAD")
     prompt_changed = small.git("log", "-1", "--format=%H", "--", "prompts/sentiment.yaml")
     assert len(rows) == 3 and prompt_changed != head
@@ -103,8 +106,11 @@ def test_render_errors_are_recorded_not_scored_or_cached(small: Repo) -> None:
 
 
 def test_below_threshold_exits_1(small: Repo) -> None:
-    small.write("evals/sentiment.yaml", SUITE.replace("threshold: 0.0", "threshold: 1.0") +
-                "  - vars: {review: 'neutral text'}\n    expected: neither\n")
+    small.write(
+        "evals/sentiment.yaml",
+        SUITE.replace("threshold: 0.0", "threshold: 1.0")
+        + "  - vars: {review: 'neutral text'}\n    expected: neither\n",
+    )
     result = small.run("eval")
     assert result.code == ExitCode.FAILED and "FAIL" in result.out
 

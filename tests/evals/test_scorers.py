@@ -14,8 +14,9 @@ from promptci.evals.scorers import build, extract_choice, extract_number
 from promptci.evals.suite import Scorer
 
 
-def score(spec: dict[str, Any], output: str, expected: Any, data: dict[str, Any] | None = None,
-          root: Path = Path(".")) -> float:
+def score(
+    spec: dict[str, Any], output: str, expected: Any, data: dict[str, Any] | None = None, root: Path = Path(".")
+) -> float:
     scorer = TypeAdapter(Scorer).validate_python(spec)
     return build(scorer, root)(output, EvalCase("id", "case", {}, expected, data or {}))
 
@@ -69,7 +70,9 @@ def test_number_words() -> None:
 
 
 def test_python_scorer(tmp_path: Path) -> None:
-    (tmp_path / "my_scorers.py").write_text("def length_ok(output, expected, case):\n    return len(output) <= expected\n")
+    (tmp_path / "my_scorers.py").write_text(
+        "def length_ok(output, expected, case):\n    return len(output) <= expected\n"
+    )
     spec = {"type": "python", "function": "my_scorers:length_ok"}
     assert score(spec, "short", 10, root=tmp_path) == 1.0
     assert score(spec, "far too long an answer", 10, root=tmp_path) == 0.0

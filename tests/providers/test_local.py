@@ -30,7 +30,10 @@ def test_gguf_is_converted_once_into_a_cache_keyed_by_its_hash() -> None:
 
 def test_model_id_is_stable_and_names_the_file() -> None:
     source = models.resolve(None, Path("."))
-    assert source.kind == "gguf" and source.model_id == f"{models.DEFAULT_GGUF}#{models.file_digest(Path(source.location))[:12]}"
+    assert (
+        source.kind == "gguf"
+        and source.model_id == f"{models.DEFAULT_GGUF}#{models.file_digest(Path(source.location))[:12]}"
+    )
     assert models.resolve(None, Path(".")) == source
 
 

@@ -28,7 +28,9 @@ def _suite(base_url: str, **params: object) -> str:
 def _rows(repo: Repo) -> list[tuple]:  # type: ignore[type-arg]
     con = duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True)
     try:
-        return con.execute("SELECT output, error, score, tokens_in, tokens_out FROM results ORDER BY case_id").fetchall()
+        return con.execute(
+            "SELECT output, error, score, tokens_in, tokens_out FROM results ORDER BY case_id"
+        ).fetchall()
     finally:
         con.close()
 
