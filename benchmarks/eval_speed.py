@@ -24,13 +24,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.conftest import start_katan, stop_katan  # noqa: E402
-
 from promptci.project import Project  # noqa: E402
 from promptci.providers import models  # noqa: E402
 from promptci.providers.base import Completion, GenParams, Request  # noqa: E402
 from promptci.providers.local import TransformersProvider  # noqa: E402
 from promptci.providers.openai_api import OpenAIProvider  # noqa: E402
+from tests.conftest import start_katan, stop_katan  # noqa: E402
 
 
 def timed_generate(provider: object, requests: list[Request]) -> tuple[float, list[Completion]]:

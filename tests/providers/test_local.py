@@ -44,10 +44,10 @@ def test_missing_default_model_names_the_install_command(monkeypatch: pytest.Mon
 
 
 def test_bad_model_paths(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="GGUF file not found"):
+    with pytest.raises(InputError, match=r"GGUF file not found"):
         models.resolve("missing.gguf", tmp_path)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="without config.json"):
+    with pytest.raises(InputError, match=r"without config\.json"):
         models.resolve("empty", tmp_path)
 
 
