@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -146,7 +145,6 @@ def main() -> None:
         f"4. cold start after conversion: import torch+transformers {imports:.2f} s, load the model {load:.2f} s,"
         f" total {imports + load:.2f} s"
     )
-    shutil.rmtree(ROOT / ".promptci-bench", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -78,24 +78,26 @@ class OpenAIProvider:
 
     def generate(self, requests: Sequence[Request], on_done: OnDone, should_stop: Callable[[], bool]) -> None:
         pending = iter(range(len(requests)))
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="promptci-openai") as pool:
-            running: dict[Future[Completion], int] = {}
-            try:
-                while True:
-                    while len(running) < self.concurrency and not should_stop():
-                        i = next(pending, None)
-                        if i is None:
-                            break
-                        running[pool.submit(self.complete, requests[i])] = i
-                    if not running:
-                        return
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        on_done(running.pop(future), future.result())
-            except BaseException:
-                for future in running:
-                    future.cancel()
-                raise
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="promptci-openai")
+        running: dict[Future[Completion], int] = {}
+        interrupted = False
+        try:
+            while True:
+                while len(running) < self.concurrency and not should_stop():
+                    i = next(pending, None)
+                    if i is None:
+                        break
+                    running[pool.submit(self.complete, requests[i])] = i
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    on_done(running.pop(future), future.result())
+        except BaseException:
+            interrupted = True  # Ctrl-C must not wait for requests in flight
+            raise
+        finally:
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
 
     def complete(self, request: Request) -> Completion:
         """One chat completion with retries; failures come back as ``Completion.error``."""

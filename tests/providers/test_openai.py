@@ -114,3 +114,65 @@ def test_budget_stops_new_calls(repo: Repo, katan: Callable[..., Katan]) -> None
     assert result.code == ExitCode.FAILED and "budget spent: 2 not run" in result.err
     assert len(_rows(repo)) == 2
     assert repo.run("eval", "--budget", "nonsense").code == ExitCode.USAGE
+
+
+def test_sigterm_marks_the_run_interrupted_and_a_rerun_resumes(repo: Repo, katan: Callable[..., Katan]) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    server = katan("-b", "echo", "--latency-ms", "300")
+    cases = "".join(f"  - {{vars: {{review: 'review {i}'}}, expected: x}}\n" for i in range(30))
+    repo.write("evals/sentiment.yaml", _suite(server.base_url).split("cases:\n")[0] + "cases:\n" + cases)
+    cmd = [sys.executable, "-m", "promptci", "-C", str(repo.path), "eval", "-j", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    con = duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True)
+    status = con.execute("SELECT status FROM runs").fetchall()
+    row = con.execute("SELECT count(*) FROM results").fetchone()
+    con.close()
+    kept = int(row[0]) if row else 0
+    assert status == [("interrupted",)] and 0 < kept < 30
+    out = repo.path / "o.json"
+    repo.run("eval", "-j", "8", "-o", str(out))
+    usage = json.loads(out.read_text())["usage"]
+    assert usage["cached"] >= kept and usage["cached"] + usage["calls"] == 30
+
+
+def test_cache_commands(repo: Repo, katan: Callable[..., Katan]) -> None:
+    server = katan("-b", "echo")
+    repo.write("evals/sentiment.yaml", _suite(server.base_url))
+    repo.run("eval")
+    info = json.loads(repo.run("cache", "info", "--format", "json").out)
+    assert info["entries"] == 4 and info["models"] == {f"openai:echo-model@{server.base_url.split('://')[1]}": 4}
+    assert repo.run("cache", "clear", "--model", "nope").out.strip() == "removed 0 cached answers"
+    assert repo.run("cache", "clear").out.strip() == "removed 4 cached answers"
+    assert _rows(repo), "stored results survive a cache clear"
+
+
+def test_cost_follows_the_configured_price(repo: Repo, katan: Callable[..., Katan]) -> None:
+    server = katan("-b", "echo")
+    repo.write("evals/sentiment.yaml", _suite(server.base_url, price={"input": 1_000_000, "output": 2_000_000}))
+    out = repo.path / "o.json"
+    repo.run("eval", "-o", str(out))
+    data = json.loads(out.read_text())
+    for row in data["results"]:
+        assert row["cost"] == row["tokens_in"] * 1 + row["tokens_out"] * 2
+    assert data["usage"]["cost"] == sum(r["cost"] for r in data["results"])
+
+
+def test_model_option_overrides_every_suite(
+    repo: Repo, katan: Callable[..., Katan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = katan("-b", "echo")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    out = repo.path / "o.json"
+    repo.run("eval", "--model", "openai:echo-model", "--prompt", "sentiment", "-o", str(out))
+    data = json.loads(out.read_text())
+    assert data["suites"][0]["model"].startswith("openai:echo-model@127.0.0.1")
+    assert all("[echo]" in r["output"] for r in data["results"]) and len(data["results"]) == 6
+    assert "nothing to evaluate" in repo.run("eval", "--prompt", "no-such-prompt").err
