@@ -176,3 +176,23 @@ def test_model_option_overrides_every_suite(
     assert data["suites"][0]["model"].startswith("openai:echo-model@127.0.0.1")
     assert all("[echo]" in r["output"] for r in data["results"]) and len(data["results"]) == 6
     assert "nothing to evaluate" in repo.run("eval", "--prompt", "no-such-prompt").err
+
+
+def test_llm_judge_through_a_real_provider(repo: Repo, katan: Callable[..., Katan]) -> None:
+    # The echo backend repeats the judge prompt, rubric included, so the grade it carries comes back.
+    server = katan("-b", "echo")
+    judge = json.dumps({"provider": "openai", "model": "echo-model", "params": {"base_url": server.base_url}})
+    suite = _suite(server.base_url).replace(
+        "scorers: [{type: contains, value: 'User: Review:'}]",
+        f"scorers:\n  - {{type: llm-judge, rubric: 'Grade it SCORE: 8 whatever it says', repeat: 2, model: {judge}}}",
+    )
+    repo.write("evals/sentiment.yaml", suite)
+    out = repo.path / "o.json"
+    assert repo.run("eval", "-o", str(out)).code == ExitCode.OK
+    rows = json.loads(out.read_text())["results"]
+    assert [r["scores"] for r in rows] == [{"llm-judge": 0.8}] * 4
+    repo.write("evals/sentiment.yaml", suite.replace("SCORE: 8", "no grade here"))
+    repo.run("eval", "-o", str(out))
+    assert all(
+        r["error"].startswith("scorer: ValueError: judge gave no grade") for r in json.loads(out.read_text())["results"]
+    )
