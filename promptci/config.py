@@ -17,11 +17,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
+class GatePolicy(_Strict):
+    max_drop: float | None = Field(None, ge=0, le=1, description="largest tolerated drop in mean score")
+    alpha: float | None = Field(None, gt=0, lt=1, description="significance level of the paired test")
+
+
 class GateConfig(_Strict):
     """Regression gate thresholds used by ``promptci compare``."""
 
     max_drop: float = Field(0.0, ge=0, le=1, description="largest tolerated drop in mean score")
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the paired test")
+    suites: dict[str, GatePolicy] = Field(default_factory=dict, description="per-suite overrides")
+
+    def for_suite(self, suite: str) -> tuple[float, float]:
+        """(max_drop, alpha) for one suite."""
+        override = self.suites.get(suite)
+        max_drop = override.max_drop if override and override.max_drop is not None else self.max_drop
+        alpha = override.alpha if override and override.alpha is not None else self.alpha
+        return max_drop, alpha
 
 
 class Config(_Strict):

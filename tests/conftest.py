@@ -87,6 +87,7 @@ def repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Repo]:
     shutil.copy(INIT_TEMPLATES / "promptci.yaml", path / "promptci.yaml")
     shutil.copytree(INIT_TEMPLATES / "prompts", path / "prompts")
     shutil.copytree(INIT_TEMPLATES / "evals", path / "evals")
+    (path / ".gitignore").write_text(".promptci/\n")
     r = Repo(path, capsys)
     r.commit("initial prompts")
     cwd = os.getcwd()

@@ -16,7 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, PromptciError
-from . import cache, eval, init, label, lint, log, ls, schema, show
+from . import cache, compare, eval, init, label, lint, log, ls, schema, show
 from .options import State
 
 COMMANDS: list[click.Command] = [
@@ -30,6 +30,7 @@ COMMANDS: list[click.Command] = [
     label.label,
     schema.schema,
     eval.eval_,
+    compare.compare,
     cache.cache,
 ]
 

@@ -31,7 +31,7 @@ def changed_suites(project: Project, suites: list[Path], base: str | None) -> tu
     changed = {registry.repo.toplevel / p for p in registry.repo.changed_since(sha)}
     if project.config_path in changed or (project.labels_path in changed and _uses_labels(project, suites)):
         return suites, sha
-    prompt_files = {name: project.root / path for path, name in registry._index_worktree() if name}
+    prompt_files = {name: project.root / path for name, path in registry.paths().items()}
     selected = []
     for path in suites:
         suite, _ = read_suite(project, path)

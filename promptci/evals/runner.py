@@ -112,11 +112,12 @@ def run_eval(
     jobs: int | None = None,
     progress: Progress | None = None,
     git_info: tuple[str | None, str | None, bool | None] = (None, None, None),
+    db: Path | None = None,
 ) -> EvalReport:
-    """Run every item of ``plan`` and store the results in the project's database."""
+    """Run every item of ``plan`` and store the results in the project's database (or ``db``)."""
     started = time.perf_counter()
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    db_path = project.path(project.config.db)
+    db_path = db or project.path(project.config.db)
     usage = Usage()
     with Store(db_path) as store:
         config_hash = _config_hash(project)

@@ -88,6 +88,10 @@ class Registry:
         """Every prompt name in the working tree."""
         return sorted({n for _, n in self._index_worktree() if n})
 
+    def paths(self) -> dict[str, str]:
+        """Prompt name -> file (relative to the root) in the working tree, for readable files."""
+        return {name: path for path, name in self._index_worktree() if name}
+
     def load_all(self, rev: str | None = None) -> list[Prompt]:
         """Every prompt in the working tree or at ``rev``, validated; the first bad file raises."""
         if rev is None:
@@ -179,13 +183,15 @@ class Registry:
         return index
 
     def _find(self, name: str, index: Iterable[tuple[str, str | None]], rev: str | None) -> str:
+        index = list(index)
         paths = [path for path, declared in index if declared == name]
         where = f" at {rev}" if rev else ""
         if not paths:
-            raise NotFoundError(
-                f"no prompt named '{name}'{where}",
-                hint=f"run `promptci ls{' --rev ' + rev if rev else ''}` to see the names",
-            )
+            unreadable = [path for path, declared in index if declared is None]
+            hint = f"run `promptci ls{' --rev ' + rev if rev else ''}` to see the names"
+            if unreadable:
+                hint = f"these files could not be read and may declare it: {', '.join(unreadable)}; run `promptci lint`"
+            raise NotFoundError(f"no prompt named '{name}'{where}", hint=hint)
         if len(paths) > 1:
             raise InputError(
                 f"prompt name '{name}' is declared by {len(paths)} files{where}: {', '.join(paths)}",

@@ -90,6 +90,13 @@ def test_name_clash_is_refused_with_both_files(repo: Repo) -> None:
         promptci.load("dup", root=repo.path)
 
 
+def test_a_broken_file_is_named_when_a_prompt_is_not_found(repo: Repo) -> None:
+    repo.write("prompts/sentiment.yaml", "name: sentiment\ntemplate: a: b\n")
+    with pytest.raises(NotFoundError) as err:
+        promptci.load("sentiment", root=repo.path)
+    assert "could not be read and may declare it: prompts/sentiment.yaml" in str(err.value)
+
+
 def test_prompt_name_need_not_match_file_name(repo: Repo) -> None:
     repo.write("prompts/some/file.yaml", "name: other\ntemplate: hi\n")
     repo.commit("nested")

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from ..errors import ExitCode, InputError
+from .options import State, format_option, pass_state
+
+OUTPUTS = (".json", ".md", ".xml")
+
+
+@click.command()
+@click.argument("base", required=False)
+@click.argument("head", required=False)
+@click.option("--run-missing", is_flag=True, help="Evaluate cases a side has no stored results for.")
+@click.option("--allow-mismatch", is_flag=True, help="Compare even when models, parameters or scorers differ.")
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to FILE (.json, .md or .xml JUnit); repeatable.",
+)
+@format_option("text", "json", "markdown")
+@pass_state
+def compare(
+    state: State,
+    base: str | None,
+    head: str | None,
+    run_missing: bool,
+    allow_mismatch: bool,
+    outputs: tuple[Path, ...],
+    fmt: str,
+) -> int:
+    """Compare eval results of two sides case by case, with paired significance tests.
+
+    BASE and HEAD are git revisions or run ids. BASE defaults to the merge-base
+    with the default branch, HEAD to the working tree. Exits 1 only when a suite
+    regressed: a drop beyond gate.max_drop with p < gate.alpha.
+    """
+    from ..compare import report
+    from ..compare.engine import compare as run_compare
+    from ..compare.sides import load, missing_error, resolve_side
+    from ..evals.changes import base_revision
+    from ..store import Store
+    from .output import emit_json, table
+
+    for path in outputs:
+        if path.suffix not in OUTPUTS:
+            raise InputError(f"cannot tell the report format of {path}", hint=f"use one of {', '.join(OUTPUTS)}")
+    project = state.project
+    db = project.path(project.config.db)
+    if not db.exists():
+        raise InputError(f"no results database at {project.rel(db)}", hint="run `promptci eval` first")
+    default_base = None if base else base_revision(state.registry, None)
+    with Store(db) as store:
+        sides = [resolve_side(project, store, base, default_rev=default_base), resolve_side(project, store, head)]
+        results = [load(project, store, side) for side in sides]
+    for i, found in enumerate(results):
+        if found.missing:
+            if not run_missing:
+                raise missing_error(found)
+            _run_missing(state, found, db)
+            with Store(db) as store:
+                results[i] = load(project, store, sides[i])
+    comparison = run_compare(results[0], results[1], project.config.gate)
+    if comparison.mismatches and not allow_mismatch:
+        raise InputError(
+            "the sides are not comparable: " + "; ".join(comparison.mismatches),
+            hint="a changed model, dataset or scorer measures drift, not your change; --allow-mismatch overrides",
+        )
+    markdown = report.markdown(comparison)
+    if fmt == "json":
+        emit_json(report.as_dict(comparison))
+    elif fmt == "markdown":
+        click.echo(markdown, nl=False)
+    else:
+        table(report.HEADERS, report.rows(comparison), title=f"{comparison.base} → {comparison.head}")
+        _print_flips(comparison)
+        click.echo(f"verdict: {comparison.verdict}", err=True)
+    writers = {".json": report.to_json, ".md": report.markdown, ".xml": report.junit}
+    from ..yamlio import atomic_write
+
+    for path in outputs:
+        atomic_write(path, writers[path.suffix](comparison))
+    _github(comparison, markdown, project)
+    return int(ExitCode.FAILED if comparison.verdict == "regressed" else ExitCode.OK)
+
+
+def _run_missing(state: State, found: object, db: Path) -> None:
+    from ..compare.sides import SideResults
+    from ..evals.plan import Plan
+    from ..evals.runner import run_eval
+    from .progress import EvalProgress
+
+    assert isinstance(found, SideResults)
+    tasks = list({id(i.task): i.task for i in found.missing}.values())
+    click.echo(f"evaluating {len(found.missing)} missing case(s) at {found.side.label}", err=True)
+    with EvalProgress() as progress:
+        run_eval(state.project, Plan(tasks, found.missing), progress=progress, db=db)
+
+
+def _print_flips(comparison: object) -> None:
+    from ..compare.engine import Comparison
+    from ..compare.report import _clip
+
+    assert isinstance(comparison, Comparison)
+    for s in comparison.suites:
+        for f in s.flips[:20]:
+            click.echo(
+                f"  {s.suite} {f.direction} {f.name}\n    base: {_clip(f.base.output, 100)}\n"
+                f"    head: {_clip(f.head.output, 100)}"
+            )
+
+
+def _github(comparison: object, markdown: str, project: object) -> None:
+    """On GitHub Actions: the step summary, and annotations on the prompt files."""
+    from ..compare.engine import Comparison
+    from ..compare.report import github_annotations
+    from ..project import Project
+
+    assert isinstance(comparison, Comparison) and isinstance(project, Project)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(markdown + "\n")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in github_annotations(comparison, _body_lines(project, comparison)):
+            click.echo(line)
+
+
+def _body_lines(project: object, comparison: object) -> dict[str, int]:
+    """The line of each prompt file's `messages:` or `template:`, where an annotation belongs."""
+    from ..compare.engine import Comparison
+    from ..errors import PromptciError
+    from ..project import Project
+    from ..yamlio import parse_yaml
+
+    assert isinstance(project, Project) and isinstance(comparison, Comparison)
+    lines = {}
+    for s in comparison.suites:
+        if s.prompt_file and s.prompt_file not in lines:
+            try:
+                doc = parse_yaml((project.root / s.prompt_file).read_text(encoding="utf-8"), s.prompt_file)
+            except (OSError, PromptciError):
+                continue
+            key = "messages" if isinstance(doc.data, dict) and "messages" in doc.data else "template"
+            lines[s.prompt_file] = doc.position((key,)).line
+    return lines

@@ -1,0 +1,1 @@
+"""Comparing two sides (revisions or runs) case by case: statistics, the gate, reports."""

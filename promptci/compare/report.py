@@ -1,0 +1,181 @@
+"""A comparison as a terminal table, PR-comment markdown, versioned JSON, JUnit XML and
+GitHub Actions annotations."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from .engine import Comparison, Flip, SuiteComparison
+
+MARKER = "<!-- promptci-compare -->"  # finds our PR comment to update it in place
+MAX_FLIPS = 50
+
+
+def fmt_p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def rows(c: Comparison) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for s in c.suites:
+        r = s.stats
+        out.append(
+            (
+                s.suite,
+                s.prompt,
+                str(r.n),
+                f"{r.base_mean:.3f}",
+                f"{r.head_mean:.3f}",
+                f"{r.delta:+.3f}",
+                f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
+                fmt_p(r.p_value),
+                r.test,
+                s.verdict,
+                _flip_counts(s),
+            )
+        )
+    return out
+
+
+def _flip_counts(s: SuiteComparison) -> str:
+    down = sum(f.direction == "pass→fail" for f in s.flips)
+    return f"{down}/{len(s.flips) - down}"
+
+
+HEADERS = ("suite", "prompt", "cases", "base", "head", "delta", "95% CI", "p", "test", "verdict", "flips ↓/↑")
+
+
+def _clip(text: str | None, n: int = 160) -> str:
+    if text is None:
+        return "(none)"
+    flat = " ".join(text.split())
+    return flat if len(flat) <= n else flat[: n - 1] + "…"
+
+
+def _cell(text: str | None) -> str:
+    return _clip(text).replace("|", "\\|")
+
+
+def markdown(c: Comparison) -> str:
+    """The PR comment: the verdict, a table, then the flipped cases in collapsible details."""
+    lines = [MARKER, f"### promptci: **{c.verdict}**", "", f"Base `{c.base}` → head `{c.head}`.", ""]
+    lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows(c)]
+    for s in c.suites:
+        notes = [f"⚠️ {m}" for m in s.mismatches]
+        if s.added or s.removed:
+            notes.append(f"{len(s.added)} case(s) added, {len(s.removed)} removed (not paired)")
+        if any(s.errors):
+            notes.append(f"errored cases: {s.errors[0]} on base, {s.errors[1]} on head (not scored)")
+        if notes or s.flips:
+            lines += [
+                "",
+                f"**{s.suite} × {s.prompt}**: " + "; ".join(notes) if notes else f"**{s.suite} × {s.prompt}**",
+            ]
+        if s.flips:
+            lines += [
+                "",
+                f"<details><summary>{len(s.flips)} flipped case(s)</summary>",
+                "",
+                "| case | flip | base output | head output |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {_cell(f.name)} | {f.direction} | {_cell(f.base.output)} | {_cell(f.head.output)} |"
+                for f in _ordered(s.flips)[:MAX_FLIPS]
+            ]
+            if len(s.flips) > MAX_FLIPS:
+                lines.append(f"| … | {len(s.flips) - MAX_FLIPS} more | | |")
+            lines += ["", "</details>"]
+    lines += [
+        "",
+        "<sub>Paired per case: exact McNemar on pass/fail, or a sign-flip permutation test on scores;"
+        " 95% CI by bootstrap. Only **regressed** fails the check.</sub>",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _ordered(flips: list[Flip]) -> list[Flip]:
+    return sorted(flips, key=lambda f: (f.direction != "pass→fail", f.name))
+
+
+def as_dict(c: Comparison) -> dict[str, Any]:
+    def suite(s: SuiteComparison) -> dict[str, Any]:
+        return {
+            "suite": s.suite,
+            "prompt": s.prompt,
+            "verdict": s.verdict,
+            "max_drop": s.max_drop,
+            "alpha": s.alpha,
+            "base_prompt_hash": s.base_hash,
+            "head_prompt_hash": s.head_hash,
+            **asdict(s.stats),
+            "flips": [
+                {
+                    "case_id": f.case_id,
+                    "name": f.name,
+                    "direction": f.direction,
+                    "base": asdict(f.base),
+                    "head": asdict(f.head),
+                }
+                for f in _ordered(s.flips)
+            ],
+            "added": s.added,
+            "removed": s.removed,
+            "errors": {"base": s.errors[0], "head": s.errors[1]},
+            "mismatches": s.mismatches,
+        }
+
+    return {"version": 1, "base": c.base, "head": c.head, "verdict": c.verdict, "suites": [suite(s) for s in c.suites]}
+
+
+def to_json(c: Comparison) -> str:
+    return json.dumps(as_dict(c), indent=2, ensure_ascii=False) + "\n"
+
+
+def junit(c: Comparison) -> str:
+    root = ET.Element("testsuites", name="promptci compare")
+    for s in c.suites:
+        r = s.stats
+        el = ET.SubElement(
+            root,
+            "testsuite",
+            name=f"{s.suite}/{s.prompt}",
+            tests=str(1 + len(s.flips)),
+            failures=str(int(s.verdict == "regressed") + sum(f.direction == "pass→fail" for f in s.flips)),
+        )
+        gate = ET.SubElement(el, "testcase", classname=f"{s.suite}.{s.prompt}", name="gate")
+        summary = f"delta {r.delta:+.3f} (95% CI {r.ci_low:+.3f}..{r.ci_high:+.3f}), p={fmt_p(r.p_value)} ({r.test})"
+        if s.verdict == "regressed":
+            ET.SubElement(gate, "failure", message=f"regressed: {summary}")
+        else:
+            ET.SubElement(gate, "system-out").text = f"{s.verdict}: {summary}"
+        for f in _ordered(s.flips):
+            case = ET.SubElement(el, "testcase", classname=f"{s.suite}.{s.prompt}", name=f.name)
+            text = f"base: {_clip(f.base.output, 400)}\nhead: {_clip(f.head.output, 400)}"
+            if f.direction == "pass→fail":
+                ET.SubElement(case, "failure", message="pass→fail").text = text
+            else:
+                ET.SubElement(case, "system-out").text = "fail→pass\n" + text
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def github_annotations(c: Comparison, lines: dict[str, int]) -> list[str]:
+    """``::error``/``::warning`` workflow commands pointing at the prompt file and line."""
+    out = []
+    for s in c.suites:
+        if s.verdict not in ("regressed", "inconclusive") or not s.prompt_file:
+            continue
+        level = "error" if s.verdict == "regressed" else "warning"
+        r = s.stats
+        message = (
+            f"{s.suite}: {s.verdict}, {r.base_mean:.3f} → {r.head_mean:.3f} ({r.delta:+.3f}),"
+            f" p={fmt_p(r.p_value)}, {len(s.flips)} flipped"
+        )
+        line = lines.get(s.prompt_file, 1)
+        out.append(f"::{level} file={s.prompt_file},line={line},title=promptci {s.verdict}::{message}")
+    return out

@@ -1,0 +1,170 @@
+"""The two sides of a comparison and the stored results that belong to each.
+
+A side is the working tree, a git revision or a run id. For a revision, the suites,
+datasets and prompts are read from a temporary worktree of that commit; its results
+are the stored rows with the same identity (suite, prompt content hash, case id,
+repeat, model and parameters), from whichever run produced them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import GitError, InputError
+from ..evals.plan import Item, Plan, build_plan, suite_files
+from ..project import Project
+from ..prompts.registry import Registry
+from ..store import Store
+
+WORKTREE = "working tree"
+COLUMNS = (
+    "suite",
+    "prompt",
+    "prompt_hash",
+    "case_id",
+    "case_name",
+    "repeat_index",
+    "model_id",
+    "params_hash",
+    "suite_hash",
+    "score",
+    "passed",
+    "error",
+    "output",
+    "run_id",
+)
+
+
+@dataclass(frozen=True)
+class Side:
+    label: str
+    kind: str  # worktree, rev or run
+    sha: str | None = None
+    run_id: str | None = None
+
+
+@dataclass
+class SideResults:
+    side: Side
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[Item] = field(default_factory=list)
+    prompt_files: dict[str, str] = field(default_factory=dict)  # prompt name -> path, for annotations
+
+
+def resolve_side(project: Project, store: Store, text: str | None, *, default_rev: str | None = None) -> Side:
+    """``text`` as a run id, else a git revision; None means ``default_rev`` or the working tree."""
+    if text is None and default_rev is None:
+        return Side(WORKTREE, "worktree")
+    if text is not None:
+        row = store.db.execute("SELECT id FROM runs WHERE id = ?", [text]).fetchone()
+        if row:
+            return Side(f"run {text}", "run", run_id=text)
+    rev = text or default_rev
+    assert rev is not None
+    sha = Registry(project).repo.resolve(rev)
+    return Side(rev if text else f"merge-base {sha[:10]}", "rev", sha=sha)
+
+
+def load(project: Project, store: Store, side: Side) -> SideResults:
+    """The stored results for ``side``; for revisions also the items that have none yet."""
+    if side.kind == "run":
+        rows = _query(store, "SELECT {cols} FROM results WHERE run_id = ?", [side.run_id])
+        return SideResults(side, rows, prompt_files=Registry(project).paths())
+    with checkout(project, side) as (_, plan):
+        for task in plan.tasks:
+            _ = task.prompt.version  # resolve the commit while the worktree exists
+        found = _match(store, plan)
+        missing = [i for i in plan.items if (i.task.suite_name, i.task.prompt.name, i.case.id, i.repeat) not in found]
+        files = {t.prompt.name: t.prompt.path for t in plan.tasks}
+        return SideResults(side, list(found.values()), missing, files)
+
+
+@contextmanager
+def checkout(project: Project, side: Side) -> Iterator[tuple[Project, Plan]]:
+    """The project as it is on ``side`` and its eval plan; a revision gets a temporary worktree."""
+    if side.kind == "worktree":
+        yield project, build_plan(project, suite_files(project))
+        return
+    repo = Registry(project).repo
+    tmp = Path(tempfile.mkdtemp(prefix="promptci-side-"))
+    worktree = tmp / "tree"
+    try:
+        subprocess.run(
+            ["git", "-C", str(repo.toplevel), "worktree", "add", "--detach", "--quiet", str(worktree), side.sha or ""],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise GitError(f"cannot check out {side.label}: {exc.stderr.strip()}") from None
+    try:
+        there = worktree / project.root.relative_to(repo.toplevel)
+        side_project = Project.discover(there) if (there / "promptci.yaml").exists() else Project(there, project.config)
+        yield side_project, build_plan(side_project, suite_files(side_project))
+    finally:
+        subprocess.run(
+            ["git", "-C", str(repo.toplevel), "worktree", "remove", "--force", str(worktree)], capture_output=True
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _match(store: Store, plan: Plan) -> dict[tuple[str, str, str, int], dict[str, Any]]:
+    """Newest stored row for every item of ``plan``, preferring rows without errors."""
+    keys = [
+        (
+            i.task.suite_name,
+            i.task.prompt.name,
+            i.task.prompt.content_hash,
+            i.case.id,
+            i.repeat,
+            i.task.model_id,
+            i.task.params.digest(),
+        )
+        for i in plan.items
+        if i.request is not None
+    ]
+    if not keys:
+        return {}
+    store.db.execute(
+        "CREATE OR REPLACE TEMP TABLE want (suite VARCHAR, prompt VARCHAR, prompt_hash VARCHAR, case_id VARCHAR,"
+        " repeat_index INTEGER, model_id VARCHAR, params_hash VARCHAR)"
+    )
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        store.db.execute(f"INSERT INTO want VALUES {values}", [v for k in chunk for v in k])
+    cols = ", ".join(f"r.{c}" for c in COLUMNS)
+    rows = _query(
+        store,
+        f"SELECT {cols} FROM results r JOIN want w USING (suite, prompt, prompt_hash, case_id, repeat_index,"
+        " model_id, params_hash) QUALIFY row_number() OVER (PARTITION BY r.suite, r.prompt, r.case_id,"
+        " r.repeat_index ORDER BY r.error IS NULL DESC, r.created_at DESC) = 1",
+        [],
+        select=False,
+    )
+    return {(r["suite"], r["prompt"], r["case_id"], r["repeat_index"]): r for r in rows}
+
+
+def _query(store: Store, sql: str, params: list[Any], *, select: bool = True) -> list[dict[str, Any]]:
+    if select:
+        sql = sql.format(cols=", ".join(COLUMNS))
+    cur = store.db.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def missing_error(results: SideResults) -> InputError:
+    suites = sorted({i.task.suite_name for i in results.missing})
+    where = results.side.label
+    return InputError(
+        f"no stored results for {len(results.missing)} case(s) at {where} (suites: {', '.join(suites)})",
+        hint="rerun with --run-missing to evaluate them now, or run `promptci eval` at that revision",
+    )
