@@ -58,15 +58,18 @@ def compare(
     default_base = None if base else base_revision(state.registry, None)
     with Store(db) as store:
         sides = [resolve_side(project, store, base, default_rev=default_base), resolve_side(project, store, head)]
-        results = [load(project, store, side) for side in sides]
-    for i, found in enumerate(results):
-        if found.missing:
-            if not run_missing:
-                raise missing_error(found)
+        results = [load(project, store, side, f"side_{i}") for i, side in enumerate(sides)]
+        missing = [found for found in results if found.missing]
+        if missing and not run_missing:
+            raise missing_error(missing[0])
+        if not missing:
+            comparison = run_compare(store, results[0], results[1], project.config.gate)
+    if missing:
+        for found in missing:
             _run_missing(state, found, db)
-            with Store(db) as store:
-                results[i] = load(project, store, sides[i])
-    comparison = run_compare(results[0], results[1], project.config.gate)
+        with Store(db) as store:  # the side tables live in one connection: load again, then compare
+            results = [load(project, store, side, f"side_{i}") for i, side in enumerate(sides)]
+            comparison = run_compare(store, results[0], results[1], project.config.gate)
     if comparison.mismatches and not allow_mismatch:
         raise InputError(
             "the sides are not comparable: " + "; ".join(comparison.mismatches),

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..config import GateConfig
+from ..store import Store
 from .sides import SideResults
 from .stats import PairedResult, paired
 
@@ -81,95 +82,138 @@ class Comparison:
         return [f"{s.suite} × {s.prompt}: {m}" for s in self.suites for m in s.mismatches]
 
 
-def compare(base: SideResults, head: SideResults, gate: GateConfig) -> Comparison:
-    """Pair the two sides' cases per suite × prompt and judge each pair of distributions."""
-    base_groups, head_groups = _group(base.rows), _group(head.rows)
+def compare(store: Store, base: SideResults, head: SideResults, gate: GateConfig) -> Comparison:
+    """Pair the two sides' cases per suite × prompt, in DuckDB, and judge each pair of distributions."""
+    db = store.db
+    identity_sql = " UNION ALL ".join(
+        _IDENTITY.format(table=t, side=n) for t, n in ((base.table, "base"), (head.table, "head"))
+    )
+    identity = {(r[0], r[1], r[2]): r[3:] for r in db.execute(identity_sql).fetchall()}
+    keys = sorted({(s, p) for s, p, _ in identity})
+    db.execute(_PAIR.format(base=base.table, head=head.table))
+    db.execute("CREATE OR REPLACE TEMP TABLE groups (gid INTEGER, suite VARCHAR, prompt VARCHAR)")
+    if keys:
+        values = ", ".join(["(?, ?, ?)"] * len(keys))
+        db.execute(f"INSERT INTO groups VALUES {values}", [v for i, (s, p) in enumerate(keys) for v in (i, s, p)])
+    pairs = db.execute(
+        "SELECT gid, bs, hs, bp, hp FROM cmp JOIN groups USING (suite, prompt)"
+        " WHERE bs IS NOT NULL AND hs IS NOT NULL ORDER BY gid"
+    ).fetchnumpy()
+    flips = _flips(db, base.table, head.table)
+    only: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for suite, prompt, name, in_base in db.execute(
+        "SELECT suite, prompt, coalesce(name, case_id), in_b FROM cmp WHERE NOT (in_b AND in_h) ORDER BY 3"
+    ).fetchall():
+        only[(suite, prompt)][1 if in_base else 0].append(name)
+    errors = {
+        (r[0], r[1]): (r[2], r[3])
+        for r in db.execute(
+            "SELECT suite, prompt, count(*) FILTER (WHERE bs IS NULL), count(*) FILTER (WHERE hs IS NULL)"
+            " FROM cmp WHERE in_b AND in_h GROUP BY ALL"
+        ).fetchall()
+    }
+    gids = pairs["gid"]
     suites = []
-    for key in sorted(set(base_groups) | set(head_groups)):
-        suite, prompt = key
-        b, h = base_groups.get(key, {}), head_groups.get(key, {})
+    for gid, (suite, prompt) in enumerate(keys):
+        lo, hi = int(np.searchsorted(gids, gid, "left")), int(np.searchsorted(gids, gid, "right"))
+        b_id, h_id = identity.get((suite, prompt, "base")), identity.get((suite, prompt, "head"))
         max_drop, alpha = gate.for_suite(suite)
+        bs, hs = pairs["bs"][lo:hi].astype(float), pairs["hs"][lo:hi].astype(float)
+        bp, hp = pairs["bp"][lo:hi].astype(bool), pairs["hp"][lo:hi].astype(bool)
+        binary = bool(np.all(np.isin(bs, (0.0, 1.0))) and np.all(np.isin(hs, (0.0, 1.0))))
+        result = paired(bs, hs, bp, hp, binary=binary)
+        added, removed = only.get((suite, prompt), ([], []))
         suites.append(
-            _compare_one(
-                suite, prompt, b, h, max_drop, alpha, head.prompt_files.get(prompt) or base.prompt_files.get(prompt)
+            SuiteComparison(
+                suite,
+                prompt,
+                result,
+                _verdict(result, max_drop, alpha) if hi > lo else "inconclusive",
+                max_drop,
+                alpha,
+                _first(b_id, 3),
+                _first(h_id, 3),
+                flips.get((suite, prompt), []),
+                added,
+                removed,
+                errors.get((suite, prompt), (0, 0)),
+                _mismatches(b_id, h_id),
+                head.prompt_files.get(prompt) or base.prompt_files.get(prompt),
             )
         )
     return Comparison(base.side.label, head.side.label, suites)
 
 
-def _group(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, list[dict[str, Any]]]]:
-    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        groups[(row["suite"], row["prompt"])][row["case_id"]].append(row)
-    return groups
+def _flips(db: Any, base: str, head: str) -> dict[tuple[str, str], list[Flip]]:
+    """Cases whose pass/fail differs, with each side's first answer (fetched for these cases only)."""
+    found: dict[tuple[str, str], list[Flip]] = defaultdict(list)
+    rows = db.execute(
+        f"""
+        WITH f AS (SELECT suite, prompt, case_id, name, bs, bp, hs, hp, b_reps, h_reps FROM cmp WHERE bp != hp),
+        bo AS (SELECT suite, prompt, case_id, arg_min(output, repeat_index) AS output FROM {base}
+               SEMI JOIN f USING (suite, prompt, case_id) WHERE error IS NULL GROUP BY ALL),
+        ho AS (SELECT suite, prompt, case_id, arg_min(output, repeat_index) AS output FROM {head}
+               SEMI JOIN f USING (suite, prompt, case_id) WHERE error IS NULL GROUP BY ALL)
+        SELECT f.suite, f.prompt, f.case_id, coalesce(f.name, f.case_id), f.bs, f.bp, bo.output, f.b_reps,
+               f.hs, f.hp, ho.output, f.h_reps
+        FROM f LEFT JOIN bo USING (suite, prompt, case_id) LEFT JOIN ho USING (suite, prompt, case_id)
+        ORDER BY 1, 2, 4
+        """
+    ).fetchall()
+    for r in rows:
+        found[(r[0], r[1])].append(
+            Flip(r[2], r[3], CaseSide(r[4], r[5], r[6], None, r[7]), CaseSide(r[8], r[9], r[10], None, r[11]))
+        )
+    return found
 
 
-def _case(rows: list[dict[str, Any]]) -> CaseSide:
-    scored = [r for r in rows if r["error"] is None and r["score"] is not None]
-    if not scored:
-        return CaseSide(None, None, rows[0]["output"], rows[0]["error"], len(rows))
-    score = sum(r["score"] for r in scored) / len(scored)
-    # A case passes when most of its scored repeats pass.
-    passed = sum(bool(r["passed"]) for r in scored) * 2 >= len(scored)
-    first = min(scored, key=lambda r: r["repeat_index"])
-    return CaseSide(score, passed, first["output"], None, len(rows))
+# One row per case on either side. Per side: the mean of scored repeats, passed when most scored
+# repeats pass (NULL when none was scored), and the number of repeats.
+_SIDE = """
+SELECT suite, prompt, case_id, any_value(case_name) AS name,
+       avg(score) FILTER (WHERE error IS NULL AND score IS NOT NULL) AS score,
+       CASE WHEN count(*) FILTER (WHERE error IS NULL AND score IS NOT NULL) = 0 THEN NULL
+            ELSE 2 * count(*) FILTER (WHERE error IS NULL AND passed) >=
+                 count(*) FILTER (WHERE error IS NULL AND score IS NOT NULL) END AS passed,
+       count(*) AS reps
+FROM {table} GROUP BY suite, prompt, case_id
+"""
+_PAIR = (
+    "CREATE OR REPLACE TEMP TABLE cmp AS WITH b AS ("
+    + _SIDE.format(table="{base}")
+    + "), h AS ("
+    + _SIDE.format(table="{head}")
+    + ") SELECT suite, prompt, case_id, coalesce(b.name, h.name) AS name, b.score AS bs, h.score AS hs,"
+    " b.passed AS bp, h.passed AS hp, b.reps AS b_reps, h.reps AS h_reps,"
+    " b.case_id IS NOT NULL AS in_b, h.case_id IS NOT NULL AS in_h"
+    " FROM b FULL JOIN h USING (suite, prompt, case_id)"
+)
 
 
-def _identity(cases: dict[str, list[dict[str, Any]]], column: str) -> set[str]:
-    return {str(r[column]) for rows in cases.values() for r in rows}
+# What must match between the sides, per suite × prompt (and the prompt hash, for the report).
+_IDENTITY = """
+SELECT suite, prompt, '{side}', list(DISTINCT model_id ORDER BY model_id),
+       list(DISTINCT params_hash ORDER BY params_hash), list(DISTINCT suite_hash ORDER BY suite_hash),
+       list(DISTINCT prompt_hash ORDER BY prompt_hash)
+FROM {table} GROUP BY suite, prompt
+"""
 
 
-def _compare_one(
-    suite: str,
-    prompt: str,
-    base: dict[str, list[dict[str, Any]]],
-    head: dict[str, list[dict[str, Any]]],
-    max_drop: float,
-    alpha: float,
-    prompt_file: str | None,
-) -> SuiteComparison:
-    mismatches = []
-    if base and head:
-        for column, what in (
-            ("model_id", "model"),
-            ("params_hash", "generation parameters"),
-            ("suite_hash", "scorers or thresholds"),
-        ):
-            b, h = _identity(base, column), _identity(head, column)
-            if b != h:
-                mismatches.append(f"{what} differ: {', '.join(sorted(b))} vs {', '.join(sorted(h))}")
-    elif not base:
-        mismatches.append("no results on the base side (a new suite or prompt)")
-    else:
-        mismatches.append("no results on the head side (a removed suite or prompt)")
-    shared = sorted(set(base) & set(head))
-    names = {cid: rows[0]["case_name"] or cid for side in (base, head) for cid, rows in side.items()}
-    pairs = [(cid, _case(base[cid]), _case(head[cid])) for cid in shared]
-    scored = [(cid, b, h) for cid, b, h in pairs if b.score is not None and h.score is not None]
-    bs = np.array([b.score for _, b, _ in scored], dtype=float)
-    hs = np.array([h.score for _, _, h in scored], dtype=float)
-    bp = np.array([bool(b.passed) for _, b, _ in scored], dtype=bool)
-    hp = np.array([bool(h.passed) for _, _, h in scored], dtype=bool)
-    binary = bool(np.all(np.isin(bs, (0.0, 1.0))) and np.all(np.isin(hs, (0.0, 1.0))))
-    result = paired(bs, hs, bp, hp, binary=binary)
-    flips = [Flip(cid, names[cid], b, h) for cid, b, h in scored if b.passed != h.passed]
-    hashes = [{str(r["prompt_hash"]) for rows in side.values() for r in rows} for side in (base, head)]
-    return SuiteComparison(
-        suite,
-        prompt,
-        result,
-        _verdict(result, max_drop, alpha) if scored else "inconclusive",
-        max_drop,
-        alpha,
-        next(iter(hashes[0]), None),
-        next(iter(hashes[1]), None),
-        flips,
-        sorted(names[c] for c in set(head) - set(base)),
-        sorted(names[c] for c in set(base) - set(head)),
-        (sum(b.score is None for _, b, _ in pairs), sum(h.score is None for _, _, h in pairs)),
-        mismatches,
-        prompt_file,
-    )
+def _first(identity: tuple[Any, ...] | None, index: int) -> str | None:
+    values = identity[index] if identity else None
+    return str(values[0]) if values else None
+
+
+def _mismatches(base: tuple[Any, ...] | None, head: tuple[Any, ...] | None) -> list[str]:
+    if base is None:
+        return ["no results on the base side (a new suite or prompt)"]
+    if head is None:
+        return ["no results on the head side (a removed suite or prompt)"]
+    found = []
+    for i, what in enumerate(("model", "generation parameters", "scorers or thresholds")):
+        if list(base[i]) != list(head[i]):
+            found.append(f"{what} differ: {', '.join(map(str, base[i]))} vs {', '.join(map(str, head[i]))}")
+    return found
 
 
 def _verdict(r: PairedResult, max_drop: float, alpha: float) -> str:

@@ -4,11 +4,10 @@ GitHub Actions annotations."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from .engine import Comparison, Flip, SuiteComparison
+from .engine import CaseSide, Comparison, Flip, SuiteComparison
 
 MARKER = "<!-- promptci-compare -->"  # finds our PR comment to update it in place
 MAX_FLIPS = 50
@@ -102,8 +101,13 @@ def _ordered(flips: list[Flip]) -> list[Flip]:
     return sorted(flips, key=lambda f: (f.direction != "pass→fail", f.name))
 
 
+def _case_side(side: CaseSide) -> dict[str, Any]:
+    return {"score": side.score, "passed": side.passed, "output": side.output, "repeats": side.repeats}
+
+
 def as_dict(c: Comparison) -> dict[str, Any]:
     def suite(s: SuiteComparison) -> dict[str, Any]:
+        r = s.stats
         return {
             "suite": s.suite,
             "prompt": s.prompt,
@@ -112,14 +116,22 @@ def as_dict(c: Comparison) -> dict[str, Any]:
             "alpha": s.alpha,
             "base_prompt_hash": s.base_hash,
             "head_prompt_hash": s.head_hash,
-            **asdict(s.stats),
+            "n": r.n,
+            "base_mean": r.base_mean,
+            "head_mean": r.head_mean,
+            "delta": r.delta,
+            "ci_low": r.ci_low,
+            "ci_high": r.ci_high,
+            "p_value": r.p_value,
+            "test": r.test,
+            "discordant": list(r.discordant),
             "flips": [
                 {
                     "case_id": f.case_id,
                     "name": f.name,
                     "direction": f.direction,
-                    "base": asdict(f.base),
-                    "head": asdict(f.head),
+                    "base": _case_side(f.base),
+                    "head": _case_side(f.head),
                 }
                 for f in _ordered(s.flips)
             ],

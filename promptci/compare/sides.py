@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..errors import GitError, InputError
 from ..evals.plan import Item, Plan, build_plan, suite_files
@@ -52,8 +51,10 @@ class Side:
 
 @dataclass
 class SideResults:
+    """A side's results, held in a temp table of the store's connection."""
+
     side: Side
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    table: str
     missing: list[Item] = field(default_factory=list)
     prompt_files: dict[str, str] = field(default_factory=dict)  # prompt name -> path, for annotations
 
@@ -72,18 +73,27 @@ def resolve_side(project: Project, store: Store, text: str | None, *, default_re
     return Side(rev if text else f"merge-base {sha[:10]}", "rev", sha=sha)
 
 
-def load(project: Project, store: Store, side: Side) -> SideResults:
-    """The stored results for ``side``; for revisions also the items that have none yet."""
+def load(project: Project, store: Store, side: Side, table: str) -> SideResults:
+    """Put ``side``'s stored results into temp table ``table``; for revisions also list the
+    items that have no stored result yet."""
+    cols = ", ".join(COLUMNS)
     if side.kind == "run":
-        rows = _query(store, "SELECT {cols} FROM results WHERE run_id = ?", [side.run_id])
-        return SideResults(side, rows, prompt_files=Registry(project).paths())
+        # A view, not a copy: the run's rows are read once, by the comparison's aggregate.
+        run_id = str(side.run_id).replace("'", "''")
+        store.db.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT {cols} FROM results WHERE run_id = '{run_id}'")
+        return SideResults(side, table, prompt_files=Registry(project).paths())
     with checkout(project, side) as (_, plan):
         for task in plan.tasks:
             _ = task.prompt.version  # resolve the commit while the worktree exists
-        found = _match(store, plan)
-        missing = [i for i in plan.items if (i.task.suite_name, i.task.prompt.name, i.case.id, i.repeat) not in found]
+        found = _match(store, plan, table)
+        # Cases whose prompt does not render have no answer to compare and are left out.
+        missing = [
+            i
+            for i in plan.items
+            if i.request is not None and (i.task.suite_name, i.task.prompt.name, i.case.id, i.repeat) not in found
+        ]
         files = {t.prompt.name: t.prompt.path for t in plan.tasks}
-        return SideResults(side, list(found.values()), missing, files)
+        return SideResults(side, table, missing, files)
 
 
 @contextmanager
@@ -116,8 +126,9 @@ def checkout(project: Project, side: Side) -> Iterator[tuple[Project, Plan]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _match(store: Store, plan: Plan) -> dict[tuple[str, str, str, int], dict[str, Any]]:
-    """Newest stored row for every item of ``plan``, preferring rows without errors."""
+def _match(store: Store, plan: Plan, table: str) -> set[tuple[str, str, str, int]]:
+    """Fill ``table`` with the newest stored row for every item of ``plan`` (rows without errors
+    first); return the keys found."""
     keys = [
         (
             i.task.suite_name,
@@ -131,8 +142,6 @@ def _match(store: Store, plan: Plan) -> dict[tuple[str, str, str, int], dict[str
         for i in plan.items
         if i.request is not None
     ]
-    if not keys:
-        return {}
     store.db.execute(
         "CREATE OR REPLACE TEMP TABLE want (suite VARCHAR, prompt VARCHAR, prompt_hash VARCHAR, case_id VARCHAR,"
         " repeat_index INTEGER, model_id VARCHAR, params_hash VARCHAR)"
@@ -142,23 +151,13 @@ def _match(store: Store, plan: Plan) -> dict[tuple[str, str, str, int], dict[str
         values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
         store.db.execute(f"INSERT INTO want VALUES {values}", [v for k in chunk for v in k])
     cols = ", ".join(f"r.{c}" for c in COLUMNS)
-    rows = _query(
-        store,
-        f"SELECT {cols} FROM results r JOIN want w USING (suite, prompt, prompt_hash, case_id, repeat_index,"
-        " model_id, params_hash) QUALIFY row_number() OVER (PARTITION BY r.suite, r.prompt, r.case_id,"
-        " r.repeat_index ORDER BY r.error IS NULL DESC, r.created_at DESC) = 1",
-        [],
-        select=False,
+    store.db.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {cols} FROM results r JOIN want w USING (suite, prompt,"
+        " prompt_hash, case_id, repeat_index, model_id, params_hash) QUALIFY row_number() OVER (PARTITION BY"
+        " r.suite, r.prompt, r.case_id, r.repeat_index ORDER BY r.error IS NULL DESC, r.created_at DESC) = 1"
     )
-    return {(r["suite"], r["prompt"], r["case_id"], r["repeat_index"]): r for r in rows}
-
-
-def _query(store: Store, sql: str, params: list[Any], *, select: bool = True) -> list[dict[str, Any]]:
-    if select:
-        sql = sql.format(cols=", ".join(COLUMNS))
-    cur = store.db.execute(sql, params)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    rows = store.db.execute(f"SELECT suite, prompt, case_id, repeat_index FROM {table}").fetchall()
+    return {(r[0], r[1], r[2], int(r[3])) for r in rows}
 
 
 def missing_error(results: SideResults) -> InputError:
