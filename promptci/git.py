@@ -144,6 +144,48 @@ class Repo:
         untracked = str(self._repo.git.ls_files("--others", "--exclude-standard")).splitlines()
         return {n for n in names + untracked if n}
 
+    def read_bytes(self, sha: str, path: str) -> bytes | None:
+        try:
+            blob = self._repo.commit(sha).tree / path
+        except KeyError:
+            return None
+        data: bytes = blob.data_stream.read()
+        return data
+
+    def fetch_branch(self, remote: str, branch: str) -> str | None:
+        """Fetch ``remote``'s ``branch``; its tip sha, or None where the remote has no such branch."""
+        try:
+            self._repo.git.fetch("--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
+        except _command_error() as exc:
+            if "couldn't find remote ref" in str(exc).lower():
+                return None
+            raise GitError(f"git fetch {remote} {branch} failed: {_stderr(exc)}") from None
+        return self.resolve(f"refs/remotes/{remote}/{branch}")
+
+    def commit_blob(self, path: Path, name: str, parent: str | None, message: str) -> str:
+        """A commit whose tree holds only ``path`` as ``name``, on top of ``parent``. The working
+        tree and the index are not touched."""
+        import tempfile
+
+        blob = str(self._repo.git.hash_object("-w", str(path))).strip()
+        with tempfile.TemporaryFile() as listing:  # mktree reads its entries from standard input
+            listing.write(f"100644 blob {blob}\t{name}\n".encode())
+            listing.seek(0)
+            tree = str(self._repo.git.mktree(istream=listing)).strip()
+        args = [tree, "-m", message] + (["-p", parent] if parent else [])
+        return str(self._repo.git.commit_tree(*args)).strip()
+
+    def push(self, remote: str, sha: str, branch: str) -> bool:
+        """Push ``sha`` to ``remote``'s ``branch``, never forcing; False when the remote moved on."""
+        try:
+            self._repo.git.push("--quiet", remote, f"{sha}:refs/heads/{branch}")
+        except _command_error() as exc:
+            text = str(exc).lower()
+            if "non-fast-forward" in text or "fetch first" in text or "rejected" in text:
+                return False
+            raise GitError(f"git push {remote} {branch} failed: {_stderr(exc)}") from None
+        return True
+
     def commit_only(self, paths: list[str], message: str) -> Commit:
         """Commit exactly ``paths`` (staging them), leaving anything else staged as it was."""
         try:

@@ -16,7 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, PromptciError
-from . import cache, compare, eval, init, label, lint, log, ls, schema, show
+from . import cache, compare, eval, history, init, label, lint, log, ls, results, schema, show
 from .options import State
 
 COMMANDS: list[click.Command] = [
@@ -31,6 +31,9 @@ COMMANDS: list[click.Command] = [
     schema.schema,
     eval.eval_,
     compare.compare,
+    history.history,
+    results.results,
+    results.db,
     cache.cache,
 ]
 

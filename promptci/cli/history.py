@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from itertools import groupby
+
+import click
+
+from .options import State, format_option, pass_state
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--suite", help="Only this suite.")
+@format_option()
+@pass_state
+def history(state: State, name: str | None, suite: str | None, fmt: str) -> int:
+    """Show scores over prompt versions: one row per version, suite and model, oldest first."""
+    from ..compare.history import history as load_history
+    from ..compare.history import sparkline
+    from ..errors import InputError
+    from ..store import Store
+    from .output import emit_json, short, table
+
+    db = state.project.path(state.project.config.db)
+    if not db.exists():
+        raise InputError(f"no results database at {state.project.rel(db)}", hint="run `promptci eval` first")
+    with Store(db, read_only=True) as store:
+        points = load_history(store, name, suite)
+    if fmt == "json":
+        emit_json([p.__dict__ for p in points])
+        return 0
+    if not points:
+        click.echo(f"no results for {name or 'any prompt'}", err=True)
+        return 0
+    rows = [
+        (
+            p.suite,
+            p.prompt,
+            short(p.commit) if p.commit else "(uncommitted)",
+            p.first_seen.strftime("%Y-%m-%d %H:%M"),
+            p.prompt_hash[:12],
+            p.cases,
+            f"{p.score:.3f}" if p.score is not None else "-",
+            f"{p.pass_rate:.0%}" if p.pass_rate is not None else "-",
+        )
+        for p in points
+    ]
+    table(("suite", "prompt", "commit", "first seen", "version", "cases", "score", "passed"), rows)
+    for (s, prompt, model), group in groupby(points, key=lambda p: (p.suite, p.prompt, p.model_id)):
+        scores = [p.score for p in group]
+        click.echo(f"{s} × {prompt} [{model}]: {sparkline(scores)}", err=True)
+    return 0

@@ -1,0 +1,100 @@
+"""Results across machines: `db merge` for shards, `results push/pull` through a git branch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from promptci.cli import main
+from promptci.errors import ExitCode
+
+from ..conftest import Katan, Repo, git
+
+pytestmark = pytest.mark.slow
+
+
+def _use_echo(repo: Repo, server: Katan) -> None:
+    config = (
+        (repo.path / "promptci.yaml")
+        .read_text()
+        .replace(
+            "model:\n  temperature: 0\n  max_tokens: 16\n",
+            f"model:\n  provider: openai\n  model: echo-model\n  params: {{base_url: '{server.base_url}'}}\n",
+        )
+    )
+    repo.write("promptci.yaml", config)
+    repo.commit("use the echo server")
+
+
+def _count(db: Path, table: str) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        con.close()
+
+
+def test_db_merge_of_shards(repo: Repo, katan: Callable[..., Katan], tmp_path: Path) -> None:
+    _use_echo(repo, katan("-b", "echo"))
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(repo.path), str(other))
+    repo.run("eval", "--shard", "1/2")
+    assert main(["-C", str(other), "eval", "--shard", "2/2"]) in (0, 1)
+    db = repo.path / ".promptci/results.duckdb"
+    merged = repo.run("db", "merge", str(other / ".promptci/results.duckdb"))
+    assert merged.code == 0 and "1 runs" in merged.out
+    assert (_count(db, "runs"), _count(db, "results")) == (2, 6)
+    again = repo.run("db", "merge", str(other / ".promptci/results.duckdb"))
+    assert "0 runs, 0 results" in again.out and _count(db, "results") == 6
+
+
+def test_merging_a_foreign_file_is_refused(repo: Repo, tmp_path: Path) -> None:
+    foreign = tmp_path / "x.duckdb"
+    con = duckdb.connect(str(foreign))
+    con.execute("CREATE TABLE t (a INTEGER)")
+    con.close()
+    before = foreign.read_bytes()
+    result = repo.run("db", "merge", str(foreign))
+    assert result.code == ExitCode.USAGE and "not a promptci results database" in result.err
+    assert foreign.read_bytes() == before
+
+
+def test_push_and_pull_through_a_bare_remote(repo: Repo, katan: Callable[..., Katan], tmp_path: Path) -> None:
+    _use_echo(repo, katan("-b", "echo"))
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    repo.git("remote", "add", "origin", str(remote))
+    repo.git("push", "-q", "origin", "main")
+    assert repo.run("eval").code in (0, 1)
+    pushed = repo.run("results", "push")
+    assert pushed.code == 0, pushed.err
+    assert git(remote, "ls-tree", "--name-only", "promptci-results") == "results.duckdb"
+    assert repo.git("status", "--porcelain") == ""  # the working tree is untouched
+
+    clone = tmp_path / "ci"
+    git(tmp_path, "clone", "-q", str(remote), str(clone))
+    assert main(["-C", str(clone), "results", "pull"]) == 0
+    assert _count(clone / ".promptci/results.duckdb", "results") == 6
+    out = tmp_path / "cmp.json"
+    # The base's results came through the branch: nothing to evaluate, nothing missing.
+    assert main(["-C", str(clone), "compare", "HEAD", "HEAD", "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["suites"][0]["n"] == 6
+
+    assert main(["-C", str(clone), "eval", "--no-cache"]) in (0, 1)
+    assert main(["-C", str(clone), "results", "push"]) == 0
+    assert git(remote, "rev-list", "--count", "promptci-results") == "2"
+    assert repo.run("results", "pull").code == 0
+    assert _count(repo.path / ".promptci/results.duckdb", "runs") == 2
+
+
+def test_pull_without_a_results_branch(repo: Repo, tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    repo.git("remote", "add", "origin", str(remote))
+    result = repo.run("results", "pull")
+    assert result.code == 0 and "has no branch promptci-results" in result.err
