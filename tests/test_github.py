@@ -22,6 +22,38 @@ def test_workflow_matches_the_github_schema(workflow: object) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_action_matches_the_github_schema() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-actions",
+            str(REPO_ROOT / "action.yml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_action_runs_the_documented_commands() -> None:
+    import yaml
+
+    steps = yaml.safe_load((REPO_ROOT / "action.yml").read_text())["runs"]["steps"]
+    script = "\n".join(step.get("run", "") for step in steps)
+    for command in (
+        "promptci results pull",
+        "promptci eval --changed",
+        "promptci compare",
+        "--run-missing",
+        "promptci github comment",
+        "promptci results push",
+    ):
+        assert command in script
+
+
 def test_the_schema_check_can_fail(tmp_path: object) -> None:
     from pathlib import Path
 

@@ -6,11 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import INIT_TEMPLATES, REPO_ROOT, git
+from .conftest import INIT_TEMPLATES, REPO_ROOT, Katan, git
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +73,31 @@ def test_installed_hook_makes_a_bad_commit_fail(project: Path, pre_commit_home: 
     assert refused.returncode != 0
     assert "prompts/sentiment.yaml:2:11: error: template syntax" in refused.stdout + refused.stderr
     assert git(project, "log", "--format=%s") == "good prompts"
+
+
+def test_pre_push_hook_runs_the_changed_suites(
+    project: Path, pre_commit_home: Path, katan: Callable[..., Katan]
+) -> None:
+    server = katan("-b", "echo")
+    (project / "promptci.yaml").write_text(
+        f"model: {{provider: openai, model: echo-model, params: {{base_url: '{server.base_url}'}}}}\n"
+    )
+    (project / "evals").mkdir()
+    (project / "evals" / "echo.yaml").write_text(
+        "prompts: [sentiment]\nscorers: [{type: contains, value: 'Review:'}]\nthreshold: 1.0\n"
+        "cases: [{vars: {review: great}}, {vars: {review: awful}}]\n"
+    )
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "base")
+    git(project, "checkout", "-q", "-b", "feature")
+    args = ("try-repo", str(REPO_ROOT), "promptci-eval", "--hook-stage", "pre-push", "--all-files")
+    unchanged = _pre_commit(project, pre_commit_home, *args)
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    assert "--changed: 0 suite(s) affected" in unchanged.stdout
+
+    prompt = project / "prompts" / "sentiment.yaml"
+    prompt.write_text(prompt.read_text().replace("Review: {{ review }}", "Text: {{ review }}"))
+    git(project, "add", "-A")
+    broken = _pre_commit(project, pre_commit_home, *args)
+    assert broken.returncode == 1
+    assert "--changed: 1 suite(s) affected" in broken.stdout and "FAIL" in broken.stdout

@@ -16,7 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, PromptciError
-from . import cache, compare, eval, history, init, label, lint, log, ls, results, schema, show
+from . import cache, compare, eval, github, history, init, label, lint, log, ls, results, schema, show
 from .options import State
 
 COMMANDS: list[click.Command] = [
@@ -35,6 +35,7 @@ COMMANDS: list[click.Command] = [
     results.results,
     results.db,
     cache.cache,
+    github.github,
 ]
 
 

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+
+@click.group(name="github")
+def github() -> None:
+    """GitHub integration used by the promptci action."""
+
+
+@github.command()
+@click.argument("report", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pr", type=int, help="The pull request (default: from $GITHUB_EVENT_PATH).")
+@click.option("--marker", default=None, help="The hidden marker that identifies our comment.")
+def comment(report: Path, pr: int | None, marker: str | None) -> int:
+    """Post REPORT as the PR comment, updating the earlier one in place.
+
+    Reads GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_API_URL. A missing token or a
+    failed request is logged as a warning and exits 0: the gate decides the job.
+    """
+    from ..compare.report import MARKER
+    from ..github import pr_number, upsert_comment
+
+    outcome = upsert_comment(
+        report.read_text(encoding="utf-8"),
+        marker=marker or MARKER,
+        token=os.environ.get("GITHUB_TOKEN"),
+        repo=os.environ.get("GITHUB_REPOSITORY"),
+        pr=pr or pr_number(os.environ.get("GITHUB_EVENT_PATH")),
+        api=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
+    )
+    if outcome.action == "skipped":
+        click.echo(f"::warning title=promptci comment::comment not posted: {outcome.reason}")
+    else:
+        click.echo(f"comment {outcome.action}: {outcome.url or ''}")
+    return 0

@@ -1,0 +1,86 @@
+"""GitHub's REST API, for one thing: the PR comment, found by a hidden marker and updated in place.
+
+Nothing here raises for a missing token or a failed request: the report is already
+in the step summary, the reason is returned for the log, and the gate's verdict
+alone decides the job's exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CommentOutcome:
+    action: str  # created, updated or skipped
+    url: str | None = None
+    reason: str | None = None
+
+
+def pr_number(event_path: str | None) -> int | None:
+    """The pull request number from the workflow's event payload."""
+    if not event_path or not os.path.exists(event_path):
+        return None
+    with open(event_path, encoding="utf-8") as fh:
+        event = json.load(fh)
+    number = (event.get("pull_request") or event.get("issue") or {}).get("number")
+    return int(number) if number else None
+
+
+def upsert_comment(
+    body: str, *, marker: str, token: str | None, repo: str | None, pr: int | None, api: str = "https://api.github.com"
+) -> CommentOutcome:
+    """Update the comment on ``pr`` that contains ``marker``, or create one."""
+    if not token:
+        return CommentOutcome("skipped", reason="GITHUB_TOKEN is not set")
+    if not repo or not pr:
+        return CommentOutcome("skipped", reason="not a pull request (no repository or PR number)")
+    if marker not in body:
+        body = f"{marker}\n{body}"
+    client = _Client(api.rstrip("/"), token)
+    try:
+        existing = client.find_comment(repo, pr, marker)
+        if existing is not None:
+            made = client.request("PATCH", f"/repos/{repo}/issues/comments/{existing}", {"body": body})
+            return CommentOutcome("updated", made.get("html_url"))
+        made = client.request("POST", f"/repos/{repo}/issues/{pr}/comments", {"body": body})
+        return CommentOutcome("created", made.get("html_url"))
+    except urllib.error.HTTPError as exc:
+        return CommentOutcome("skipped", reason=f"GitHub answered HTTP {exc.code}: {exc.read()[:200]!r}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return CommentOutcome("skipped", reason=f"GitHub could not be reached: {exc}")
+
+
+class _Client:
+    def __init__(self, api: str, token: str) -> None:
+        self.api = api
+        self.headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": "promptci",
+        }
+
+    def request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(payload).encode() if payload is not None else None
+        headers = {**self.headers, **({"Content-Type": "application/json"} if data else {})}
+        req = urllib.request.Request(self.api + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(req, timeout=30) as response:
+            text = response.read()
+        return json.loads(text) if text else {}
+
+    def find_comment(self, repo: str, pr: int, marker: str) -> int | None:
+        page = 1
+        while True:
+            comments = self.request("GET", f"/repos/{repo}/issues/{pr}/comments?per_page=100&page={page}")
+            for comment in comments:
+                if marker in (comment.get("body") or ""):
+                    return int(comment["id"])
+            if len(comments) < 100:
+                return None
+            page += 1
