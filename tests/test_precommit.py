@@ -90,7 +90,7 @@ def test_pre_push_hook_runs_the_changed_suites(
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "base")
     git(project, "checkout", "-q", "-b", "feature")
-    args = ("try-repo", str(REPO_ROOT), "promptci-eval", "--hook-stage", "pre-push", "--all-files")
+    args = ("try-repo", str(REPO_ROOT), "promptci-eval", "--hook-stage", "pre-push", "--all-files", "--verbose")
     unchanged = _pre_commit(project, pre_commit_home, *args)
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
     assert "--changed: 0 suite(s) affected" in unchanged.stdout
