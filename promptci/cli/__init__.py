@@ -16,7 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, PromptciError
-from . import cache, compare, eval, github, history, init, label, lint, log, ls, results, schema, show
+from . import cache, compare, eval, github, history, init, label, lint, log, ls, report, results, schema, show
 from .options import State
 
 COMMANDS: list[click.Command] = [
@@ -32,6 +32,7 @@ COMMANDS: list[click.Command] = [
     eval.eval_,
     compare.compare,
     history.history,
+    report.report,
     results.results,
     results.db,
     cache.cache,

@@ -4,6 +4,7 @@ GitHub Actions annotations."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -98,7 +99,12 @@ def markdown(c: Comparison) -> str:
 
 
 def _ordered(flips: list[Flip]) -> list[Flip]:
-    return sorted(flips, key=lambda f: (f.direction != "pass→fail", f.name))
+    """Pass→fail first, then by name with numbers in numeric order ("case 2" before "case 10")."""
+    return sorted(flips, key=lambda f: (f.direction != "pass→fail", _natural(f.name)))
+
+
+def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part)
 
 
 def _case_side(side: CaseSide) -> dict[str, Any]:

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .options import State, pass_state
+
+
+@click.command()
+@click.option(
+    "--html",
+    "html_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained HTML page here.",
+)
+@click.option(
+    "--compare",
+    "compare_json",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A `promptci compare -o report.json` to show as the latest comparison.",
+)
+@click.option("--prompt", help="Only this prompt's history.")
+@pass_state
+def report(state: State, html_path: Path, compare_json: Path | None, prompt: str | None) -> int:
+    """Write an HTML report: score history per prompt and suite, the latest comparison, flipped cases."""
+    from ..compare.history import history
+    from ..errors import InputError
+    from ..report.html import render
+    from ..store import Store
+    from ..yamlio import atomic_write
+
+    db = state.project.path(state.project.config.db)
+    if not db.exists():
+        raise InputError(f"no results database at {state.project.rel(db)}", hint="run `promptci eval` first")
+    comparison = None
+    if compare_json:
+        try:
+            comparison = json.loads(compare_json.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not a compare report: {exc.msg}", path=compare_json, line=exc.lineno) from None
+        if comparison.get("version") != 1:
+            raise InputError(
+                "not a version 1 compare report", path=compare_json, hint="write it with `promptci compare -o`"
+            )
+    with Store(db, read_only=True) as store:
+        points = history(store, prompt)
+    atomic_write(html_path, render(points, comparison))
+    click.echo(f"wrote {html_path} ({len(points)} versions)", err=True)
+    return 0

@@ -1,0 +1,110 @@
+"""The HTML report, rendered by real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ..conftest import Katan, Repo
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--virtual-time-budget=3000",
+]
+
+
+def chromium(page: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM, "Debian's chromium package is missing: .ci/run installs it (apt-get install chromium)"
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    try:
+        return subprocess.run(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def console_messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.fixture
+def report(repo: Repo, katan: Callable[..., Katan]) -> Path:
+    """A report over two versions of a prompt, the second clearly worse, with its comparison."""
+    server = katan("-b", "echo")
+    config = (
+        (repo.path / "promptci.yaml")
+        .read_text()
+        .replace(
+            "model:\n  temperature: 0\n  max_tokens: 16\n",
+            f"model:\n  provider: openai\n  model: echo-model\n  params: {{base_url: '{server.base_url}'}}\n",
+        )
+    )
+    repo.write("promptci.yaml", config)
+    repo.write(
+        "evals/sentiment.yaml",
+        (repo.path / "evals/sentiment.yaml")
+        .read_text()
+        .replace("  - type: choice\n    choices: [positive, negative]\n", "  - {type: contains, value: 'Review:'}\n"),
+    )
+    repo.commit("echo suite")
+    repo.run("eval")
+    prompt = repo.path / "prompts/sentiment.yaml"
+    prompt.write_text(
+        prompt.read_text().replace("Review: {{ review }}", "Text: {{ review }} <script>alert(1)</script>")
+    )
+    repo.commit("worse")
+    assert repo.run("compare", "HEAD~1", "HEAD", "--run-missing", "-o", str(repo.path / "r.json")).code == 1
+    page = repo.path / "report.html"
+    assert repo.run("report", "--html", str(page), "--compare", str(repo.path / "r.json")).code == 0
+    return page
+
+
+def test_the_page_is_self_contained(report: Path) -> None:
+    html = report.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "@import" not in html and "url(" not in html
+    assert "<script>alert(1)</script>" not in html  # outputs are escaped
+
+
+def test_chromium_renders_charts_with_data_and_no_console_errors(report: Path, tmp_path: Path) -> None:
+    dom = chromium(report, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-ready="true"' in dom.stdout and 'data-points="2"' in dom.stdout
+    assert dom.stdout.count('class="point"') == 2
+    assert "regressed" in dom.stdout and "6 flipped case(s)" in dom.stdout
+    assert console_messages(dom.stderr) == []
+    data = json.loads(re.search(r'id="promptci-data">(.*?)</script>', report.read_text(), re.S).group(1))  # type: ignore[union-attr]
+    assert [round(p["score"], 3) for p in data["history"]] == [1.0, 0.0]
+
+    shot = tmp_path / "report.png"
+    taken = chromium(report, f"--screenshot={shot}", "--window-size=1280,1000")
+    assert taken.returncode == 0 and shot.stat().st_size > 10_000
+
+
+def test_console_errors_would_be_caught(tmp_path: Path) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text("<!doctype html><html><body><script>undefinedFunction();</script></body></html>")
+    assert console_messages(chromium(page, "--dump-dom").stderr)
