@@ -61,6 +61,11 @@ def test_a_clear_regression_fails_the_gate_with_evidence(navigate: Repo) -> None
     junit = ET.parse(out[".xml"]).getroot()
     assert junit.find("testsuite/testcase[@name='gate']/failure") is not None
     assert "regressed" in result.out
+    page = navigate.path / "report.html"
+    assert navigate.run("report", "--html", str(page), "--compare", str(out[".json"])).code == 0
+    html = page.read_text()
+    assert 'Latest comparison: <span class="verdict-regressed">regressed</span>' in html
+    assert f"{len(flips)} flipped case(s)" in html and html.count('class="point"') == 2
 
 
 def test_a_harmless_change_passes(navigate: Repo) -> None:
