@@ -70,6 +70,14 @@ class Repo:
     def git(self, *args: str) -> str:
         return git(self.path, *args)
 
+    def use_model_server(self, base_url: str, model: str = "echo-model") -> None:
+        """Point the project's default model at an OpenAI-compatible server (not committed)."""
+        config = (self.path / "promptci.yaml").read_text()
+        default = "model:\n  temperature: 0\n  max_tokens: 16\n"
+        assert default in config
+        server = f"model:\n  provider: openai\n  model: {model}\n  params: {{base_url: '{base_url}'}}\n"
+        self.write("promptci.yaml", config.replace(default, server))
+
     def run(self, *args: str) -> Result:
         """Run the CLI in-process against this repository."""
         self.capsys.readouterr()

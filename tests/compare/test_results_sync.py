@@ -18,15 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def _use_echo(repo: Repo, server: Katan) -> None:
-    config = (
-        (repo.path / "promptci.yaml")
-        .read_text()
-        .replace(
-            "model:\n  temperature: 0\n  max_tokens: 16\n",
-            f"model:\n  provider: openai\n  model: echo-model\n  params: {{base_url: '{server.base_url}'}}\n",
-        )
-    )
-    repo.write("promptci.yaml", config)
+    repo.use_model_server(server.base_url)
     repo.commit("use the echo server")
 
 

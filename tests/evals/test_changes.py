@@ -66,15 +66,7 @@ def test_config_change_selects_everything(two: Repo) -> None:
 
 def test_cli_runs_only_the_changed_suite(two: Repo, katan: Callable[..., Katan]) -> None:
     server = katan("-b", "echo")
-    config = (
-        (two.path / "promptci.yaml")
-        .read_text()
-        .replace(
-            "model:\n  temperature: 0\n  max_tokens: 16\n",
-            f"model:\n  provider: openai\n  model: echo-model\n  params: {{base_url: '{server.base_url}'}}\n",
-        )
-    )
-    two.write("promptci.yaml", config)
+    two.use_model_server(server.base_url)
     two.commit("use the echo server")
     two.write("prompts/other.yaml", OTHER.replace("Q:", "Question:"))
     out = two.path / "o.json"

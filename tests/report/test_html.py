@@ -54,15 +54,7 @@ def console_messages(stderr: str) -> list[str]:
 def report(repo: Repo, katan: Callable[..., Katan]) -> Path:
     """A report over two versions of a prompt, the second clearly worse, with its comparison."""
     server = katan("-b", "echo")
-    config = (
-        (repo.path / "promptci.yaml")
-        .read_text()
-        .replace(
-            "model:\n  temperature: 0\n  max_tokens: 16\n",
-            f"model:\n  provider: openai\n  model: echo-model\n  params: {{base_url: '{server.base_url}'}}\n",
-        )
-    )
-    repo.write("promptci.yaml", config)
+    repo.use_model_server(server.base_url)
     repo.write(
         "evals/sentiment.yaml",
         (repo.path / "evals/sentiment.yaml")
