@@ -1,0 +1,1 @@
+"""Optimizer passes: one framework (split, scoring, trajectory, budget), one module per method."""

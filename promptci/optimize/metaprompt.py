@@ -1,0 +1,97 @@
+"""The optimizer models' meta-prompts for OPRO and GPO, and parsing their replies.
+
+Both follow the papers and reference code as summarised in the project's optimizer
+notes; where the two disagree (GPO's order of retrieved prompts), the code's choice is
+used and stated below.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+POSITIONS = ("system", "before", "after", "answer")
+OPRO_TAG = "INS"
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    question: str
+    answer: str
+
+
+def with_placeholder(question: str, position: str, placeholder: str) -> str:
+    """The question as the task model sees it, with the instruction's place marked."""
+    if position in ("system", "before"):
+        return f"{placeholder}\n{question}"
+    if position == "after":
+        return f"{question}\n{placeholder}"
+    return f"{question}\nA: {placeholder}"  # answer: the instruction opens the answer
+
+
+def opro(
+    scored: Sequence[tuple[str, float]],
+    exemplars: Sequence[Exemplar],
+    position: str,
+    *,
+    top: int = 20,
+    hide_below: float = 0.0,
+) -> str:
+    """OPRO's meta-prompt: the best ``top`` instructions ascending (best last) with 0–100 scores,
+    then exemplars with ``<INS>`` at the instruction's position, then the request."""
+    best = sorted((s for s in scored if s[1] >= hide_below), key=lambda s: s[1])[-top:]
+    parts = [
+        "Your task is to generate the instruction <INS>. Below are some previous instructions with their scores."
+        " The score ranges from 0 to 100, and higher scores are better.\n"
+    ]
+    parts += [f"text:\n{text}\nscore:\n{round(score * 100)}\n" for text, score in best]
+    parts.append("Below are some problems.\n")
+    for ex in exemplars:
+        parts.append(f"input:\nQ: {with_placeholder(ex.question, position, '<INS>')}\nA:\noutput:\n{ex.answer}\n")
+    parts.append(
+        "Generate an instruction that is different from all the instructions <INS> above, and has a higher score"
+        " than all the instructions <INS> above. The instruction should begin with <INS> and end with </INS>."
+        " The instruction should be concise, effective, and generally applicable to all problems above."
+    )
+    return "\n".join(parts)
+
+
+def gpo(
+    current: str, retrieved: Sequence[tuple[str, float]], exemplars: Sequence[Exemplar], position: str, edit_words: int
+) -> str:
+    """GPO's meta-prompt. ``retrieved`` comes current-first, then by descending similarity (the
+    reference code's order; the paper sorts ascending by similarity)."""
+    parts = [
+        "Your task is to write a prompt to replace <Prompt>. Below are previous prompts with their scores"
+        " (0 to 100, higher is better).\n"
+    ]
+    parts += [f"Prompt: {text}\nScore: {round(score * 100)}\n" for text, score in retrieved]
+    parts.append(f"The current prompt is: {current}\n")
+    parts.append("Below are examples of the task. An output that differs from the expected output is wrong.\n")
+    for ex in exemplars:
+        parts.append(f"Input:\n{with_placeholder(ex.question, position, '<Prompt>')}\nExpected output:\n{ex.answer}\n")
+    parts.append(
+        "Analyse the previous prompts and their scores, and how the current prompt leads to wrong outputs on the"
+        " examples. Then write an improved prompt that will score higher."
+    )
+    parts.append(f"You are allowed to change up to {edit_words} words in the current prompt.")
+    parts.append("Wrap the new prompt with <START> and <END>.")
+    return "\n".join(parts)
+
+
+def parse(reply: str, opening: str, closing: str) -> str | None:
+    """The text between the first ``opening`` and the next ``closing`` tag, or None."""
+    match = re.search(re.escape(opening) + r"(.*?)" + re.escape(closing), reply, re.DOTALL)
+    if not match:
+        return None
+    text = match.group(1).strip()
+    return text or None
+
+
+def parse_opro(reply: str) -> str | None:
+    return parse(reply, "<INS>", "</INS>")
+
+
+def parse_gpo(reply: str) -> str | None:
+    return parse(reply, "<START>", "<END>")
