@@ -175,6 +175,41 @@ class Repo:
         args = [tree, "-m", message] + (["-p", parent] if parent else [])
         return str(self._repo.git.commit_tree(*args)).strip()
 
+    def commit_file_on_new_branch(
+        self, branch: str, path: str, content: bytes, message: str, base: str = "HEAD"
+    ) -> str:
+        """Create ``branch`` at a commit of ``base`` plus ``path`` set to ``content``.
+
+        A temporary index is used, so the working tree, the real index and the current
+        branch are untouched: a dirty checkout does not matter. Refuses an existing branch.
+        """
+        import os
+        import tempfile
+
+        parent = self.resolve(base)
+        ref = f"refs/heads/{branch}"
+        if self._ref_exists(ref):
+            raise GitError(f"branch {branch} already exists", hint="delete it or let promptci pick a new id")
+        with tempfile.TemporaryDirectory() as tmp:
+            blob_file = os.path.join(tmp, "blob")
+            with open(blob_file, "wb") as fh:
+                fh.write(content)
+            blob = str(self._repo.git.hash_object("-w", blob_file)).strip()
+            with self._repo.git.custom_environment(GIT_INDEX_FILE=os.path.join(tmp, "index")):
+                self._repo.git.read_tree(parent)
+                self._repo.git.update_index("--add", "--cacheinfo", f"100644,{blob},{path}")
+                tree = str(self._repo.git.write_tree()).strip()
+        commit = str(self._repo.git.commit_tree(tree, "-p", parent, "-m", message)).strip()
+        self._repo.git.update_ref(ref, commit, "0" * 40)  # fails if someone created it meanwhile
+        return commit
+
+    def _ref_exists(self, ref: str) -> bool:
+        try:
+            self._repo.git.show_ref("--verify", "--quiet", ref)
+        except _command_error():
+            return False
+        return True
+
     def push(self, remote: str, sha: str, branch: str) -> bool:
         """Push ``sha`` to ``remote``'s ``branch``, never forcing; False when the remote moved on."""
         try:
