@@ -144,7 +144,7 @@ def build_plan(
                 repeat or suite.repeat,
             )
             plan.tasks.append(task)
-            plan.items += [_item(task, case, r) for case in cases for r in range(task.repeat)]
+            plan.items += [make_item(task, case, r) for case in cases for r in range(task.repeat)]
     return plan
 
 
@@ -172,7 +172,8 @@ def gen_params(settings: ModelSettings) -> GenParams:
     )
 
 
-def _item(task: Task, case: EvalCase, repeat: int) -> Item:
+def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
+    """Render one case for one repeat; a render error is kept on the item, not raised."""
     try:
         messages = task.prompt.render(**case.vars)
     except PromptciError as exc:

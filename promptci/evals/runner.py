@@ -208,11 +208,21 @@ def _generate(
     return len(items) - answered
 
 
+# Loaded models, reused by later runs in the same process (an optimizer scores many candidates).
+_LOADED: dict[str, Provider] = {}
+_MAX_LOADED = 2
+
+
 def _provider(project: Project, task: Task, jobs: int | None) -> Provider:
     settings = task.settings
     if jobs is not None and settings.provider == "openai":
         settings = settings.model_copy(update={"params": {**settings.params, "concurrency": jobs}})
-    return create(settings, project.root)
+    key = f"{project.root}|{settings.model_dump_json()}"
+    if key not in _LOADED:
+        if len(_LOADED) >= _MAX_LOADED:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = create(settings, project.root)
+    return _LOADED[key]
 
 
 def _finish(
