@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import ExitCode, InputError
-from .options import State, format_option, pass_state
+from .options import State, format_option, output_option, pass_state
 
 OUTPUTS = (".json", ".md", ".xml")
 
@@ -16,14 +16,7 @@ OUTPUTS = (".json", ".md", ".xml")
 @click.argument("head", required=False)
 @click.option("--run-missing", is_flag=True, help="Evaluate cases a side has no stored results for.")
 @click.option("--allow-mismatch", is_flag=True, help="Compare even when models, parameters or scorers differ.")
-@click.option(
-    "-o",
-    "--output",
-    "outputs",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the report to FILE (.json, .md or .xml JUnit); repeatable.",
-)
+@output_option(".json, .md or .xml JUnit")
 @format_option("text", "json", "markdown")
 @pass_state
 def compare(

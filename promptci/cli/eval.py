@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from ..errors import ExitCode, InputError
-from .options import State, pass_state
+from .options import State, output_option, pass_state
 
 
 @click.command(name="eval")
@@ -17,14 +17,7 @@ from .options import State, pass_state
 @click.option("--repeat", type=click.IntRange(min=1), help="Repeats per case, overriding the suites'.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Requests in flight for API providers.")
 @click.option("--model", metavar="[PROVIDER:]MODEL", help="Run every suite on this model instead.")
-@click.option(
-    "-o",
-    "--output",
-    "outputs",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write results to FILE (.json, .jsonl, .csv or .xml JUnit); repeatable.",
-)
+@output_option(".json, .jsonl, .csv or .xml JUnit")
 @click.option("--filter", "pattern", metavar="REGEX", help="Only cases whose name or id matches.")
 @click.option("--sample", type=click.IntRange(min=1), help="Only the first N cases of each suite.")
 @click.option("--shard", metavar="I/N", help="Only shard I of N (by case id), for CI matrices.")

@@ -39,6 +39,18 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
+def output_option(formats: str) -> Callable[[F], F]:
+    """``-o/--output FILE``, repeatable, the format taken from each file's extension."""
+    return click.option(
+        "-o",
+        "--output",
+        "outputs",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"Write to FILE ({formats}, by its extension); repeatable.",
+    )
+
+
 def format_option(*choices: str) -> Callable[[F], F]:
     """``--format`` with the given choices, the first being the default."""
     names = choices or ("text", "json")
