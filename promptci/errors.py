@@ -69,9 +69,3 @@ class RenderError(PromptciError):
 
 class GitError(PromptciError):
     """Git refused an operation or the directory is not a repository."""
-
-
-class CheckFailed(PromptciError):
-    """A check ran and did not pass. Exit code 1, not an error in the input."""
-
-    exit_code = ExitCode.FAILED

@@ -63,14 +63,8 @@ class Repo:
 
     def read(self, sha: str, path: str) -> str | None:
         """The text of ``path`` at commit ``sha``, or None where it does not exist."""
-        try:
-            blob = self._repo.commit(sha).tree / path
-        except KeyError:
-            return None
-        if blob.type != "blob":
-            return None
-        data: bytes = blob.data_stream.read()
-        return data.decode("utf-8")
+        data = self.read_bytes(sha, path)
+        return data.decode("utf-8") if data is not None else None
 
     def list_files(self, sha: str, directory: str) -> list[str]:
         """Paths of the files under ``directory`` at commit ``sha``, sorted."""
@@ -145,12 +139,28 @@ class Repo:
         return {n for n in names + untracked if n}
 
     def read_bytes(self, sha: str, path: str) -> bytes | None:
+        """The bytes of ``path`` at commit ``sha``, or None where no file is there."""
         try:
             blob = self._repo.commit(sha).tree / path
         except KeyError:
             return None
+        if blob.type != "blob":
+            return None
         data: bytes = blob.data_stream.read()
         return data
+
+    def add_worktree(self, path: Path, sha: str) -> None:
+        """Check ``sha`` out, detached, in a new worktree at ``path``."""
+        try:
+            self._repo.git.worktree("add", "--detach", "--quiet", str(path), sha)
+        except _command_error() as exc:
+            raise GitError(f"cannot check out {sha[:10]}: {_stderr(exc)}") from None
+
+    def remove_worktree(self, path: Path) -> None:
+        try:
+            self._repo.git.worktree("remove", "--force", str(path))
+        except _command_error():
+            self._repo.git.worktree("prune")  # the directory went first; forget it
 
     def fetch_branch(self, remote: str, branch: str) -> str | None:
         """Fetch ``remote``'s ``branch``; its tip sha, or None where the remote has no such branch."""

@@ -45,7 +45,7 @@ def push(repo: Repo, db: Path, remote: str = "origin", branch: str = BRANCH, att
             merged = _merge_remote(repo, db, tip)
         with Store(db) as store:
             store.db.execute("CHECKPOINT")  # everything in the file, nothing left in the WAL
-            runs = len(store.runs(limit=1_000_000))
+            runs = store.run_count()
         commit = repo.commit_blob(db, FILE, tip, f"promptci results: {runs} runs")
         if repo.push(remote, commit, branch):
             return SyncResult(merged, commit)

@@ -138,6 +138,7 @@ class Store:
             self.db = duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
             raise InputError(f"cannot open results database: {exc}", path=path) from None
+        self._check_schema()
         if not read_only:
             self._migrate()
 
@@ -150,26 +151,33 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def _migrate(self) -> None:
+    def _check_schema(self) -> None:
+        """Refuse a DuckDB file that holds something else, or a schema newer than ours."""
         tables = {r[0] for r in self.db.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if tables and "schema_migrations" not in tables:
+        if not tables:
+            return
+        if "schema_migrations" not in tables:
+            self.db.close()
             raise InputError(
                 "not a promptci results database (it has other tables); refusing to modify it",
                 path=self.path,
                 hint="point `db:` in promptci.yaml at another file",
             )
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
-        )
-        applied = {r[0] for r in self.db.execute("SELECT version FROM schema_migrations").fetchall()}
-        newest = max(applied, default=0)
+        newest = self.schema_version()
         if newest > MIGRATIONS[-1][0]:
+            self.db.close()
             raise InputError(
                 f"results database is at schema version {newest}, newer than this promptci knows",
                 path=self.path,
                 hint="upgrade promptci",
             )
+
+    def _migrate(self) -> None:
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
+        )
+        applied = {r[0] for r in self.db.execute("SELECT version FROM schema_migrations").fetchall()}
         for version, name, sql in MIGRATIONS:
             if version in applied:
                 continue
@@ -208,10 +216,9 @@ class Store:
     def finish_run(self, run_id: str, status: str) -> None:
         self.db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", [status, now(), run_id])
 
-    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        cur = self.db.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", [limit])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    def run_count(self) -> int:
+        row = self.db.execute("SELECT count(*) FROM runs").fetchone()
+        return int(row[0]) if row else 0
 
     # results
 

@@ -33,7 +33,15 @@ def test_a_foreign_duckdb_file_is_refused_and_untouched(tmp_path: Path) -> None:
     before = _digest(db)
     with pytest.raises(InputError, match="not a promptci results database"):
         Store(db)
+    with pytest.raises(InputError, match="not a promptci results database"):
+        Store(db, read_only=True)
     assert _digest(db) == before
+
+
+def test_read_only_needs_an_existing_database(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no results database"):
+        Store(tmp_path / "missing.duckdb", read_only=True)
+    assert not (tmp_path / "missing.duckdb").exists()
 
 
 def test_a_file_that_is_not_duckdb_is_refused_and_untouched(tmp_path: Path) -> None:

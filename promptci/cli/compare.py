@@ -46,10 +46,8 @@ def compare(
             raise InputError(f"cannot tell the report format of {path}", hint=f"use one of {', '.join(OUTPUTS)}")
     project = state.project
     db = project.path(project.config.db)
-    if not db.exists():
-        raise InputError(f"no results database at {project.rel(db)}", hint="run `promptci eval` first")
     default_base = None if base else base_revision(state.registry, None)
-    with Store(db) as store:
+    with Store(db, read_only=True) as store:
         sides = [resolve_side(project, store, base, default_rev=default_base), resolve_side(project, store, head)]
         results = [load(project, store, side, f"side_{i}") for i, side in enumerate(sides)]
         missing = [found for found in results if found.missing]
@@ -60,7 +58,7 @@ def compare(
     if missing:
         for found in missing:
             _run_missing(state, found, db)
-        with Store(db) as store:  # the side tables live in one connection: load again, then compare
+        with Store(db, read_only=True) as store:  # side tables live in one connection: load again, compare
             results = [load(project, store, side, f"side_{i}") for i, side in enumerate(sides)]
             comparison = run_compare(store, results[0], results[1], project.config.gate)
     if comparison.mismatches and not allow_mismatch:

@@ -16,13 +16,10 @@ def history(state: State, name: str | None, suite: str | None, fmt: str) -> int:
     """Show scores over prompt versions: one row per version, suite and model, oldest first."""
     from ..compare.history import history as load_history
     from ..compare.history import sparkline
-    from ..errors import InputError
     from ..store import Store
     from .output import emit_json, short, table
 
     db = state.project.path(state.project.config.db)
-    if not db.exists():
-        raise InputError(f"no results database at {state.project.rel(db)}", hint="run `promptci eval` first")
     with Store(db, read_only=True) as store:
         points = load_history(store, name, suite)
     if fmt == "json":

@@ -33,8 +33,6 @@ def report(state: State, html_path: Path, compare_json: Path | None, prompt: str
     from ..yamlio import atomic_write
 
     db = state.project.path(state.project.config.db)
-    if not db.exists():
-        raise InputError(f"no results database at {state.project.rel(db)}", hint="run `promptci eval` first")
     comparison = None
     if compare_json:
         try:

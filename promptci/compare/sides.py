@@ -9,14 +9,13 @@ repeat, model and parameters), from whichever run produced them.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import GitError, InputError
+from ..errors import InputError
 from ..evals.plan import Item, Plan, build_plan, suite_files
 from ..project import Project
 from ..prompts.registry import Registry
@@ -106,23 +105,15 @@ def checkout(project: Project, side: Side) -> Iterator[tuple[Project, Plan]]:
     tmp = Path(tempfile.mkdtemp(prefix="promptci-side-"))
     worktree = tmp / "tree"
     try:
-        subprocess.run(
-            ["git", "-C", str(repo.toplevel), "worktree", "add", "--detach", "--quiet", str(worktree), side.sha or ""],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except subprocess.CalledProcessError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise GitError(f"cannot check out {side.label}: {exc.stderr.strip()}") from None
-    try:
-        there = worktree / project.root.relative_to(repo.toplevel)
-        side_project = Project.discover(there) if (there / "promptci.yaml").exists() else Project(there, project.config)
-        yield side_project, build_plan(side_project, suite_files(side_project))
+        repo.add_worktree(worktree, side.sha or "")
+        try:
+            there = worktree / project.root.relative_to(repo.toplevel)
+            found = (there / "promptci.yaml").exists()
+            side_project = Project.discover(there) if found else Project(there, project.config)
+            yield side_project, build_plan(side_project, suite_files(side_project))
+        finally:
+            repo.remove_worktree(worktree)
     finally:
-        subprocess.run(
-            ["git", "-C", str(repo.toplevel), "worktree", "remove", "--force", str(worktree)], capture_output=True
-        )
         shutil.rmtree(tmp, ignore_errors=True)
 
 

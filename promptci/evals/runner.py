@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -291,6 +290,3 @@ def _config_hash(project: Project) -> str:
     import hashlib
 
     return hashlib.sha256(project.config.model_dump_json().encode()).hexdigest()[:16]
-
-
-ProgressFactory = Callable[[], Progress]

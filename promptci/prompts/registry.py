@@ -84,10 +84,6 @@ class Registry:
             return []
         return sorted(p for p in root.rglob("*") if p.suffix in PROMPT_SUFFIXES and p.is_file())
 
-    def names(self) -> list[str]:
-        """Every prompt name in the working tree."""
-        return sorted({n for _, n in self._index_worktree() if n})
-
     def paths(self) -> dict[str, str]:
         """Prompt name -> file (relative to the root) in the working tree, for readable files."""
         return {name: path for path, name in self._index_worktree() if name}
