@@ -72,6 +72,56 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "optimizations and their trajectories",
+        """
+        CREATE TABLE optimizations (
+            id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,
+            ended_at TIMESTAMP,
+            prompt VARCHAR NOT NULL,
+            suite VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            base_commit VARCHAR NOT NULL,
+            settings VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            initial VARCHAR NOT NULL,
+            best VARCHAR,
+            test_before DOUBLE,
+            test_after DOUBLE,
+            p_value DOUBLE,
+            calls INTEGER,
+            tokens INTEGER,
+            cost DOUBLE,
+            wall_s DOUBLE,
+            branch VARCHAR,
+            branch_commit VARCHAR
+        );
+        CREATE TABLE trajectory (
+            optimization_id VARCHAR NOT NULL,
+            step INTEGER NOT NULL,
+            candidate INTEGER NOT NULL,
+            parent_step INTEGER,
+            parent_candidate INTEGER,
+            text VARCHAR NOT NULL,
+            text_hash VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            train_score DOUBLE,
+            dev_score DOUBLE,
+            accepted BOOLEAN NOT NULL,
+            edit_distance INTEGER,
+            edit_budget INTEGER,
+            calls INTEGER NOT NULL,
+            tokens INTEGER NOT NULL,
+            cost DOUBLE NOT NULL,
+            train_run VARCHAR,
+            dev_run VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (optimization_id, step, candidate)
+        );
+        """,
+    ),
 ]
 
 
@@ -106,6 +156,53 @@ class ResultRow:
 
 
 RESULT_COLUMNS = [f.name for f in fields(ResultRow)]
+
+
+@dataclass(frozen=True)
+class TrajectoryRow:
+    """One candidate instruction of an optimization. Column order matches ``trajectory``.
+
+    ``status`` is ``initial``, ``scored``, ``duplicate``, ``too-long``, ``has-tag``,
+    ``unparsable`` (then ``text`` is the optimizer's raw reply) or ``budget`` (scoring
+    was cut short and the scores are missing).
+    """
+
+    optimization_id: str
+    step: int
+    candidate: int
+    parent_step: int | None
+    parent_candidate: int | None
+    text: str
+    text_hash: str
+    status: str
+    train_score: float | None
+    dev_score: float | None
+    accepted: bool
+    edit_distance: int | None
+    edit_budget: int | None
+    calls: int
+    tokens: int
+    cost: float
+    train_run: str | None
+    dev_run: str | None
+    created_at: datetime
+
+
+TRAJECTORY_COLUMNS = [f.name for f in fields(TrajectoryRow)]
+OPTIMIZATION_UPDATABLE = {
+    "ended_at",
+    "status",
+    "best",
+    "test_before",
+    "test_after",
+    "p_value",
+    "calls",
+    "tokens",
+    "cost",
+    "wall_s",
+    "branch",
+    "branch_commit",
+}
 
 
 @dataclass(frozen=True)
@@ -236,6 +333,51 @@ class Store:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    # optimizations
+
+    def start_optimization(
+        self, opt_id: str, *, prompt: str, suite: str, method: str, base_commit: str, settings: str, initial: str
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO optimizations (id, started_at, prompt, suite, method, base_commit, settings, status, initial)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+            [opt_id, now(), prompt, suite, method, base_commit, settings, initial],
+        )
+
+    def update_optimization(self, opt_id: str, **values: Any) -> None:
+        unknown = set(values) - OPTIMIZATION_UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        self.db.execute(f"UPDATE optimizations SET {assignments} WHERE id = ?", [*values.values(), opt_id])
+
+    def optimization(self, opt_id: str) -> dict[str, Any] | None:
+        """The optimization with this id, or with this unique id prefix."""
+        cur = self.db.execute("SELECT * FROM optimizations WHERE starts_with(id, ?) ORDER BY id", [opt_id])
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        exact = [r for r in rows if r[0] == opt_id]
+        if len(rows) > 1 and not exact:
+            raise InputError(f"optimization id '{opt_id}' is ambiguous", hint="give more of the id")
+        chosen = exact or rows
+        return dict(zip(names, chosen[0], strict=True)) if chosen else None
+
+    def add_trajectory(self, rows: Sequence[TrajectoryRow]) -> None:
+        """Store one step's rows all together, so a stored step is always complete."""
+        if not rows:
+            return
+        one = "(" + ", ".join("?" * len(TRAJECTORY_COLUMNS)) + ")"
+        params = [getattr(r, c) for r in rows for c in TRAJECTORY_COLUMNS]
+        self.db.execute(f"INSERT INTO trajectory VALUES {', '.join([one] * len(rows))}", params)
+
+    def trajectory(self, opt_id: str) -> list[TrajectoryRow]:
+        rows = self.db.execute(
+            f"SELECT {', '.join(TRAJECTORY_COLUMNS)} FROM trajectory WHERE optimization_id = ?"
+            " ORDER BY step, candidate",
+            [opt_id],
+        ).fetchall()
+        return [TrajectoryRow(*r) for r in rows]
+
     # cache
 
     def cache_get(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
@@ -281,8 +423,9 @@ class MergeCounts:
 def merge_into(target: Store, source: Path) -> MergeCounts:
     """Copy the runs (with their results) and cache entries of ``source`` that ``target`` lacks.
 
-    ``source`` is opened read-only and must be a promptci database at the same schema
-    version. Runs already present are skipped, so merging twice changes nothing.
+    ``source`` is opened read-only and must be a promptci database at this schema version
+    or an older one (migrations only add tables). Runs and optimizations already present
+    are skipped, so merging twice changes nothing.
     """
     _refuse_foreign(source)
     if not source.is_file():
@@ -303,11 +446,11 @@ def merge_into(target: Store, source: Path) -> MergeCounts:
         if "schema_migrations" not in tables:
             raise InputError("not a promptci results database", path=source)
         row = db.execute("SELECT max(version) FROM src.schema_migrations").fetchone()
-        if not row or row[0] != target.schema_version():
+        if not row or row[0] is None or row[0] > target.schema_version():
             raise InputError(
-                f"schema version {row[0] if row else None} differs from {target.schema_version()}",
+                f"schema version {row[0] if row else None} is newer than {target.schema_version()}",
                 path=source,
-                hint="open it once with the same promptci version (`promptci cache info -C …`) to migrate it",
+                hint="upgrade promptci",
             )
         db.execute("BEGIN TRANSACTION")
         try:
@@ -321,6 +464,13 @@ def merge_into(target: Store, source: Path) -> MergeCounts:
             before = _count(db, "cache")
             db.execute("INSERT OR IGNORE INTO cache SELECT * FROM src.cache")
             added_cache = _count(db, "cache") - before
+            if "optimizations" in tables:  # an older source has none
+                db.execute(
+                    "INSERT INTO trajectory SELECT * FROM src.trajectory"
+                    " WHERE optimization_id NOT IN (SELECT id FROM optimizations)"
+                )
+                new = "WHERE id NOT IN (SELECT id FROM optimizations)"
+                db.execute(f"INSERT INTO optimizations SELECT * FROM src.optimizations {new}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")  # all of a source or none of it

@@ -16,7 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, PromptciError
-from . import cache, compare, eval, github, history, init, label, lint, log, ls, report, results, schema, show
+from . import cache, compare, eval, github, history, init, label, lint, log, ls, optimize, report, results, schema, show
 from .options import State
 
 COMMANDS: list[click.Command] = [
@@ -31,6 +31,7 @@ COMMANDS: list[click.Command] = [
     schema.schema,
     eval.eval_,
     compare.compare,
+    optimize.optimize,
     history.history,
     report.report,
     results.results,

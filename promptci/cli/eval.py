@@ -100,11 +100,8 @@ def _shard(text: str | None) -> tuple[int, int] | None:
     return int(i), int(n)
 
 
-def _budget(items: tuple[str, ...]) -> Any:
-    from ..evals.runner import Budget
-
-    if not items:
-        return None
+def budget_values(items: tuple[str, ...]) -> dict[str, float]:
+    """``--budget calls=N`` (repeatable) as ``{"calls": N}``."""
     values: dict[str, float] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -114,6 +111,15 @@ def _budget(items: tuple[str, ...]) -> Any:
             values[key] = float(raw)
         except ValueError:
             raise InputError(f"bad --budget '{item}'", hint="write calls=N, tokens=N or cost=X") from None
+    return values
+
+
+def _budget(items: tuple[str, ...]) -> Any:
+    from ..evals.runner import Budget
+
+    values = budget_values(items)
+    if not values:
+        return None
     return Budget(
         calls=int(values["calls"]) if "calls" in values else None,
         tokens=int(values["tokens"]) if "tokens" in values else None,

@@ -43,3 +43,48 @@ class EvalProgress:
     def status(self, text: str) -> None:
         if self._task is not None:
             self._progress.update(self._task, description=text)
+
+
+class OptimizeProgress:
+    """The step, the best score so far and the budget used: a live bar on a terminal, else a line per step."""
+
+    def __init__(self, method: str, budget: dict[str, float]) -> None:
+        self.method = method
+        self.budget = budget
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> OptimizeProgress:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(f"{self.method}: scoring the initial instruction", total=None)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def step(self, step: int, total: int, best: float, usage: Any, note: str) -> None:
+        used = f"{usage.calls} calls, {usage.tokens} tokens"
+        if "calls" in self.budget:
+            used = f"{usage.calls}/{self.budget['calls']:g} calls, {usage.tokens} tokens"
+        elif "tokens" in self.budget:
+            used = f"{usage.calls} calls, {usage.tokens}/{self.budget['tokens']:g} tokens"
+        elif "cost" in self.budget:
+            used = f"{usage.calls} calls, cost {usage.cost:.4f}/{self.budget['cost']:g}"
+        text = f"{self.method} step {step}/{total} · best {best:.3f} · {used} · {note}"
+        if self._progress is not None:
+            self._progress.update(self._task, description=text, completed=step, total=total)
+        else:
+            print(text, file=sys.stderr, flush=True)

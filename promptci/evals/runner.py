@@ -14,15 +14,17 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from ..project import Project
-from ..providers import create
-from ..providers.base import Completion, Provider
+from ..prompts.spec import ModelSettings
+from ..providers import create, identity
+from ..providers.base import Completion, Provider, Request
 from ..store import CachedResponse, ResultRow, Store, dumps, now
-from .plan import Item, Plan, Task
+from .plan import Item, Plan, cache_key
 from .scoring import Scorer, make_scorer
 from .summary import TaskSummary, summarize
 
@@ -189,7 +191,7 @@ def _generate(
             break
         if progress:
             progress.status(f"loading {model_id}")
-        provider = _provider(project, group[0].task, jobs)
+        provider = loaded_provider(project, group[0].task.settings, jobs)
         if progress:
             progress.status(f"generating with {model_id}")
 
@@ -212,8 +214,8 @@ _LOADED: dict[str, Provider] = {}
 _MAX_LOADED = 2
 
 
-def _provider(project: Project, task: Task, jobs: int | None) -> Provider:
-    settings = task.settings
+def loaded_provider(project: Project, settings: ModelSettings, jobs: int | None = None) -> Provider:
+    """The provider for ``settings``, created once per process and reused."""
     if jobs is not None and settings.provider == "openai":
         settings = settings.model_copy(update={"params": {**settings.params, "concurrency": jobs}})
     key = f"{project.root}|{settings.model_dump_json()}"
@@ -222,6 +224,68 @@ def _provider(project: Project, task: Task, jobs: int | None) -> Provider:
             _LOADED.pop(next(iter(_LOADED)))
         _LOADED[key] = create(settings, project.root)
     return _LOADED[key]
+
+
+def complete(
+    project: Project,
+    settings: ModelSettings,
+    requests: Sequence[Request],
+    usage: Usage,
+    *,
+    use_cache: bool = True,
+    budget: Budget | None = None,
+    db: Path | None = None,
+) -> list[Completion]:
+    """Answer free-standing requests (an optimizer's meta-prompts) through the response cache.
+
+    Provider faults come back as completions with ``error`` set; requests the budget
+    left unrun come back empty. ``usage`` counts the new calls.
+    """
+    model_id = identity(settings, project.root)
+    keys = [cache_key(model_id, r) for r in requests]
+    answers: list[Completion] = [Completion(error="not run: budget spent") for _ in requests]
+    with Store(db or project.path(project.config.db)) as store:
+        hits = store.cache_get(keys) if use_cache else {}
+        todo = []
+        for i, key in enumerate(keys):
+            if key in hits:
+                hit = hits[key]
+                answers[i] = Completion(hit.output, None, hit.latency_ms, hit.tokens_in, hit.tokens_out, hit.cost)
+                usage.cached += 1
+            else:
+                todo.append(i)
+        if todo and not usage.exceeds(budget):
+            entries: list[tuple[str, str, CachedResponse]] = []
+
+            def on_done(index: int, completion: Completion) -> None:
+                i = todo[index]
+                answers[i] = completion
+                usage.calls += 1
+                usage.tokens += (completion.tokens_in or 0) + (completion.tokens_out or 0)
+                usage.cost += completion.cost or 0.0
+                if completion.error is None and completion.text:
+                    entries.append(
+                        (
+                            keys[i],
+                            model_id,
+                            CachedResponse(
+                                completion.text,
+                                completion.tokens_in,
+                                completion.tokens_out,
+                                completion.cost,
+                                completion.latency_ms,
+                            ),
+                        )
+                    )
+                else:
+                    usage.errors += 1
+
+            provider = loaded_provider(project, settings)
+            try:
+                provider.generate([requests[i] for i in todo], on_done, lambda: usage.exceeds(budget))
+            finally:
+                store.cache_put(entries)
+    return answers
 
 
 def _finish(

@@ -8,15 +8,16 @@ candidate, or resuming an interrupted optimization, costs no model calls.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from statistics import mean
 
 from ..evals.dataset import EvalCase
 from ..evals.plan import Plan, Task, make_item
-from ..evals.runner import run_eval
+from ..evals.runner import Budget, run_eval
 from ..project import Project
 from ..prompts.prompt import Prompt, content_hash
 from ..prompts.registry import parse_prompt
-from .instruction import instruction_location, replace_scalar
+from .instruction import Slot, instruction_slot, replace_scalar
 
 
 @dataclass(frozen=True)
@@ -29,36 +30,41 @@ class Scored:
     tokens: int
     run_id: str
     errors: int
+    cost: float = 0.0
+    complete: bool = True
 
 
 class Evaluator:
     """Scores instruction variants of one suite × prompt task."""
 
-    def __init__(self, project: Project, task: Task) -> None:
+    def __init__(self, project: Project, task: Task, position: str | None = None, db: Path | None = None) -> None:
         self.project = project
         self.task = task
-        self.location = instruction_location(task.prompt.spec)
+        self.slot: Slot = instruction_slot(task.prompt.spec, position)
+        self.db = db
 
     @property
     def initial(self) -> str:
-        spec = self.task.prompt.spec
-        if self.location == ("template",):
-            assert spec.template is not None
-            return spec.template
-        assert spec.messages is not None
-        return spec.messages[int(self.location[1])].content
+        return self.slot.initial
+
+    def source(self, instruction: str) -> str:
+        """The prompt file's text with ``instruction`` in its slot; nothing else changes."""
+        return replace_scalar(
+            self.task.prompt.source, self.task.prompt.path, self.slot.loc, self.slot.compose(instruction)
+        )
 
     def variant(self, instruction: str) -> Prompt:
-        """The prompt with ``instruction`` in place of the current one, as a new version."""
-        source = replace_scalar(self.task.prompt.source, self.task.prompt.path, self.location, instruction)
+        """The prompt with ``instruction`` in its slot, as a new version."""
+        source = self.source(instruction)
         doc, spec = parse_prompt(source, self.task.prompt.path)
         return Prompt(spec, self.task.prompt.path, source, content_hash(doc.data))
 
-    def score(self, instruction: str, cases: list[EvalCase]) -> Scored:
+    def score(self, instruction: str, cases: list[EvalCase], budget: Budget | None = None) -> Scored:
+        """Mean score over ``cases``; ``complete`` is False when the budget cut it short."""
         prompt = self.variant(instruction)
         task = replace(self.task, prompt=prompt, cases=cases, repeat=1)
         plan = Plan([task], [make_item(task, case, 0) for case in cases])
-        report = run_eval(self.project, plan)
+        report = run_eval(self.project, plan, budget=budget, db=self.db)
         per_case = {r.case_id: r.score for r in report.rows if r.error is None and r.score is not None}
         return Scored(
             mean(per_case.values()) if per_case else 0.0,
@@ -67,4 +73,6 @@ class Evaluator:
             report.usage.tokens,
             report.run_id,
             sum(1 for r in report.rows if r.error),
+            report.usage.cost,
+            report.status == "complete",
         )

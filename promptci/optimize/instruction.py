@@ -7,6 +7,7 @@ key order, quoting elsewhere and every other field survive byte for byte.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import yaml
 
@@ -14,18 +15,59 @@ from ..errors import InputError
 from ..prompts.spec import PromptSpec
 from ..yamlio import parse_yaml
 
+POSITIONS = ("system", "before", "after")
 
-def instruction_location(spec: PromptSpec) -> tuple[str | int, ...]:
-    """The YAML path of the text an optimizer rewrites: the system message, else the template."""
-    if spec.messages:
-        for i, message in enumerate(spec.messages):
-            if message.role == "system":
-                return ("messages", i, "content")
-        raise InputError(
-            f"prompt '{spec.name}' has no system message to optimize",
-            hint="add a system message holding the instruction, or use a template prompt",
-        )
-    return ("template",)
+
+@dataclass(frozen=True)
+class Slot:
+    """Where the optimized instruction sits in a prompt, and how it joins the text there.
+
+    ``system``: the instruction *is* the system message. ``before``/``after``: the
+    instruction is a line added before or after the user message (or template), and
+    the search starts from the empty instruction, as OPRO does on BIG-bench Hard.
+    """
+
+    loc: tuple[str | int, ...]
+    position: str
+    original: str
+
+    @property
+    def initial(self) -> str:
+        return self.original if self.position == "system" else ""
+
+    def compose(self, instruction: str) -> str:
+        """The scalar's new text holding ``instruction``."""
+        if self.position == "system" or not instruction:
+            return instruction or self.original
+        if self.position == "before":
+            return f"{instruction}\n{self.original}"
+        trailing = "\n" if self.original.endswith("\n") else ""
+        return f"{self.original.rstrip(chr(10))}\n{instruction}{trailing}"
+
+
+def default_position(spec: PromptSpec) -> str:
+    return "system" if any(m.role == "system" for m in spec.messages or ()) else "before"
+
+
+def instruction_slot(spec: PromptSpec, position: str | None = None) -> Slot:
+    """The slot at ``position`` (by default the system message when there is one, else before)."""
+    position = position or default_position(spec)
+    if position not in POSITIONS:
+        raise InputError(f"unknown position '{position}'", hint=f"one of: {', '.join(POSITIONS)}")
+    if spec.template is not None:
+        if position == "system":
+            raise InputError(
+                f"prompt '{spec.name}' is a template with no system message",
+                hint="use --position before or after",
+            )
+        return Slot(("template",), position, spec.template)
+    messages = spec.messages or []
+    role = "system" if position == "system" else "user"
+    for i, message in enumerate(messages):
+        if message.role == role:
+            return Slot(("messages", i, "content"), position, message.content)
+    hint = "add a system message holding the instruction, or use --position before" if role == "system" else ""
+    raise InputError(f"prompt '{spec.name}' has no {role} message to hold the instruction", hint=hint or None)
 
 
 def replace_scalar(text: str, path: str, loc: tuple[str | int, ...], value: str) -> str:
@@ -43,6 +85,8 @@ def replace_scalar(text: str, path: str, loc: tuple[str | int, ...], value: str)
             raise InputError(f"no value at {'.'.join(map(str, loc))}", path=path)
     if not isinstance(node, yaml.ScalarNode):
         raise InputError(f"{'.'.join(map(str, loc))} is not a text value", path=path)
+    if _value_at(doc.data, loc) == value:
+        return text  # unchanged: keep the original quoting and layout
     start, end = node.start_mark.index, node.end_mark.index
     if node.style in ("|", ">"):
         indent = " " * (node.start_mark.column + 2) if node.start_mark.column else "  "
@@ -51,7 +95,8 @@ def replace_scalar(text: str, path: str, loc: tuple[str | int, ...], value: str)
         if len(first_line) > 1:
             body = first_line[1]
             indent = body[: len(body) - len(body.lstrip(" "))] or indent
-        rendered = "|\n" + "".join(f"{indent}{line}\n" if line else "\n" for line in value.split("\n"))
+        lines = value.removesuffix("\n").split("\n")  # "|" keeps one final newline itself
+        rendered = "|\n" + "".join(f"{indent}{line}\n" if line else "\n" for line in lines)
         if not text[start:end].endswith("\n"):
             rendered = rendered.rstrip("\n")
     else:
@@ -59,3 +104,9 @@ def replace_scalar(text: str, path: str, loc: tuple[str | int, ...], value: str)
     updated = text[:start] + rendered + text[end:]
     parse_yaml(updated, path)  # the edit must leave valid YAML
     return updated
+
+
+def _value_at(data: object, loc: tuple[str | int, ...]) -> object:
+    for step in loc:
+        data = data[step] if isinstance(data, (dict, list)) else None  # type: ignore[index]
+    return data

@@ -11,7 +11,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-POSITIONS = ("system", "before", "after", "answer")
 OPRO_TAG = "INS"
 
 
@@ -23,11 +22,9 @@ class Exemplar:
 
 def with_placeholder(question: str, position: str, placeholder: str) -> str:
     """The question as the task model sees it, with the instruction's place marked."""
-    if position in ("system", "before"):
-        return f"{placeholder}\n{question}"
     if position == "after":
         return f"{question}\n{placeholder}"
-    return f"{question}\nA: {placeholder}"  # answer: the instruction opens the answer
+    return f"{placeholder}\n{question}"  # system and before
 
 
 def opro(
@@ -81,11 +78,23 @@ def gpo(
 
 
 def parse(reply: str, opening: str, closing: str) -> str | None:
-    """The text between the first ``opening`` and the next ``closing`` tag, or None."""
+    """The candidate in an optimizer's reply, or None when it holds none.
+
+    The text between the first ``opening`` and the next ``closing`` tag, as the papers'
+    code parses it. Small optimizer models often drop the closing tag or the tags
+    altogether, so two fallbacks follow: an opening tag alone runs to the end of its
+    paragraph, and a reply of one line with no tag at all is taken whole.
+    """
     match = re.search(re.escape(opening) + r"(.*?)" + re.escape(closing), reply, re.DOTALL)
-    if not match:
+    if match:
+        text = match.group(1)
+    elif opening in reply:
+        text = reply.split(opening, 1)[1].split("\n\n", 1)[0]
+    elif "\n" not in reply.strip() and "<" not in reply:
+        text = reply
+    else:
         return None
-    text = match.group(1).strip()
+    text = text.strip()
     return text or None
 
 

@@ -140,7 +140,7 @@ class Registry:
             raise
 
     def _load_at(self, sha: str, path: str, rev: str) -> Prompt:
-        git_path = self._git_path(path)
+        git_path = self.git_path(path)
         text = self.repo.read(sha, git_path)
         assert text is not None
         doc, spec = parse_prompt(text, f"{path}@{rev}")
@@ -169,7 +169,7 @@ class Registry:
         return index
 
     def _index_at(self, sha: str) -> list[tuple[str, str | None]]:
-        prefix = self._git_path(self.project.config.prompts_dir)
+        prefix = self.git_path(self.project.config.prompts_dir)
         index = []
         for git_path in self.repo.list_files(sha, prefix):
             if not git_path.endswith(PROMPT_SUFFIXES):
@@ -196,7 +196,7 @@ class Registry:
             )
         return paths[0]
 
-    def _git_path(self, rel: str) -> str:
+    def git_path(self, rel: str) -> str:
         return self.repo.relpath(self.project.root / rel)
 
     def _version_worktree(self, path: Path, digest: str) -> PromptVersion:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from promptci.errors import InputError
-from promptci.optimize.instruction import instruction_location, replace_scalar
+from promptci.optimize.instruction import instruction_slot, replace_scalar
 from promptci.prompts.registry import parse_prompt
 from promptci.yamlio import parse_yaml
 
@@ -30,8 +30,9 @@ tags: [support]
 
 def test_only_the_instruction_changes() -> None:
     _, spec = parse_prompt(SOURCE, "p.yaml")
-    loc = instruction_location(spec)
-    assert loc == ("messages", 0, "content")
+    slot = instruction_slot(spec)
+    assert slot.loc == ("messages", 0, "content") and slot.initial == "Answer with one word."
+    loc = slot.loc
     new = replace_scalar(SOURCE, "p.yaml", loc, 'Reply with the team name: "billing" or "tech".')
     assert new.replace('"Reply with the team name: \\"billing\\" or \\"tech\\"."', "Answer with one word.") == SOURCE
     _, updated = parse_prompt(new, "p.yaml")
@@ -51,13 +52,33 @@ def test_every_dogfood_prompt_round_trips() -> None:
     for path in sorted((REPO_ROOT / "prompts").glob("*.yaml")):
         text = path.read_text()
         _, spec = parse_prompt(text, path.name)
-        loc = instruction_location(spec)
-        new = replace_scalar(text, path.name, loc, "Think step by step: then answer.")
-        _, updated = parse_prompt(new, path.name)
-        assert updated.model_dump(exclude={"messages", "template"}) == spec.model_dump(exclude={"messages", "template"})
+        positions = ("system", "before", "after") if spec.messages else ("before", "after")
+        for position in positions:
+            slot = instruction_slot(spec, position)
+            new = replace_scalar(text, path.name, slot.loc, slot.compose("Think step by step: then answer."))
+            _, updated = parse_prompt(new, path.name)
+            fixed = {"messages", "template"}
+            assert updated.model_dump(exclude=fixed) == spec.model_dump(exclude=fixed)
 
 
 def test_a_prompt_without_a_system_message_is_refused() -> None:
     _, spec = parse_prompt("name: x\nmessages: [{role: user, content: hi}]\n", "x.yaml")
-    with pytest.raises(InputError, match="no system message to optimize"):
-        instruction_location(spec)
+    with pytest.raises(InputError, match="no system message to hold the instruction"):
+        instruction_slot(spec, "system")
+    assert instruction_slot(spec).position == "before"  # the default without a system message
+
+
+def test_before_and_after_add_a_line_to_the_question() -> None:
+    _, spec = parse_prompt(SOURCE, "p.yaml")
+    before = instruction_slot(spec, "before")
+    assert before.loc == ("messages", 1, "content") and before.initial == ""
+    assert before.compose("") == "Ticket: {{ ticket }}\nTeam:\n"  # the empty instruction is the prompt as is
+    new = replace_scalar(SOURCE, "p.yaml", before.loc, before.compose("Think first."))
+    _, updated = parse_prompt(new, "p.yaml")
+    assert updated.messages is not None
+    assert updated.messages[1].content == "Think first.\nTicket: {{ ticket }}\nTeam:\n"
+    after = instruction_slot(spec, "after")
+    assert after.compose("Think first.") == "Ticket: {{ ticket }}\nTeam:\nThink first.\n"
+    _, template = parse_prompt("name: t\ntemplate: 'Q: {{ q }}'\nvariables: {q: string}\n", "t.yaml")
+    with pytest.raises(InputError, match="template with no system message"):
+        instruction_slot(template, "system")

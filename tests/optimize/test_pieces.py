@@ -85,7 +85,9 @@ def test_gpo_meta_prompt_states_the_edit_budget() -> None:
     [
         ("Sure! <INS>Answer in one word.</INS>", "Answer in one word."),
         ("<INS>  </INS>", None),
-        ("no tags", None),
+        ("a lone line with no tags", "a lone line with no tags"),
+        ("Sure! Here is one:\n\nBe brief.\nThanks", None),
+        ("<INS> Answer in one word.\n\nThat should work.", "Answer in one word."),
         ("<INS>first</INS> <INS>second</INS>", "first"),
     ],
 )
@@ -95,4 +97,5 @@ def test_parse_opro(reply: str, expected: str | None) -> None:
 
 def test_parse_gpo() -> None:
     assert metaprompt.parse_gpo("x <START>\nBe precise.\n<END> y") == "Be precise."
-    assert metaprompt.parse_gpo("<START>unterminated") is None
+    assert metaprompt.parse_gpo("<START>unterminated") == "unterminated"
+    assert metaprompt.parse_gpo("<START>\n<END>") is None

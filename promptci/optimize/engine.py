@@ -1,0 +1,465 @@
+"""The loop every optimizer method shares: propose, parse, dedupe, score, choose, store.
+
+A method supplies three things: the meta-prompt for a step, which candidates it
+accepts after scoring, and its final choice. Everything else is common:
+
+- the seeded train/dev/test split; test is scored once, before and after;
+- scoring through the eval engine, so every answer is cached and stored;
+- the trajectory in DuckDB, one transaction per step, so a stored step is complete;
+- budget accounting over optimizer and task calls, stopping cleanly between calls;
+- resuming: the method's state is rebuilt from the stored trajectory, and the step
+  that was interrupted is replayed from the response cache.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from ..errors import InputError
+from ..evals.dataset import EvalCase
+from ..evals.plan import Task
+from ..evals.runner import Budget, Usage, complete
+from ..project import Project
+from ..prompts.spec import ModelSettings
+from ..providers.base import Completion, GenParams, Request
+from ..store import Store, TrajectoryRow, now
+from .edits import normalised_hash, word_edit_distance
+from .evaluate import Evaluator, Scored
+from .metaprompt import Exemplar
+from .split import Split, split_cases
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that determines an optimization; stored with it, so a resume matches."""
+
+    method: str
+    steps: int
+    candidates: int = 8
+    split: tuple[float, float, float] = (0.2, 0.2, 0.6)
+    seed: int = 0
+    position: str | None = None
+    exemplars: int = 3
+    temperature: float = 1.0
+    max_chars: int = 500
+    optimizer_max_tokens: int = 160
+    budget: dict[str, float] = field(default_factory=dict)  # calls, tokens and/or cost
+    task_model: str | None = None  # the --task-model and --optimizer-model options, as given
+    optimizer_model: str | None = None
+    top: int = 20  # OPRO: instructions shown in the meta-prompt
+    k: int = 3  # GPO: retrieved trajectory entries, the current prompt included
+    edit_initial: int = 50  # GPO: the edit budget's cosine schedule, in words
+    edit_final: int = 10
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        data = json.loads(text)
+        data["split"] = tuple(data["split"])
+        return cls(**data)
+
+    @property
+    def limits(self) -> Budget | None:
+        if not self.budget:
+            return None
+        calls, tokens = self.budget.get("calls"), self.budget.get("tokens")
+        return Budget(
+            calls=int(calls) if calls is not None else None,
+            tokens=int(tokens) if tokens is not None else None,
+            cost=self.budget.get("cost"),
+        )
+
+
+class Reporter(Protocol):
+    def step(self, step: int, total: int, best: float, usage: Usage, note: str) -> None: ...
+
+
+@dataclass
+class Context:
+    """One optimization in progress: what every method reads."""
+
+    id: str
+    project: Project
+    settings: Settings
+    evaluator: Evaluator
+    split: Split
+    optimizer: ModelSettings
+    db: Path
+    rows: list[TrajectoryRow] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    reporter: Reporter | None = None
+
+    @property
+    def budget(self) -> Budget | None:
+        return self.settings.limits
+
+    def spent(self) -> bool:
+        return self.usage.exceeds(self.budget)
+
+    def remaining(self) -> Budget | None:
+        """What is left of the budget, as a budget for one eval run."""
+        b = self.budget
+        if b is None:
+            return None
+        u = self.usage
+        return Budget(
+            calls=None if b.calls is None else max(0, b.calls - u.calls),
+            tokens=None if b.tokens is None else max(0, b.tokens - u.tokens),
+            cost=None if b.cost is None else max(0.0, b.cost - u.cost),
+        )
+
+    def score(self, text: str, cases: list[EvalCase]) -> Scored:
+        scored = self.evaluator.score(text, cases, budget=self.remaining())
+        self.usage.calls += scored.calls
+        self.usage.tokens += scored.tokens
+        self.usage.cost += scored.cost
+        return scored
+
+    def exemplars(self, step: int) -> list[Exemplar]:
+        """``exemplars`` random train cases, seeded by the step, as the task model sees them."""
+        import random
+
+        rng = random.Random(self.settings.seed * 1_000_003 + step)
+        chosen = rng.sample(self.split.train, min(self.settings.exemplars, len(self.split.train)))
+        return [Exemplar(question(self.evaluator.task, c), answer(c)) for c in chosen]
+
+    def scored_rows(self) -> list[TrajectoryRow]:
+        return [r for r in self.rows if r.status in ("initial", "scored")]
+
+
+def question(task: Task, case: EvalCase) -> str:
+    """The case's question as the task model sees it with the original prompt (the user turn)."""
+    messages = task.prompt.render(**case.vars)
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return (users[-1] if users else messages[-1]["content"]).strip()
+
+
+def answer(case: EvalCase) -> str:
+    expected = case.expected
+    if isinstance(expected, list):
+        expected = expected[0] if expected else ""
+    return str(expected if expected is not None else "")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A step's meta-prompt, the candidate it refines (if one) and GPO's edit budget."""
+
+    text: str
+    parent: TrajectoryRow | None
+    edit_budget: int | None = None
+
+
+class Method:
+    """The hooks one optimizer method fills in. ``ctx.rows`` holds the trajectory so far."""
+
+    name: ClassVar[str]
+    scored_on: ClassVar[str]  # "train" or "dev": the split candidates are scored on
+    tags: ClassVar[tuple[str, str]]
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def steps(self) -> int:
+        return self.ctx.settings.steps
+
+    def propose(self, step: int) -> Proposal:
+        raise NotImplementedError
+
+    def parse(self, reply: str) -> str | None:
+        raise NotImplementedError
+
+    def choose(self, step: int, rows: list[TrajectoryRow]) -> list[TrajectoryRow]:
+        """The step's rows with ``accepted`` (and any extra scores) set."""
+        raise NotImplementedError
+
+    def final(self) -> TrajectoryRow:
+        raise NotImplementedError
+
+    def score_initial(self, row: TrajectoryRow) -> TrajectoryRow:
+        """Score the starting instruction; OPRO scores train and dev, GPO dev."""
+        return row
+
+
+@dataclass
+class Outcome:
+    """A finished (or budget-stopped) optimization and its held-out evidence."""
+
+    id: str
+    method: str
+    status: str  # complete or budget
+    settings: Settings
+    split: Split
+    rows: list[TrajectoryRow]
+    initial: TrajectoryRow
+    best: TrajectoryRow
+    test_before: Scored
+    test_after: Scored
+    usage: Usage
+    wall_s: float
+    optimizer_model: str
+    task_model: str
+    source_before: str
+    source_after: str
+    path: str
+    prompt: str
+    suite: str
+    base_commit: str
+    unparsable: int
+
+    @property
+    def changed(self) -> bool:
+        return self.best.text_hash != self.initial.text_hash
+
+
+def new_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def start(
+    project: Project,
+    task: Task,
+    settings: Settings,
+    optimizer: ModelSettings,
+    *,
+    base_commit: str,
+    opt_id: str | None = None,
+    reporter: Reporter | None = None,
+    db: Path | None = None,
+) -> Context:
+    """A new optimization, recorded in the store; or, given ``opt_id``, the stored one resumed."""
+    db = db or project.path(project.config.db)
+    evaluator = Evaluator(project, task, settings.position, db=db)
+    split = split_cases(task.cases, settings.split, settings.seed)
+    ctx = Context(opt_id or new_id(), project, settings, evaluator, split, optimizer, db, reporter=reporter)
+    with Store(db) as store:
+        if opt_id is None:
+            store.start_optimization(
+                ctx.id,
+                prompt=task.prompt.name,
+                suite=task.suite_name,
+                method=settings.method,
+                base_commit=base_commit,
+                settings=settings.to_json(),
+                initial=evaluator.initial,
+            )
+        else:
+            ctx.rows = store.trajectory(ctx.id)
+            store.update_optimization(ctx.id, status="running", ended_at=None)
+    for row in ctx.rows:
+        ctx.usage.calls += row.calls
+        ctx.usage.tokens += row.tokens
+        ctx.usage.cost += row.cost
+    return ctx
+
+
+def run(ctx: Context, method_cls: type[Method]) -> Outcome:
+    """Run (or continue) the search, then score the initial and chosen instructions on test."""
+    started = time.perf_counter()
+    method = method_cls(ctx)
+    status = "complete"
+    try:
+        if not ctx.rows:
+            initial = method.score_initial(_initial_row(ctx))
+            _store_step(ctx, [initial])
+        total = method.steps()
+        first = max(r.step for r in ctx.rows) + 1
+        for step in range(first, total + 1):
+            if ctx.spent():
+                status = "budget"
+                break
+            rows = _candidates(ctx, method, step)
+            if any(r.status == "budget" for r in rows):
+                status = "budget"
+            rows = method.choose(step, rows)
+            _store_step(ctx, rows)
+            if ctx.reporter:
+                top = max((_selection_score(r, method) for r in ctx.scored_rows()), default=0.0)
+                note = f"{sum(r.status == 'scored' for r in rows)} new of {len(rows)}"
+                ctx.reporter.step(step, total, top, ctx.usage, note)
+            if status == "budget":
+                break
+        best = method.final()
+        initial = ctx.rows[0]
+        before = ctx.evaluator.score(initial.text, ctx.split.test)
+        after = before if best.text_hash == initial.text_hash else ctx.evaluator.score(best.text, ctx.split.test)
+    except BaseException:
+        with Store(ctx.db) as store:
+            store.update_optimization(ctx.id, status="interrupted", ended_at=now())
+        raise
+    task = ctx.evaluator.task
+    outcome = Outcome(
+        ctx.id,
+        method.name,
+        status,
+        ctx.settings,
+        ctx.split,
+        list(ctx.rows),
+        initial,
+        best,
+        before,
+        after,
+        ctx.usage,
+        time.perf_counter() - started,
+        _model_id(ctx, ctx.optimizer),
+        task.model_id,
+        task.prompt.source,
+        ctx.evaluator.source(best.text),
+        task.prompt.path,
+        task.prompt.name,
+        task.suite_name,
+        "",
+        sum(r.status in ("unparsable", "error") for r in ctx.rows),
+    )
+    with Store(ctx.db) as store:
+        record = store.optimization(ctx.id)
+        outcome.base_commit = str(record["base_commit"]) if record else ""
+        store.update_optimization(
+            ctx.id,
+            status=status,
+            ended_at=now(),
+            best=best.text,
+            test_before=before.score,
+            test_after=after.score,
+            calls=ctx.usage.calls,
+            tokens=ctx.usage.tokens,
+            cost=ctx.usage.cost,
+            wall_s=outcome.wall_s,
+        )
+    return outcome
+
+
+def _model_id(ctx: Context, settings: ModelSettings) -> str:
+    from ..providers import identity
+
+    return identity(settings, ctx.project.root)
+
+
+def _selection_score(row: TrajectoryRow, method: Method) -> float:
+    value = row.train_score if method.scored_on == "train" else row.dev_score
+    return value if value is not None else 0.0
+
+
+def _initial_row(ctx: Context) -> TrajectoryRow:
+    text = ctx.evaluator.initial
+    return TrajectoryRow(
+        ctx.id, 0, 0, None, None, text, normalised_hash(text), "initial", None, None, True,
+        None, None, 0, 0, 0.0, None, None, now(),
+    )  # fmt: skip
+
+
+def _store_step(ctx: Context, rows: list[TrajectoryRow]) -> None:
+    with Store(ctx.db) as store:
+        store.add_trajectory(rows)
+    ctx.rows.extend(rows)
+
+
+def _candidates(ctx: Context, method: Method, step: int) -> list[TrajectoryRow]:
+    """Sample the optimizer, then parse, filter, dedupe and score each reply."""
+    settings = ctx.settings
+    proposal = method.propose(step)
+    params = GenParams(
+        max_tokens=settings.optimizer_max_tokens,
+        temperature=settings.temperature,
+        seed=settings.seed * 1_000_003 + step,
+    )
+    requests = [Request((("user", proposal.text),), params, i) for i in range(settings.candidates)]
+    calls_before, tokens_before, cost_before = ctx.usage.calls, ctx.usage.tokens, ctx.usage.cost
+    replies = complete(ctx.project, ctx.optimizer, requests, ctx.usage, budget=ctx.budget, db=ctx.db)
+    # The optimizer's cost is shared evenly by the step's candidates.
+    share = (
+        (ctx.usage.calls - calls_before) / len(requests),
+        (ctx.usage.tokens - tokens_before) / len(requests),
+        (ctx.usage.cost - cost_before) / len(requests),
+    )
+    seen = {r.text_hash: r for r in ctx.rows if r.status in ("initial", "scored")}
+    rows: list[TrajectoryRow] = []
+    for i, reply in enumerate(replies):
+        row = _classify(ctx, method, step, i, reply, proposal, seen)
+        if row.status == "new":
+            if ctx.spent():
+                row = replace(row, status="budget")
+            else:
+                row = _score(ctx, method, row)
+                if row.status == "scored":
+                    seen[row.text_hash] = row
+        rows.append(_with_cost(row, share))
+    return rows
+
+
+def _classify(
+    ctx: Context,
+    method: Method,
+    step: int,
+    index: int,
+    reply: Completion,
+    proposal: Proposal,
+    seen: dict[str, TrajectoryRow],
+) -> TrajectoryRow:
+    parent = proposal.parent
+    base = TrajectoryRow(
+        ctx.id, step, index, parent.step if parent else None, parent.candidate if parent else None,
+        "", "", "new", None, None, False, None, proposal.edit_budget, 0, 0, 0.0, None, None, now(),
+    )  # fmt: skip
+    if reply.error is not None:
+        status = "budget" if reply.error.startswith("not run: budget") else "error"
+        return replace(base, text=reply.error, text_hash=normalised_hash(reply.error), status=status)
+    raw = reply.text or ""
+    text = method.parse(raw)
+    if text is None:
+        return replace(base, text=raw, text_hash=normalised_hash(raw), status="unparsable")
+    digest = normalised_hash(text)
+    distance = word_edit_distance(parent.text, text) if parent else None
+    row = replace(base, text=text, text_hash=digest, edit_distance=distance)
+    if len(text) > ctx.settings.max_chars:
+        return replace(row, status="too-long")
+    if any(tag.strip("<>/").lower() in text.lower() for tag in method.tags):
+        return replace(row, status="has-tag")
+    if digest in seen:  # a duplicate keeps the score it already has
+        earlier = seen[digest]
+        return replace(row, status="duplicate", train_score=earlier.train_score, dev_score=earlier.dev_score)
+    return row
+
+
+def _score(ctx: Context, method: Method, row: TrajectoryRow) -> TrajectoryRow:
+    scored, complete = score_on(ctx, row, method.scored_on)
+    return replace(scored, status="scored" if complete else "budget")
+
+
+def _with_cost(row: TrajectoryRow, share: tuple[float, float, float]) -> TrajectoryRow:
+    return replace(
+        row,
+        calls=row.calls + round(share[0]),
+        tokens=row.tokens + round(share[1]),
+        cost=row.cost + share[2],
+    )
+
+
+def score_on(ctx: Context, row: TrajectoryRow, split: str) -> tuple[TrajectoryRow, bool]:
+    """``row`` with its score on ``split`` ("train" or "dev") and the cost added; the flag is
+    False when the budget cut the scoring short (then no score is set)."""
+    cases = ctx.split.train if split == "train" else ctx.split.dev
+    scored = ctx.score(row.text, cases)
+    extra: dict[str, Any] = {
+        "calls": row.calls + scored.calls,
+        "tokens": row.tokens + scored.tokens,
+        "cost": row.cost + scored.cost,
+    }
+    if scored.complete:
+        extra[f"{split}_score"] = scored.score
+        extra[f"{split}_run"] = scored.run_id
+    return replace(row, **extra), scored.complete
+
+
+def best_by(rows: Sequence[TrajectoryRow], key: Callable[[TrajectoryRow], tuple[float, ...]]) -> TrajectoryRow:
+    if not rows:
+        raise InputError("the optimization has no scored candidate")
+    return max(rows, key=key)

@@ -1,0 +1,274 @@
+"""What a reviewer reads: the held-out comparison, the PR body, the plot and the commit message."""
+
+from __future__ import annotations
+
+import difflib
+import html
+from dataclasses import dataclass
+
+from ..compare.stats import PairedResult
+from ..store import TrajectoryRow
+from .engine import Outcome
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Initial against chosen instruction on the test split, paired by case."""
+
+    result: PairedResult
+    passed_before: int
+    passed_after: int
+
+    @property
+    def significant(self) -> bool:
+        return self.result.p_value < ALPHA
+
+
+def held_out(outcome: Outcome, case_threshold: float) -> HeldOut:
+    import numpy as np
+
+    from ..compare.stats import paired
+
+    before, after = outcome.test_before.per_case, outcome.test_after.per_case
+    ids = sorted(set(before) & set(after))
+    base = np.array([before[i] for i in ids], dtype=float)
+    head = np.array([after[i] for i in ids], dtype=float)
+    binary = bool(np.isin(np.concatenate([base, head]), (0.0, 1.0)).all())
+    base_pass, head_pass = base >= case_threshold, head >= case_threshold
+    result = paired(base, head, base_pass, head_pass, binary=binary, seed=outcome.settings.seed)
+    return HeldOut(result, int(base_pass.sum()), int(head_pass.sum()))
+
+
+def branch_name(outcome: Outcome) -> str:
+    return f"promptci/optimize/{outcome.prompt}/{outcome.method}-{outcome.id.rsplit('-', 1)[-1]}"
+
+
+def headline(outcome: Outcome, stats: HeldOut) -> str:
+    r = stats.result
+    return (
+        f"test {r.base_mean:.3f} → {r.head_mean:.3f} ({r.delta:+.3f}, {_test_name(r.test)} p={r.p_value:.3g}, n={r.n})"
+    )
+
+
+def commit_message(outcome: Outcome, stats: HeldOut) -> str:
+    return (
+        f"optimize {outcome.prompt} ({outcome.method}): {headline(outcome, stats)}\n\n"
+        f"Held-out gain on {stats.result.n} test cases of suite {outcome.suite} that the optimizer never saw.\n"
+        f"Optimization {outcome.id}: {_steps(outcome)} steps, {outcome.usage.calls} model calls,"
+        f" {outcome.usage.tokens} tokens.\n"
+    )
+
+
+def prompt_diff(outcome: Outcome) -> str:
+    lines = difflib.unified_diff(
+        outcome.source_before.splitlines(keepends=True),
+        outcome.source_after.splitlines(keepends=True),
+        f"a/{outcome.path}",
+        f"b/{outcome.path}",
+    )
+    return "".join(lines)
+
+
+def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None) -> str:
+    """The markdown a reviewer decides from. ``plot`` is a link to the SVG, where one was written."""
+    r = stats.result
+    verdict = f"significant at α = {ALPHA}" if stats.significant else f"**not** significant at α = {ALPHA}"
+    n_train, n_dev = len(outcome.split.train), len(outcome.split.dev)
+    lines = [
+        f"## promptci optimize: `{outcome.prompt}` with {outcome.method.upper()}",
+        "",
+        f"**Held-out test: {r.base_mean:.3f} → {r.head_mean:.3f} ({r.delta:+.3f},"
+        f" 95% CI [{r.ci_low:+.3f}, {r.ci_high:+.3f}])**, {_test_name(r.test)} p = {r.p_value:.3g}"
+        f" over {r.n} paired cases: {verdict}.",
+        "",
+        f"The optimizer saw only the {n_train} train and {n_dev} dev cases of suite `{outcome.suite}`;"
+        f" the {r.n} test cases were scored once with each instruction.",
+    ]
+    if not outcome.changed:
+        lines += ["", "No candidate beat the initial instruction on dev, so the prompt is unchanged."]
+    if outcome.status == "budget":
+        lines += ["", f"⚠️ The search stopped early: the budget ({_budget(outcome)}) was spent."]
+    lines += [
+        "",
+        "| | test mean | cases passed |",
+        "|---|---|---|",
+        f"| before | {r.base_mean:.3f} | {stats.passed_before}/{r.n} |",
+        f"| after | {r.head_mean:.3f} | {stats.passed_after}/{r.n} |",
+    ]
+    if r.test == "mcnemar-exact":
+        lines += ["", f"Discordant cases: {r.discordant[1]} fail → pass, {r.discordant[0]} pass → fail."]
+    diff = prompt_diff(outcome)
+    if diff:
+        lines += ["", "### Prompt diff", "", "```diff", diff.rstrip("\n"), "```"]
+    lines += ["", "### Dev score per step", "", mermaid(outcome)]
+    if plot:
+        lines += ["", f"![dev score per step]({plot})"]
+    lines += ["", "### Trajectory", "", *trajectory_table(outcome)]
+    lines += ["", "<details><summary>Every candidate</summary>", "", *candidate_table(outcome.rows), "", "</details>"]
+    lines += ["", "### Run", "", *run_facts(outcome)]
+    return "\n".join(lines) + "\n"
+
+
+def run_facts(outcome: Outcome) -> list[str]:
+    s = outcome.settings
+    split = f"{len(outcome.split.train)}/{len(outcome.split.dev)}/{len(outcome.split.test)}"
+    return [
+        f"- Optimization `{outcome.id}`, based on commit `{outcome.base_commit[:12]}`.",
+        f"- Task model `{outcome.task_model}`; optimizer model `{outcome.optimizer_model}`.",
+        f"- Split train/dev/test {split} (seed {s.seed}); {_steps(outcome)} of {s.steps} steps,"
+        f" {s.candidates} candidates per step at temperature {s.temperature:g}.",
+        f"- Cost: {outcome.usage.calls} model calls ({outcome.usage.cached} answered from the cache),"
+        f" {outcome.usage.tokens} tokens, {outcome.usage.cost:.4f} in configured prices,"
+        f" {outcome.wall_s:.0f} s.",
+        f"- {outcome.unparsable} optimizer replies held no parsable candidate and were skipped.",
+        f'- The trajectory is in the results database: `promptci db "select * from trajectory'
+        f" where optimization_id = '{outcome.id}'\"`.",
+    ]
+
+
+def step_summary(outcome: Outcome) -> list[tuple[int, TrajectoryRow | None, list[TrajectoryRow], float]]:
+    """Per step: the candidate accepted (if any), all rows, and the best dev score so far."""
+    out = []
+    best = float("-inf")
+    for step in range(0, max(r.step for r in outcome.rows) + 1):
+        rows = [r for r in outcome.rows if r.step == step]
+        for r in rows:
+            if r.dev_score is not None and r.status in ("initial", "scored"):
+                best = max(best, r.dev_score)
+        accepted = next((r for r in rows if r.accepted), None)
+        out.append((step, accepted, rows, best if best > float("-inf") else 0.0))
+    return out
+
+
+def trajectory_table(outcome: Outcome) -> list[str]:
+    lines = [
+        "| step | new / dup / rejected / unparsable | best train | accepted: dev | edits (budget) | accepted |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step, accepted, rows, _ in step_summary(outcome):
+        counts = (
+            sum(r.status in ("scored", "initial") for r in rows),
+            sum(r.status == "duplicate" for r in rows),
+            sum(r.status in ("too-long", "has-tag") for r in rows),
+            sum(r.status in ("unparsable", "error") for r in rows),
+        )
+        trains = [r.train_score for r in rows if r.train_score is not None]
+        best_train = f"{max(trains):.3f}" if trains else "–"
+        dev = f"{accepted.dev_score:.3f}" if accepted and accepted.dev_score is not None else "–"
+        edits = "–"
+        if accepted and accepted.edit_distance is not None:
+            edits = f"{accepted.edit_distance}" + (f" ({accepted.edit_budget})" if accepted.edit_budget else "")
+        text = _cell(accepted.text, 90) if accepted else "–"
+        lines.append(f"| {step} | {' / '.join(map(str, counts))} | {best_train} | {dev} | {edits} | {text} |")
+    return lines
+
+
+def candidate_table(rows: list[TrajectoryRow]) -> list[str]:
+    lines = ["| step.cand | status | train | dev | edits | text |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        train = f"{r.train_score:.3f}" if r.train_score is not None else ""
+        dev = f"{r.dev_score:.3f}" if r.dev_score is not None else ""
+        edits = "" if r.edit_distance is None else str(r.edit_distance)
+        mark = " ✓" if r.accepted else ""
+        lines.append(
+            f"| {r.step}.{r.candidate} | {r.status}{mark} | {train} | {dev} | {edits} | {_cell(r.text, 160)} |"
+        )
+    return lines
+
+
+def mermaid(outcome: Outcome) -> str:
+    """A line chart GitHub renders inside the PR body: best dev so far, and each step's accepted dev."""
+    summary = step_summary(outcome)
+    best = [round(b, 3) for _, _, _, b in summary]
+    accepted, last = [], best[0]
+    for _, row, _, _ in summary:
+        if row is not None and row.dev_score is not None:
+            last = round(row.dev_score, 3)
+        accepted.append(last)
+    steps = ", ".join(str(s) for s, *_ in summary)
+    return "\n".join(
+        [
+            "```mermaid",
+            "xychart-beta",
+            '  title "Dev score per step (upper: best so far; lower: accepted candidate)"',
+            f'  x-axis "step" [{steps}]',
+            '  y-axis "dev score" 0 --> 1',
+            f"  line [{', '.join(map(str, best))}]",
+            f"  line [{', '.join(map(str, accepted))}]",
+            "```",
+        ]
+    )
+
+
+def svg_plot(outcome: Outcome, width: int = 640, height: int = 320) -> str:
+    """Dev score per step as a standalone SVG: every candidate scored on dev, the accepted path, the best so far."""
+    summary = step_summary(outcome)
+    left, right, top, bottom = 56, 16, 36, 40
+    steps = max(1, len(summary) - 1)
+
+    def x(step: float) -> float:
+        return left + (width - left - right) * step / steps
+
+    def y(score: float) -> float:
+        return top + (height - top - bottom) * (1 - score)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
+        ' font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="20" font-size="13">{html.escape(outcome.prompt)}: dev score per step'
+        f" ({outcome.method.upper()})</text>",
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 8}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.2f}</text>')
+    for step, *_ in summary:
+        parts.append(f'<text x="{x(step):.1f}" y="{height - bottom + 16}" text-anchor="middle">{step}</text>')
+    parts.append(f'<text x="{(left + width) / 2:.0f}" y="{height - 6}" text-anchor="middle">step</text>')
+    for row in outcome.rows:
+        if row.dev_score is not None and row.status in ("initial", "scored"):
+            parts.append(
+                f'<circle cx="{x(row.step):.1f}" cy="{y(row.dev_score):.1f}" r="3" fill="#9ab" opacity="0.7"/>'
+            )
+    best_points = " ".join(f"{x(s):.1f},{y(b):.1f}" for s, _, _, b in summary)
+    parts.append(f'<polyline points="{best_points}" fill="none" stroke="#1a7f37" stroke-width="2"/>')
+    path = [(s, r.dev_score) for s, r, _, _ in summary if r is not None and r.dev_score is not None]
+    if path:
+        points = " ".join(f"{x(s):.1f},{y(d):.1f}" for s, d in path)
+        parts.append(
+            f'<polyline points="{points}" fill="none" stroke="#0969da" stroke-width="1.5" stroke-dasharray="4 3"/>'
+        )
+    legend_y = top - 8
+    parts += [
+        f'<line x1="{width - 330}" x2="{width - 310}" y1="{legend_y}" y2="{legend_y}" stroke="#1a7f37"'
+        ' stroke-width="2"/>',
+        f'<text x="{width - 305}" y="{legend_y + 4}">best so far</text>',
+        f'<line x1="{width - 230}" x2="{width - 210}" y1="{legend_y}" y2="{legend_y}" stroke="#0969da"'
+        ' stroke-dasharray="4 3"/>',
+        f'<text x="{width - 205}" y="{legend_y + 4}">accepted</text>',
+        f'<circle cx="{width - 140}" cy="{legend_y}" r="3" fill="#9ab"/>',
+        f'<text x="{width - 133}" y="{legend_y + 4}">candidate</text>',
+        "</svg>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _cell(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return html.escape(flat).replace("|", "\\|") or "(empty)"
+
+
+def _test_name(test: str) -> str:
+    return {"mcnemar-exact": "exact McNemar", "permutation": "paired permutation"}.get(test, test)
+
+
+def _steps(outcome: Outcome) -> int:
+    return max(r.step for r in outcome.rows)
+
+
+def _budget(outcome: Outcome) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in outcome.settings.budget.items()) or "none"

@@ -1,0 +1,150 @@
+"""One optimization from the outside: resolve the prompt and suite, run, write the branch.
+
+The prompt is optimized as committed at HEAD (or the stored base commit, when
+resuming), and the branch is that commit plus the new prompt file: uncommitted work
+in the checkout neither leaks into the branch nor gets touched. The suite and its
+data are read from the working tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import InputError, NotFoundError
+from ..evals.plan import Task, build_plan, suite_files
+from ..project import Project
+from ..prompts.registry import Ref, Registry
+from ..prompts.spec import ModelSettings
+from ..providers import parse_model_option
+from ..store import Store
+from .engine import Method, Outcome, Reporter, Settings, run, start
+from .output import HeldOut, branch_name, commit_message, held_out, pr_body
+
+METHODS = ("opro", "gpo")
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    stats: HeldOut
+    body: str
+    message: str
+    branch: str | None  # None: dry run, nothing better found, or below --min-gain
+    commit: str | None
+    reason: str  # why there is no branch, or "" when there is one
+
+
+def method_class(name: str) -> type[Method]:
+    if name == "opro":
+        from .opro import Opro
+
+        return Opro
+    if name == "gpo":
+        from .gpo import Gpo
+
+        return Gpo
+    raise InputError(f"unknown method '{name}'", hint=f"one of: {', '.join(METHODS)}")
+
+
+def default_steps(method: str, n_train: int) -> int:
+    """GPO: 3 epochs of minibatches of 8 train cases, as released; OPRO: 10 (the paper runs 200)."""
+    return 3 * -(-n_train // 8) if method == "gpo" else 10
+
+
+def find_suite(project: Project, suite: str) -> Path:
+    """A suite by name (``navigate``, ``sub/dir/name``) or by path."""
+    as_path = Path(suite)
+    if as_path.suffix in (".yaml", ".yml") and (Path.cwd() / as_path).is_file():
+        return suite_files(project, (suite,))[0]
+    for path in suite_files(project):
+        rel = project.rel(path).removeprefix(project.config.evals_dir.rstrip("/") + "/")
+        if rel.rsplit(".", 1)[0] == suite:
+            return path
+    raise NotFoundError(f"no suite named '{suite}' under {project.config.evals_dir}/")
+
+
+def resolve_task(project: Project, name: str, suite: str, base_commit: str, task_model: str | None) -> Task:
+    """The suite × prompt task, with the prompt as committed at ``base_commit``."""
+    override = ModelSettings(**parse_model_option(task_model)) if task_model else None  # type: ignore[arg-type]
+    plan = build_plan(project, [find_suite(project, suite)], prompts=(name,), override=override)
+    if not plan.tasks:
+        raise InputError(f"suite '{suite}' does not use prompt '{name}'", hint="add it to the suite's prompts:")
+    task = plan.tasks[0]
+    committed = Registry(project).resolve(Ref(name, base_commit))
+    return replace(task, prompt=committed)
+
+
+def optimize(
+    project: Project,
+    name: str | None,
+    *,
+    suite: str | None = None,
+    settings: Settings | None = None,
+    optimizer_model: str | None = None,
+    task_model: str | None = None,
+    resume: str | None = None,
+    dry_run: bool = False,
+    min_gain: float | None = None,
+    reporter: Reporter | None = None,
+    plot_link: str | None = None,
+) -> Result:
+    """Run an optimization (or resume one) and, unless ``dry_run``, commit its winner on a branch."""
+    registry = Registry(project)
+    repo = registry.repo
+    if resume:
+        with Store(project.path(project.config.db)) as store:
+            record = store.optimization(resume)
+        if record is None:
+            raise NotFoundError(f"no optimization '{resume}' in {project.config.db}")
+        stored = Settings.from_json(record["settings"])
+        if settings is not None:  # only the length and budget of the search may change on resume
+            steps = settings.steps if settings.steps > 0 else stored.steps
+            stored = replace(stored, steps=steps, budget=settings.budget or stored.budget)
+        settings, name, suite, base = stored, record["prompt"], record["suite"], record["base_commit"]
+        opt_id: str | None = record["id"]
+    else:
+        if name is None or suite is None or settings is None:
+            raise InputError("give a prompt NAME and --suite, or --resume ID")
+        base = repo.resolve("HEAD")
+        opt_id = None
+    assert name is not None and suite is not None and settings is not None
+    task = resolve_task(project, name, suite, base, settings.task_model if resume else task_model)
+    if not resume:
+        settings = replace(settings, task_model=task_model, optimizer_model=optimizer_model)
+        if settings.steps <= 0:
+            from .split import split_cases
+
+            n_train = len(split_cases(task.cases, settings.split, settings.seed).train)
+            settings = replace(settings, steps=default_steps(settings.method, n_train))
+    optimizer = _optimizer_settings(settings.optimizer_model, task.settings)
+    ctx = start(project, task, settings, optimizer, base_commit=base, opt_id=opt_id, reporter=reporter)
+    outcome = run(ctx, method_class(settings.method))
+    stats = held_out(outcome, task.suite.case_threshold)
+    body = pr_body(outcome, stats, plot=plot_link)
+    message = commit_message(outcome, stats)
+    branch = commit = None
+    if not outcome.changed:
+        reason = "no candidate beat the initial instruction on dev"
+    elif min_gain is not None and stats.result.delta < min_gain:
+        reason = f"the held-out gain {stats.result.delta:+.3f} is below --min-gain {min_gain:g}"
+    elif dry_run:
+        reason = "dry run"
+    else:
+        branch = branch_name(outcome)
+        commit = repo.commit_file_on_new_branch(
+            branch, registry.git_path(outcome.path), outcome.source_after.encode(), message, base=base
+        )
+        reason = ""
+        with Store(ctx.db) as store:
+            store.update_optimization(outcome.id, branch=branch, branch_commit=commit)
+    return Result(outcome, stats, body, message, branch, commit, reason)
+
+
+def _optimizer_settings(option: str | None, task_settings: ModelSettings | None) -> ModelSettings:
+    """``--optimizer-model``, else the task model's own settings (one loaded model serves both)."""
+    if option:
+        return ModelSettings(**parse_model_option(option))  # type: ignore[arg-type]
+    if task_settings is None:
+        return ModelSettings()
+    return task_settings
