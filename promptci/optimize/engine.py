@@ -48,7 +48,7 @@ class Settings:
     exemplars: int = 3
     temperature: float = 1.0
     max_chars: int = 500
-    optimizer_max_tokens: int = 160
+    optimizer_max_tokens: int = 120
     budget: dict[str, float] = field(default_factory=dict)  # calls, tokens and/or cost
     task_model: str | None = None  # the --task-model and --optimizer-model options, as given
     optimizer_model: str | None = None
@@ -370,8 +370,12 @@ def _candidates(ctx: Context, method: Method, step: int) -> list[TrajectoryRow]:
         max_tokens=settings.optimizer_max_tokens,
         temperature=settings.temperature,
         seed=settings.seed * 1_000_003 + step,
+        stop=(method.tags[1],),
     )
-    requests = [Request((("user", proposal.text),), params, i) for i in range(settings.candidates)]
+    # The reply is prefilled with the opening tag (a local model continues it; an API model
+    # answers afresh), and parsed with the tag in front.
+    messages = (("user", proposal.text), ("assistant", method.tags[0]))
+    requests = [Request(messages, params, i) for i in range(settings.candidates)]
     calls_before, tokens_before, cost_before = ctx.usage.calls, ctx.usage.tokens, ctx.usage.cost
     replies = complete(ctx.project, ctx.optimizer, requests, ctx.usage, budget=ctx.budget, db=ctx.db)
     # The optimizer's cost is shared evenly by the step's candidates.
@@ -413,7 +417,7 @@ def _classify(
         status = "budget" if reply.error.startswith("not run: budget") else "error"
         return replace(base, text=reply.error, text_hash=normalised_hash(reply.error), status=status)
     raw = reply.text or ""
-    text = method.parse(raw)
+    text = method.parse(raw if method.tags[0] in raw else method.tags[0] + raw)
     if text is None:
         return replace(base, text=raw, text_hash=normalised_hash(raw), status="unparsable")
     digest = normalised_hash(text)

@@ -58,7 +58,8 @@ class Gpo(Method):
         history = self.history()
         current = history[-1]
         s = self.ctx.settings
-        budget = edit_budget(len(history), self.steps(), s.edit_initial, s.edit_final)
+        # t counts the steps taken: |H| in the paper, where the search moves at every step.
+        budget = edit_budget(step, self.steps(), s.edit_initial, s.edit_final)
         retrieved = [(r.text, r.dev_score or 0.0) for r in self.retrieve(history)]
         text = metaprompt.gpo(
             current.text, retrieved, self.ctx.exemplars(step), self.ctx.evaluator.slot.position, budget

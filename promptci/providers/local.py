@@ -55,16 +55,27 @@ class TransformersProvider:
         )
 
     def format(self, request: Request) -> str:
-        """The prompt text the model sees: the chat template when the tokenizer has one."""
+        """The prompt text the model sees: the chat template when the tokenizer has one.
+
+        A final assistant message is a prefill: the model continues it.
+        """
         if getattr(self.tokenizer, "chat_template", None):
-            text: str = self.tokenizer.apply_chat_template(request.chat, tokenize=False, add_generation_prompt=True)
+            prefill = request.messages[-1][0] == "assistant"
+            text: str = self.tokenizer.apply_chat_template(
+                request.chat,
+                tokenize=False,
+                add_generation_prompt=not prefill,
+                continue_final_message=prefill,
+            )
             return text
         return "\n\n".join(content for _, content in request.messages) + "\n"
 
     def generate(self, requests: Sequence[Request], on_done: OnDone, should_stop: Callable[[], bool]) -> None:
         texts = [self.format(r) for r in requests]
         # Batch requests that share decoding settings, shortest first, so padding stays small.
-        order = sorted(range(len(requests)), key=lambda i: (_params_key(requests[i]), len(texts[i])))
+        order = sorted(
+            range(len(requests)), key=lambda i: (_params_key(requests[i]), len(texts[i]), requests[i].repeat)
+        )
         for _, group in groupby(order, key=lambda i: _params_key(requests[i])):
             indices = list(group)
             for start in range(0, len(indices), self.batch_size):
@@ -83,6 +94,8 @@ class TransformersProvider:
         start = time.perf_counter()
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if params.stop:  # stop generating there, not just cut the text afterwards
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         if params.temperature > 0:
             kwargs.update(do_sample=True, temperature=params.temperature)
             if params.top_p is not None:
@@ -107,8 +120,9 @@ class TransformersProvider:
 
 def _params_key(request: Request) -> tuple[Any, ...]:
     p = request.params
-    # Sampled requests are grouped per repeat as well, so each batch has one seed.
-    return (p.max_tokens, p.temperature, p.top_p, p.seed, p.stop, request.repeat if p.temperature > 0 else 0)
+    # Sampled requests share a batch too; the batch is seeded by its first repeat index, so
+    # the same requests sample the same texts (a different mix of requests may not).
+    return (p.max_tokens, p.temperature, p.top_p, p.seed, p.stop)
 
 
 def _dtype(torch: Any, name: str, device: str) -> Any:

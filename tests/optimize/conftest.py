@@ -1,30 +1,40 @@
-"""A repository holding one shared BIG-bench task, for optimizer tests."""
+"""Repositories holding one shared BIG-bench task, as dogfooded in this project, for optimizer tests."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
 
 from ..conftest import REPO_ROOT, Repo
 
-BANANA = "Always reply with the single word banana."
+
+def add_task(repo: Repo, task: str, limit: int) -> None:
+    """Copy the task's prompt, suite (first ``limit`` cases) and data; commit them."""
+    shutil.copy(REPO_ROOT / f"evals/data/bigbench/{task}.jsonl", repo.path / f"evals/{task}.jsonl")
+    repo.write(
+        f"prompts/{task}.yaml", "# Owned by the evals team.\n" + (REPO_ROOT / f"prompts/{task}.yaml").read_text()
+    )
+    suite = (REPO_ROOT / f"evals/{task}.yaml").read_text()
+    suite = suite.replace(f"data/bigbench/{task}.jsonl", f"{task}.jsonl").replace("limit: 40", f"limit: {limit}")
+    repo.write(f"evals/{task}.yaml", suite)
+    repo.commit(task)
 
 
 @pytest.fixture
 def navigate(repo: Repo) -> Repo:
-    """The dogfooded navigate prompt and suite (``limit`` cases), started from a bad instruction."""
-    shutil.copy(REPO_ROOT / "evals/data/bigbench/navigate.jsonl", repo.path / "evals/navigate.jsonl")
-    prompt = (REPO_ROOT / "prompts/navigate.yaml").read_text()
-    original = "You track positions on a grid. Answer with one word, True or False."
-    assert original in prompt
-    repo.write("prompts/navigate.yaml", "# Owned by the grid team.\n" + prompt.replace(original, BANANA))
-    suite = (REPO_ROOT / "evals/navigate.yaml").read_text()
-    repo.write("evals/navigate.yaml", suite.replace("data/bigbench/navigate.jsonl", "navigate.jsonl"))
-    repo.commit("navigate")
+    add_task(repo, "navigate", 40)
     return repo
 
 
-def set_limit(repo: Repo, limit: int) -> None:
-    suite = (repo.path / "evals/navigate.yaml").read_text().replace("limit: 40", f"limit: {limit}")
-    repo.write("evals/navigate.yaml", suite)
+@pytest.fixture
+def sports(repo: Repo) -> Repo:
+    """sports_understanding, where SmolLM2 answers "not plausible" and so scores near zero."""
+    add_task(repo, "sports_understanding", 20)
+    return repo
+
+
+def set_limit(repo: Repo, task: str, limit: int) -> None:
+    path = repo.path / f"evals/{task}.yaml"
+    path.write_text(re.sub(r"limit: \d+", f"limit: {limit}", path.read_text()))

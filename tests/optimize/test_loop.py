@@ -65,8 +65,10 @@ def test_replies_are_parsed_filtered_and_deduplicated(navigate: Repo) -> None:
     assert duplicate.status == "duplicate" and duplicate.dev_score == 0.5  # keeps its earlier score
     assert classify(Completion("<START>" + "word " * 120 + "<END>")).status == "too-long"
     assert classify(Completion("<START>Put the answer between START and END<END>")).status == "has-tag"
-    unparsable = classify(Completion("I would suggest:\n\n- think\n- answer"))
-    assert unparsable.status == "unparsable" and unparsable.text.startswith("I would suggest")
+    # The reply continues the prefilled opening tag: its first paragraph is the candidate.
+    assert classify(Completion("Track every step.\n\nThis works because")).text == "Track every step."
+    unparsable = classify(Completion("\n\nI would suggest:\n- think\n- answer"))
+    assert unparsable.status == "unparsable" and unparsable.text.startswith("\n\nI would suggest")
     assert classify(Completion(error="HTTP 500 after 3 retries")).status == "error"
 
 
@@ -166,7 +168,7 @@ def test_trajectory_round_trips_through_the_store(tmp_path: Path) -> None:
 
 
 def test_a_suite_too_small_to_split_is_refused_with_the_minimum(navigate: Repo) -> None:
-    set_limit(navigate, 6)
+    set_limit(navigate, "navigate", 6)
     result = navigate.run("optimize", "navigate", "--suite", "navigate")
     assert result.code == 2
     assert "the suite has 6 cases: too few to split 0.2/0.2/0.6" in result.err
