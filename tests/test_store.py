@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from promptci.errors import InputError
-from promptci.store import MIGRATIONS, CachedResponse, Store
+from promptci.store import MIGRATIONS, CachedResponse, Store, merge_into
 
 
 def _digest(path: Path) -> str:
@@ -73,3 +73,31 @@ def test_cache_round_trip_and_empty_answers_are_not_kept(tmp_path: Path) -> None
         assert list(got) == ["k1"] and got["k1"].output == "answer"
         assert store.cache_info()["entries"] == 1
         assert store.cache_clear() == 1 and store.cache_get(["k1"]) == {}
+
+
+def _version_1_database(path: Path) -> None:
+    """A results database as the first release wrote it: migration 1 only, one run stored."""
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
+    con.execute(MIGRATIONS[0][2])
+    con.execute("INSERT INTO schema_migrations VALUES (1, ?, now())", [MIGRATIONS[0][1]])
+    con.execute(
+        "INSERT INTO runs VALUES ('old-run', now(), NULL, NULL, NULL, NULL, 'promptci eval', 'h', 'complete', '0.1')"
+    )
+    con.close()
+
+
+def test_an_older_database_is_migrated_in_place_and_merges_into_a_newer_one(tmp_path: Path) -> None:
+    old, other = tmp_path / "old.duckdb", tmp_path / "other.duckdb"
+    _version_1_database(old)
+    _version_1_database(other)
+    with Store(tmp_path / "new.duckdb") as target:
+        counts = merge_into(target, other)  # an older source merges as it is, read-only
+        assert counts.runs == 1 and target.run_count() == 1
+        assert target.trajectory("x") == []
+    with duckdb.connect(str(other), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchone() == (1,)
+    with Store(old) as store:
+        assert store.schema_version() == MIGRATIONS[-1][0]
+        assert store.run_count() == 1  # the stored run survives the migration
+        assert store.optimization("anything") is None
