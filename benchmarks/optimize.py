@@ -7,7 +7,7 @@ cases score every instruction. The budget counts new model calls, optimizer and 
 alike; the final test scoring of the two instructions is outside it.
 
 Usage: python benchmarks/optimize.py [--tasks a,b] [--methods opro,gpo] [--budget 150]
-       [--candidates 4] [--limit 40] [--seed 0] [--json out.json]
+       [--candidates 4] [--limit 40] [--seed 0] [--batch-size 16] [--json out.json]
 """
 
 from __future__ import annotations
@@ -38,11 +38,14 @@ TASKS = [
 ]
 
 
-def make_repo(tmp: Path, task: str, limit: int) -> Path:
+def make_repo(tmp: Path, task: str, limit: int, batch_size: int | None) -> Path:
     repo = tmp / task
     (repo / "prompts").mkdir(parents=True)
     (repo / "evals").mkdir()
-    shutil.copy(ROOT / "promptci.yaml", repo / "promptci.yaml")
+    config = (ROOT / "promptci.yaml").read_text()
+    if batch_size:
+        config = config.replace("  max_tokens: 16\n", f"  max_tokens: 16\n  params: {{batch_size: {batch_size}}}\n")
+    (repo / "promptci.yaml").write_text(config)
     shutil.copy(ROOT / f"prompts/{task}.yaml", repo / "prompts")
     shutil.copy(ROOT / f"evals/data/bigbench/{task}.jsonl", repo / f"evals/{task}.jsonl")
     suite = (ROOT / f"evals/{task}.yaml").read_text()
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--limit", type=int, default=40, help="cases per task (split 0.2/0.2/0.6)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, help="the local model's batch size (default 16)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -72,7 +76,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks.split(","):
             for method in args.methods.split(","):
-                repo = make_repo(Path(tmp) / method, task, args.limit)
+                repo = make_repo(Path(tmp) / method, task, args.limit, args.batch_size)
                 settings = Settings(
                     method=method, steps=100, candidates=args.candidates, seed=args.seed,
                     budget={"calls": args.budget},
