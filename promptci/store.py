@@ -163,8 +163,9 @@ class TrajectoryRow:
     """One candidate instruction of an optimization. Column order matches ``trajectory``.
 
     ``status`` is ``initial``, ``scored``, ``duplicate``, ``too-long``, ``has-tag``,
-    ``unparsable`` (then ``text`` is the optimizer's raw reply) or ``budget`` (scoring
-    was cut short and the scores are missing).
+    ``invalid`` (template syntax, or text the prompt file cannot hold), ``unparsable``
+    (then ``text`` is the optimizer's raw reply), ``error`` (the optimizer call failed)
+    or ``budget`` (scoring was cut short and the scores are missing).
     """
 
     optimization_id: str

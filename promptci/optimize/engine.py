@@ -427,6 +427,8 @@ def _classify(
         return replace(row, status="too-long")
     if any(tag.strip("<>/").lower() in text.lower() for tag in method.tags):
         return replace(row, status="has-tag")
+    if any(mark in text for mark in ("{{", "{%", "{#")):  # the prompt is a template: this would run
+        return replace(row, status="invalid")
     if digest in seen:  # a duplicate keeps the score it already has
         earlier = seen[digest]
         return replace(row, status="duplicate", train_score=earlier.train_score, dev_score=earlier.dev_score)
@@ -434,6 +436,10 @@ def _classify(
 
 
 def _score(ctx: Context, method: Method, row: TrajectoryRow) -> TrajectoryRow:
+    try:
+        ctx.evaluator.variant(row.text)
+    except InputError:  # the prompt file cannot hold it
+        return replace(row, status="invalid")
     scored, complete = score_on(ctx, row, method.scored_on)
     return replace(scored, status="scored" if complete else "budget")
 

@@ -88,7 +88,7 @@ def replace_scalar(text: str, path: str, loc: tuple[str | int, ...], value: str)
     if _value_at(doc.data, loc) == value:
         return text  # unchanged: keep the original quoting and layout
     start, end = node.start_mark.index, node.end_mark.index
-    if node.style in ("|", ">"):
+    if node.style in ("|", ">") and all(_printable(c) and c not in "\x85\u2028\u2029" for c in value):
         indent = " " * (node.start_mark.column + 2) if node.start_mark.column else "  "
         # Keep the indentation of the block's own lines.
         first_line = text[start:end].split("\n", 2)
@@ -100,7 +100,9 @@ def replace_scalar(text: str, path: str, loc: tuple[str | int, ...], value: str)
         if not text[start:end].endswith("\n"):
             rendered = rendered.rstrip("\n")
     else:
-        rendered = json.dumps(value, ensure_ascii=False)  # a double-quoted YAML scalar
+        rendered = _double_quoted(value)
+        if node.style in ("|", ">") and text[start:end].endswith("\n"):  # a block gave way to quotes
+            rendered += "\n"
     updated = text[:start] + rendered + text[end:]
     parse_yaml(updated, path)  # the edit must leave valid YAML
     return updated
@@ -110,3 +112,23 @@ def _value_at(data: object, loc: tuple[str | int, ...]) -> object:
     for step in loc:
         data = data[step] if isinstance(data, (dict, list)) else None  # type: ignore[index]
     return data
+
+
+def _printable(char: str) -> bool:
+    """YAML 1.1's printable set; anything else must be escaped in a double-quoted scalar."""
+    code = ord(char)
+    return (
+        char in "\t\n\r"
+        or 0x20 <= code <= 0x7E
+        or code == 0x85
+        or 0xA0 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or code >= 0x10000
+    )
+
+
+def _double_quoted(value: str) -> str:
+    """``value`` as a double-quoted YAML scalar (JSON's escapes, plus YAML's non-printables)."""
+    text = json.dumps(value, ensure_ascii=False)
+    line_breaks = "\x85\u2028\u2029"  # printable, but YAML folds them like newlines
+    return "".join(c if _printable(c) and c not in line_breaks else f"\\u{ord(c):04x}" for c in text)

@@ -8,6 +8,7 @@ used and stated below.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -94,7 +95,8 @@ def parse(reply: str, opening: str, closing: str) -> str | None:
         text = reply
     else:
         return None
-    text = text.strip()
+    # Control characters (a small model's stray bytes) are no part of an instruction.
+    text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc").strip()
     return text or None
 
 

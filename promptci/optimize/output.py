@@ -151,7 +151,7 @@ def trajectory_table(outcome: Outcome) -> list[str]:
         counts = (
             sum(r.status in ("scored", "initial") for r in rows),
             sum(r.status == "duplicate" for r in rows),
-            sum(r.status in ("too-long", "has-tag") for r in rows),
+            sum(r.status in ("too-long", "has-tag", "invalid") for r in rows),
             sum(r.status in ("unparsable", "error") for r in rows),
         )
         trains = [r.train_score for r in rows if r.train_score is not None]

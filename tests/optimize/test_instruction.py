@@ -82,3 +82,13 @@ def test_before_and_after_add_a_line_to_the_question() -> None:
     _, template = parse_prompt("name: t\ntemplate: 'Q: {{ q }}'\nvariables: {q: string}\n", "t.yaml")
     with pytest.raises(InputError, match="template with no system message"):
         instruction_slot(template, "system")
+
+
+def test_characters_yaml_cannot_hold_raw_are_escaped() -> None:
+    value = "Answer\x80 yes\u2028 or no\x07 ✓"
+    for source in (SOURCE, "name: t\ntemplate: |\n  Old\nvariables: {}\n"):
+        _, spec = parse_prompt(source, "p.yaml")
+        slot = instruction_slot(spec, "system" if spec.messages else "before")
+        new = replace_scalar(source, "p.yaml", slot.loc, value)
+        data = parse_yaml(new, "p.yaml").data
+        assert value in (data["messages"][0]["content"] if spec.messages else data["template"])

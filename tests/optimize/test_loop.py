@@ -65,6 +65,7 @@ def test_replies_are_parsed_filtered_and_deduplicated(navigate: Repo) -> None:
     assert duplicate.status == "duplicate" and duplicate.dev_score == 0.5  # keeps its earlier score
     assert classify(Completion("<START>" + "word " * 120 + "<END>")).status == "too-long"
     assert classify(Completion("<START>Put the answer between START and END<END>")).status == "has-tag"
+    assert classify(Completion("<START>Answer {{ instructions }} now<END>")).status == "invalid"
     # The reply continues the prefilled opening tag: its first paragraph is the candidate.
     assert classify(Completion("Track every step.\n\nThis works because")).text == "Track every step."
     unparsable = classify(Completion("\n\nI would suggest:\n- think\n- answer"))

@@ -99,3 +99,4 @@ def test_parse_gpo() -> None:
     assert metaprompt.parse_gpo("x <START>\nBe precise.\n<END> y") == "Be precise."
     assert metaprompt.parse_gpo("<START>unterminated") == "unterminated"
     assert metaprompt.parse_gpo("<START>\n<END>") is None
+    assert metaprompt.parse_gpo("<START>Be\x80 precise.\x00<END>") == "Be precise."
