@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 from .errors import ExitCode, PromptciError
 
 if TYPE_CHECKING:
+    from .optimize.session import Result
     from .prompts.prompt import Prompt
 
 __version__ = "0.1.0"
-__all__ = ["ExitCode", "Prompt", "PromptciError", "__version__", "load"]
+__all__ = ["ExitCode", "Prompt", "PromptciError", "__version__", "load", "optimize"]
 
 
 def load(name: str, rev: str | None = None, label: str | None = None, root: str | Path | None = None) -> Prompt:
@@ -39,6 +40,42 @@ def load(name: str, rev: str | None = None, label: str | None = None, root: str 
     if label is not None:
         return registry.get_label(name, label)
     return registry.get(name, rev)
+
+
+def optimize(
+    name: str,
+    suite: str,
+    method: str = "gpo",
+    *,
+    root: str | Path | None = None,
+    optimizer_model: str | None = None,
+    task_model: str | None = None,
+    dry_run: bool = False,
+    min_gain: float | None = None,
+    **settings: object,
+) -> Result:
+    """Optimize prompt ``name`` on ``suite`` with ``method`` ("opro" or "gpo"), as ``promptci optimize`` does.
+
+    ``settings`` are the fields of :class:`promptci.optimize.engine.Settings` (``steps``,
+    ``candidates``, ``split``, ``seed``, ``position``, ``budget={"calls": 500}`` …). Returns
+    the outcome, the held-out statistics, the PR body and the branch made (None on a dry run
+    or when nothing better was found).
+    """
+    from .optimize.engine import Settings
+    from .optimize.session import optimize as run
+    from .project import Project
+
+    options = Settings(method=method, steps=int(settings.pop("steps", 0)), **settings)  # type: ignore[arg-type]
+    return run(
+        Project.discover(root),
+        name,
+        suite=suite,
+        settings=options,
+        optimizer_model=optimizer_model,
+        task_model=task_model,
+        dry_run=dry_run,
+        min_gain=min_gain,
+    )
 
 
 def __getattr__(attr: str) -> object:

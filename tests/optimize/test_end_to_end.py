@@ -12,6 +12,7 @@ import re
 import duckdb
 import pytest
 
+import promptci
 from promptci.optimize.engine import Settings
 from promptci.optimize.session import optimize
 from promptci.project import Project
@@ -89,8 +90,10 @@ def test_gpo_commits_a_better_instruction_on_a_branch_with_evidence(sports: Repo
 def test_a_budget_stops_cleanly_and_resume_continues_from_the_stored_trajectory(navigate: Repo) -> None:
     set_limit(navigate, "navigate", 15)  # split 3/3/9
     project = Project.discover(navigate.path)
-    settings = Settings(method="opro", steps=2, candidates=2, optimizer_max_tokens=40, budget={"calls": 12})
-    first = optimize(project, "navigate", suite="navigate", settings=settings, dry_run=True)
+    first = promptci.optimize(
+        "navigate", "navigate", "opro", root=project.root, steps=2, candidates=2, optimizer_max_tokens=40,
+        budget={"calls": 12}, dry_run=True,
+    )  # fmt: skip
     out = first.outcome
     assert out.status == "budget" and out.usage.calls >= 12
     assert "The search stopped early: the budget (calls 12) was spent." in first.body
