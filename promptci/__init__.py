@@ -65,7 +65,8 @@ def optimize(
     from .optimize.session import optimize as run
     from .project import Project
 
-    options = Settings(method=method, steps=int(settings.pop("steps", 0)), **settings)  # type: ignore[arg-type]
+    settings.setdefault("steps", 0)  # 0: the method's default
+    options = Settings(method=method, **settings)  # type: ignore[arg-type]
     return run(
         Project.discover(root),
         name,

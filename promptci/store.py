@@ -109,6 +109,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             status VARCHAR NOT NULL,
             train_score DOUBLE,
             dev_score DOUBLE,
+            loss DOUBLE,
             accepted BOOLEAN NOT NULL,
             edit_distance INTEGER,
             edit_budget INTEGER,
@@ -178,6 +179,7 @@ class TrajectoryRow:
     status: str
     train_score: float | None
     dev_score: float | None
+    loss: float | None  # the method's own objective on train, lower is better (GReaTer)
     accepted: bool
     edit_distance: int | None
     edit_budget: int | None
@@ -370,6 +372,13 @@ class Store:
         one = "(" + ", ".join("?" * len(TRAJECTORY_COLUMNS)) + ")"
         params = [getattr(r, c) for r in rows for c in TRAJECTORY_COLUMNS]
         self.db.execute(f"INSERT INTO trajectory VALUES {', '.join([one] * len(rows))}", params)
+
+    def set_dev_score(self, row: TrajectoryRow) -> None:
+        self.db.execute(
+            "UPDATE trajectory SET dev_score = ?, dev_run = ?, calls = ?, tokens = ?, cost = ?"
+            " WHERE optimization_id = ? AND step = ? AND candidate = ?",
+            [row.dev_score, row.dev_run, row.calls, row.tokens, row.cost, row.optimization_id, row.step, row.candidate],
+        )
 
     def trajectory(self, opt_id: str) -> list[TrajectoryRow]:
         rows = self.db.execute(

@@ -11,7 +11,7 @@ from .options import State, format_option, pass_state
 @click.command()
 @click.argument("name", required=False)
 @click.option("--suite", metavar="SUITE", help="The eval suite to optimize on (a name under evals/, or a path).")
-@click.option("--method", type=click.Choice(["opro", "gpo"]), default="gpo", show_default=True)
+@click.option("--method", type=click.Choice(["opro", "gpo", "greater"]), default="gpo", show_default=True)
 @click.option(
     "--optimizer-model", metavar="[PROVIDER:]MODEL", help="Model proposing instructions (default: the task model)."
 )
@@ -35,6 +35,20 @@ from .options import State, format_option, pass_state
     help="Where the instruction sits: the system message, or a line before/after the question"
     " (default: system when the prompt has one).",
 )
+@click.option(
+    "--examples", type=click.IntRange(min=1), default=8, show_default=True, help="GReaTer: train cases per step."
+)
+@click.option(
+    "--reasoning-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="GReaTer: reasoning length."
+)
+@click.option(
+    "--topk", type=click.IntRange(min=1), default=40, show_default=True, help="GReaTer: top-k candidate tokens."
+)
+@click.option(
+    "--extractor", metavar="TEXT", help="GReaTer: the answer-extractor phrase (default: by the suite's scorer)."
+)
+@click.option("--device", metavar="cpu|cuda|…", help="Local task model's device (default: cuda if present).")
+@click.option("--dtype", metavar="auto|float32|bfloat16|float16", help="Local task model's dtype.")
 @click.option("--resume", metavar="ID", help="Continue a stopped optimization from its stored trajectory.")
 @click.option("--dry-run", is_flag=True, help="Do everything but create the branch.")
 @click.option("--min-gain", type=float, metavar="X", help="Create the branch only if the held-out gain is at least X.")
@@ -60,13 +74,19 @@ def optimize(
     split: str,
     seed: int,
     position: str | None,
+    examples: int,
+    reasoning_tokens: int,
+    topk: int,
+    extractor: str | None,
+    device: str | None,
+    dtype: str | None,
     resume: str | None,
     dry_run: bool,
     min_gain: float | None,
     output: Path | None,
     fmt: str,
 ) -> int:
-    """Search for a better instruction for prompt NAME on an eval suite, with OPRO or GPO.
+    """Search for a better instruction for prompt NAME on an eval suite, with OPRO, GPO or GReaTer.
 
     The suite's cases are split (seeded) into train, dev and test. The optimizer sees
     train and dev only; test scores the initial and the chosen instruction once, with
@@ -95,6 +115,12 @@ def optimize(
         seed=seed,
         position=position,
         budget=budget_values(budgets),
+        greater_examples=examples,
+        greater_reasoning_tokens=reasoning_tokens,
+        greater_topk=topk,
+        extractor=extractor,
+        device=device,
+        dtype=dtype,
     )
     project = state.project
     plot = output.with_suffix(".svg") if output else None

@@ -56,6 +56,13 @@ class Settings:
     k: int = 3  # GPO: retrieved trajectory entries, the current prompt included
     edit_initial: int = 50  # GPO: the edit budget's cosine schedule, in words
     edit_final: int = 10
+    greater_examples: int = 8  # GReaTer: train cases per step (the paper uses 50)
+    greater_reasoning_tokens: int = 64
+    greater_topk: int = 40
+    extractor: str | None = None  # GReaTer: the answer-extractor phrase; default by the suite's scorer
+    answer_format: str | None = None  # how the gold answer follows it, e.g. " {answer}"
+    device: str | None = None  # the local task model's device and dtype, overriding its settings
+    dtype: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -134,6 +141,12 @@ class Context:
     def scored_rows(self) -> list[TrajectoryRow]:
         return [r for r in self.rows if r.status in ("initial", "scored")]
 
+    def record_dev(self, row: TrajectoryRow) -> None:
+        """Store a dev score given after the row's step was stored (a final re-ranking)."""
+        with Store(self.db) as store:
+            store.set_dev_score(row)
+        self.rows = [row if (r.step, r.candidate) == (row.step, row.candidate) else r for r in self.rows]
+
 
 def question(task: Task, case: EvalCase) -> str:
     """The case's question as the task model sees it with the original prompt (the user turn)."""
@@ -170,6 +183,10 @@ class Method:
 
     def steps(self) -> int:
         return self.ctx.settings.steps
+
+    def candidates(self, step: int) -> list[TrajectoryRow]:
+        """The step's scored candidates; by default, the optimizer model's proposals."""
+        return _candidates(self.ctx, self, step)
 
     def propose(self, step: int) -> Proposal:
         raise NotImplementedError
@@ -276,7 +293,7 @@ def run(ctx: Context, method_cls: type[Method]) -> Outcome:
             if ctx.spent():
                 status = "budget"
                 break
-            rows = _candidates(ctx, method, step)
+            rows = method.candidates(step)
             if any(r.status == "budget" for r in rows):
                 status = "budget"
             rows = method.choose(step, rows)
@@ -351,7 +368,7 @@ def _selection_score(row: TrajectoryRow, method: Method) -> float:
 def _initial_row(ctx: Context) -> TrajectoryRow:
     text = ctx.evaluator.initial
     return TrajectoryRow(
-        ctx.id, 0, 0, None, None, text, normalised_hash(text), "initial", None, None, True,
+        ctx.id, 0, 0, None, None, text, normalised_hash(text), "initial", None, None, None, True,
         None, None, 0, 0, 0.0, None, None, now(),
     )  # fmt: skip
 
@@ -411,7 +428,7 @@ def _classify(
     parent = proposal.parent
     base = TrajectoryRow(
         ctx.id, step, index, parent.step if parent else None, parent.candidate if parent else None,
-        "", "", "new", None, None, False, None, proposal.edit_budget, 0, 0, 0.0, None, None, now(),
+        "", "", "new", None, None, None, False, None, proposal.edit_budget, 0, 0, 0.0, None, None, now(),
     )  # fmt: skip
     if reply.error is not None:
         status = "budget" if reply.error.startswith("not run: budget") else "error"

@@ -21,7 +21,7 @@ from ..store import Store
 from .engine import Method, Outcome, Reporter, Settings, run, start
 from .output import HeldOut, branch_name, commit_message, held_out, pr_body
 
-METHODS = ("opro", "gpo")
+METHODS = ("opro", "gpo", "greater")
 
 
 @dataclass
@@ -44,12 +44,19 @@ def method_class(name: str) -> type[Method]:
         from .gpo import Gpo
 
         return Gpo
+    if name == "greater":
+        from .greater import Greater
+
+        return Greater
     raise InputError(f"unknown method '{name}'", hint=f"one of: {', '.join(METHODS)}")
 
 
 def default_steps(method: str, n_train: int) -> int:
-    """GPO: 3 epochs of minibatches of 8 train cases, as released; OPRO: 10 (the paper runs 200)."""
-    return 3 * -(-n_train // 8) if method == "gpo" else 10
+    """GPO: 3 epochs of minibatches of 8 train cases, as released; OPRO: 10 (the paper runs 200);
+    GReaTer: 20 token edits (the paper runs 100-125)."""
+    if method == "gpo":
+        return 3 * -(-n_train // 8)
+    return 20 if method == "greater" else 10
 
 
 def find_suite(project: Project, suite: str) -> Path:
@@ -110,6 +117,9 @@ def optimize(
         opt_id = None
     assert name is not None and suite is not None and settings is not None
     task = resolve_task(project, name, suite, base, settings.task_model if resume else task_model)
+    hardware = {k: v for k, v in (("device", settings.device), ("dtype", settings.dtype)) if v}
+    if hardware:
+        task = replace(task, settings=task.settings.model_copy(update={"params": {**task.settings.params, **hardware}}))
     if not resume:
         settings = replace(settings, task_model=task_model, optimizer_model=optimizer_model)
         if settings.steps <= 0:

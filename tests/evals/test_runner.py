@@ -13,6 +13,7 @@ from promptci.errors import ExitCode
 from promptci.evals.plan import build_plan, suite_files
 from promptci.evals.runner import run_eval
 from promptci.project import Project
+from promptci.store import MIGRATIONS
 
 from ..conftest import Repo
 
@@ -75,7 +76,7 @@ def test_results_are_rows_in_duckdb(small: Repo) -> None:
         assert output and set(json.loads(scores)) == {"choice"}
     runs = _sql(small, "SELECT status, git_commit, branch, dirty FROM runs")
     assert runs == [("complete", head, "main", False)]
-    assert _sql(small, "SELECT count(*) FROM schema_migrations") == [(1,)]
+    assert _sql(small, "SELECT count(*) FROM schema_migrations") == [(len(MIGRATIONS),)]
 
 
 def test_second_run_is_served_from_the_cache(small: Repo) -> None:

@@ -37,7 +37,7 @@ def row(
     step: int, cand: int, text: str, dev: float | None = None, train: float | None = None, **kw: object
 ) -> TrajectoryRow:
     base = TrajectoryRow(
-        "opt-1", step, cand, None, None, text, normalised_hash(text), "scored", train, dev, False,
+        "opt-1", step, cand, None, None, text, normalised_hash(text), "scored", train, dev, None, False,
         None, None, 0, 0, 0.0, None, None, now(),
     )  # fmt: skip
     return replace(base, **kw)  # type: ignore[arg-type]
