@@ -1,0 +1,154 @@
+"""GReaTer: the candidate set, the position schedule, extractors, and, on the real SmolLM2,
+the one-hot gradient against finite differences, gold-token alignment and a short run."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from promptci.optimize.greater import (
+    MARK,
+    Example,
+    GreaterModel,
+    candidate_set,
+    default_extractor,
+    next_position,
+)
+
+from ..conftest import Repo
+from .conftest import set_limit
+
+
+def test_candidates_are_the_union_of_intersections_over_random_groups() -> None:
+    topk = [{1, 2, 3, 9}, {1, 2, 4, 9}, {1, 3, 4, 9}, {1, 2, 3, 4}]
+    found = candidate_set(topk, random.Random(0), rounds=6, group=2)
+    assert 1 in found  # in every case's top-k
+    assert found <= {1, 2, 3, 4, 9}
+    assert candidate_set(topk, random.Random(0), rounds=6, group=2) == found  # seeded
+    assert candidate_set(topk, random.Random(0), rounds=3, group=10) == {1}  # a group larger than the cases
+
+
+def test_the_position_moves_on_wraps_after_a_sentence_and_otherwise_grows() -> None:
+    assert next_position(0, [5, 6, 7], False, 99) == (1, [5, 6, 7])
+    assert next_position(2, [5, 6, 7], True, 99) == (0, [5, 6, 7])  # the instruction ends a sentence: wrap
+    assert next_position(2, [5, 6, 7], False, 99) == (3, [5, 6, 7, 99])  # no sentence end yet: grow
+
+
+def test_default_extractors_by_answer_kind() -> None:
+    choice = default_extractor(["choice"], ["plausible", "implausible"])
+    assert choice.phrase == "Therefore, the final answer (use exactly 'plausible' or 'implausible') is"
+    assert default_extractor(["numeric"]).phrase.endswith("(a number) is")
+    assert default_extractor(["exact"]).phrase == "Therefore, the final answer is"
+
+
+@pytest.fixture(scope="module")
+def lm() -> GreaterModel:
+    from promptci.providers import models
+    from promptci.providers.local import TransformersProvider
+
+    provider = TransformersProvider(models.resolve(None, Path(".")), device="cpu", dtype="float32")
+    return GreaterModel(provider)
+
+
+def example(lm: GreaterModel, sentence: str, gold: str) -> tuple[Example, list[int]]:
+    messages = [
+        {"role": "system", "content": MARK},
+        {"role": "user", "content": f"Is the following sentence plausible?\nSentence: {sentence}\nAnswer:"},
+    ]
+    before, after = lm.layout(messages)
+    prompt = lm.encode("Answer with one word, plausible or implausible.")
+    ex = Example(None, before, after, lm.encode(" Therefore, the final answer is"), lm.encode(gold), [])  # type: ignore[arg-type]
+    ex.reasoning = lm.reason([ex], prompt, 12)[0]
+    return ex, prompt
+
+
+@pytest.mark.slow
+def test_the_one_hot_gradient_matches_finite_differences(lm: GreaterModel) -> None:
+    import torch
+
+    ex, prompt = example(lm, "Joao Moutinho caught the screen pass in the NFC championship.", " implausible")
+    for i in (1, 4):
+        candidates = sorted(lm.topk(ex, prompt, i, 8) | {prompt[i]})
+        grad = lm.candidate_gradient(ex, prompt, i, candidates)
+        current = candidates.index(prompt[i])
+        base = torch.zeros(len(candidates), dtype=torch.float64)
+        base[current] = 1.0
+        with torch.no_grad():
+            eps = 1e-2  # central differences: the error is O(eps^2), float32 noise stays small
+            predicted, measured = [], []
+            for j in range(len(candidates)):
+                if j == current:
+                    continue
+                direction = torch.zeros(len(candidates), dtype=torch.float64)
+                direction[current], direction[j] = -1.0, 1.0
+                plus = float(lm.soft_loss(ex, prompt, i, candidates, (base + eps * direction).float()))
+                minus = float(lm.soft_loss(ex, prompt, i, candidates, (base - eps * direction).float()))
+                measured.append((plus - minus) / (2 * eps))
+                predicted.append(float(grad[j] - grad[current]))
+        for p, m in zip(predicted, measured, strict=True):
+            assert (p > 0) == (m > 0), (predicted, measured)
+            assert abs(p - m) <= 0.03 * abs(m) + 0.01, (predicted, measured)
+        rank_p = sorted(range(len(predicted)), key=predicted.__getitem__)
+        rank_m = sorted(range(len(measured)), key=measured.__getitem__)
+        assert rank_p[0] == rank_m[0] and rank_p[-1] == rank_m[-1]  # the same best and worst candidate
+        assert _spearman(predicted, measured) > 0.95
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    def ranks(x: list[float]) -> list[int]:
+        order = sorted(range(len(x)), key=x.__getitem__)
+        out = [0] * len(x)
+        for r, k in enumerate(order):
+            out[k] = r
+        return out
+
+    ra, rb, n = ranks(a), ranks(b), len(a)
+    return 1 - 6 * sum((x - y) ** 2 for x, y in zip(ra, rb, strict=True)) / (n * (n * n - 1))
+
+
+@pytest.mark.slow
+def test_gold_tokens_close_the_sequence_and_mistakes_are_argmax_misses(lm: GreaterModel) -> None:
+    ex, prompt = example(lm, "Kevin Durant hit a three pointer.", " plausible")
+    ids, start, answer_at = lm.sequence(ex, prompt)
+    assert ids[start : start + len(prompt)] == prompt
+    assert ids[answer_at:] == ex.gold and lm.decode(ids[answer_at:]) == " plausible"
+    # Teacher-forced: the answer the model itself predicts is no mistake; another one is.
+    import torch
+
+    with torch.inference_mode():
+        logits = lm.model(input_ids=torch.tensor([ids[:answer_at]])).logits[0, -1]
+    own = [int(logits.argmax())]
+    ex.gold = own
+    assert lm.loss(ex, prompt)[1] is False
+    ex.gold = [own[0] + 1]
+    assert lm.loss(ex, prompt)[1] is True
+
+
+@pytest.mark.slow
+def test_a_short_run_lowers_the_train_loss_and_stores_the_trajectory(repo: Repo) -> None:
+    from .conftest import add_task
+
+    add_task(repo, "sports_understanding", 20)
+    set_limit(repo, "sports_understanding", 20)
+    result = repo.run(
+        "optimize", "sports_understanding", "--suite", "sports_understanding", "--method", "greater",
+        "--steps", "3", "--examples", "3", "--reasoning-tokens", "12", "--topk", "20", "--split", "0.3/0.2/0.5",
+        "--dry-run", "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    con = duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT step, candidate, status, loss, accepted, text FROM trajectory ORDER BY step, candidate"
+    ).fetchall()
+    assert rows[0][2] == "initial" and rows[0][3] is not None
+    assert {r[0] for r in rows} == {0, 1, 2, 3}
+    assert all(len([r for r in rows if r[0] == s]) == 3 for s in (1, 2, 3))  # the top 3 by gradient
+    path = [r[3] for r in rows if r[4]]  # the loss of every instruction moved to
+    assert all(b < a for a, b in itertools.pairwise(path))  # each move lowers the train loss
+    assert min(r[3] for r in rows) <= rows[0][3]
+    (status, best) = con.execute("SELECT status, best FROM optimizations").fetchone()  # type: ignore[misc]
+    assert status == "complete" and best in {r[5] for r in rows}
