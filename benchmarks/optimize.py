@@ -1,12 +1,16 @@
-"""Held-out accuracy of the initial instruction, OPRO and GPO, at equal budgets, on the
-BIG-bench tasks this project ships, with the default model as task and optimizer model.
+"""Held-out accuracy of the initial instruction, OPRO, GPO and GReaTer, at equal budgets, on
+the BIG-bench tasks this project ships, with the default model as task and optimizer model.
+
+``--seconds S`` gives every optimization the same wall-clock search time instead of the
+same number of model calls (GReaTer's work is gradients, not calls), with a 0.4/0.2/0.4
+split so that GReaTer has train cases to spare.
 
 Each (task, method) runs in its own fresh repository and results database, so no method
 is helped by another's cached answers, and all share the seeded split: the same test
 cases score every instruction. The budget counts new model calls, optimizer and task
 alike; the final test scoring of the two instructions is outside it.
 
-Usage: python benchmarks/optimize.py [--tasks a,b] [--methods opro,gpo] [--budget 150]
+Usage: python benchmarks/optimize.py [--tasks a,b] [--methods opro,gpo,greater] [--budget 150 | --seconds 300]
        [--candidates 4] [--limit 40] [--seed 0] [--batch-size 16] [--json out.json]
 """
 
@@ -62,6 +66,9 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--methods", default="opro,gpo")
     parser.add_argument("--budget", type=int, default=150, help="new model calls per optimization")
+    parser.add_argument("--seconds", type=float, help="a wall-clock budget per optimization instead of calls")
+    parser.add_argument("--examples", type=int, default=8, help="GReaTer: train cases per step")
+    parser.add_argument("--reasoning-tokens", type=int, default=64, help="GReaTer: reasoning length")
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--limit", type=int, default=40, help="cases per task (split 0.2/0.2/0.6)")
     parser.add_argument("--seed", type=int, default=0)
@@ -77,9 +84,11 @@ def main() -> None:
         for task in args.tasks.split(","):
             for method in args.methods.split(","):
                 repo = make_repo(Path(tmp) / method, task, args.limit, args.batch_size)
+                budget = {"seconds": args.seconds} if args.seconds else {"calls": float(args.budget)}
                 settings = Settings(
-                    method=method, steps=100, candidates=args.candidates, seed=args.seed,
-                    budget={"calls": args.budget},
+                    method=method, steps=1000, candidates=args.candidates, seed=args.seed, budget=budget,
+                    greater_examples=args.examples, greater_reasoning_tokens=args.reasoning_tokens,
+                    split=(0.4, 0.2, 0.4) if args.seconds else (0.2, 0.2, 0.6),
                 )  # fmt: skip
                 started = time.perf_counter()
                 result = optimize(Project.discover(repo), task, suite=task, settings=settings, dry_run=True)
@@ -107,24 +116,34 @@ def main() -> None:
                     flush=True,
                 )
     print()
-    print(f"Held-out test accuracy, {args.limit} cases per task split 0.2/0.2/0.6 (seed {args.seed}),")
-    print(f"{args.budget} new model calls per optimization, {args.candidates} candidates per step,")
+    split = "0.4/0.2/0.4" if args.seconds else "0.2/0.2/0.6"
+    print(f"Held-out test accuracy, {args.limit} cases per task split {split} (seed {args.seed}),")
+    spend = f"{args.seconds:g} s of search" if args.seconds else f"{args.budget} new model calls"
+    print(f"{spend} per optimization, {args.candidates} candidates per step,")
     print("one model (the default SmolLM2-135M unless promptci.yaml says otherwise) as task and optimizer.")
     print()
-    print("| task | n test | initial | OPRO | GPO | OPRO calls / wall | GPO calls / wall |")
-    print("|---|---|---|---|---|---|---|")
+    methods = args.methods.split(",")
+    names = [m.upper() if m != "greater" else "GReaTer" for m in methods]
+    print(
+        "| task | n test | initial | "
+        + " | ".join(names)
+        + " | "
+        + " | ".join(f"{n} calls / wall" for n in names)
+        + " |"
+    )
+    print("|---" * (3 + 2 * len(methods)) + "|")
     for task in args.tasks.split(","):
         by = {r["method"]: r for r in rows if r["task"] == task}
         first = next(iter(by.values()))
         cells = [task, str(first["n_test"]), f"{first['initial']:.3f}"]
-        for m in ("opro", "gpo"):
+        for m in methods:
             r = by.get(m)
             cells.append(f"{r['optimized']:.3f} (p={r['p_value']:.2g})" if r else "–")
-        for m in ("opro", "gpo"):
+        for m in methods:
             r = by.get(m)
             cells.append(f"{r['calls']} / {r['wall_s']:.0f} s" if r else "–")
         print("| " + " | ".join(cells) + " |")
-    mean = {m: [r for r in rows if r["method"] == m] for m in ("opro", "gpo")}
+    mean = {m: [r for r in rows if r["method"] == m] for m in methods}
     initial = [r["initial"] for r in rows if r["method"] == rows[0]["method"]]
     parts = [f"initial {sum(initial) / len(initial):.3f}"]
     parts += [f"{m} {sum(r['optimized'] for r in v) / len(v):.3f}" for m, v in mean.items() if v]

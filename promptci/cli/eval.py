@@ -100,17 +100,18 @@ def _shard(text: str | None) -> tuple[int, int] | None:
     return int(i), int(n)
 
 
-def budget_values(items: tuple[str, ...]) -> dict[str, float]:
+def budget_values(items: tuple[str, ...], keys: tuple[str, ...] = ("calls", "tokens", "cost")) -> dict[str, float]:
     """``--budget calls=N`` (repeatable) as ``{"calls": N}``."""
     values: dict[str, float] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         try:
-            if not sep or key not in ("calls", "tokens", "cost"):
+            if not sep or key not in keys:
                 raise ValueError
             values[key] = float(raw)
         except ValueError:
-            raise InputError(f"bad --budget '{item}'", hint="write calls=N, tokens=N or cost=X") from None
+            forms = ", ".join(f"{k}={'X' if k == 'cost' else 'N'}" for k in keys)
+            raise InputError(f"bad --budget '{item}'", hint=f"write {forms}") from None
     return values
 
 

@@ -24,8 +24,8 @@ from .options import State, format_option, pass_state
     "--budget",
     "budgets",
     multiple=True,
-    metavar="calls=N|tokens=N|cost=X",
-    help="Stop the search cleanly at this limit on new model calls; repeatable.",
+    metavar="calls=N|tokens=N|cost=X|seconds=N",
+    help="Stop the search cleanly at this limit on new model calls or wall-clock time; repeatable.",
 )
 @click.option("--split", "split", default="0.2/0.2/0.6", show_default=True, help="Train/dev/test fractions.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, exemplars and sampling.")
@@ -114,7 +114,7 @@ def optimize(
         split=parse_fractions(split),
         seed=seed,
         position=position,
-        budget=budget_values(budgets),
+        budget=budget_values(budgets, ("calls", "tokens", "cost", "seconds")),
         greater_examples=examples,
         greater_reasoning_tokens=reasoning_tokens,
         greater_topk=topk,

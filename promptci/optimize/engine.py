@@ -49,7 +49,7 @@ class Settings:
     temperature: float = 1.0
     max_chars: int = 500
     optimizer_max_tokens: int = 120
-    budget: dict[str, float] = field(default_factory=dict)  # calls, tokens and/or cost
+    budget: dict[str, float] = field(default_factory=dict)  # calls, tokens, cost and/or seconds
     task_model: str | None = None  # the --task-model and --optimizer-model options, as given
     optimizer_model: str | None = None
     top: int = 20  # OPRO: instructions shown in the meta-prompt
@@ -103,12 +103,16 @@ class Context:
     rows: list[TrajectoryRow] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     reporter: Reporter | None = None
+    started: float = field(default_factory=time.monotonic)  # for a wall-clock budget (this process's share)
 
     @property
     def budget(self) -> Budget | None:
         return self.settings.limits
 
     def spent(self) -> bool:
+        seconds = self.settings.budget.get("seconds")
+        if seconds is not None and time.monotonic() - self.started >= seconds:
+            return True
         return self.usage.exceeds(self.budget)
 
     def remaining(self) -> Budget | None:
