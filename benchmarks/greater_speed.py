@@ -1,0 +1,81 @@
+"""GReaTer's step time on the CPU against a GPU, at the same settings, side by side in one run.
+
+Each device runs a short real optimization of sports_understanding with the default model;
+the step time is the gap between consecutive steps (the first step, which includes
+loading, is left out).
+
+Usage: python benchmarks/greater_speed.py [--devices cpu,cuda] [--steps 4] [--examples 8]
+       [--reasoning-tokens 64] [--topk 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from optimize import make_repo  # noqa: E402
+
+from promptci.optimize.engine import Settings  # noqa: E402
+from promptci.optimize.session import optimize  # noqa: E402
+from promptci.project import Project  # noqa: E402
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def step(self, step: int, total: int, best: float, usage: Any, note: str) -> None:
+        self.times.append(time.perf_counter())
+        print(f"  step {step}/{total}: best {best:.3f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", default="cpu,cuda")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--examples", type=int, default=8)
+    parser.add_argument("--reasoning-tokens", type=int, default=64)
+    parser.add_argument("--topk", type=int, default=40)
+    parser.add_argument("--limit", type=int, default=60)
+    args = parser.parse_args()
+    import os
+
+    for role in ("AUTHOR", "COMMITTER"):
+        os.environ.setdefault(f"GIT_{role}_NAME", "bench")
+        os.environ.setdefault(f"GIT_{role}_EMAIL", "bench@example.com")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for device in args.devices.split(","):
+            print(f"{device}:", flush=True)
+            repo = make_repo(Path(tmp) / device, "sports_understanding", args.limit, None)
+            settings = Settings(
+                method="greater", steps=args.steps, split=(0.4, 0.2, 0.4), greater_examples=args.examples,
+                greater_reasoning_tokens=args.reasoning_tokens, greater_topk=args.topk, device=device,
+                dtype="float32",
+            )  # fmt: skip
+            clock = Clock()
+            optimize(Project.discover(repo), "sports_understanding", suite="sports_understanding",
+                     settings=settings, dry_run=True, reporter=clock)  # fmt: skip
+            gaps = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
+            results[device] = statistics.median(gaps)
+            print(f"  median step {results[device]:.2f} s over {len(gaps)} steps", flush=True)
+    print()
+    print(f"GReaTer step time, {args.examples} examples, {args.reasoning_tokens} reasoning tokens, top-{args.topk}:")
+    for device, seconds in results.items():
+        print(f"  {device}: {seconds:.2f} s/step")
+    if "cpu" in results and len(results) > 1:
+        for device, seconds in results.items():
+            if device != "cpu":
+                print(f"  {device} is {results['cpu'] / seconds:.1f}x faster than cpu")
+
+
+if __name__ == "__main__":
+    main()
