@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .prompts.prompt import Prompt
 
 __version__ = "0.1.0"
-__all__ = ["ExitCode", "Prompt", "PromptciError", "__version__", "load", "optimize"]
+__all__ = ["ExitCode", "Prompt", "PromptciError", "__version__", "load", "optimize_prompt"]
 
 
 def load(name: str, rev: str | None = None, label: str | None = None, root: str | Path | None = None) -> Prompt:
@@ -42,7 +42,7 @@ def load(name: str, rev: str | None = None, label: str | None = None, root: str 
     return registry.get(name, rev)
 
 
-def optimize(
+def optimize_prompt(
     name: str,
     suite: str,
     method: str = "gpo",

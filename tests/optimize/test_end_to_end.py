@@ -90,7 +90,7 @@ def test_gpo_commits_a_better_instruction_on_a_branch_with_evidence(sports: Repo
 def test_a_budget_stops_cleanly_and_resume_continues_from_the_stored_trajectory(navigate: Repo) -> None:
     set_limit(navigate, "navigate", 15)  # split 3/3/9
     project = Project.discover(navigate.path)
-    first = promptci.optimize(
+    first = promptci.optimize_prompt(
         "navigate", "navigate", "opro", root=project.root, steps=2, candidates=2, optimizer_max_tokens=40,
         budget={"calls": 12}, dry_run=True,
     )  # fmt: skip
