@@ -11,7 +11,7 @@ from .options import State, format_option, pass_state
 @click.command()
 @click.argument("name", required=False)
 @click.option("--suite", metavar="SUITE", help="The eval suite to optimize on (a name under evals/, or a path).")
-@click.option("--method", type=click.Choice(["opro", "gpo", "greater"]), default="gpo", show_default=True)
+@click.option("--method", type=click.Choice(["opro", "gpo", "greater", "catalyst"]), default="gpo", show_default=True)
 @click.option(
     "--optimizer-model", metavar="[PROVIDER:]MODEL", help="Model proposing instructions (default: the task model)."
 )
@@ -47,6 +47,13 @@ from .options import State, format_option, pass_state
 @click.option(
     "--extractor", metavar="TEXT", help="GReaTer: the answer-extractor phrase (default: by the suite's scorer)."
 )
+@click.option(
+    "--catalyst-block",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="catalyst: every Nth step is an optimizer-model proposal used as a restart.",
+)
 @click.option("--device", metavar="cpu|cuda|…", help="Local task model's device (default: cuda if present).")
 @click.option("--dtype", metavar="auto|float32|bfloat16|float16", help="Local task model's dtype.")
 @click.option("--resume", metavar="ID", help="Continue a stopped optimization from its stored trajectory.")
@@ -78,6 +85,7 @@ def optimize(
     reasoning_tokens: int,
     topk: int,
     extractor: str | None,
+    catalyst_block: int,
     device: str | None,
     dtype: str | None,
     resume: str | None,
@@ -119,6 +127,7 @@ def optimize(
         greater_reasoning_tokens=reasoning_tokens,
         greater_topk=topk,
         extractor=extractor,
+        catalyst_block=catalyst_block,
         device=device,
         dtype=dtype,
     )

@@ -61,6 +61,7 @@ class Settings:
     greater_topk: int = 40
     extractor: str | None = None  # GReaTer: the answer-extractor phrase; default by the suite's scorer
     answer_format: str | None = None  # how the gold answer follows it, e.g. " {answer}"
+    catalyst_block: int = 5  # catalyst: every Nth step is an optimizer-model proposal, as a restart
     device: str | None = None  # the local task model's device and dtype, overriding its settings
     dtype: str | None = None
 

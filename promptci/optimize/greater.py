@@ -332,20 +332,24 @@ class Greater(Method):
         grad = grad / (torch.linalg.vector_norm(grad) + 1e-12)
         order = [cands[j] for j in torch.argsort(grad).tolist() if cands[j] != prompt[i]][:3]
         # 4. substitute each, regenerate the reasoning, score by mistake rate + 0.02 x NLL
-        rows = []
-        for index, token in enumerate(order):
-            trial = [*prompt[:i], token, *prompt[i + 1 :]]
-            mistakes, nll, calls, tokens = self.evaluate(trial)
-            text = self.lm.decode(trial).strip()
-            row = TrajectoryRow(
-                self.ctx.id, step, index, parent.step, parent.candidate, text, normalised_hash(text), "scored",
-                1 - mistakes, None, mistakes + 0.02 * nll, False, word_edit_distance(parent.text, text), None,
-                calls, tokens, 0.0,
-                None, None, now(),
-            )  # fmt: skip
-            rows.append((mistakes + 0.02 * nll, trial, row))
-        self._scored = rows
-        return [r for _, _, r in rows]
+        self._scored = [
+            self.trial(step, index, parent, [*prompt[:i], token, *prompt[i + 1 :]]) for index, token in enumerate(order)
+        ]
+        return [r for _, _, r in self._scored]
+
+    def trial(
+        self, step: int, index: int, parent: TrajectoryRow, ids: list[int]
+    ) -> tuple[float, list[int], TrajectoryRow]:
+        """``ids`` as an instruction, with fresh reasoning: (its loss, ids, its trajectory row)."""
+        mistakes, nll, calls, tokens = self.evaluate(ids)
+        text = self.lm.decode(ids).strip()
+        loss = mistakes + 0.02 * nll
+        row = TrajectoryRow(
+            self.ctx.id, step, index, parent.step, parent.candidate, text, normalised_hash(text), "scored",
+            1 - mistakes, None, loss, False, word_edit_distance(parent.text, text), None, calls, tokens, 0.0,
+            None, None, now(),
+        )  # fmt: skip
+        return loss, ids, row
 
     def propose(self, step: int) -> Proposal:  # not used: candidates come from gradients
         raise NotImplementedError
@@ -381,3 +385,68 @@ class Greater(Method):
                 ranked.append(with_dev)
                 self.ctx.record_dev(with_dev)
         return best_by(ranked, lambda r: (r.dev_score or 0.0, r.train_score or 0.0, -r.step))
+
+
+class Catalyst(Greater):
+    """GReaTer token steps in blocks, each block followed by an OPRO-style proposal as a restart.
+
+    The LLM-Catalyst idea for hard prompts: every ``catalyst_block``-th step, the optimizer
+    model reads the instructions recorded so far (ascending by train accuracy, 0-100) with
+    three exemplars and proposes new ones; each is scored by GReaTer's own objective with
+    fresh reasoning, and the best becomes the new starting point (position 0) if it beats the
+    current instruction. Token steps then continue from there.
+    """
+
+    name = "catalyst"
+    tags = ("<INS>", "</INS>")
+
+    def candidates(self, step: int) -> list[TrajectoryRow]:
+        if step % self.ctx.settings.catalyst_block:
+            return super().candidates(step)
+        from ..evals.runner import complete
+        from ..providers.base import GenParams, Request
+        from . import metaprompt
+
+        s = self.ctx.settings
+        parent = next(r for r in reversed(self.ctx.rows) if r.accepted)
+        current = self.evaluate(self.prompt)
+        self._current = current[0] + 0.02 * current[1]
+        shown = [(r.text, r.train_score or 0.0) for r in self.ctx.scored_rows() if r.train_score is not None]
+        meta = metaprompt.opro(shown, self.ctx.exemplars(step), self.ctx.evaluator.slot.position, top=s.top)
+        params = GenParams(s.optimizer_max_tokens, s.temperature, seed=s.seed * 1_000_003 + step, stop=(self.tags[1],))
+        requests = [Request((("user", meta), ("assistant", self.tags[0])), params, i) for i in range(s.candidates)]
+        replies = complete(self.ctx.project, self.ctx.optimizer, requests, self.ctx.usage, db=self.ctx.db)
+        seen = {r.text_hash for r in self.ctx.rows}
+        self._scored, rows = [], []
+        self._restart = True
+        for index, reply in enumerate(replies):
+            text = metaprompt.parse_opro(self.tags[0] + (reply.text or "")) if reply.error is None else None
+            if text is None or len(text) > s.max_chars or normalised_hash(text) in seen:
+                raw = reply.text or reply.error or ""
+                status = "unparsable" if text is None else ("too-long" if len(text) > s.max_chars else "duplicate")
+                skipped = TrajectoryRow(
+                    self.ctx.id, step, index, parent.step, parent.candidate, text or raw,
+                    normalised_hash(text or raw), status, None, None, None, False, None, None, 0, 0, 0.0,
+                    None, None, now(),
+                )  # fmt: skip
+                rows.append(skipped)
+                continue
+            seen.add(normalised_hash(text))
+            scored = self.trial(step, index, parent, self.lm.encode(text))
+            self._scored.append(scored)
+            rows.append(scored[2])
+        return rows
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self._restart = False
+
+    def choose(self, step: int, rows: list[TrajectoryRow]) -> list[TrajectoryRow]:
+        if not self._restart:
+            return super().choose(step, rows)
+        self._restart = False
+        if not self._scored or min(x[0] for x in self._scored) >= self._current:
+            return rows
+        _, ids, pick = min(self._scored, key=lambda x: x[0])
+        self.prompt, self.position = ids, 0  # restart the token search from the proposal
+        return [replace(r, accepted=True) if r is pick else r for r in rows]

@@ -21,7 +21,7 @@ from ..store import Store
 from .engine import Method, Outcome, Reporter, Settings, run, start
 from .output import HeldOut, branch_name, commit_message, held_out, pr_body
 
-METHODS = ("opro", "gpo", "greater")
+METHODS = ("opro", "gpo", "greater", "catalyst")
 
 
 @dataclass
@@ -48,6 +48,10 @@ def method_class(name: str) -> type[Method]:
         from .greater import Greater
 
         return Greater
+    if name == "catalyst":
+        from .greater import Catalyst
+
+        return Catalyst
     raise InputError(f"unknown method '{name}'", hint=f"one of: {', '.join(METHODS)}")
 
 
@@ -56,7 +60,7 @@ def default_steps(method: str, n_train: int) -> int:
     GReaTer: 20 token edits (the paper runs 100-125)."""
     if method == "gpo":
         return 3 * -(-n_train // 8)
-    return 20 if method == "greater" else 10
+    return 20 if method in ("greater", "catalyst") else 10
 
 
 def find_suite(project: Project, suite: str) -> Path:

@@ -152,3 +152,28 @@ def test_a_short_run_lowers_the_train_loss_and_stores_the_trajectory(repo: Repo)
     assert min(r[3] for r in rows) <= rows[0][3]
     (status, best) = con.execute("SELECT status, best FROM optimizations").fetchone()  # type: ignore[misc]
     assert status == "complete" and best in {r[5] for r in rows}
+
+
+@pytest.mark.slow
+def test_catalyst_alternates_token_steps_with_proposals_used_as_restarts(repo: Repo) -> None:
+    from .conftest import add_task
+
+    add_task(repo, "sports_understanding", 20)
+    result = repo.run(
+        "optimize", "sports_understanding", "--suite", "sports_understanding", "--method", "catalyst",
+        "--steps", "2", "--catalyst-block", "2", "--candidates", "2", "--examples", "2", "--reasoning-tokens", "8",
+        "--topk", "20", "--split", "0.3/0.2/0.5", "--dry-run",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    con = duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT step, status, loss, edit_distance, accepted FROM trajectory ORDER BY step, candidate"
+    ).fetchall()
+    token_step = [r for r in rows if r[0] == 1]
+    proposal_step = [r for r in rows if r[0] == 2]
+    assert len(token_step) == 3 and all(r[3] == 1 for r in token_step)  # one token edited (or, rarely, merged)
+    assert len(proposal_step) == 2  # one row per optimizer sample
+    for _, status, loss, _, accepted in proposal_step:
+        assert status in ("scored", "unparsable", "duplicate", "too-long")
+        assert (loss is not None) == (status == "scored")
+        assert not accepted or status == "scored"
