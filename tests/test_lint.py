@@ -62,6 +62,20 @@ def test_yaml_booleans_get_a_hint(repo: Repo) -> None:
     assert "prompts/yn.yaml:3:8: error: tags.0: Input should be a valid string; YAML reads unquoted" in out
 
 
+def test_a_suite_extractor_needs_the_answer_placeholder(repo: Repo) -> None:
+    suite = (repo.path / "evals/sentiment.yaml").read_text()
+    good = suite + "extractor: {phrase: 'So the answer is', answer_format: ' {answer}.'}\n"
+    repo.write("evals/sentiment.yaml", good)
+    assert repo.run("lint").code == 0
+    repo.write("evals/sentiment.yaml", suite + "extractor:\n  phrase: So the answer is\n  answer_format: ' no'\n")
+    result = repo.run("lint")
+    line = suite.count("\n") + 3
+    assert result.code == 1
+    assert (
+        f"evals/sentiment.yaml:{line}:18: error: extractor.answer_format: Value error, answer_format must" in result.out
+    )
+
+
 def test_warnings_fail_only_with_strict(repo: Repo) -> None:
     repo.write("prompts/w.yaml", "name: w\ntemplate: hi\nvariables: {unused: string}\n")
     assert repo.run("lint").code == 0

@@ -134,6 +134,20 @@ class Case(_Strict):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class Extractor(_Strict):
+    """How a reasoning model states its answer (used by ``promptci optimize --method greater``)."""
+
+    phrase: str = Field(description="said after the reasoning, e.g. 'Therefore, the final answer is'")
+    answer_format: str = Field(" {answer}", description="how the expected answer follows the phrase")
+
+    @field_validator("answer_format")
+    @classmethod
+    def _has_answer(cls, value: str) -> str:
+        if "{answer}" not in value:
+            raise ValueError("answer_format must contain {answer}")
+        return value
+
+
 class Suite(_Strict):
     """One eval suite: which prompts, which cases, how outputs are scored."""
 
@@ -148,6 +162,7 @@ class Suite(_Strict):
     aggregate: Literal["mean", "k-of-n"] = "mean"
     k: int | None = Field(None, ge=1, description="with aggregate: k-of-n, repeats that must pass")
     model: ModelSettings | None = None
+    extractor: Extractor | None = None
     tags: list[str] = Field(default_factory=list)
 
     @field_validator("prompts", mode="before")

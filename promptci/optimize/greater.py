@@ -279,9 +279,11 @@ class Greater(Method):
 
     def extractor(self) -> Extractor:
         s = self.ctx.settings
+        suite = self.ctx.evaluator.task.suite
         if s.extractor:
             return Extractor(s.extractor, s.answer_format or " {answer}")
-        suite = self.ctx.evaluator.task.suite
+        if suite.extractor:
+            return Extractor(suite.extractor.phrase, suite.extractor.answer_format)
         types = [sc.type for sc in suite.scorers]
         choices = next((list(getattr(sc, "choices", []) or []) for sc in suite.scorers if sc.type == "choice"), [])
         return default_extractor(types, choices)
