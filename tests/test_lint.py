@@ -72,7 +72,8 @@ def test_a_suite_extractor_needs_the_answer_placeholder(repo: Repo) -> None:
     line = suite.count("\n") + 3
     assert result.code == 1
     assert (
-        f"evals/sentiment.yaml:{line}:18: error: extractor.answer_format: Value error, answer_format must" in result.out
+        f"evals/sentiment.yaml:{line}:3: error: extractor.answer_format: answer_format must contain {{answer}}"
+        in result.out
     )
 
 
