@@ -7,7 +7,9 @@ somewhere to go.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 
 import duckdb
 import pytest
@@ -17,7 +19,7 @@ from promptci.optimize.engine import Settings
 from promptci.optimize.session import optimize
 from promptci.project import Project
 
-from ..conftest import Repo
+from ..conftest import Katan, Repo
 from .conftest import set_limit
 
 INITIAL = "You are a sports expert. Answer with one word, plausible or implausible."
@@ -122,3 +124,27 @@ def test_a_budget_stops_cleanly_and_resume_continues_from_the_stored_trajectory(
 
 def replace_budget() -> Settings:
     return Settings(method="opro", steps=0, budget={"calls": 1000})
+
+
+def test_an_openai_compatible_optimizer_with_faults_is_retried_and_never_crashes(
+    navigate: Repo, katan: Callable[..., Katan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The optimizer behind llm-katan's echo backend, failing 30% of requests; SmolLM2 answers the cases."""
+    server = katan("-b", "echo", "--error-rate", "0.3")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    set_limit(navigate, "navigate", 15)  # split 3/3/9
+    result = navigate.run(
+        "optimize", "navigate", "--suite", "navigate", "--method", "gpo", "--steps", "2", "--candidates", "2",
+        "--optimizer-model", "openai:echo-model", "--dry-run", "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    con = duckdb.connect(str(navigate.path / ".promptci/results.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT step, status FROM trajectory WHERE optimization_id = ? ORDER BY step, candidate", [report["id"]]
+    ).fetchall()
+    assert [r[0] for r in rows] == [0, 1, 1, 2, 2]
+    # An echo holds no real candidate: whatever it parses to is filtered, scored or skipped, never a crash.
+    assert all(r[1] in ("initial", "scored", "duplicate", "unparsable", "has-tag", "too-long", "invalid") for r in rows)
+    cached = con.execute("SELECT count(*) FROM cache WHERE model_id LIKE 'openai:echo-model@%'").fetchone()
+    assert cached == (4,)  # every optimizer sample answered despite the injected faults (errors are never cached)
