@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -54,7 +53,7 @@ def eval_(
     from ..evals import export
     from ..evals.changes import changed_suites
     from ..evals.plan import CaseFilter, build_plan, suite_files
-    from ..evals.runner import run_eval
+    from ..evals.runner import Budget, run_eval
     from ..prompts.spec import ModelSettings
     from ..providers import parse_model_option
     from .progress import EvalProgress
@@ -79,7 +78,7 @@ def eval_(
             project,
             plan,
             use_cache=not no_cache,
-            budget=_budget(budgets),
+            budget=Budget.from_values(budget_values(budgets)),
             jobs=jobs,
             progress=progress,
             git_info=_git_info(state),
@@ -113,19 +112,6 @@ def budget_values(items: tuple[str, ...], keys: tuple[str, ...] = ("calls", "tok
             forms = ", ".join(f"{k}={'X' if k == 'cost' else 'N'}" for k in keys)
             raise InputError(f"bad --budget '{item}'", hint=f"write {forms}") from None
     return values
-
-
-def _budget(items: tuple[str, ...]) -> Any:
-    from ..evals.runner import Budget
-
-    values = budget_values(items)
-    if not values:
-        return None
-    return Budget(
-        calls=int(values["calls"]) if "calls" in values else None,
-        tokens=int(values["tokens"]) if "tokens" in values else None,
-        cost=values.get("cost"),
-    )
 
 
 def _git_info(state: State) -> tuple[str | None, str | None, bool | None]:

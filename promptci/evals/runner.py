@@ -43,6 +43,19 @@ class Budget:
     tokens: int | None = None
     cost: float | None = None
 
+    @classmethod
+    def from_values(cls, values: dict[str, float]) -> Budget | None:
+        """From ``--budget`` values such as ``{"calls": 500.0}``; None when there are none.
+        Keys other than calls, tokens and cost (an optimizer's seconds) are not this budget's."""
+        calls, tokens = values.get("calls"), values.get("tokens")
+        if calls is None and tokens is None and values.get("cost") is None:
+            return None
+        return cls(
+            calls=int(calls) if calls is not None else None,
+            tokens=int(tokens) if tokens is not None else None,
+            cost=values.get("cost"),
+        )
+
 
 @dataclass
 class Usage:
@@ -60,6 +73,24 @@ class Usage:
             or (budget.tokens is not None and self.tokens >= budget.tokens)
             or (budget.cost is not None and self.cost >= budget.cost)
         )
+
+    def add(self, completion: Completion) -> None:
+        """Count one new model call."""
+        self.calls += 1
+        self.tokens += (completion.tokens_in or 0) + (completion.tokens_out or 0)
+        self.cost += completion.cost or 0.0
+
+
+def from_cache(hit: CachedResponse) -> Completion:
+    return Completion(hit.output, None, hit.latency_ms, hit.tokens_in, hit.tokens_out, hit.cost)
+
+
+def to_cache(completion: Completion) -> CachedResponse | None:
+    """What the cache keeps of an answer: nothing of an error or an empty reply."""
+    if completion.error is not None or not completion.text:
+        return None
+    c = completion
+    return CachedResponse(c.text or "", c.tokens_in, c.tokens_out, c.cost, c.latency_ms)
 
 
 @dataclass
@@ -142,9 +173,7 @@ def run_eval(
                 if item.request is None:
                     _finish(writer, scorers, run_id, item, Completion(error=item.error), cached=False, usage=usage)
                 elif item.key in hits:
-                    hit = hits[item.key]
-                    completion = Completion(hit.output, None, hit.latency_ms, hit.tokens_in, hit.tokens_out, hit.cost)
-                    _finish(writer, scorers, run_id, item, completion, cached=True, usage=usage)
+                    _finish(writer, scorers, run_id, item, from_cache(hits[item.key]), cached=True, usage=usage)
                 else:
                     to_run.append(item)
                     continue
@@ -198,9 +227,7 @@ def _generate(
         def on_done(index: int, completion: Completion, group: list[Item] = group) -> None:
             nonlocal answered
             answered += 1
-            usage.calls += 1
-            usage.tokens += (completion.tokens_in or 0) + (completion.tokens_out or 0)
-            usage.cost += completion.cost or 0.0
+            usage.add(completion)
             _finish(writer, scorers, run_id, group[index], completion, cached=False, usage=usage)
             if progress:
                 progress.advance()
@@ -249,8 +276,7 @@ def complete(
         todo = []
         for i, key in enumerate(keys):
             if key in hits:
-                hit = hits[key]
-                answers[i] = Completion(hit.output, None, hit.latency_ms, hit.tokens_in, hit.tokens_out, hit.cost)
+                answers[i] = from_cache(hits[key])
                 usage.cached += 1
             else:
                 todo.append(i)
@@ -260,25 +286,12 @@ def complete(
             def on_done(index: int, completion: Completion) -> None:
                 i = todo[index]
                 answers[i] = completion
-                usage.calls += 1
-                usage.tokens += (completion.tokens_in or 0) + (completion.tokens_out or 0)
-                usage.cost += completion.cost or 0.0
-                if completion.error is None and completion.text:
-                    entries.append(
-                        (
-                            keys[i],
-                            model_id,
-                            CachedResponse(
-                                completion.text,
-                                completion.tokens_in,
-                                completion.tokens_out,
-                                completion.cost,
-                                completion.latency_ms,
-                            ),
-                        )
-                    )
-                else:
+                usage.add(completion)
+                response = to_cache(completion)
+                if response is None:
                     usage.errors += 1
+                else:
+                    entries.append((keys[i], model_id, response))
 
             provider = loaded_provider(project, settings)
             try:
@@ -338,16 +351,8 @@ def _finish(
         cached,
         now(),
     )
-    entry = None
-    if not cached and error is None and completion.text and item.request:
-        entry = (
-            item.key,
-            task.model_id,
-            CachedResponse(
-                completion.text, completion.tokens_in, completion.tokens_out, completion.cost, completion.latency_ms
-            ),
-        )
-    writer.add(row, entry)
+    response = to_cache(completion) if not cached and error is None and item.request else None
+    writer.add(row, (item.key, task.model_id, response) if response else None)
 
 
 def _config_hash(project: Project) -> str:

@@ -76,14 +76,7 @@ class Settings:
 
     @property
     def limits(self) -> Budget | None:
-        if not self.budget:
-            return None
-        calls, tokens = self.budget.get("calls"), self.budget.get("tokens")
-        return Budget(
-            calls=int(calls) if calls is not None else None,
-            tokens=int(tokens) if tokens is not None else None,
-            cost=self.budget.get("cost"),
-        )
+        return Budget.from_values(self.budget)
 
 
 class Reporter(Protocol):
