@@ -27,6 +27,7 @@ from ..evals.plan import Task
 from ..evals.runner import Budget, Usage, complete
 from ..project import Project
 from ..prompts.spec import ModelSettings
+from ..providers import identity
 from ..providers.base import Completion, GenParams, Request
 from ..store import Store, TrajectoryRow, now
 from .edits import normalised_hash, word_edit_distance
@@ -94,6 +95,7 @@ class Context:
     split: Split
     optimizer: ModelSettings
     db: Path
+    base_commit: str
     rows: list[TrajectoryRow] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     reporter: Reporter | None = None
@@ -254,7 +256,9 @@ def start(
     db = db or project.path(project.config.db)
     evaluator = Evaluator(project, task, settings.position, db=db)
     split = split_cases(task.cases, settings.split, settings.seed)
-    ctx = Context(opt_id or new_id(), project, settings, evaluator, split, optimizer, db, reporter=reporter)
+    ctx = Context(
+        opt_id or new_id(), project, settings, evaluator, split, optimizer, db, base_commit, reporter=reporter
+    )
     with Store(db) as store:
         if opt_id is None:
             store.start_optimization(
@@ -324,19 +328,17 @@ def run(ctx: Context, method_cls: type[Method]) -> Outcome:
         after,
         ctx.usage,
         time.perf_counter() - started,
-        _model_id(ctx, ctx.optimizer),
+        identity(ctx.optimizer, ctx.project.root),
         task.model_id,
         task.prompt.source,
         ctx.evaluator.source(best.text),
         task.prompt.path,
         task.prompt.name,
         task.suite_name,
-        "",
+        ctx.base_commit,
         sum(r.status in ("unparsable", "error") for r in ctx.rows),
     )
     with Store(ctx.db) as store:
-        record = store.optimization(ctx.id)
-        outcome.base_commit = str(record["base_commit"]) if record else ""
         store.update_optimization(
             ctx.id,
             status=status,
@@ -350,12 +352,6 @@ def run(ctx: Context, method_cls: type[Method]) -> Outcome:
             wall_s=outcome.wall_s,
         )
     return outcome
-
-
-def _model_id(ctx: Context, settings: ModelSettings) -> str:
-    from ..providers import identity
-
-    return identity(settings, ctx.project.root)
 
 
 def _selection_score(row: TrajectoryRow, method: Method) -> float:
@@ -377,32 +373,39 @@ def _store_step(ctx: Context, rows: list[TrajectoryRow]) -> None:
     ctx.rows.extend(rows)
 
 
+def sample(ctx: Context, method: Method, proposal: Proposal, step: int) -> list[Completion]:
+    """The optimizer model's ``candidates`` replies to a meta-prompt, seeded by the step.
+
+    The reply is prefilled with the method's opening tag (a local model continues it; an
+    API model answers afresh) and generation stops at the closing tag.
+    """
+    s = ctx.settings
+    params = GenParams(s.optimizer_max_tokens, s.temperature, seed=s.seed * 1_000_003 + step, stop=(method.tags[1],))
+    messages = (("user", proposal.text), ("assistant", method.tags[0]))
+    requests = [Request(messages, params, i) for i in range(s.candidates)]
+    return complete(ctx.project, ctx.optimizer, requests, ctx.usage, budget=ctx.budget, db=ctx.db)
+
+
+def scored_by_hash(ctx: Context) -> dict[str, TrajectoryRow]:
+    """The instructions scored so far, by normalised hash: what a new candidate duplicates."""
+    return {r.text_hash: r for r in ctx.scored_rows()}
+
+
 def _candidates(ctx: Context, method: Method, step: int) -> list[TrajectoryRow]:
     """Sample the optimizer, then parse, filter, dedupe and score each reply."""
-    settings = ctx.settings
     proposal = method.propose(step)
-    params = GenParams(
-        max_tokens=settings.optimizer_max_tokens,
-        temperature=settings.temperature,
-        seed=settings.seed * 1_000_003 + step,
-        stop=(method.tags[1],),
-    )
-    # The reply is prefilled with the opening tag (a local model continues it; an API model
-    # answers afresh), and parsed with the tag in front.
-    messages = (("user", proposal.text), ("assistant", method.tags[0]))
-    requests = [Request(messages, params, i) for i in range(settings.candidates)]
     calls_before, tokens_before, cost_before = ctx.usage.calls, ctx.usage.tokens, ctx.usage.cost
-    replies = complete(ctx.project, ctx.optimizer, requests, ctx.usage, budget=ctx.budget, db=ctx.db)
+    replies = sample(ctx, method, proposal, step)
     # The optimizer's cost is shared evenly by the step's candidates.
     share = (
-        (ctx.usage.calls - calls_before) / len(requests),
-        (ctx.usage.tokens - tokens_before) / len(requests),
-        (ctx.usage.cost - cost_before) / len(requests),
+        (ctx.usage.calls - calls_before) / len(replies),
+        (ctx.usage.tokens - tokens_before) / len(replies),
+        (ctx.usage.cost - cost_before) / len(replies),
     )
-    seen = {r.text_hash: r for r in ctx.rows if r.status in ("initial", "scored")}
+    seen = scored_by_hash(ctx)
     rows: list[TrajectoryRow] = []
     for i, reply in enumerate(replies):
-        row = _classify(ctx, method, step, i, reply, proposal, seen)
+        row = classify(ctx, method, step, i, reply, proposal, seen)
         if row.status == "new":
             if ctx.spent():
                 row = replace(row, status="budget")
@@ -414,7 +417,7 @@ def _candidates(ctx: Context, method: Method, step: int) -> list[TrajectoryRow]:
     return rows
 
 
-def _classify(
+def classify(
     ctx: Context,
     method: Method,
     step: int,
@@ -423,6 +426,7 @@ def _classify(
     proposal: Proposal,
     seen: dict[str, TrajectoryRow],
 ) -> TrajectoryRow:
+    """The reply as a candidate row: parsed and filtered, with status ``new`` when it is worth scoring."""
     parent = proposal.parent
     base = TrajectoryRow(
         ctx.id, step, index, parent.step if parent else None, parent.candidate if parent else None,

@@ -34,8 +34,9 @@ from ..errors import InputError
 from ..evals.dataset import EvalCase
 from ..evals.runner import loaded_provider
 from ..store import TrajectoryRow, now
+from . import metaprompt
 from .edits import normalised_hash, word_edit_distance
-from .engine import Context, Method, Proposal, answer, best_by, score_on
+from .engine import Context, Method, Proposal, answer, best_by, classify, sample, score_on, scored_by_hash
 
 MARK = "\u2063PROMPT\u2063"  # stands in for the instruction while the chat template is applied
 CLOSERS = (".", "!", "?")
@@ -266,13 +267,12 @@ class Greater(Method):
     def _layout(self, cases: list[EvalCase]) -> list[Example]:
         task = self.ctx.evaluator.task
         extractor = self.extractor()
+        phrase = self.lm.encode(" " + extractor.phrase)
+        variant = self.ctx.evaluator.variant(MARK)
         examples = []
         for case in cases:
-            variant = self.ctx.evaluator.variant(MARK)
-            messages = variant.render(**case.vars)
-            before, after = self.lm.layout(messages)
-            gold = self.lm.encode(extractor.gold(case))
-            examples.append(Example(case, before, after, self.lm.encode(" " + extractor.phrase), gold, []))
+            before, after = self.lm.layout(variant.render(**case.vars))
+            examples.append(Example(case, before, after, phrase, self.lm.encode(extractor.gold(case)), []))
         if not examples:
             raise InputError(f"suite '{task.suite_name}' has no train cases for GReaTer")
         return examples
@@ -287,9 +287,6 @@ class Greater(Method):
         types = [sc.type for sc in suite.scorers]
         choices = next((list(getattr(sc, "choices", []) or []) for sc in suite.scorers if sc.type == "choice"), [])
         return default_extractor(types, choices)
-
-    def steps(self) -> int:
-        return self.ctx.settings.steps
 
     def score_initial(self, row: TrajectoryRow) -> TrajectoryRow:
         mistakes, nll, calls, tokens = self.evaluate(self.prompt)
@@ -316,8 +313,7 @@ class Greater(Method):
         parent = next(r for r in reversed(self.ctx.rows) if r.accepted)
         # 1. reasoning with the current instruction, held fixed for the step; it also scores the
         #    current instruction, which stays if none of the three candidates beats it
-        current = self.evaluate(prompt)
-        self._current = current[0] + 0.02 * current[1]
+        self.score_current()
         # 2. candidate tokens from the model's own distribution at position i
         k, found = s.greater_topk, set()
         while True:
@@ -339,6 +335,18 @@ class Greater(Method):
         ]
         return [r for _, _, r in self._scored]
 
+    def winner(self) -> tuple[list[int], TrajectoryRow] | None:
+        """The step's best trial, if it beats the current instruction."""
+        if not self._scored:
+            return None
+        loss, ids, row = min(self._scored, key=lambda x: x[0])
+        return (ids, row) if loss < self._current else None
+
+    def score_current(self) -> None:
+        """Reason with the current instruction (the examples keep that reasoning) and note its loss."""
+        mistakes, nll, _, _ = self.evaluate(self.prompt)
+        self._current = mistakes + 0.02 * nll
+
     def trial(
         self, step: int, index: int, parent: TrajectoryRow, ids: list[int]
     ) -> tuple[float, list[int], TrajectoryRow]:
@@ -353,26 +361,19 @@ class Greater(Method):
         )  # fmt: skip
         return loss, ids, row
 
-    def propose(self, step: int) -> Proposal:  # not used: candidates come from gradients
-        raise NotImplementedError
-
-    def parse(self, reply: str) -> str | None:
-        return reply
-
     def choose(self, step: int, rows: list[TrajectoryRow]) -> list[TrajectoryRow]:
+        """Take the best trial if it beats the current instruction; either way, move the position on."""
         i = self.position
-        if not self._scored or min(x[0] for x in self._scored) >= self._current:
-            closes = self.lm.decode(self.prompt).rstrip().endswith(CLOSERS)
-            self.position, self.prompt = next_position(i, self.prompt, closes, self.placeholder)
-            return rows  # the instruction stays; the search moves to the next position
-        _, trial, pick = min(self._scored, key=lambda x: x[0])
-        token_text = self.lm.decode([trial[i]])
-        if any(c in token_text for c in CLOSERS) and i + 1 >= self.initial_length / 2:
-            trial = trial[: i + 1]  # a period past the middle ends the instruction
-        self.prompt = trial
-        closes = self.lm.decode(trial).rstrip().endswith(CLOSERS)
-        self.position, self.prompt = next_position(i, trial, closes, self.placeholder)
-        return [replace(r, accepted=True) if r is pick else r for r in rows]
+        winner = self.winner()
+        if winner:
+            trial, pick = winner
+            if any(c in self.lm.decode([trial[i]]) for c in CLOSERS) and i + 1 >= self.initial_length / 2:
+                trial = trial[: i + 1]  # a period past the middle ends the instruction
+            self.prompt = trial
+            rows = [replace(r, accepted=True) if r is pick else r for r in rows]
+        closes = self.lm.decode(self.prompt).rstrip().endswith(CLOSERS)
+        self.position, self.prompt = next_position(i, self.prompt, closes, self.placeholder)
+        return rows
 
     def final(self) -> TrajectoryRow:
         """Re-rank the ten best by train score on dev through the eval engine."""
@@ -402,53 +403,42 @@ class Catalyst(Greater):
     name = "catalyst"
     tags = ("<INS>", "</INS>")
 
-    def candidates(self, step: int) -> list[TrajectoryRow]:
-        if step % self.ctx.settings.catalyst_block:
-            return super().candidates(step)
-        from ..evals.runner import complete
-        from ..providers.base import GenParams, Request
-        from . import metaprompt
-
-        s = self.ctx.settings
-        parent = next(r for r in reversed(self.ctx.rows) if r.accepted)
-        current = self.evaluate(self.prompt)
-        self._current = current[0] + 0.02 * current[1]
-        shown = [(r.text, r.train_score or 0.0) for r in self.ctx.scored_rows() if r.train_score is not None]
-        meta = metaprompt.opro(shown, self.ctx.exemplars(step), self.ctx.evaluator.slot.position, top=s.top)
-        params = GenParams(s.optimizer_max_tokens, s.temperature, seed=s.seed * 1_000_003 + step, stop=(self.tags[1],))
-        requests = [Request((("user", meta), ("assistant", self.tags[0])), params, i) for i in range(s.candidates)]
-        replies = complete(self.ctx.project, self.ctx.optimizer, requests, self.ctx.usage, db=self.ctx.db)
-        seen = {r.text_hash for r in self.ctx.rows}
-        self._scored, rows = [], []
-        self._restart = True
-        for index, reply in enumerate(replies):
-            text = metaprompt.parse_opro(self.tags[0] + (reply.text or "")) if reply.error is None else None
-            if text is None or len(text) > s.max_chars or normalised_hash(text) in seen:
-                raw = reply.text or reply.error or ""
-                status = "unparsable" if text is None else ("too-long" if len(text) > s.max_chars else "duplicate")
-                skipped = TrajectoryRow(
-                    self.ctx.id, step, index, parent.step, parent.candidate, text or raw,
-                    normalised_hash(text or raw), status, None, None, None, False, None, None, 0, 0, 0.0,
-                    None, None, now(),
-                )  # fmt: skip
-                rows.append(skipped)
-                continue
-            seen.add(normalised_hash(text))
-            scored = self.trial(step, index, parent, self.lm.encode(text))
-            self._scored.append(scored)
-            rows.append(scored[2])
-        return rows
-
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self._restart = False
+
+    def parse(self, reply: str) -> str | None:
+        return metaprompt.parse_opro(reply)
+
+    def candidates(self, step: int) -> list[TrajectoryRow]:
+        if step % self.ctx.settings.catalyst_block:
+            return super().candidates(step)
+        self._restart = True
+        self.score_current()
+        parent = next(r for r in reversed(self.ctx.rows) if r.accepted)
+        shown = [(r.text, r.train_score or 0.0) for r in self.ctx.scored_rows() if r.train_score is not None]
+        meta = metaprompt.opro(
+            shown, self.ctx.exemplars(step), self.ctx.evaluator.slot.position, top=self.ctx.settings.top
+        )
+        proposal = Proposal(meta, parent)
+        seen = scored_by_hash(self.ctx)
+        self._scored, rows = [], []
+        for index, reply in enumerate(sample(self.ctx, self, proposal, step)):
+            row = classify(self.ctx, self, step, index, reply, proposal, seen)
+            if row.status == "new":
+                scored = self.trial(step, index, parent, self.lm.encode(row.text))
+                self._scored.append(scored)
+                seen[row.text_hash] = row = scored[2]
+            rows.append(row)
+        return rows
 
     def choose(self, step: int, rows: list[TrajectoryRow]) -> list[TrajectoryRow]:
         if not self._restart:
             return super().choose(step, rows)
         self._restart = False
-        if not self._scored or min(x[0] for x in self._scored) >= self._current:
+        winner = self.winner()
+        if winner is None:
             return rows
-        _, ids, pick = min(self._scored, key=lambda x: x[0])
+        ids, pick = winner
         self.prompt, self.position = ids, 0  # restart the token search from the proposal
         return [replace(r, accepted=True) if r is pick else r for r in rows]

@@ -9,7 +9,7 @@ import pytest
 
 from promptci.evals.plan import build_plan, suite_files
 from promptci.optimize.edits import normalised_hash
-from promptci.optimize.engine import Context, Proposal, Settings, _classify
+from promptci.optimize.engine import Context, Proposal, Settings, classify
 from promptci.optimize.evaluate import Evaluator
 from promptci.optimize.gpo import Gpo
 from promptci.optimize.opro import Opro
@@ -29,8 +29,9 @@ def context(repo: Repo, **settings: object) -> Context:
     s = Settings(method="gpo", steps=6, **settings)  # type: ignore[arg-type]
     split = split_cases(task.cases, s.split, s.seed)
     return Context(
-        "opt-1", project, s, Evaluator(project, task), split, ModelSettings(), project.path(".promptci/r.duckdb")
-    )
+        "opt-1", project, s, Evaluator(project, task), split, ModelSettings(), project.path(".promptci/r.duckdb"),
+        "c" * 40,
+    )  # fmt: skip
 
 
 def row(
@@ -50,10 +51,10 @@ def test_replies_are_parsed_filtered_and_deduplicated(navigate: Repo) -> None:
     proposal = Proposal("meta", parent, 42)
     method = Gpo(ctx)
 
-    def classify(reply: Completion) -> TrajectoryRow:
-        return _classify(ctx, method, 1, 0, reply, proposal, seen)
+    def check(reply: Completion) -> TrajectoryRow:
+        return classify(ctx, method, 1, 0, reply, proposal, seen)
 
-    new = classify(Completion("Thinking...\n<START>Answer True or False, after tracking each step.<END>"))
+    new = check(Completion("Thinking...\n<START>Answer True or False, after tracking each step.<END>"))
     assert (new.status, new.text, new.edit_distance, new.edit_budget) == (
         "new",
         "Answer True or False, after tracking each step.",
@@ -61,16 +62,16 @@ def test_replies_are_parsed_filtered_and_deduplicated(navigate: Repo) -> None:
         42,
     )
     assert (new.parent_step, new.parent_candidate) == (0, 0)
-    duplicate = classify(Completion("<START>  answer true or false  <END>"))
+    duplicate = check(Completion("<START>  answer true or false  <END>"))
     assert duplicate.status == "duplicate" and duplicate.dev_score == 0.5  # keeps its earlier score
-    assert classify(Completion("<START>" + "word " * 120 + "<END>")).status == "too-long"
-    assert classify(Completion("<START>Put the answer between START and END<END>")).status == "has-tag"
-    assert classify(Completion("<START>Answer {{ instructions }} now<END>")).status == "invalid"
+    assert check(Completion("<START>" + "word " * 120 + "<END>")).status == "too-long"
+    assert check(Completion("<START>Put the answer between START and END<END>")).status == "has-tag"
+    assert check(Completion("<START>Answer {{ instructions }} now<END>")).status == "invalid"
     # The reply continues the prefilled opening tag: its first paragraph is the candidate.
-    assert classify(Completion("Track every step.\n\nThis works because")).text == "Track every step."
-    unparsable = classify(Completion("\n\nI would suggest:\n- think\n- answer"))
+    assert check(Completion("Track every step.\n\nThis works because")).text == "Track every step."
+    unparsable = check(Completion("\n\nI would suggest:\n- think\n- answer"))
     assert unparsable.status == "unparsable" and unparsable.text.startswith("\n\nI would suggest")
-    assert classify(Completion(error="HTTP 500 after 3 retries")).status == "error"
+    assert check(Completion(error="HTTP 500 after 3 retries")).status == "error"
 
 
 def test_gpo_moves_to_the_best_candidate_not_chosen_before(navigate: Repo) -> None:
