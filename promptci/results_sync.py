@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .errors import GitError
 from .git import Repo
-from .store import MergeCounts, Store, merge_into
+from .merge import MergeCounts, merge_into
+from .store import Store
 
 FILE = "results.duckdb"
 BRANCH = "promptci-results"

@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from promptci.errors import InputError
-from promptci.store import MIGRATIONS, CachedResponse, Store, merge_into
+from promptci.merge import merge_into
+from promptci.store import MIGRATIONS, CachedResponse, Store
 
 
 def _digest(path: Path) -> str:

@@ -59,7 +59,8 @@ def db() -> None:
 @pass_state
 def merge(state: State, sources: tuple[Path, ...]) -> int:
     """Merge other results databases (e.g. from `eval --shard i/n` jobs) into this project's."""
-    from ..store import Store, merge_into
+    from ..merge import merge_into
+    from ..store import Store
 
     with Store(state.project.path(state.project.config.db)) as store:
         for source in sources:
