@@ -1,4 +1,4 @@
-"""A live progress bar for evals on stderr; silent when stderr is not a terminal."""
+"""Live progress on stderr for evals and optimizations, shown only when stderr is a terminal."""
 
 from __future__ import annotations
 
@@ -7,21 +7,33 @@ from types import TracebackType
 from typing import Any
 
 
-class EvalProgress:
+class _Bar:
+    """A started rich progress bar (description, bar, n/total, then ``clock``) on a terminal, else nothing."""
+
+    clock = "remaining"
+
     def __init__(self) -> None:
         self._progress: Any = None
         self._task: Any = None
 
-    def __enter__(self) -> EvalProgress:
+    def __enter__(self) -> Any:
         if sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
+            clock = TimeRemainingColumn() if self.clock == "remaining" else TimeElapsedColumn()
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TimeRemainingColumn(),
+                clock,
                 console=Console(stderr=True),
                 transient=True,
             )
@@ -32,6 +44,8 @@ class EvalProgress:
         if self._progress is not None:
             self._progress.stop()
 
+
+class EvalProgress(_Bar):
     def start(self, total: int, cached: int) -> None:
         if self._progress is not None:
             self._task = self._progress.add_task(f"eval ({cached} cached)", total=total)
@@ -45,35 +59,21 @@ class EvalProgress:
             self._progress.update(self._task, description=text)
 
 
-class OptimizeProgress:
+class OptimizeProgress(_Bar):
     """The step, the best score so far and the budget used: a live bar on a terminal, else a line per step."""
 
+    clock = "elapsed"
+
     def __init__(self, method: str, budget: dict[str, float]) -> None:
+        super().__init__()
         self.method = method
         self.budget = budget
-        self._progress: Any = None
-        self._task: Any = None
 
     def __enter__(self) -> OptimizeProgress:
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._progress.start()
+        super().__enter__()
+        if self._progress is not None:
             self._task = self._progress.add_task(f"{self.method}: scoring the initial instruction", total=None)
         return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
     def step(self, step: int, total: int, best: float, usage: Any, note: str) -> None:
         used = f"{usage.calls} calls, {usage.tokens} tokens"
