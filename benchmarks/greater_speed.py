@@ -1,11 +1,12 @@
-"""GReaTer's step time on the CPU against a GPU, at the same settings, side by side in one run.
+"""GReaTer's step time on each device and pass batch size, side by side in one run.
 
-Each device runs a short real optimization of sports_understanding with the default model;
-the step time is the gap between consecutive steps (the first step, which includes
-loading, is left out).
+Each configuration (device x --grad-batch, and with --checkpointing also a checkpointed
+twin) runs a short real optimization of sports_understanding with the default model from
+the same seed; the step time is the median gap between consecutive steps (the first
+step, which includes loading, is left out). Batch size 1 is one example per pass.
 
-Usage: python benchmarks/greater_speed.py [--devices cpu,cuda] [--steps 4] [--examples 8]
-       [--reasoning-tokens 64] [--topk 40]
+Usage: python benchmarks/greater_speed.py [--devices cpu,cuda] [--batches 1,8] [--checkpointing]
+       [--steps 4] [--examples 8] [--reasoning-tokens 64] [--topk 40]
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Clock:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", default="cpu,cuda")
+    parser.add_argument("--batches", default="8", help="examples per forward/backward pass, comma-separated")
+    parser.add_argument("--checkpointing", action="store_true", help="also time each with gradient checkpointing")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--examples", type=int, default=8)
     parser.add_argument("--reasoning-tokens", type=int, default=64)
@@ -51,30 +54,34 @@ def main() -> None:
     for role in ("AUTHOR", "COMMITTER"):
         os.environ.setdefault(f"GIT_{role}_NAME", "bench")
         os.environ.setdefault(f"GIT_{role}_EMAIL", "bench@example.com")
-    results = {}
+    configs = [
+        (device, int(batch), ckpt)
+        for device in args.devices.split(",")
+        for batch in args.batches.split(",")
+        for ckpt in ((False, True) if args.checkpointing else (False,))
+    ]
+    results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for device in args.devices.split(","):
-            print(f"{device}:", flush=True)
-            repo = make_repo(Path(tmp) / device, "sports_understanding", args.limit, None)
+        for device, batch, ckpt in configs:
+            label = f"{device} batch {batch}" + (" checkpointed" if ckpt else "")
+            print(f"{label}:", flush=True)
+            repo = make_repo(Path(tmp) / label.replace(" ", "-"), "sports_understanding", args.limit, None)
             settings = Settings(
                 method="greater", steps=args.steps, split=(0.4, 0.2, 0.4), greater_examples=args.examples,
-                greater_reasoning_tokens=args.reasoning_tokens, greater_topk=args.topk, device=device,
-                dtype="float32",
+                greater_reasoning_tokens=args.reasoning_tokens, greater_topk=args.topk, greater_batch=batch,
+                greater_checkpointing=ckpt, device=device, dtype="float32",
             )  # fmt: skip
             clock = Clock()
             optimize(Project.discover(repo), "sports_understanding", suite="sports_understanding",
                      settings=settings, dry_run=True, reporter=clock)  # fmt: skip
             gaps = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
-            results[device] = statistics.median(gaps)
-            print(f"  median step {results[device]:.2f} s over {len(gaps)} steps", flush=True)
+            results[label] = statistics.median(gaps)
+            print(f"  median step {results[label]:.2f} s over {len(gaps)} steps", flush=True)
     print()
     print(f"GReaTer step time, {args.examples} examples, {args.reasoning_tokens} reasoning tokens, top-{args.topk}:")
-    for device, seconds in results.items():
-        print(f"  {device}: {seconds:.2f} s/step")
-    if "cpu" in results and len(results) > 1:
-        for device, seconds in results.items():
-            if device != "cpu":
-                print(f"  {device} is {results['cpu'] / seconds:.1f}x faster than cpu")
+    slowest = max(results.values())
+    for label, seconds in results.items():
+        print(f"  {label}: {seconds:.2f} s/step ({slowest / seconds:.2f}x the slowest)")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ def optimize_prompt(
     min_gain: float | None = None,
     **settings: object,
 ) -> Result:
-    """Optimize prompt ``name`` on ``suite`` with ``method`` ("opro" or "gpo"), as ``promptci optimize`` does.
+    """Optimize prompt ``name`` on ``suite`` as ``promptci optimize`` does; ``method`` is "opro",
+    "gpo", "greater" or "catalyst".
 
     ``settings`` are the fields of :class:`promptci.optimize.engine.Settings` (``steps``,
     ``candidates``, ``split``, ``seed``, ``position``, ``budget={"calls": 500}`` …). Returns

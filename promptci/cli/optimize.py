@@ -45,6 +45,18 @@ from .options import State, format_option, pass_state
     "--topk", type=click.IntRange(min=1), default=40, show_default=True, help="GReaTer: top-k candidate tokens."
 )
 @click.option(
+    "--grad-batch",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="GReaTer: examples per forward/backward pass (raise it on a GPU, lower it to save memory).",
+)
+@click.option(
+    "--checkpointing",
+    is_flag=True,
+    help="GReaTer: gradient checkpointing; recompute activations in the backward pass to save memory.",
+)
+@click.option(
     "--extractor", metavar="TEXT", help="GReaTer: the answer-extractor phrase (default: by the suite's scorer)."
 )
 @click.option(
@@ -84,6 +96,8 @@ def optimize(
     examples: int,
     reasoning_tokens: int,
     topk: int,
+    grad_batch: int,
+    checkpointing: bool,
     extractor: str | None,
     catalyst_block: int,
     device: str | None,
@@ -126,6 +140,8 @@ def optimize(
         greater_examples=examples,
         greater_reasoning_tokens=reasoning_tokens,
         greater_topk=topk,
+        greater_batch=grad_batch,
+        greater_checkpointing=checkpointing,
         extractor=extractor,
         catalyst_block=catalyst_block,
         device=device,

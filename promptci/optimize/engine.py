@@ -60,6 +60,8 @@ class Settings:
     greater_examples: int = 8  # GReaTer: train cases per step (the paper uses 50)
     greater_reasoning_tokens: int = 64
     greater_topk: int = 40
+    greater_batch: int = 8  # GReaTer: examples per forward/backward pass
+    greater_checkpointing: bool = False  # GReaTer: recompute activations in the backward pass
     extractor: str | None = None  # GReaTer: the answer-extractor phrase; default by the suite's scorer
     answer_format: str | None = None  # how the gold answer follows it, e.g. " {answer}"
     catalyst_block: int = 5  # catalyst: every Nth step is an optimizer-model proposal, as a restart

@@ -95,9 +95,24 @@ class Example:
 
 
 class GreaterModel:
-    """The frozen task model with what GReaTer needs of it: generation, losses, one-hot gradients."""
+    """The frozen task model with what GReaTer needs of it: generation, losses, one-hot gradients.
 
-    def __init__(self, provider: Any, *, temperature: float = 0.2, ppl_weight: float = 0.2) -> None:
+    Every pass runs the examples in right-padded batches of ``batch`` (the attention mask
+    hides the padding, and causal attention keeps it from touching real tokens). The one-hot
+    is one leaf shared by all examples, so the gradient of the summed loss is the sum of
+    their gradients, accumulated over batches. ``checkpointing`` recomputes activations in
+    the backward pass instead of keeping them: less memory for a longer step.
+    """
+
+    def __init__(
+        self,
+        provider: Any,
+        *,
+        temperature: float = 0.2,
+        ppl_weight: float = 0.2,
+        batch: int = 8,
+        checkpointing: bool = False,
+    ) -> None:
         import torch
 
         self.torch = torch
@@ -108,6 +123,14 @@ class GreaterModel:
         self.embeddings = self.model.get_input_embeddings().weight
         self.temperature = temperature
         self.ppl_weight = ppl_weight
+        self.batch = max(1, batch)
+        self.checkpointing = checkpointing
+        if checkpointing:
+            enable = getattr(self.model, "activation_checkpointing_enable", None)
+            if enable is not None:  # transformers >= 5.18
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         vocab = len(self.tokenizer)
         self.allowed = torch.zeros(self.embeddings.shape[0], dtype=torch.bool, device=self.device)
         special = set(self.tokenizer.all_special_ids)
@@ -132,30 +155,43 @@ class GreaterModel:
         head, tail = text.split(MARK, 1)
         return self.encode(head), self.encode(tail)
 
-    def reason(self, examples: Sequence[Example], prompt: list[int], max_new_tokens: int) -> list[list[int]]:
-        """Greedy reasoning for each example with ``prompt``, one left-padded batch."""
+    def chunks(self, examples: Sequence[Example]) -> list[Sequence[Example]]:
+        return [examples[k : k + self.batch] for k in range(0, len(examples), self.batch)]
+
+    def padded(self, rows: Sequence[list[int]], *, left: bool = False) -> tuple[Any, Any]:
+        """``rows`` as one tensor of ids padded to the longest, and its attention mask."""
         torch = self.torch
-        rows = [ex.before + prompt + ex.after for ex in examples]
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=pad,
-            )
+        ids, mask = [], []
+        for r in rows:
+            fill = width - len(r)
+            ids.append([pad] * fill + r if left else r + [pad] * fill)
+            mask.append([0] * fill + [1] * len(r) if left else [1] * len(r) + [0] * fill)
+        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
+
+    def reason(self, examples: Sequence[Example], prompt: list[int], max_new_tokens: int) -> list[list[int]]:
+        """Greedy reasoning for each example with ``prompt``, in left-padded batches."""
+        torch = self.torch
+        pad = self.tokenizer.pad_token_id
         stop = {self.tokenizer.eos_token_id, pad}
         reasonings = []
-        for row in out[:, width:].tolist():
-            cut = next((k for k, tok in enumerate(row) if tok in stop), len(row))
-            reasonings.append(row[:cut])
+        for chunk in self.chunks(examples):
+            ids, mask = self.padded([ex.before + prompt + ex.after for ex in chunk], left=True)
+            with torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=pad,
+                )
+            for row in out[:, ids.shape[1] :].tolist():
+                cut = next((k for k, tok in enumerate(row) if tok in stop), len(row))
+                reasonings.append(row[:cut])
         return reasonings
 
     def sequence(self, ex: Example, prompt: list[int]) -> tuple[list[int], int, int]:
@@ -163,49 +199,80 @@ class GreaterModel:
         ids = ex.before + prompt + ex.after + ex.reasoning + ex.extractor + ex.gold
         return ids, len(ex.before), len(ids) - len(ex.gold)
 
-    def topk(self, ex: Example, prompt: list[int], i: int, k: int) -> set[int]:
-        """The model's own top-k next tokens at instruction position ``i`` (ASCII, not the previous token)."""
+    def topk(self, examples: Sequence[Example], prompt: list[int], i: int, k: int) -> list[set[int]]:
+        """Each example's top-k next tokens at instruction position ``i`` (ASCII, not the previous token)."""
         torch = self.torch
-        ids = ex.before + prompt[:i]
-        with torch.inference_mode():
-            logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, -1].float()
-        logits = logits.masked_fill(~self.allowed[: logits.shape[0]], float("-inf"))
-        if i > 0:
-            logits[prompt[i - 1]] = float("-inf")
-        return set(torch.topk(logits, k).indices.tolist())
+        found = []
+        for chunk in self.chunks(examples):
+            rows = [ex.before + prompt[:i] for ex in chunk]
+            ids, mask = self.padded(rows)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
+            last = logits[torch.arange(len(rows)), torch.tensor([len(r) - 1 for r in rows])].float()
+            last = last.masked_fill(~self.allowed[: last.shape[1]], float("-inf"))
+            if i > 0:
+                last[:, prompt[i - 1]] = float("-inf")
+            found += [set(row) for row in torch.topk(last, k).indices.tolist()]
+        return found
 
-    def candidate_gradient(self, ex: Example, prompt: list[int], i: int, candidates: list[int]) -> Any:
-        """d loss / d one-hot over ``candidates`` at position ``i``, for one example."""
+    def gradient(self, examples: Sequence[Example], prompt: list[int], i: int, candidates: list[int]) -> Any:
+        """d (summed loss) / d one-hot over ``candidates`` at position ``i``."""
         torch = self.torch
         one_hot = torch.zeros(len(candidates), dtype=self.embeddings.dtype, device=self.device)
         one_hot[candidates.index(prompt[i])] = 1.0
         one_hot.requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.soft_loss(ex, prompt, i, candidates, one_hot), one_hot)
-        return grad.float()
+        if self.checkpointing:
+            self.model.train()  # transformers checkpoints only in training mode; no dropout in these models
+        try:
+            for chunk in self.chunks(examples):
+                self.soft_loss(chunk, prompt, i, candidates, one_hot).backward()
+        finally:
+            self.model.eval()
+        assert one_hot.grad is not None
+        return one_hot.grad.float()
 
-    def soft_loss(self, ex: Example, prompt: list[int], i: int, candidates: list[int], weights: Any) -> Any:
-        """The loss with position ``i`` embedded as ``weights`` @ E[candidates] (a one-hot, or near one)."""
+    def soft_loss(
+        self, examples: Sequence[Example], prompt: list[int], i: int, candidates: list[int], weights: Any
+    ) -> Any:
+        """The summed loss with position ``i`` embedded as ``weights`` @ E[candidates] (a one-hot, or near one)."""
         torch = self.torch
-        ids, start, answer_at = self.sequence(ex, prompt)
-        tokens = torch.tensor(ids, device=self.device)
+        sequences = [self.sequence(ex, prompt) for ex in examples]
+        tokens, mask = self.padded([ids for ids, _, _ in sequences])
         embeds = self.embeddings[tokens].detach()
         soft = weights.to(self.embeddings.dtype) @ self.embeddings[torch.tensor(candidates, device=self.device)]
-        embeds = torch.cat([embeds[: start + i], soft[None], embeds[start + i + 1 :]])
-        logits = self.model(inputs_embeds=embeds[None]).logits[0].float()
-        return self._loss(logits, tokens, start, len(prompt), answer_at, weights, candidates, i)
+        at = torch.zeros(tokens.shape, dtype=torch.bool, device=self.device)
+        for b, (_, start, _) in enumerate(sequences):
+            at[b, start + i] = True
+        embeds = torch.where(at[..., None], soft, embeds)
+        logits = self.model(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits.float()
+        total = torch.zeros((), device=self.device)
+        for b, (ids, start, answer_at) in enumerate(sequences):
+            n = len(ids)
+            loss = self._loss(logits[b, :n], tokens[b, :n], start, len(prompt), answer_at, weights, candidates, i)
+            total = total + loss
+        return total
+
+    def losses(self, examples: Sequence[Example], prompt: list[int]) -> list[tuple[float, bool, float]]:
+        """For ``prompt`` as it is, per example: (the loss the gradient follows, a mistake on any
+        answer token, prompt NLL)."""
+        torch = self.torch
+        out = []
+        for chunk in self.chunks(examples):
+            sequences = [self.sequence(ex, prompt) for ex in chunk]
+            tokens, mask = self.padded([ids for ids, _, _ in sequences])
+            with torch.inference_mode():
+                logits = self.model(input_ids=tokens, attention_mask=mask).logits.float()
+                for b, (ids, start, answer_at) in enumerate(sequences):
+                    row, n = logits[b], len(ids)
+                    total = self._loss(row[:n], tokens[b, :n], start, len(prompt), answer_at, None, [], -1)
+                    predicted = row[answer_at - 1 : n - 1].argmax(-1)
+                    mistake = bool((predicted != tokens[b, answer_at:n]).any())
+                    nll = self._prompt_nll(row[:n], tokens[b, :n], start, len(prompt), None, [], -1)
+                    out.append((float(total), mistake, float(nll)))
+        return out
 
     def loss(self, ex: Example, prompt: list[int]) -> tuple[float, bool, float]:
-        """For ``prompt`` as it is: (the loss the gradient follows, a mistake on any answer token, prompt NLL)."""
-        torch = self.torch
-        ids, start, answer_at = self.sequence(ex, prompt)
-        tokens = torch.tensor(ids, device=self.device)
-        with torch.inference_mode():
-            logits = self.model(input_ids=tokens[None]).logits[0].float()
-            total = self._loss(logits, tokens, start, len(prompt), answer_at, None, [], -1)
-            predicted = logits[answer_at - 1 : len(ids) - 1].argmax(-1)
-            mistake = bool((predicted != tokens[answer_at:]).any())
-            nll = self._prompt_nll(logits, tokens, start, len(prompt), None, [], -1)
-        return float(total), mistake, float(nll)
+        return self.losses([ex], prompt)[0]
 
     def _loss(
         self,
@@ -252,7 +319,7 @@ class Greater(Method):
                 "--method greater needs a local transformers task model",
                 hint="use --task-model with a local model directory, GGUF file or the default SmolLM2",
             )
-        self.lm = GreaterModel(provider)
+        self.lm = GreaterModel(provider, batch=s.greater_batch, checkpointing=s.greater_checkpointing)
         self.rng = random.Random(s.seed)
         self.examples = self._layout(ctx.split.train[: s.greater_examples])
         self.placeholder = self.lm.encode(" the")[-1]
@@ -295,12 +362,11 @@ class Greater(Method):
     def evaluate(self, prompt: list[int]) -> tuple[float, float, int, int]:
         """Mistake rate and mean prompt NLL with freshly generated reasoning; generations and tokens."""
         reasonings = self.lm.reason(self.examples, prompt, self.ctx.settings.greater_reasoning_tokens)
-        mistakes, nll = 0, 0.0
         for ex, reasoning in zip(self.examples, reasonings, strict=True):
             ex.reasoning = reasoning
-            _, mistake, prompt_nll = self.lm.loss(ex, prompt)
-            mistakes += mistake
-            nll += prompt_nll
+        scored = self.lm.losses(self.examples, prompt)
+        mistakes = sum(mistake for _, mistake, _ in scored)
+        nll = sum(prompt_nll for _, _, prompt_nll in scored)
         n = len(self.examples)
         self.ctx.usage.calls += n
         generated = sum(len(r) for r in reasonings)
@@ -317,8 +383,7 @@ class Greater(Method):
         # 2. candidate tokens from the model's own distribution at position i
         k, found = s.greater_topk, set()
         while True:
-            topk = [self.lm.topk(ex, prompt, i, k) for ex in self.examples]
-            found = candidate_set(topk, self.rng)
+            found = candidate_set(self.lm.topk(self.examples, prompt, i, k), self.rng)
             if len(found) >= 6 or k >= 4096:
                 break
             k *= 2
@@ -326,7 +391,7 @@ class Greater(Method):
         # 3. gradient of the loss over the one-hot, summed over the examples
         import torch
 
-        grad = sum(self.lm.candidate_gradient(ex, prompt, i, cands) for ex in self.examples)
+        grad = self.lm.gradient(self.examples, prompt, i, cands)
         grad = grad / (torch.linalg.vector_norm(grad) + 1e-12)
         order = [cands[j] for j in torch.argsort(grad).tolist() if cands[j] != prompt[i]][:3]
         # 4. substitute each, regenerate the reasoning, score by mistake rate + 0.02 x NLL

@@ -45,13 +45,17 @@ def test_default_extractors_by_answer_kind() -> None:
     assert default_extractor(["exact"]).phrase == "Therefore, the final answer is"
 
 
-@pytest.fixture(scope="module")
-def lm() -> GreaterModel:
+def load(**options: object) -> GreaterModel:
     from promptci.providers import models
     from promptci.providers.local import TransformersProvider
 
     provider = TransformersProvider(models.resolve(None, Path(".")), device="cpu", dtype="float32")
-    return GreaterModel(provider)
+    return GreaterModel(provider, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def lm() -> GreaterModel:
+    return load()
 
 
 def example(lm: GreaterModel, sentence: str, gold: str) -> tuple[Example, list[int]]:
@@ -72,8 +76,8 @@ def test_the_one_hot_gradient_matches_finite_differences(lm: GreaterModel) -> No
 
     ex, prompt = example(lm, "Joao Moutinho caught the screen pass in the NFC championship.", " implausible")
     for i in (1, 4):
-        candidates = sorted(lm.topk(ex, prompt, i, 8) | {prompt[i]})
-        grad = lm.candidate_gradient(ex, prompt, i, candidates)
+        candidates = sorted(lm.topk([ex], prompt, i, 8)[0] | {prompt[i]})
+        grad = lm.gradient([ex], prompt, i, candidates)
         current = candidates.index(prompt[i])
         base = torch.zeros(len(candidates), dtype=torch.float64)
         base[current] = 1.0
@@ -85,8 +89,8 @@ def test_the_one_hot_gradient_matches_finite_differences(lm: GreaterModel) -> No
                     continue
                 direction = torch.zeros(len(candidates), dtype=torch.float64)
                 direction[current], direction[j] = -1.0, 1.0
-                plus = float(lm.soft_loss(ex, prompt, i, candidates, (base + eps * direction).float()))
-                minus = float(lm.soft_loss(ex, prompt, i, candidates, (base - eps * direction).float()))
+                plus = float(lm.soft_loss([ex], prompt, i, candidates, (base + eps * direction).float()))
+                minus = float(lm.soft_loss([ex], prompt, i, candidates, (base - eps * direction).float()))
                 measured.append((plus - minus) / (2 * eps))
                 predicted.append(float(grad[j] - grad[current]))
         for p, m in zip(predicted, measured, strict=True):
@@ -96,6 +100,70 @@ def test_the_one_hot_gradient_matches_finite_differences(lm: GreaterModel) -> No
         rank_m = sorted(range(len(measured)), key=measured.__getitem__)
         assert rank_p[0] == rank_m[0] and rank_p[-1] == rank_m[-1]  # the same best and worst candidate
         assert _spearman(predicted, measured) > 0.95
+
+
+SENTENCES = [
+    ("Kevin Durant hit a three pointer.", " plausible"),
+    ("Joao Moutinho caught the screen pass in the NFC championship.", " implausible"),
+    ("Sergio Busquets was flagged for holding in the Stanley Cup final last night.", " implausible"),
+]
+
+
+@pytest.mark.slow
+def test_batched_passes_equal_one_example_at_a_time(lm: GreaterModel) -> None:
+    """Right-padded batches of unequal lengths give each example's own top-k, losses and
+    gradient; the shared one-hot's gradient is the sum of the examples' gradients."""
+    import torch
+
+    pairs = [example(lm, sentence, gold) for sentence, gold in SENTENCES]
+    examples, prompt = [ex for ex, _ in pairs], pairs[0][1]
+    assert len({len(lm.sequence(ex, prompt)[0]) for ex in examples}) > 1  # padding is exercised
+    i = 3
+    alone = [lm.topk([ex], prompt, i, 20)[0] for ex in examples]
+    assert lm.topk(examples, prompt, i, 20) == alone
+    candidates = sorted(set.union(*alone) | {prompt[i]})
+    summed = sum(lm.gradient([ex], prompt, i, candidates) for ex in examples)
+    for batch in (2, 8):  # an uneven split into batches, and one batch
+        lm.batch = batch
+        try:
+            torch.testing.assert_close(lm.gradient(examples, prompt, i, candidates), summed, atol=2e-3, rtol=1e-3)
+            batched = lm.losses(examples, prompt)
+        finally:
+            lm.batch = 8
+        for (loss, mistake, nll), ex in zip(batched, examples, strict=True):
+            one = lm.loss(ex, prompt)
+            assert mistake == one[1]
+            assert loss == pytest.approx(one[0], rel=1e-4) and nll == pytest.approx(one[2], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_gradient_checkpointing_keeps_fewer_activations_and_gives_the_same_gradient(lm: GreaterModel) -> None:
+    import torch
+
+    ex, prompt = example(lm, "Kevin Durant hit a three pointer.", " plausible")
+    candidates = sorted(lm.topk([ex], prompt, 2, 10)[0] | {prompt[2]})
+
+    def gradient(model: GreaterModel) -> tuple[torch.Tensor, int]:
+        kept = 0
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            nonlocal kept
+            kept += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            grad = model.gradient([ex], prompt, 2, candidates)
+        return grad, kept
+
+    plain, plain_bytes = gradient(lm)
+    lean = load(checkpointing=True)
+    try:
+        grad, lean_bytes = gradient(lean)
+        assert not lean.model.training  # back in eval mode after the pass
+    finally:
+        lean.model.activation_checkpointing_disable()
+    assert lean_bytes < 0.5 * plain_bytes, (lean_bytes, plain_bytes)  # activations are recomputed, not kept
+    torch.testing.assert_close(grad, plain, atol=1e-4, rtol=1e-4)
 
 
 def _spearman(a: list[float], b: list[float]) -> float:
