@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError
-from .prompts.spec import ModelSettings
+from .prompts.spec import ModelSettings, OptimizeSpec
 from .yamlio import YamlDocument, parse_yaml
 
 CONFIG_FILE = "promptci.yaml"
@@ -48,6 +48,9 @@ class Config(_Strict):
     default_branch: str | None = Field(None, description="base for --changed; default: origin's HEAD, main or master")
     model: ModelSettings = Field(default_factory=ModelSettings, description="the default model")
     gate: GateConfig = Field(default_factory=GateConfig)
+    optimize: dict[str, OptimizeSpec] = Field(
+        default_factory=dict, description="opt-in optimizer passes in CI, by prompt name"
+    )
 
 
 def load_config(path: Path, display: str | None = None) -> Config:

@@ -18,6 +18,8 @@ class ExitCode(IntEnum):
     FAILED = 1  # a check or a gate failed: lint found errors, a suite is below threshold
     USAGE = 2  # bad usage, bad config or bad input
     INTERNAL = 3  # a bug in promptci
+    PUBLISH_FAILED = 4  # optimize --push: a branch could not be pushed or its PR not opened; it stays local
+    BRANCH_CONFLICT = 5  # optimize --push: a human pushed to the PR branch; nothing was overwritten
     INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 

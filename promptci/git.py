@@ -231,6 +231,42 @@ class Repo:
             raise GitError(f"git push {remote} {branch} failed: {_stderr(exc)}") from None
         return True
 
+    def push_with_lease(self, remote: str, sha: str, branch: str, expected: str | None) -> bool:
+        """Point ``remote``'s ``branch`` at ``sha`` only if it is still at ``expected`` (None: absent).
+
+        The lease makes replacing our own earlier commit safe: if anyone pushed to the
+        branch since it was read, the push is refused (False) and nothing is overwritten.
+        """
+        lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
+        try:
+            self._repo.git.push("--quiet", lease, remote, f"{sha}:refs/heads/{branch}")
+        except _command_error() as exc:
+            text = str(exc).lower()
+            if "stale info" in text or "rejected" in text or "non-fast-forward" in text:
+                return False
+            raise GitError(f"git push {remote} {branch} failed: {_stderr(exc)}") from None
+        return True
+
+    def commits_not_in(self, tip: str, exclude: str) -> list[tuple[str, str, str]]:
+        """(sha, author, full message) of the commits reachable from ``tip`` but not ``exclude``."""
+        out = str(self._repo.git.log("--format=%x1e%H%x1f%an <%ae>%x1f%B", tip, f"^{exclude}", "--"))
+        found = []
+        for record in out.split("\x1e")[1:]:
+            sha, author, message = record.split("\x1f", 2)
+            found.append((sha, author, message.strip()))
+        return found
+
+    def messages_touching(self, path: str, base: str, rev: str = "HEAD") -> list[str]:
+        """The full messages of the commits in ``base..rev`` that changed ``path``."""
+        out = str(self._repo.git.log("--format=%x1e%B", f"{base}..{rev}", "--", path))
+        return [m.strip() for m in out.split("\x1e")[1:]]
+
+    def tree(self, sha: str) -> str:
+        return str(self._repo.git.rev_parse(f"{sha}^{{tree}}"))
+
+    def parents(self, sha: str) -> list[str]:
+        return str(self._repo.git.rev_parse(f"{sha}^@")).split()
+
     def commit_only(self, paths: list[str], message: str) -> Commit:
         """Commit exactly ``paths`` (staging them), leaving anything else staged as it was."""
         try:

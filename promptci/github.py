@@ -1,8 +1,8 @@
-"""GitHub's REST API, for one thing: the PR comment, found by a hidden marker and updated in place.
+"""GitHub's REST API, for two things: the PR comment, found by a hidden marker and updated
+in place, and the optimization PR, found by its head branch and updated in place.
 
-Nothing here raises for a missing token or a failed request: the report is already
-in the step summary, the reason is returned for the log, and the gate's verdict
-alone decides the job's exit code.
+Nothing here raises for a missing token or a failed request: the outcome says why, for
+the log and the job summary, and the caller decides the exit code.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,52 @@ def upsert_comment(
         return CommentOutcome("skipped", reason=f"GitHub answered HTTP {exc.code}: {exc.read()[:200]!r}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return CommentOutcome("skipped", reason=f"GitHub could not be reached: {exc}")
+
+
+@dataclass(frozen=True)
+class PullOutcome:
+    action: str  # created, updated or skipped
+    number: int | None = None
+    url: str | None = None
+    reason: str | None = None
+
+
+def upsert_pull_request(
+    *,
+    title: str,
+    body: str,
+    head: str,
+    base: str,
+    labels: list[str],
+    token: str | None,
+    repo: str | None,
+    api: str = "https://api.github.com",
+) -> PullOutcome:
+    """Update the open PR from branch ``head`` into ``base``, or open one: one PR per head branch."""
+    if not token:
+        return PullOutcome("skipped", reason="GITHUB_TOKEN is not set")
+    if not repo or "/" not in repo:
+        return PullOutcome("skipped", reason="GITHUB_REPOSITORY is not set (owner/name)")
+    owner = repo.split("/", 1)[0]
+    client = _Client(api.rstrip("/"), token)
+    try:
+        query = urllib.parse.urlencode({"state": "open", "head": f"{owner}:{head}", "base": base})
+        existing = client.request("GET", f"/repos/{repo}/pulls?{query}")
+        fields = {"title": title, "body": body}
+        if existing:
+            number = int(existing[0]["number"])
+            made = client.request("PATCH", f"/repos/{repo}/pulls/{number}", fields)
+            action = "updated"
+        else:
+            made = client.request("POST", f"/repos/{repo}/pulls", {**fields, "head": head, "base": base})
+            number, action = int(made["number"]), "created"
+        if labels:
+            client.request("POST", f"/repos/{repo}/issues/{number}/labels", {"labels": labels})
+        return PullOutcome(action, number, made.get("html_url"))
+    except urllib.error.HTTPError as exc:
+        return PullOutcome("skipped", reason=f"GitHub answered HTTP {exc.code}: {exc.read()[:200]!r}")
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        return PullOutcome("skipped", reason=f"GitHub could not be reached: {exc}")
 
 
 class _Client:

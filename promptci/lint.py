@@ -5,7 +5,8 @@ its own diagnostics plus what other files need to know (a prompt's name and
 variables, a suite's prompt references). Facts depend only on the file's bytes, so
 they are cached by content hash, and an unchanged file costs nothing on the next
 run. The cross-file checks (duplicate names, suites naming prompts, labels pointing
-at commits) then run over the facts every time.
+at commits, optimize: blocks naming suites that use their prompt) then run over the
+facts every time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .config import CONFIG_FILE
 from .errors import InputError, PromptciError
 from .lint_cache import LintCache
 from .project import Project
@@ -76,6 +78,7 @@ class Facts:
     uses: list[Located] = field(default_factory=list)  # suite: variables it passes
     dataset: Located | None = None  # suite: dataset path, relative to the suite
     labels: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # prompt, label, sha, line, col
+    optimize: Located | None = None  # prompt: the suite its optimize: block names
 
 
 def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = True) -> LintReport:
@@ -102,6 +105,7 @@ def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = Tr
         found += _check_suite(project, f, declared)
     for f in labels:
         found += _check_labels(registry, f, set(declared), store)
+    found += _check_optimize(project, prompts, suites)
     store.save()
 
     report = LintReport()
@@ -197,6 +201,9 @@ def _analyse_prompt(a: _Analysis) -> None:
         return
     if isinstance(a.data.get("name"), str):
         a.facts.name = a.located(a.data["name"], ("name",))
+    optimize = a.data.get("optimize")
+    if isinstance(optimize, dict) and isinstance(optimize.get("suite"), str):
+        a.facts.optimize = a.located(optimize["suite"], ("optimize", "suite"), value=True)
     declared = a.data.get("variables")
     a.facts.variables = sorted(declared) if isinstance(declared, dict) else []
     # Templates are checked from the raw data so that a schema error elsewhere hides nothing.
@@ -307,6 +314,41 @@ def _check_suite(project: Project, f: Facts, declared: dict[str, list[str]]) -> 
             if not data_path.is_file():
                 message = f"dataset file not found: {project.rel(data_path)}"
                 found.append(Diagnostic(*where, "error", "dataset", message))
+    return found
+
+
+def _check_optimize(project: Project, prompts: list[Facts], suites: list[Facts]) -> list[Diagnostic]:
+    """Each optimize: block names a suite that exists and uses its prompt; one block per prompt."""
+    evals = project.config.evals_dir.rstrip("/") + "/"
+    refs = {f.path.removeprefix(evals).rsplit(".", 1)[0]: {Ref.parse(r.text).name for r in f.refs} for f in suites}
+    blocks: list[tuple[str, Located, str, Located]] = []  # prompt, where it is named, file, suite
+    for f in prompts:
+        if f.name and f.optimize:
+            blocks.append((f.name.text, f.name, f.path, f.optimize))
+    if project.config_path is not None and project.config.optimize:
+        doc = parse_yaml(project.config_path.read_text(encoding="utf-8"), CONFIG_FILE)
+        for name, spec in project.config.optimize.items():
+            key, value = doc.position(("optimize", name)), doc.position(("optimize", name, "suite"), value=True)
+            named, suite = Located(name, key.line, key.col), Located(spec.suite, value.line, value.col)
+            blocks.append((name, named, CONFIG_FILE, suite))
+    found = []
+    seen: dict[str, str] = {}
+    names = {f.name.text for f in prompts if f.name}
+    for prompt, named, path, suite in blocks:
+        if prompt in seen:
+            message = f"optimize settings for '{prompt}' are also in {seen[prompt]}; keep them in one place"
+            found.append(Diagnostic(path, named.line, named.col, "error", "optimize", message))
+            continue
+        seen[prompt] = path
+        if prompt not in names:
+            message = f"optimize: no prompt named '{prompt}'"
+            found.append(Diagnostic(path, named.line, named.col, "error", "optimize", message))
+        elif suite.text not in refs:
+            message = f"optimize: no suite named '{suite.text}' under {evals}"
+            found.append(Diagnostic(path, suite.line, suite.col, "error", "optimize", message))
+        elif prompt not in refs[suite.text]:
+            message = f"optimize: suite '{suite.text}' does not use prompt '{prompt}'"
+            found.append(Diagnostic(path, suite.line, suite.col, "error", "optimize", message))
     return found
 
 

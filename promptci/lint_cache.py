@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .project import Project
 
 # Bump when the analysis changes what it reports for the same bytes.
-FORMAT = f"1:{__version__}"
+FORMAT = f"2:{__version__}"
 
 
 class LintCache:
@@ -61,6 +61,7 @@ class LintCache:
                 [Located(**u) for u in f["uses"]],
                 Located(**f["dataset"]) if f["dataset"] else None,
                 [tuple(entry) for entry in f["labels"]],  # type: ignore[misc]
+                Located(**f["optimize"]) if f.get("optimize") else None,
             )
         else:
             facts = analyse(text, rel, kind)

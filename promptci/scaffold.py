@@ -17,6 +17,11 @@ FILES = {
     "pre-commit-config.yaml": ".pre-commit-config.yaml",
 }
 IGNORE_LINE = ".promptci/"
+# Template -> workflow, for ``init --github``: the regression gate and the optimizer passes.
+WORKFLOWS = {
+    "promptci.yml": ".github/workflows/promptci.yml",
+    "promptci-optimize.yml": ".github/workflows/promptci-optimize.yml",
+}
 
 
 @dataclass
@@ -55,6 +60,23 @@ def scaffold(directory: Path, *, force: bool = False) -> ScaffoldResult:
         atomic_write(gitignore, "\n".join([*lines, IGNORE_LINE]) + "\n")
         result.written.append(".gitignore")
     return result
+
+
+def scaffold_github(directory: Path, action: str, *, force: bool = False) -> list[str]:
+    """Write the two workflows into ``directory``, using the composite action ``action``
+    (``OWNER/REPO@REF``); refuse to overwrite unless ``force``."""
+    directory = directory.resolve()
+    existing = [dest for dest in WORKFLOWS.values() if (directory / dest).exists()]
+    if existing and not force:
+        raise InputError(f"already exists: {', '.join(existing)}", path=directory, hint="use --force to overwrite")
+    templates = resources.files("promptci") / "templates" / "github"
+    written = []
+    for source, dest in WORKFLOWS.items():
+        text = (templates / source).read_text(encoding="utf-8").replace("__ACTION__", action)
+        (directory / dest).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(directory / dest, text)
+        written.append(dest)
+    return written
 
 
 def _inside_git(directory: Path) -> bool:

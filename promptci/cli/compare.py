@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,6 +17,11 @@ OUTPUTS = (".json", ".md", ".xml")
 @click.argument("head", required=False)
 @click.option("--run-missing", is_flag=True, help="Evaluate cases a side has no stored results for.")
 @click.option("--allow-mismatch", is_flag=True, help="Compare even when models, parameters or scorers differ.")
+@click.option(
+    "--optimization",
+    metavar="ID",
+    help="Only the held-out test cases of this optimization's suite and prompt: the comparison its PR body reports.",
+)
 @output_option(".json, .md or .xml JUnit")
 @format_option("text", "json", "markdown")
 @pass_state
@@ -25,6 +31,7 @@ def compare(
     head: str | None,
     run_missing: bool,
     allow_mismatch: bool,
+    optimization: str | None,
     outputs: tuple[Path, ...],
     fmt: str,
 ) -> int:
@@ -48,8 +55,9 @@ def compare(
     db = project.path(project.config.db)
     default_base = None if base else base_revision(state.registry, None)
     with Store(db, read_only=True) as store:
+        held = _held_out(state, store, optimization) if optimization else None
         sides = [resolve_side(project, store, base, default_rev=default_base), resolve_side(project, store, head)]
-        results = [load(project, store, side, f"side_{i}") for i, side in enumerate(sides)]
+        results = [_restrict(store, load(project, store, side, f"side_{i}"), held) for i, side in enumerate(sides)]
         missing = [found for found in results if found.missing]
         if missing and not run_missing:
             raise missing_error(missing[0])
@@ -59,7 +67,7 @@ def compare(
         for found in missing:
             _run_missing(state, found, db)
         with Store(db, read_only=True) as store:  # side tables live in one connection: load again, compare
-            results = [load(project, store, side, f"side_{i}") for i, side in enumerate(sides)]
+            results = [_restrict(store, load(project, store, side, f"side_{i}"), held) for i, side in enumerate(sides)]
             comparison = run_compare(store, results[0], results[1], project.config.gate)
     if comparison.mismatches and not allow_mismatch:
         raise InputError(
@@ -82,6 +90,43 @@ def compare(
         atomic_write(path, writers[path.suffix](comparison))
     _github(comparison, markdown, project)
     return int(ExitCode.FAILED if comparison.verdict == "regressed" else ExitCode.OK)
+
+
+def _held_out(state: State, store: Any, opt_id: str) -> tuple[str, str, list[str]]:
+    """(suite, prompt, test case ids) of a stored optimization: its split, recomputed from its seed."""
+    from ..errors import NotFoundError
+    from ..optimize.engine import Settings
+    from ..optimize.session import resolve_task
+    from ..optimize.split import split_cases
+
+    record = store.optimization(opt_id)
+    if record is None:
+        raise NotFoundError(f"no optimization '{opt_id}' in {state.project.config.db}")
+    settings = Settings.from_json(record["settings"])
+    task = resolve_task(state.project, record["prompt"], record["suite"], record["base_commit"], settings.task_model)
+    test = split_cases(task.cases, settings.split, settings.seed).test
+    return task.suite_name, task.prompt.name, [c.id for c in test]
+
+
+def _restrict(store: Any, found: Any, held: tuple[str, str, list[str]] | None) -> Any:
+    """``found`` cut down to the held-out cases of one suite and prompt (None: unchanged)."""
+    if held is None:
+        return found
+    suite, prompt, ids = held
+    store.db.execute("CREATE OR REPLACE TEMP TABLE held_out (case_id VARCHAR)")
+    store.db.executemany("INSERT INTO held_out VALUES (?)", [[i] for i in ids])
+    table = f"{found.table}_held"
+    store.db.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {found.table}"
+        " WHERE suite = ? AND prompt = ? AND case_id IN (SELECT case_id FROM held_out)",
+        [suite, prompt],
+    )
+    wanted = set(ids)
+    found.table = table
+    found.missing = [
+        i for i in found.missing if i.task.suite_name == suite and i.task.prompt.name == prompt and i.case.id in wanted
+    ]
+    return found
 
 
 def _run_missing(state: State, found: object, db: Path) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -70,7 +71,26 @@ from .options import State, format_option, pass_state
 @click.option("--dtype", metavar="auto|float32|bfloat16|float16", help="Local task model's dtype.")
 @click.option("--resume", metavar="ID", help="Continue a stopped optimization from its stored trajectory.")
 @click.option("--dry-run", is_flag=True, help="Do everything but create the branch.")
-@click.option("--min-gain", type=float, metavar="X", help="Create the branch only if the held-out gain is at least X.")
+@click.option(
+    "--min-gain", type=float, metavar="X", help="Create the branch only if the held-out score rose, by at least X."
+)
+@click.option("--changed", is_flag=True, help="Optimize the opted-in prompts that changed since --base.")
+@click.option("--base", metavar="REF", help="Base for --changed (default: merge-base with the default branch).")
+@click.option("--due", is_flag=True, help="Optimize the opted-in prompts whose schedule is due today (UTC).")
+@click.option("--today", metavar="YYYY-MM-DD", hidden=True, help="The date --due checks (default: today, UTC).")
+@click.option("--all", "everything", is_flag=True, help="Optimize every opted-in prompt.")
+@click.option("--plan", is_flag=True, help="Print the selected prompts as a JSON list, and run nothing.")
+@click.option(
+    "--push",
+    is_flag=True,
+    help="Push each winner to promptci/optimize/NAME/TARGET and open or update its one PR (GITHUB_TOKEN).",
+)
+@click.option("--remote", default="origin", show_default=True, help="The remote --push pushes to.")
+@click.option(
+    "--pr-base",
+    metavar="BRANCH",
+    help="The PR's target branch (default: $GITHUB_HEAD_REF, else $GITHUB_REF_NAME, else the current branch).",
+)
 @click.option(
     "-o",
     "--output",
@@ -105,6 +125,15 @@ def optimize(
     resume: str | None,
     dry_run: bool,
     min_gain: float | None,
+    changed: bool,
+    base: str | None,
+    due: bool,
+    today: str | None,
+    everything: bool,
+    plan: bool,
+    push: bool,
+    remote: str,
+    pr_base: str | None,
     output: Path | None,
     fmt: str,
 ) -> int:
@@ -117,6 +146,13 @@ def optimize(
     dirty working tree is fine and is never touched. The PR body (trajectory, plot,
     held-out before/after, prompt diff) goes to stdout. Every candidate is stored in
     the results database; an interrupted run continues with --resume ID.
+
+    Prompts opt in to passes in CI with an optimize: block (suite, method, budget,
+    models, schedule, min_gain) in their file or in promptci.yaml. Then NAME alone,
+    --changed, --due or --all runs those passes, and --push publishes each winner as
+    one PR per prompt. Exit codes: 4 when a winner could not be pushed or its PR not
+    opened (no token, API unreachable: the branch stays local), 5 when a human has
+    pushed to the PR branch (nothing is overwritten).
     """
     from ..optimize.engine import Settings
     from ..optimize.output import svg_plot
@@ -125,6 +161,24 @@ def optimize(
     from .eval import budget_values
     from .progress import OptimizeProgress
 
+    selecting = changed or due or everything or plan or push or (name is not None and suite is None and not resume)
+    if selecting and not resume:
+        overrides = {
+            "steps": steps,
+            "budget": budget_values(budgets, ("calls", "tokens", "cost", "seconds")) or None,
+            "greater_examples": _given("examples", examples),
+            "greater_reasoning_tokens": _given("reasoning_tokens", reasoning_tokens),
+            "greater_topk": _given("topk", topk),
+            "greater_batch": _given("grad_batch", grad_batch),
+            "greater_checkpointing": checkpointing or None,
+            "device": device,
+            "dtype": dtype,
+        }
+        return _configured_passes(
+            state, name, changed=changed, base=base, due=due, today=today, everything=everything, plan=plan,
+            push=push, remote=remote, pr_base=pr_base, dry_run=dry_run, task_model=task_model,
+            optimizer_model=optimizer_model, overrides=overrides, fmt=fmt,
+        )  # fmt: skip
     if not resume and not (name and suite):
         raise InputError("give a prompt NAME and --suite SUITE, or --resume ID")
     if output is not None and output.suffix != ".md":
@@ -171,30 +225,7 @@ def optimize(
     if fmt == "json":
         import json
 
-        r = result.stats.result
-        click.echo(
-            json.dumps(
-                {
-                    "id": outcome.id,
-                    "status": outcome.status,
-                    "method": outcome.method,
-                    "prompt": outcome.prompt,
-                    "suite": outcome.suite,
-                    "initial": outcome.initial.text,
-                    "best": outcome.best.text,
-                    "test": {"n": r.n, "before": r.base_mean, "after": r.head_mean, "delta": r.delta,
-                             "ci": [r.ci_low, r.ci_high], "p_value": r.p_value, "test": r.test},
-                    "calls": outcome.usage.calls,
-                    "tokens": outcome.usage.tokens,
-                    "cost": outcome.usage.cost,
-                    "wall_s": round(outcome.wall_s, 2),
-                    "branch": result.branch,
-                    "commit": result.commit,
-                    "reason": result.reason or None,
-                },
-                indent=2,
-            )
-        )  # fmt: skip
+        click.echo(json.dumps(_result_dict(result), indent=2))
     else:
         click.echo(result.body)
     if result.branch:
@@ -202,3 +233,165 @@ def optimize(
     else:
         click.echo(f"no branch: {result.reason} (optimization {outcome.id})", err=True)
     return int(ExitCode.OK)
+
+
+def _result_dict(result: Any) -> dict[str, Any]:
+    outcome, r = result.outcome, result.stats.result
+    return {
+        "id": outcome.id,
+        "status": outcome.status,
+        "method": outcome.method,
+        "prompt": outcome.prompt,
+        "suite": outcome.suite,
+        "initial": outcome.initial.text,
+        "best": outcome.best.text,
+        "test": {
+            "n": r.n,
+            "before": r.base_mean,
+            "after": r.head_mean,
+            "delta": r.delta,
+            "ci": [r.ci_low, r.ci_high],
+            "p_value": r.p_value,
+            "test": r.test,
+        },
+        "calls": outcome.usage.calls,
+        "tokens": outcome.usage.tokens,
+        "cost": outcome.usage.cost,
+        "wall_s": round(outcome.wall_s, 2),
+        "branch": result.branch,
+        "commit": result.commit,
+        "reason": result.reason or None,
+    }
+
+
+def _given(param: str, value: object) -> object:
+    """``value`` if the option was given on the command line, else None (the config decides)."""
+    source = click.get_current_context().get_parameter_source(param)
+    return value if source == click.core.ParameterSource.COMMANDLINE else None
+
+
+def _configured_passes(
+    state: State,
+    name: str | None,
+    *,
+    changed: bool,
+    base: str | None,
+    due: bool,
+    today: str | None,
+    everything: bool,
+    plan: bool,
+    push: bool,
+    remote: str,
+    pr_base: str | None,
+    dry_run: bool,
+    task_model: str | None,
+    optimizer_model: str | None,
+    overrides: dict[str, object],
+    fmt: str,
+) -> int:
+    """The passes of opted-in prompts: select, run, and with --push publish; then the job summary."""
+    import datetime as dt
+    import json
+    import os
+
+    from ..optimize.ci import publish, run_pass, select, settings_for, summary
+    from .progress import OptimizeProgress
+
+    if not (name or changed or due or everything):
+        raise InputError("say which opted-in prompts to optimize: NAME, --changed, --due or --all")
+    day = None
+    if due:
+        try:
+            day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.timezone.utc).date()
+        except ValueError:
+            raise InputError(f"bad --today '{today}'", hint="write YYYY-MM-DD") from None
+    project = state.project
+    chosen, notes = select(
+        project, names=(name,) if name else (), changed=changed, base=base, due=day, everything=everything
+    )
+    for note in notes:
+        click.echo(note, err=True)
+    if plan:
+        click.echo(json.dumps([c.optin.name for c in chosen]))
+        for c in chosen:
+            click.echo(f"{c.optin.name}: {c.why}", err=True)
+        return int(ExitCode.OK)
+    env = os.environ
+    target = pr_base or env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or state.registry.repo.branch()
+    if push and not target:
+        raise InputError("--push needs the PR's target branch", hint="pass --pr-base BRANCH (HEAD is detached)")
+    entries = []
+    worst = ExitCode.OK
+    for c in chosen:
+        click.echo(f"{c.optin.name}: {c.why}", err=True)
+        settings = settings_for(c.optin.spec, **overrides)
+        with OptimizeProgress(settings.method, settings.budget) as progress:
+            result = run_pass(
+                project, c.optin, settings=settings, task_model=task_model, optimizer_model=optimizer_model,
+                dry_run=dry_run, reporter=progress,
+            )  # fmt: skip
+        publication = None
+        if push and result.branch:
+            publication = publish(
+                project,
+                result,
+                target=target or "",
+                remote=remote,
+                token=os.environ.get("GITHUB_TOKEN"),
+                repo_slug=os.environ.get("GITHUB_REPOSITORY"),
+                api=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
+            )
+            if publication.status == "conflict":
+                worst = ExitCode.BRANCH_CONFLICT
+            elif publication.status == "failed" and worst != ExitCode.BRANCH_CONFLICT:
+                worst = ExitCode.PUBLISH_FAILED
+        entries.append((c.optin.name, result, publication, c.why))
+        _report_pass(result, publication, fmt)
+    if fmt == "json":
+        passes = []
+        for _, result, publication, why in entries:
+            entry = {**_result_dict(result), "why": why}
+            if publication is not None:
+                pr = publication.pr
+                entry["publication"] = {
+                    "status": publication.status,
+                    "branch": publication.branch,
+                    "pushed": publication.pushed,
+                    "pr": pr.number if pr else None,
+                    "url": pr.url if pr else None,
+                    "reason": publication.reason or (pr.reason if pr else None),
+                }
+            passes.append(entry)
+        click.echo(json.dumps(passes, indent=2))
+    text = summary(entries)
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+    if not chosen:
+        click.echo("no opted-in prompt selected: nothing to optimize", err=True)
+    return int(worst)
+
+
+def _report_pass(result: object, publication: object, fmt: str) -> None:
+    from ..optimize.ci import Publication
+    from ..optimize.session import Result
+
+    assert isinstance(result, Result)
+    outcome = result.outcome
+    if fmt == "markdown":
+        click.echo(result.body)
+    if publication is None:
+        where = f"created branch {result.branch}" if result.branch else f"no branch: {result.reason}"
+        click.echo(f"{outcome.prompt}: {where} (optimization {outcome.id})", err=True)
+        return
+    assert isinstance(publication, Publication)
+    if publication.ok and publication.pr is not None:
+        pushed = "pushed" if publication.pushed else "already up to date"
+        click.echo(
+            f"{outcome.prompt}: {publication.branch} {pushed}; PR #{publication.pr.number} {publication.status}:"
+            f" {publication.pr.url or ''}",
+            err=True,
+        )
+    else:
+        click.echo(f"::warning title=promptci optimize::{outcome.prompt}: {publication.reason}", err=True)

@@ -11,6 +11,7 @@ from ..store import TrajectoryRow
 from .engine import Outcome
 
 ALPHA = 0.05
+TRAILER = "Promptci-Optimization"  # marks the commits promptci makes, so that it never overwrites a human's
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def commit_message(outcome: Outcome, stats: HeldOut) -> str:
         f"optimize {outcome.prompt} ({outcome.method}): {headline(outcome, stats)}\n\n"
         f"Held-out gain on {stats.result.n} test cases of suite {outcome.suite} that the optimizer never saw.\n"
         f"Optimization {outcome.id}: {_steps(outcome)} steps, {outcome.usage.calls} model calls,"
-        f" {outcome.usage.tokens} tokens.\n"
+        f" {outcome.usage.tokens} tokens.\n\n"
+        f"{TRAILER}: {outcome.id}\n"
     )
 
 
@@ -108,6 +110,16 @@ def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None) -> str
     lines += ["", "### Trajectory", "", *trajectory_table(outcome)]
     lines += ["", "<details><summary>Every candidate</summary>", "", *candidate_table(outcome.rows), "", "</details>"]
     lines += ["", "### Run", "", *run_facts(outcome)]
+    lines += [
+        "",
+        "### Check it yourself",
+        "",
+        "The same held-out comparison, from the results database, on a checkout of this branch:",
+        "",
+        "```",
+        f"promptci compare {outcome.base_commit[:12]} HEAD --optimization {outcome.id} --run-missing",
+        "```",
+    ]
     return "\n".join(lines) + "\n"
 
 

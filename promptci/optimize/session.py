@@ -140,8 +140,10 @@ def optimize(
     branch = commit = None
     if not outcome.changed:
         reason = "no candidate beat the initial instruction on dev"
+    elif min_gain is not None and stats.result.delta <= 0:
+        reason = f"the held-out score did not rise ({stats.result.delta:+.3f})"
     elif min_gain is not None and stats.result.delta < min_gain:
-        reason = f"the held-out gain {stats.result.delta:+.3f} is below --min-gain {min_gain:g}"
+        reason = f"the held-out gain {stats.result.delta:+.3f} is below the minimum {min_gain:g}"
     elif dry_run:
         reason = "dry run"
     else:

@@ -108,9 +108,12 @@ class Prompt:
 
 
 def content_hash(data: Any) -> str:
-    """The sha256 of a prompt's canonical JSON: comments and layout do not change it."""
+    """The sha256 of a prompt's canonical JSON: comments and layout do not change it, nor do
+    its ``optimize:`` settings, which say how to improve the prompt, not what it is."""
     from ..yamlio import canonical_json
 
+    if isinstance(data, dict) and "optimize" in data:
+        data = {k: v for k, v in data.items() if k != "optimize"}
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 

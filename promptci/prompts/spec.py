@@ -66,6 +66,55 @@ class ModelSettings(_Strict):
         return self.model_copy(update=changes)
 
 
+Method = Literal["opro", "gpo", "greater", "catalyst"]
+BudgetKey = Literal["calls", "tokens", "cost", "seconds"]
+
+
+class OptimizeSpec(_Strict):
+    """An opt-in optimizer pass in CI: on a change to the prompt, on a PR label, or on a schedule.
+
+    Given under ``optimize:`` in the prompt file, or under ``optimize: {NAME: ...}`` in
+    ``promptci.yaml``. ``promptci optimize --changed`` (and the GitHub workflow) runs it.
+    """
+
+    suite: str = Field(description="the eval suite to optimize on (a name under evals/)")
+    method: Method = "gpo"
+    budget: dict[BudgetKey, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="stop the search at this many calls, tokens, cost or seconds"
+    )
+    steps: Annotated[int, Field(gt=0)] | None = Field(None, description="search steps (default: the method's)")
+    candidates: Annotated[int, Field(gt=0)] = 8
+    task_model: str | None = Field(None, description="[provider:]model answering the cases (default: the suite's)")
+    optimizer_model: str | None = Field(None, description="[provider:]model proposing instructions")
+    min_gain: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="open a PR only if the held-out gain is above 0 and at least this"
+    )
+    schedule: Literal["daily", "weekly", "monthly"] | None = Field(
+        None, description="also run on the workflow's schedule: every day, on Mondays, or on the 1st (UTC)"
+    )
+    split: str = Field("0.2/0.2/0.6", description="train/dev/test fractions")
+    seed: int = 0
+
+    @field_validator("split")
+    @classmethod
+    def _fractions(cls, value: str) -> str:
+        parts = value.replace(",", "/").split("/")
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            numbers = []
+        if len(numbers) != 3 or any(n <= 0 for n in numbers) or abs(sum(numbers) - 1) > 1e-6:
+            raise ValueError("three positive fractions summing to 1, e.g. 0.2/0.2/0.6")
+        return value
+
+    @field_validator("task_model", "optimizer_model")
+    @classmethod
+    def _model_option(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("name a model, e.g. openai:gpt-4o-mini or a local directory")
+        return value
+
+
 class PromptSpec(_Strict):
     """A prompt file. Exactly one of ``messages`` or ``template`` is given."""
 
@@ -77,6 +126,7 @@ class PromptSpec(_Strict):
     model: ModelSettings | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    optimize: OptimizeSpec | None = Field(None, description="an opt-in optimizer pass in CI")
 
     @field_validator("variables", mode="before")
     @classmethod
