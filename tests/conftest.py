@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,10 +91,8 @@ class Repo:
         return Result(code, captured.out, captured.err)
 
 
-@pytest.fixture
-def repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Repo]:
-    """A git repository holding the `promptci init` example, committed once."""
-    path = tmp_path / "repo"
+def new_repo(path: Path, capsys: pytest.CaptureFixture[str]) -> Repo:
+    """The `promptci init` example, committed once in a new repository at ``path``."""
     path.mkdir()
     git(path, "init", "-q", "-b", "main")
     shutil.copy(INIT_TEMPLATES / "promptci.yaml", path / "promptci.yaml")
@@ -98,6 +101,13 @@ def repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Repo]:
     (path / ".gitignore").write_text(".promptci/\n")
     r = Repo(path, capsys)
     r.commit("initial prompts")
+    return r
+
+
+@pytest.fixture
+def repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Repo]:
+    """A git repository holding the `promptci init` example, committed once."""
+    r = new_repo(tmp_path / "repo", capsys)
     cwd = os.getcwd()
     yield r
     os.chdir(cwd)
@@ -189,3 +199,30 @@ def katan(tmp_path: Path) -> Iterator[Callable[..., Katan]]:
     yield start
     for server in started:
         stop_katan(server)
+
+
+@contextmanager
+def json_server(handle: Callable[[BaseHTTPRequestHandler], tuple[int, Any]]) -> Iterator[str]:
+    """A local HTTP server answering every request with ``handle(request) -> (status, JSON)``; yields its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self) -> None:
+            status, payload = handle(self)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = _reply
+
+        def log_message(self, *args: object) -> None: ...
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
