@@ -94,9 +94,13 @@ def upsert_pull_request(
         else:
             made = client.request("POST", f"/repos/{repo}/pulls", {**fields, "head": head, "base": base})
             number, action = int(made["number"]), "created"
+        reason = None
         if labels:
-            client.request("POST", f"/repos/{repo}/issues/{number}/labels", {"labels": labels})
-        return PullOutcome(action, number, made.get("html_url"))
+            try:
+                client.request("POST", f"/repos/{repo}/issues/{number}/labels", {"labels": labels})
+            except urllib.error.HTTPError as exc:  # the PR stands; only its label is missing
+                reason = f"labels not set: GitHub answered HTTP {exc.code}"
+        return PullOutcome(action, number, made.get("html_url"), reason)
     except urllib.error.HTTPError as exc:
         return PullOutcome("skipped", reason=f"GitHub answered HTTP {exc.code}: {exc.read()[:200]!r}")
     except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:

@@ -50,6 +50,8 @@ def test_the_action_runs_the_documented_commands() -> None:
         "--run-missing",
         "promptci github comment",
         "promptci results push",
+        "promptci optimize $select --plan",
+        'promptci optimize "${{ inputs.prompt }}" --push',
     ):
         assert command in script
 

@@ -37,3 +37,40 @@ def test_init_keeps_an_existing_gitignore(tmp_path: Path) -> None:
     (tmp_path / ".gitignore").write_text("node_modules/\n")
     assert main(["init", str(tmp_path)]) == 0
     assert (tmp_path / ".gitignore").read_text() == "node_modules/\n.promptci/\n"
+
+
+def test_init_github_writes_valid_workflows_that_use_the_action(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    assert main(["init", str(tmp_path), "--github", "--action", "acme/promptci@v2"]) == 0
+    gate, passes = tmp_path / ".github/workflows/promptci.yml", tmp_path / ".github/workflows/promptci-optimize.yml"
+    for workflow in (gate, passes):
+        checked = subprocess.run(
+            [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", str(workflow)],
+            capture_output=True,
+            text=True,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    flow = yaml.safe_load(passes.read_text())
+    assert set(flow[True]) == {"push", "pull_request", "schedule", "workflow_dispatch"}  # YAML reads `on` as True
+    assert flow[True]["pull_request"] == {"types": ["labeled"]}
+    plan, optimize = flow["jobs"]["plan"], flow["jobs"]["optimize"]
+    assert "promptci:optimize" in plan["if"]
+    assert plan["steps"][-1]["uses"] == "acme/promptci@v2" and plan["steps"][-1]["with"]["mode"] == "optimize-plan"
+    assert optimize["strategy"]["matrix"]["prompt"] == "${{ fromJSON(needs.plan.outputs.prompts) }}"
+    assert (
+        "matrix.prompt" in optimize["concurrency"]["group"] and optimize["concurrency"]["cancel-in-progress"] is False
+    )
+    assert optimize["steps"][-1]["with"] == {"mode": "optimize", "prompt": "${{ matrix.prompt }}"}
+    assert flow["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert "uses: acme/promptci@v2" in gate.read_text()
+
+    capsys.readouterr()
+    assert main(["init", str(tmp_path), "--github"]) == ExitCode.USAGE  # no overwriting without --force
+    assert "already exists: .github/workflows/promptci.yml" in capsys.readouterr().err
+    assert "acme/promptci@v2" in gate.read_text()

@@ -142,3 +142,42 @@ def test_a_bad_optimize_block_in_the_config_names_file_and_line(opted: Repo) -> 
     result = opted.run("optimize", "--all", "--plan")
     assert result.code == 2
     assert f"promptci.yaml:{line}:" in result.err and "less than or equal to 1" in result.err
+
+
+def test_a_refused_label_leaves_the_pr_standing() -> None:
+    from http.server import BaseHTTPRequestHandler
+
+    from promptci.github import upsert_pull_request
+
+    from ..conftest import json_server
+
+    seen: list[tuple[str, str]] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
+        h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        seen.append((h.command, h.path.split("?")[0]))
+        if h.path.endswith("/labels"):
+            return 403, {"message": "Resource not accessible by integration"}
+        if h.command == "GET":
+            return 200, []
+        return 201, {"number": 9, "html_url": "https://gh/pull/9"}
+
+    with json_server(handle) as url:
+        outcome = upsert_pull_request(
+            title="t", body="b", head="promptci/optimize/x/main", base="main", labels=["promptci-optimization"],
+            token="tok", repo="acme/prompts", api=url,
+        )  # fmt: skip
+    assert (outcome.action, outcome.number) == ("created", 9)
+    assert outcome.reason == "labels not set: GitHub answered HTTP 403"
+    assert seen == [("GET", "/repos/acme/prompts/pulls"), ("POST", "/repos/acme/prompts/pulls"),
+                    ("POST", "/repos/acme/prompts/issues/9/labels")]  # fmt: skip
+
+
+def test_an_overlong_body_loses_its_candidate_table_first() -> None:
+    from promptci.optimize.ci import BODY_LIMIT, _trimmed
+
+    head, tail = "## result\n" + "x" * 100, "\n### Run\nfacts\n"
+    body = head + "<details><summary>Every candidate</summary>\n" + "| row |\n" * 20_000 + "</details>" + tail
+    trimmed = _trimmed(body)
+    assert len(trimmed) <= BODY_LIMIT and trimmed.startswith(head) and trimmed.endswith(tail)
+    assert "too long for a PR body" in trimmed and "| row |" not in trimmed
