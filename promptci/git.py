@@ -261,6 +261,14 @@ class Repo:
         out = str(self._repo.git.log("--format=%x1e%B", f"{base}..{rev}", "--", path))
         return [m.strip() for m in out.split("\x1e")[1:]]
 
+    def find_message(self, text: str) -> tuple[str, str] | None:
+        """(sha, full message) of the newest commit on any ref whose message contains ``text``."""
+        out = str(self._repo.git.log("--all", "-F", f"--grep={text}", "-n", "1", "--format=%H%x1f%B"))
+        if not out.strip():
+            return None
+        sha, message = out.split("\x1f", 1)
+        return sha.strip(), message.strip()
+
     def tree(self, sha: str) -> str:
         return str(self._repo.git.rev_parse(f"{sha}^{{tree}}"))
 

@@ -12,6 +12,7 @@ from .engine import Outcome
 
 ALPHA = 0.05
 TRAILER = "Promptci-Optimization"  # marks the commits promptci makes, so that it never overwrites a human's
+HELD_OUT_TRAILER = "Promptci-Held-Out"  # the suite, prompt, split and seed of its test cases
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,19 @@ def commit_message(outcome: Outcome, stats: HeldOut) -> str:
         f"Optimization {outcome.id}: {_steps(outcome)} steps, {outcome.usage.calls} model calls,"
         f" {outcome.usage.tokens} tokens.\n\n"
         f"{TRAILER}: {outcome.id}\n"
+        f"{HELD_OUT_TRAILER}: {held_out_spec(outcome)}\n"
     )
+
+
+def held_out_spec(outcome: Outcome) -> str:
+    """What ``compare --optimization`` needs to rebuild the test split without the database."""
+    s = outcome.settings
+    split = "/".join(f"{f:g}" for f in s.split)
+    return f"suite={outcome.suite} prompt={outcome.prompt} split={split} seed={s.seed}"
+
+
+def parse_held_out_spec(text: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in text.split() if "=" in part)
 
 
 def prompt_diff(outcome: Outcome) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import duckdb
 import pytest
 
 from promptci.cli import main
@@ -180,6 +181,14 @@ def test_a_pass_opens_one_pr_and_a_rerun_updates_it(ci: tuple[Repo, FakePulls], 
     assert (suite["suite"], suite["prompt"], suite["n"]) == ("sports_understanding", "sports_understanding", t["n"])
     assert suite["base_mean"] == pytest.approx(t["before"]) and suite["head_mean"] == pytest.approx(t["after"])
     assert suite["delta"] == pytest.approx(t["delta"]) and suite["p_value"] == pytest.approx(t["p_value"])
+    # A reviewer's database does not know the optimization: the branch's commit trailers say the split.
+    with duckdb.connect(str(repo.path / ".promptci/results.duckdb")) as db:
+        db.execute("DELETE FROM trajectory WHERE optimization_id = ?", [first["id"]])
+        db.execute("DELETE FROM optimizations WHERE id = ?", [first["id"]])
+    again = repo.run("compare", main, tip, "--optimization", first["id"], "--run-missing", "--format", "json")
+    assert again.code == 0, again.err
+    (suite,) = json.loads(again.out)["suites"]
+    assert (suite["n"], suite["delta"]) == (t["n"], pytest.approx(t["delta"]))
 
     # 3. A rerun finds the same winner: the branch already holds it, and the one PR is updated.
     fake.requests.clear()

@@ -178,7 +178,10 @@ def test_a_suite_too_small_to_split_is_refused_with_the_minimum(navigate: Repo) 
 
 
 def test_bad_invocations_exit_2(navigate: Repo) -> None:
-    assert "give a prompt NAME and --suite" in navigate.run("optimize", "navigate").err
+    unconfigured = navigate.run("optimize", "navigate")  # no --suite: the prompt's configured pass
+    assert unconfigured.code == 2 and "prompt 'navigate' has no optimize settings" in unconfigured.err
+    assert "or pass --suite" in unconfigured.err
+    assert "give a prompt NAME and --suite" in navigate.run("optimize", "--steps", "2").err
     missing = navigate.run("optimize", "--resume", "nope")
     assert missing.code == 2 and "no optimization 'nope'" in missing.err
     other = navigate.run("optimize", "sentiment", "--suite", "navigate")
