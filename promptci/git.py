@@ -222,14 +222,7 @@ class Repo:
 
     def push(self, remote: str, sha: str, branch: str) -> bool:
         """Push ``sha`` to ``remote``'s ``branch``, never forcing; False when the remote moved on."""
-        try:
-            self._repo.git.push("--quiet", remote, f"{sha}:refs/heads/{branch}")
-        except _command_error() as exc:
-            text = str(exc).lower()
-            if "non-fast-forward" in text or "fetch first" in text or "rejected" in text:
-                return False
-            raise GitError(f"git push {remote} {branch} failed: {_stderr(exc)}") from None
-        return True
+        return self._push(remote, sha, branch)
 
     def push_with_lease(self, remote: str, sha: str, branch: str, expected: str | None) -> bool:
         """Point ``remote``'s ``branch`` at ``sha`` only if it is still at ``expected`` (None: absent).
@@ -237,12 +230,14 @@ class Repo:
         The lease makes replacing our own earlier commit safe: if anyone pushed to the
         branch since it was read, the push is refused (False) and nothing is overwritten.
         """
-        lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
+        return self._push(remote, sha, branch, f"--force-with-lease=refs/heads/{branch}:{expected or ''}")
+
+    def _push(self, remote: str, sha: str, branch: str, *options: str) -> bool:
         try:
-            self._repo.git.push("--quiet", lease, remote, f"{sha}:refs/heads/{branch}")
+            self._repo.git.push("--quiet", *options, remote, f"{sha}:refs/heads/{branch}")
         except _command_error() as exc:
             text = str(exc).lower()
-            if "stale info" in text or "rejected" in text or "non-fast-forward" in text:
+            if any(s in text for s in ("non-fast-forward", "fetch first", "rejected", "stale info")):
                 return False
             raise GitError(f"git push {remote} {branch} failed: {_stderr(exc)}") from None
         return True

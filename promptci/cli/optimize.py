@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -174,10 +175,10 @@ def optimize(
             "device": device,
             "dtype": dtype,
         }
+        passes = Passes(changed, base, due, today, everything, plan, push, remote, pr_base)
         return _configured_passes(
-            state, name, changed=changed, base=base, due=due, today=today, everything=everything, plan=plan,
-            push=push, remote=remote, pr_base=pr_base, dry_run=dry_run, task_model=task_model,
-            optimizer_model=optimizer_model, overrides=overrides, fmt=fmt,
+            state, name, passes, dry_run=dry_run, task_model=task_model, optimizer_model=optimizer_model,
+            overrides=overrides, fmt=fmt,
         )  # fmt: skip
     if not resume and not (name and suite):
         raise InputError("give a prompt NAME and --suite SUITE, or --resume ID")
@@ -264,6 +265,21 @@ def _result_dict(result: Any) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Passes:
+    """Which opted-in prompts to optimize, and where to publish the winners."""
+
+    changed: bool
+    base: str | None
+    due: bool
+    today: str | None
+    everything: bool
+    plan: bool
+    push: bool
+    remote: str
+    pr_base: str | None
+
+
 def _given(param: str, value: object) -> object:
     """``value`` if the option was given on the command line, else None (the config decides)."""
     source = click.get_current_context().get_parameter_source(param)
@@ -273,16 +289,8 @@ def _given(param: str, value: object) -> object:
 def _configured_passes(
     state: State,
     name: str | None,
+    passes: Passes,
     *,
-    changed: bool,
-    base: str | None,
-    due: bool,
-    today: str | None,
-    everything: bool,
-    plan: bool,
-    push: bool,
-    remote: str,
-    pr_base: str | None,
     dry_run: bool,
     task_model: str | None,
     optimizer_model: str | None,
@@ -297,28 +305,33 @@ def _configured_passes(
     from ..optimize.ci import publish, run_pass, select, settings_for, summary
     from .progress import OptimizeProgress
 
-    if not (name or changed or due or everything):
+    if not (name or passes.changed or passes.due or passes.everything):
         raise InputError("say which opted-in prompts to optimize: NAME, --changed, --due or --all")
     day = None
-    if due:
+    if passes.due:
         try:
-            day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.timezone.utc).date()
+            day = dt.date.fromisoformat(passes.today) if passes.today else dt.datetime.now(dt.timezone.utc).date()
         except ValueError:
-            raise InputError(f"bad --today '{today}'", hint="write YYYY-MM-DD") from None
+            raise InputError(f"bad --today '{passes.today}'", hint="write YYYY-MM-DD") from None
     project = state.project
     chosen, notes = select(
-        project, names=(name,) if name else (), changed=changed, base=base, due=day, everything=everything
+        project,
+        names=(name,) if name else (),
+        changed=passes.changed,
+        base=passes.base,
+        due=day,
+        everything=passes.everything,
     )
     for note in notes:
         click.echo(note, err=True)
-    if plan:
+    if passes.plan:
         click.echo(json.dumps([c.optin.name for c in chosen]))
         for c in chosen:
             click.echo(f"{c.optin.name}: {c.why}", err=True)
         return int(ExitCode.OK)
     env = os.environ
-    target = pr_base or env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or state.registry.repo.branch()
-    if push and not target:
+    target = passes.pr_base or env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or state.registry.repo.branch()
+    if passes.push and not target:
         raise InputError("--push needs the PR's target branch", hint="pass --pr-base BRANCH (HEAD is detached)")
     entries = []
     worst = ExitCode.OK
@@ -331,12 +344,12 @@ def _configured_passes(
                 dry_run=dry_run, reporter=progress,
             )  # fmt: skip
         publication = None
-        if push and result.branch:
+        if passes.push and result.branch:
             publication = publish(
                 project,
                 result,
                 target=target or "",
-                remote=remote,
+                remote=passes.remote,
                 token=os.environ.get("GITHUB_TOKEN"),
                 repo_slug=os.environ.get("GITHUB_REPOSITORY"),
                 api=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
@@ -348,7 +361,7 @@ def _configured_passes(
         entries.append((c.optin.name, result, publication, c.why))
         _report_pass(result, publication, fmt)
     if fmt == "json":
-        passes = []
+        listed = []
         for _, result, publication, why in entries:
             entry = {**_result_dict(result), "why": why}
             if publication is not None:
@@ -361,8 +374,8 @@ def _configured_passes(
                     "url": pr.url if pr else None,
                     "reason": publication.reason or (pr.reason if pr else None),
                 }
-            passes.append(entry)
-        click.echo(json.dumps(passes, indent=2))
+            listed.append(entry)
+        click.echo(json.dumps(listed, indent=2))
     text = summary(entries)
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_path:
