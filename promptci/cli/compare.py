@@ -96,7 +96,7 @@ def _held_out(state: State, store: Any, opt_id: str) -> tuple[str, str, list[str
     """(suite, prompt, test case ids) of a stored optimization: its split, recomputed from its seed."""
     from ..errors import NotFoundError
     from ..optimize.engine import Settings
-    from ..optimize.output import HELD_OUT_TRAILER, TRAILER, parse_held_out_spec
+    from ..optimize.output import TRAILER, read_held_out_spec
     from ..optimize.session import resolve_task
     from ..optimize.split import parse_fractions, split_cases
 
@@ -107,14 +107,12 @@ def _held_out(state: State, store: Any, opt_id: str) -> tuple[str, str, list[str
         fractions, seed, model = settings.split, settings.seed, settings.task_model
     else:  # not run here: the branch's commit says what the test split was
         found = state.registry.repo.find_message(f"{TRAILER}: {opt_id}")
-        spec = next((line.split(":", 1)[1] for line in (found[1] if found else "").splitlines()
-                     if line.startswith(f"{HELD_OUT_TRAILER}:")), None)  # fmt: skip
-        if found is None or spec is None:
+        fields = read_held_out_spec(found[1]) if found else None
+        if found is None or fields is None:
             raise NotFoundError(
                 f"no optimization '{opt_id}' in {state.project.config.db} or in any commit's trailers",
                 hint="fetch the optimization branch, or give the full id from the PR body",
             )
-        fields = parse_held_out_spec(spec)
         prompt, suite, base = fields["prompt"], fields["suite"], state.registry.repo.parents(found[0])[0]
         fractions, seed, model = parse_fractions(fields["split"]), int(fields["seed"]), None
     task = resolve_task(state.project, prompt, suite, base, model)

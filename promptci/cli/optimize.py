@@ -350,9 +350,9 @@ def _configured_passes(
                 result,
                 target=target or "",
                 remote=passes.remote,
-                token=os.environ.get("GITHUB_TOKEN"),
-                repo_slug=os.environ.get("GITHUB_REPOSITORY"),
-                api=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
+                token=env.get("GITHUB_TOKEN"),
+                repo_slug=env.get("GITHUB_REPOSITORY"),
+                api=env.get("GITHUB_API_URL", "https://api.github.com"),
             )
             if publication.status == "conflict":
                 worst = ExitCode.BRANCH_CONFLICT
@@ -377,7 +377,7 @@ def _configured_passes(
             listed.append(entry)
         click.echo(json.dumps(listed, indent=2))
     text = summary(entries)
-    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    summary_path = env.get("GITHUB_STEP_SUMMARY")
     if summary_path:
         with open(summary_path, "a", encoding="utf-8") as fh:
             fh.write(text)

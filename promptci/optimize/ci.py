@@ -52,17 +52,19 @@ def opted_in(project: Project) -> dict[str, OptIn]:
     """Every prompt with optimize settings, from its own file or from promptci.yaml."""
     registry = Registry(project)
     found = {p.name: OptIn(p.name, p.spec.optimize, p.path) for p in registry.load_all() if p.spec.optimize}
+    paths = registry.paths()
     for name, spec in project.config.optimize.items():
-        line = _config_line(project, name)
         if name in found:
             raise InputError(
                 f"optimize settings for '{name}' are also in {found[name].source}",
                 path=CONFIG_FILE,
-                line=line,
+                line=_config_line(project, name),
                 hint="keep them in one place",
             )
-        if name not in registry.paths():
-            raise NotFoundError(f"optimize: no prompt named '{name}'", path=CONFIG_FILE, line=line)
+        if name not in paths:
+            raise NotFoundError(
+                f"optimize: no prompt named '{name}'", path=CONFIG_FILE, line=_config_line(project, name)
+            )
         found[name] = OptIn(name, spec, CONFIG_FILE)
     return dict(sorted(found.items()))
 

@@ -72,8 +72,12 @@ def held_out_spec(outcome: Outcome) -> str:
     return f"suite={outcome.suite} prompt={outcome.prompt} split={split} seed={s.seed}"
 
 
-def parse_held_out_spec(text: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in text.split() if "=" in part)
+def read_held_out_spec(message: str) -> dict[str, str] | None:
+    """The fields of a commit message's held-out trailer, or None where it has none."""
+    for line in message.splitlines():
+        if line.startswith(f"{HELD_OUT_TRAILER}:"):
+            return dict(part.split("=", 1) for part in line.split(":", 1)[1].split() if "=" in part)
+    return None
 
 
 def prompt_diff(outcome: Outcome) -> str:

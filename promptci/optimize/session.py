@@ -49,7 +49,7 @@ def method_class(name: str) -> type[Method]:
 
         return Greater
     if name == "catalyst":
-        from .greater import Catalyst
+        from .catalyst import Catalyst
 
         return Catalyst
     raise InputError(f"unknown method '{name}'", hint=f"one of: {', '.join(METHODS)}")

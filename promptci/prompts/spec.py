@@ -98,13 +98,13 @@ class OptimizeSpec(_Strict):
     @field_validator("split")
     @classmethod
     def _fractions(cls, value: str) -> str:
-        parts = value.replace(",", "/").split("/")
+        from ..errors import InputError
+        from ..optimize.split import parse_fractions
+
         try:
-            numbers = [float(p) for p in parts]
-        except ValueError:
-            numbers = []
-        if len(numbers) != 3 or any(n <= 0 for n in numbers) or abs(sum(numbers) - 1) > 1e-6:
-            raise ValueError("three positive fractions summing to 1, e.g. 0.2/0.2/0.6")
+            parse_fractions(value)
+        except InputError as exc:
+            raise ValueError(exc.hint) from None
         return value
 
     @field_validator("task_model", "optimizer_model")
