@@ -7,12 +7,17 @@ refused and never modified.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Sequence
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from .errors import InputError
 
@@ -217,6 +222,50 @@ class CachedResponse:
     latency_ms: float | None
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver the first one.
+
+    duckdb checks for signals while a statement runs and abandons the statement
+    ("Query interrupted") when a handler raises, so a write is never left half
+    done and an interrupted run still records its status. Only the main thread
+    receives signals; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[signal.Signals, Any]] = []
+    previous = {
+        s: signal.signal(s, lambda signum, frame: caught.append((signal.Signals(signum), frame))) for s in _SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            signum, frame = caught[0]
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler != signal.SIG_IGN:
+                os.kill(os.getpid(), signum)
+
+
+def _held(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with signals_held():
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 def now() -> datetime:
     """UTC, without tzinfo: duckdb returns TIMESTAMPTZ only through pytz, which we do not need."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -272,6 +321,7 @@ class Store:
                 hint="upgrade promptci",
             )
 
+    @_held
     def _migrate(self) -> None:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations"
@@ -296,6 +346,7 @@ class Store:
 
     # runs
 
+    @_held
     def start_run(
         self,
         run_id: str,
@@ -313,6 +364,7 @@ class Store:
             [run_id, now(), git_commit, branch, dirty, command, config_hash, __version__],
         )
 
+    @_held
     def finish_run(self, run_id: str, status: str) -> None:
         self.db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", [status, now(), run_id])
 
@@ -322,6 +374,7 @@ class Store:
 
     # results
 
+    @_held
     def add_results(self, rows: Sequence[ResultRow]) -> None:
         """Insert rows in one statement (duckdb's executemany runs row by row)."""
         for chunk in _chunks(rows, 500):
@@ -338,6 +391,7 @@ class Store:
 
     # optimizations
 
+    @_held
     def start_optimization(
         self, opt_id: str, *, prompt: str, suite: str, method: str, base_commit: str, settings: str, initial: str
     ) -> None:
@@ -347,6 +401,7 @@ class Store:
             [opt_id, now(), prompt, suite, method, base_commit, settings, initial],
         )
 
+    @_held
     def update_optimization(self, opt_id: str, **values: Any) -> None:
         unknown = set(values) - OPTIMIZATION_UPDATABLE
         if unknown:
@@ -365,6 +420,7 @@ class Store:
         chosen = exact or rows
         return dict(zip(names, chosen[0], strict=True)) if chosen else None
 
+    @_held
     def add_trajectory(self, rows: Sequence[TrajectoryRow]) -> None:
         """Store one step's rows all together, so a stored step is always complete."""
         if not rows:
@@ -373,6 +429,7 @@ class Store:
         params = [getattr(r, c) for r in rows for c in TRAJECTORY_COLUMNS]
         self.db.execute(f"INSERT INTO trajectory VALUES {', '.join([one] * len(rows))}", params)
 
+    @_held
     def set_dev_score(self, row: TrajectoryRow) -> None:
         self.db.execute(
             "UPDATE trajectory SET dev_score = ?, dev_run = ?, calls = ?, tokens = ?, cost = ?"
@@ -390,6 +447,7 @@ class Store:
 
     # cache
 
+    @_held
     def cache_get(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
         keys = list(keys)
         if not keys:
@@ -400,6 +458,7 @@ class Store:
         ).fetchall()
         return {r[0]: CachedResponse(*r[1:]) for r in rows}
 
+    @_held
     def cache_put(self, entries: Sequence[tuple[str, str, CachedResponse]]) -> None:
         """Store ``(key, model_id, response)``; empty outputs are never cached."""
         kept = [e for e in entries if e[2].output.strip()]
@@ -416,6 +475,7 @@ class Store:
         assert total is not None
         return {"path": str(self.path), "entries": total[0], "output_bytes": total[1], "models": dict(models)}
 
+    @_held
     def cache_clear(self, model_id: str | None = None) -> int:
         where, params = ("WHERE model_id = ?", [model_id]) if model_id else ("", [])
         row = self.db.execute(f"SELECT count(*) FROM cache {where}", params).fetchone()

@@ -102,3 +102,32 @@ def test_an_older_database_is_migrated_in_place_and_merges_into_a_newer_one(tmp_
         assert store.schema_version() == MIGRATIONS[-1][0]
         assert store.run_count() == 1  # the stored run survives the migration
         assert store.optimization("anything") is None
+
+
+def test_a_signal_during_a_write_waits_for_the_write(tmp_path: Path) -> None:
+    """duckdb abandons a statement when a signal handler raises inside it; the store holds
+    the signal until the write is done, so the caller sees KeyboardInterrupt and whole writes."""
+    import os
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with Store(tmp_path / "r.duckdb") as store:
+            for round_ in range(5):
+                done = 0
+                threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+                with pytest.raises(KeyboardInterrupt):
+                    while True:
+                        rows = [
+                            (f"{round_}-{done}-{i}", "m", CachedResponse("x" * 200, 1, 1, 0.0, 1.0)) for i in range(400)
+                        ]
+                        store.cache_put(rows)
+                        done += 1
+                row = store.db.execute("SELECT count(*) FROM cache WHERE key LIKE ?", [f"{round_}-%"]).fetchone()
+                assert row is not None and row[0] in (400 * done, 400 * (done + 1))
+    finally:
+        signal.signal(signal.SIGTERM, previous)

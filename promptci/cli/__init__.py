@@ -68,6 +68,12 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _interrupted_query(exc: Exception) -> bool:
+    """duckdb abandons a read when a signal arrives during it and raises this instead of
+    KeyboardInterrupt (the store's own writes hold signals until they finish)."""
+    return type(exc).__name__ == "InterruptException" or (type(exc) is RuntimeError and str(exc) == "Query interrupted")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map every outcome to a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -89,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("\ninterrupted", err=True)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # a bug in promptci: say so, briefly, unless --debug
+        if _interrupted_query(exc):
+            click.echo("\ninterrupted", err=True)
+            return int(ExitCode.INTERRUPTED)
         if debug:
             traceback.print_exc()
         else:
