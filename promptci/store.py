@@ -7,19 +7,15 @@ refused and never modified.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import signal
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from .errors import InputError
+from .interrupts import uninterrupted
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -222,50 +218,6 @@ class CachedResponse:
     latency_ms: float | None
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block ends, then deliver the first one.
-
-    duckdb checks for signals while a statement runs and abandons the statement
-    ("Query interrupted") when a handler raises, so a write is never left half
-    done and an interrupted run still records its status. Only the main thread
-    receives signals; elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[tuple[signal.Signals, Any]] = []
-    previous = {
-        s: signal.signal(s, lambda signum, frame: caught.append((signal.Signals(signum), frame))) for s in _SIGNALS
-    }
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if caught:
-            signum, frame = caught[0]
-            handler = previous[signum]
-            if callable(handler):
-                handler(signum, frame)
-            elif handler != signal.SIG_IGN:
-                os.kill(os.getpid(), signum)
-
-
-def _held(method: Callable[_P, _R]) -> Callable[_P, _R]:
-    @functools.wraps(method)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with signals_held():
-            return method(*args, **kwargs)
-
-    return wrapper
-
-
 def now() -> datetime:
     """UTC, without tzinfo: duckdb returns TIMESTAMPTZ only through pytz, which we do not need."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -321,7 +273,7 @@ class Store:
                 hint="upgrade promptci",
             )
 
-    @_held
+    @uninterrupted
     def _migrate(self) -> None:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations"
@@ -346,7 +298,7 @@ class Store:
 
     # runs
 
-    @_held
+    @uninterrupted
     def start_run(
         self,
         run_id: str,
@@ -364,7 +316,7 @@ class Store:
             [run_id, now(), git_commit, branch, dirty, command, config_hash, __version__],
         )
 
-    @_held
+    @uninterrupted
     def finish_run(self, run_id: str, status: str) -> None:
         self.db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", [status, now(), run_id])
 
@@ -374,7 +326,7 @@ class Store:
 
     # results
 
-    @_held
+    @uninterrupted
     def add_results(self, rows: Sequence[ResultRow]) -> None:
         """Insert rows in one statement (duckdb's executemany runs row by row)."""
         for chunk in _chunks(rows, 500):
@@ -391,7 +343,7 @@ class Store:
 
     # optimizations
 
-    @_held
+    @uninterrupted
     def start_optimization(
         self, opt_id: str, *, prompt: str, suite: str, method: str, base_commit: str, settings: str, initial: str
     ) -> None:
@@ -401,7 +353,7 @@ class Store:
             [opt_id, now(), prompt, suite, method, base_commit, settings, initial],
         )
 
-    @_held
+    @uninterrupted
     def update_optimization(self, opt_id: str, **values: Any) -> None:
         unknown = set(values) - OPTIMIZATION_UPDATABLE
         if unknown:
@@ -420,7 +372,7 @@ class Store:
         chosen = exact or rows
         return dict(zip(names, chosen[0], strict=True)) if chosen else None
 
-    @_held
+    @uninterrupted
     def add_trajectory(self, rows: Sequence[TrajectoryRow]) -> None:
         """Store one step's rows all together, so a stored step is always complete."""
         if not rows:
@@ -429,7 +381,7 @@ class Store:
         params = [getattr(r, c) for r in rows for c in TRAJECTORY_COLUMNS]
         self.db.execute(f"INSERT INTO trajectory VALUES {', '.join([one] * len(rows))}", params)
 
-    @_held
+    @uninterrupted
     def set_dev_score(self, row: TrajectoryRow) -> None:
         self.db.execute(
             "UPDATE trajectory SET dev_score = ?, dev_run = ?, calls = ?, tokens = ?, cost = ?"
@@ -447,7 +399,7 @@ class Store:
 
     # cache
 
-    @_held
+    @uninterrupted
     def cache_get(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
         keys = list(keys)
         if not keys:
@@ -458,7 +410,7 @@ class Store:
         ).fetchall()
         return {r[0]: CachedResponse(*r[1:]) for r in rows}
 
-    @_held
+    @uninterrupted
     def cache_put(self, entries: Sequence[tuple[str, str, CachedResponse]]) -> None:
         """Store ``(key, model_id, response)``; empty outputs are never cached."""
         kept = [e for e in entries if e[2].output.strip()]
@@ -475,7 +427,7 @@ class Store:
         assert total is not None
         return {"path": str(self.path), "entries": total[0], "output_bytes": total[1], "models": dict(models)}
 
-    @_held
+    @uninterrupted
     def cache_clear(self, model_id: str | None = None) -> int:
         where, params = ("WHERE model_id = ?", [model_id]) if model_id else ("", [])
         row = self.db.execute(f"SELECT count(*) FROM cache {where}", params).fetchone()

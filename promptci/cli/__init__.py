@@ -6,16 +6,15 @@ each command, so start-up never pays for duckdb, torch, transformers or openai.
 
 from __future__ import annotations
 
-import signal
 import sys
 import traceback
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from .. import __version__
 from ..errors import ExitCode, PromptciError
+from ..interrupts import is_abandoned_query, raise_on_sigterm
 from . import cache, compare, eval, github, history, init, label, lint, log, ls, optimize, report, results, schema, show
 from .options import State
 
@@ -64,21 +63,11 @@ for _command in COMMANDS:
     cli.add_command(_command)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def _interrupted_query(exc: Exception) -> bool:
-    """duckdb abandons a read when a signal arrives during it and raises this instead of
-    KeyboardInterrupt (the store's own writes hold signals until they finish)."""
-    return type(exc).__name__ == "InterruptException" or (type(exc) is RuntimeError and str(exc) == "Query interrupted")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map every outcome to a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    signal.signal(signal.SIGTERM, _terminate)
+    raise_on_sigterm()
     try:
         code = cli.main(args=args, prog_name="promptci", standalone_mode=False)
     except PromptciError as exc:
@@ -95,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("\ninterrupted", err=True)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # a bug in promptci: say so, briefly, unless --debug
-        if _interrupted_query(exc):
+        if is_abandoned_query(exc):
             click.echo("\ninterrupted", err=True)
             return int(ExitCode.INTERRUPTED)
         if debug:
