@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError
+from .files import read_text
 from .prompts.spec import ModelSettings, OptimizeSpec
 from .yamlio import YamlDocument, parse_yaml
 
@@ -56,11 +57,7 @@ class Config(_Strict):
 def load_config(path: Path, display: str | None = None) -> Config:
     """Read and validate a ``promptci.yaml``; an empty file means all defaults."""
     shown = display or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read config: {exc.strerror}", path=shown) from None
-    doc = parse_yaml(text, shown)
+    doc = parse_yaml(read_text(path, shown, what="config"), shown)
     if doc.data is None:
         return Config()
     if not isinstance(doc.data, dict):

@@ -63,8 +63,11 @@ class Repo:
 
     def read(self, sha: str, path: str) -> str | None:
         """The text of ``path`` at commit ``sha``, or None where it does not exist."""
-        data = self.read_bytes(sha, path)
-        return data.decode("utf-8") if data is not None else None
+        from .files import MAX_TEXT_BYTES, decode
+
+        shown = f"{path}@{sha[:12]}"
+        data = self.read_bytes(sha, path, limit=MAX_TEXT_BYTES, shown=shown)
+        return decode(data, shown) if data is not None else None
 
     def list_files(self, sha: str, directory: str) -> list[str]:
         """Paths of the files under ``directory`` at commit ``sha``, sorted."""
@@ -138,14 +141,21 @@ class Repo:
         untracked = str(self._repo.git.ls_files("--others", "--exclude-standard")).splitlines()
         return {n for n in names + untracked if n}
 
-    def read_bytes(self, sha: str, path: str) -> bytes | None:
-        """The bytes of ``path`` at commit ``sha``, or None where no file is there."""
+    def read_bytes(self, sha: str, path: str, *, limit: int | None = None, shown: str | None = None) -> bytes | None:
+        """The bytes of ``path`` at commit ``sha``, or None where no file is there.
+
+        A blob over ``limit`` bytes is refused before it is read.
+        """
         try:
             blob = self._repo.commit(sha).tree / path
         except KeyError:
             return None
         if blob.type != "blob":
             return None
+        if limit is not None:
+            from .files import check_size
+
+            check_size(blob.size, shown or path, limit=limit)
         data: bytes = blob.data_stream.read()
         return data
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from .config import CONFIG_FILE
 from .errors import InputError, PromptciError
+from .files import read_text
 from .lint_cache import LintCache
 from .project import Project
 from .prompts.registry import PROMPT_SUFFIXES, Ref, Registry
@@ -326,7 +327,7 @@ def _check_optimize(project: Project, prompts: list[Facts], suites: list[Facts])
         if f.name and f.optimize:
             blocks.append((f.name.text, f.name, f.path, f.optimize))
     if project.config_path is not None and project.config.optimize:
-        doc = parse_yaml(project.config_path.read_text(encoding="utf-8"), CONFIG_FILE)
+        doc = parse_yaml(read_text(project.config_path, CONFIG_FILE), CONFIG_FILE)
         for name, spec in project.config.optimize.items():
             key, value = doc.position(("optimize", name)), doc.position(("optimize", name, "suite"), value=True)
             named, suite = Located(name, key.line, key.col), Located(spec.suite, value.line, value.col)

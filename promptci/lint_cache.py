@@ -41,12 +41,16 @@ class LintCache:
         """The facts of one file, from the cache when its bytes are unchanged."""
         from .lint import Diagnostic, Facts, Located
 
+        from .errors import PromptciError
+        from .files import decode, read_bytes
+
         rel = project.rel(path)
         try:
-            raw = path.read_bytes()
-            text = raw.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            return Facts(rel, kind, [Diagnostic(rel, 1, 1, "error", "read", f"cannot read file: {exc}")])  # type: ignore[arg-type]
+            raw = read_bytes(project.path(path), rel)
+            text = decode(raw, rel)
+        except PromptciError as exc:
+            where = (rel, exc.line or 1, exc.col or 1)
+            return Facts(rel, kind, [Diagnostic(*where, "error", "read", exc.message)])  # type: ignore[arg-type]
         digest = hashlib.sha256(raw).hexdigest()
         cached = self._old.get(rel)
         if cached and cached.get("digest") == digest and cached.get("kind") == kind:

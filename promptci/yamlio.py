@@ -15,6 +15,11 @@ from .errors import InputError
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+# Anchors and aliases share nodes, so a few hundred bytes can expand to billions of values
+# (the "billion laughs"). A document is measured as it would expand before it is built.
+MAX_NODES = 1_000_000
+MAX_DEPTH = 100
+
 
 @dataclass(frozen=True)
 class Position:
@@ -87,10 +92,15 @@ class YamlDocument:
 
 
 def parse_yaml(text: str, path: str) -> YamlDocument:
-    """Parse one YAML document; syntax errors and duplicate keys raise :class:`InputError`."""
+    """Parse one YAML document; syntax errors, duplicate keys and documents that would
+    expand past :data:`MAX_NODES` values or nest past :data:`MAX_DEPTH` raise :class:`InputError`."""
+    from .files import MAX_TEXT_BYTES, check_size
+
+    check_size(len(text), path, limit=MAX_TEXT_BYTES)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        _check_expansion(node, path)
         dup = _first_duplicate_key(node)
         if dup is not None:
             key, mark = dup
@@ -118,10 +128,52 @@ def parse_yaml(text: str, path: str) -> YamlDocument:
     return YamlDocument(data, node, path)
 
 
+def _check_expansion(root: yaml.Node | None, path: str) -> None:
+    """Refuse a document whose aliases expand too far, measured without expanding them."""
+    if root is None:
+        return
+    size: dict[int, tuple[int, int]] = {}  # id(node) -> (values once expanded, depth)
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in size:
+            continue
+        children = _children(node)
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in size)
+            continue
+        count = 1 + sum(size[id(c)][0] for c in children)
+        depth = 1 + max((size[id(c)][1] for c in children), default=0)
+        if count > MAX_NODES or depth > MAX_DEPTH:
+            mark = node.start_mark
+            what = f"expands to over {MAX_NODES:,} values" if count > MAX_NODES else f"nests deeper than {MAX_DEPTH}"
+            raise InputError(
+                f"YAML {what}; refusing to load it",
+                path=path,
+                line=mark.line + 1,
+                col=mark.column + 1,
+                hint="anchors and aliases (&, *) repeat whole subtrees; write the data out plainly",
+            )
+        size[id(node)] = (count, depth)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def _first_duplicate_key(node: yaml.Node | None) -> tuple[str, yaml.Mark] | None:
     stack = [node] if node is not None else []
+    visited: set[int] = set()
     while stack:
         current = stack.pop()
+        if id(current) in visited:  # an alias: its node was checked where the anchor is
+            continue
+        visited.add(id(current))
         if isinstance(current, yaml.MappingNode):
             seen: set[str] = set()
             for key, value in current.value:

@@ -188,6 +188,7 @@ def _body_lines(project: object, comparison: object) -> dict[str, int]:
     from ..compare.engine import Comparison
     from ..errors import PromptciError
     from ..project import Project
+    from ..files import read_text
     from ..yamlio import parse_yaml
 
     assert isinstance(project, Project) and isinstance(comparison, Comparison)
@@ -195,7 +196,7 @@ def _body_lines(project: object, comparison: object) -> dict[str, int]:
     for s in comparison.suites:
         if s.prompt_file and s.prompt_file not in lines:
             try:
-                doc = parse_yaml((project.root / s.prompt_file).read_text(encoding="utf-8"), s.prompt_file)
+                doc = parse_yaml(read_text(project.path(s.prompt_file), s.prompt_file), s.prompt_file)
             except (OSError, PromptciError):
                 continue
             key = "messages" if isinstance(doc.data, dict) and "messages" in doc.data else "template"

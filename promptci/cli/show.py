@@ -99,7 +99,9 @@ def _read_vars_file(path: Path) -> dict[str, Any]:
     from ..yamlio import parse_yaml
 
     # JSON is YAML, so one parser gives positioned errors for both.
-    data = parse_yaml(path.read_text(encoding="utf-8"), str(path)).data
+    from ..files import read_text
+
+    data = parse_yaml(read_text(path, str(path), what="vars file"), str(path)).data
     if not isinstance(data, dict):
         raise InputError("a vars file must hold a mapping of variable names to values", path=path, line=1)
     return data

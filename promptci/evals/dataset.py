@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..files import MAX_DATASET_BYTES, read_text
 from ..project import Project
 from ..yamlio import canonical_json
 from .suite import Suite
@@ -47,7 +49,8 @@ def load_cases(project: Project, suite_path: Path, suite: Suite) -> list[EvalCas
     shown = project.rel(path)
     if not path.is_file():
         raise InputError(f"dataset file not found (suite {project.rel(suite_path)})", path=shown)
-    rows = _read_jsonl(path, shown) if path.suffix == ".jsonl" else _read_csv(path, shown)
+    text = read_text(path, shown, limit=MAX_DATASET_BYTES, what="dataset")
+    rows = _read_jsonl(text, shown) if path.suffix == ".jsonl" else _read_csv(text, shown)
     for line, row in rows[: ds.limit] if ds.limit else rows:
         try:
             vars = {name: row[column] for name, column in ds.vars.items()}
@@ -63,30 +66,38 @@ def load_cases(project: Project, suite_path: Path, suite: Suite) -> list[EvalCas
     return cases
 
 
-def _read_jsonl(path: Path, shown: str) -> list[tuple[int, dict[str, Any]]]:
+def _read_jsonl(text: str, shown: str) -> list[tuple[int, dict[str, Any]]]:
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON: {exc.msg}", path=shown, line=line_no, col=exc.colno) from None
-            if not isinstance(row, dict):
-                raise InputError("each line must be a JSON object", path=shown, line=line_no)
-            rows.append((line_no, row))
+    for line_no, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except RecursionError:
+            raise InputError("JSON nests too deeply", path=shown, line=line_no) from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"invalid JSON: {exc.msg}", path=shown, line=line_no, col=exc.colno) from None
+        if not isinstance(row, dict):
+            raise InputError("each line must be a JSON object", path=shown, line=line_no)
+        rows.append((line_no, row))
     return rows
 
 
-def _read_csv(path: Path, shown: str) -> list[tuple[int, dict[str, Any]]]:
+def _read_csv(text: str, shown: str) -> list[tuple[int, dict[str, Any]]]:
     rows = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         for row in reader:
             if None in row:
                 raise InputError("row has more cells than the header", path=shown, line=reader.line_num)
+            if None in row.values():
+                missing = next(k for k, v in row.items() if v is None)
+                raise InputError(
+                    f"row has fewer cells than the header (no '{missing}')", path=shown, line=reader.line_num
+                )
             rows.append((reader.line_num, {k: _cell(v) for k, v in row.items()}))
+    except csv.Error as exc:
+        raise InputError(f"invalid CSV: {exc}", path=shown, line=reader.line_num) from None
     return rows
 
 
@@ -95,6 +106,6 @@ def _cell(value: str | None) -> Any:
     if value and value[0] in "[{":
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return value
     return value

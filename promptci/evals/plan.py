@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ..config import validation_error
 from ..errors import InputError, PromptciError
+from ..files import read_text
 from ..project import Project
 from ..prompts.prompt import Prompt
 from ..prompts.registry import Ref, Registry
@@ -99,7 +100,7 @@ def suite_files(project: Project, paths: tuple[str, ...] = ()) -> list[Path]:
 def read_suite(project: Project, path: Path) -> tuple[Suite, str]:
     """A validated suite and the hash of its content (cases aside, scorers and settings count)."""
     rel = project.rel(path)
-    doc = parse_yaml(path.read_text(encoding="utf-8"), rel)
+    doc = parse_yaml(read_text(project.path(path), rel, what="suite"), rel)
     if not isinstance(doc.data, dict):
         raise InputError("a suite file must be a mapping", path=rel, line=1, col=1)
     try:

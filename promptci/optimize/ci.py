@@ -21,6 +21,7 @@ from typing import Any
 from ..config import CONFIG_FILE
 from ..errors import GitError, InputError, NotFoundError
 from ..evals.changes import base_revision
+from ..files import read_text
 from ..github import PullOutcome, upsert_pull_request
 from ..project import Project
 from ..prompts.registry import Registry
@@ -72,7 +73,7 @@ def opted_in(project: Project) -> dict[str, OptIn]:
 def _config_line(project: Project, name: str) -> int | None:
     if project.config_path is None:
         return None
-    doc = parse_yaml(project.config_path.read_text(encoding="utf-8"), CONFIG_FILE)
+    doc = parse_yaml(read_text(project.config_path, CONFIG_FILE), CONFIG_FILE)
     return doc.position(("optimize", name)).line
 
 

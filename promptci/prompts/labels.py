@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InputError, PromptciError
+from ..files import read_text
 from ..git import Commit
 from ..project import Project
 from ..yamlio import YamlDocument, atomic_write, parse_yaml
@@ -41,7 +42,8 @@ def read_labels(project: Project) -> Labels:
     path = project.labels_path
     if not path.is_file():
         return {}
-    labels, _ = parse_labels(path.read_text(encoding="utf-8"), project.rel(path))
+    shown = project.rel(path)
+    labels, _ = parse_labels(read_text(path, shown, what="labels file"), shown)
     return labels
 
 

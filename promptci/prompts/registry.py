@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from ..config import validation_error
-from ..errors import InputError, NotFoundError
+from ..errors import InputError, NotFoundError, PromptciError
+from ..files import read_text
 from ..project import Project
 from ..yamlio import YamlDocument, parse_yaml
 from .prompt import Prompt, PromptVersion, content_hash
@@ -149,10 +150,7 @@ class Registry:
 
     def _load_worktree(self, path: Path) -> Prompt:
         rel = self.project.rel(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read prompt: {exc.strerror}", path=rel) from None
+        text = read_text(self.project.path(path), rel, what="prompt")
         doc, spec = parse_prompt(text, rel)
         digest = content_hash(doc.data)
         return Prompt(spec, rel, text, digest, None, lambda: self._version_worktree(path, digest))
@@ -162,8 +160,9 @@ class Registry:
         for path in self.files():
             rel = self.project.rel(path)
             try:
-                text = path.read_text(encoding="utf-8")
-            except OSError:
+                text = read_text(self.project.path(path), rel, what="prompt")
+            except PromptciError:
+                index.append((rel, None))  # unreadable, outside the project, or not UTF-8: lint says which
                 continue
             index.append((rel, declared_name(text, rel)))
         return index
