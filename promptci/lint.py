@@ -222,6 +222,9 @@ def _analyse_prompt(a: _Analysis) -> None:
             parsed_all = False
             continue
         used |= names
+        for line, message in template.hazards(source):
+            pos = a.doc.template_position(loc, line)
+            a.facts.found.append(Diagnostic(a.facts.path, pos.line, pos.col, "error", "template-limit", message))
         for name in sorted(names - set(a.facts.variables)):
             message = f"variable '{name}' is used but not declared under 'variables'"
             a.add(loc, "undeclared-variable", message, value=True)

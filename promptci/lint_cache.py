@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .project import Project
 
 # Bump when the analysis changes what it reports for the same bytes.
-FORMAT = f"2:{__version__}"
+FORMAT = f"3:{__version__}"
 
 
 class LintCache:
@@ -39,10 +39,9 @@ class LintCache:
 
     def facts(self, project: Project, path: Path, kind: str, analyse: Callable[[str, str, str], Facts]) -> Facts:
         """The facts of one file, from the cache when its bytes are unchanged."""
-        from .lint import Diagnostic, Facts, Located
-
         from .errors import PromptciError
         from .files import decode, read_bytes
+        from .lint import Diagnostic, Facts, Located
 
         rel = project.rel(path)
         try:

@@ -6,6 +6,7 @@ each command, so start-up never pays for duckdb, torch, transformers or openai.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -56,6 +57,9 @@ def cli(ctx: click.Context, root: Path | None, debug: bool) -> None:
     Exit codes: 0 ok, 1 a check or gate failed, 2 bad usage or bad input,
     3 internal error, 130 interrupted.
     """
+    if root is not None:
+        root = root.resolve()
+        os.chdir(root)  # as git -C does: relative paths in arguments are relative to DIR
     ctx.obj = State(root, debug)
 
 
@@ -68,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     raise_on_sigterm()
+    cwd = os.getcwd()
+    try:
+        return _run(args, debug)
+    finally:
+        os.chdir(cwd)
+
+
+def _run(args: list[str], debug: bool) -> int:
     try:
         code = cli.main(args=args, prog_name="promptci", standalone_mode=False)
     except PromptciError as exc:

@@ -187,8 +187,8 @@ def _body_lines(project: object, comparison: object) -> dict[str, int]:
     """The line of each prompt file's `messages:` or `template:`, where an annotation belongs."""
     from ..compare.engine import Comparison
     from ..errors import PromptciError
-    from ..project import Project
     from ..files import read_text
+    from ..project import Project
     from ..yamlio import parse_yaml
 
     assert isinstance(project, Project) and isinstance(comparison, Comparison)

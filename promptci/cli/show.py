@@ -96,10 +96,9 @@ def render(state: State, ref: str, pairs: tuple[str, ...], vars_file: Path | Non
 
 
 def _read_vars_file(path: Path) -> dict[str, Any]:
-    from ..yamlio import parse_yaml
-
     # JSON is YAML, so one parser gives positioned errors for both.
     from ..files import read_text
+    from ..yamlio import parse_yaml
 
     data = parse_yaml(read_text(path, str(path), what="vars file"), str(path)).data
     if not isinstance(data, dict):

@@ -91,20 +91,42 @@ class Prompt:
 
         A ``template`` prompt renders to one user message.
         """
+        bound = self.bind(variables)
+        if self.spec.template is not None:
+            return [{"role": "user", "content": self._render(("template",), self.spec.template, bound)}]
+        assert self.spec.messages is not None
+        return [
+            {"role": m.role, "content": self._render(("messages", i, "content"), m.content, bound)}
+            for i, m in enumerate(self.spec.messages)
+        ]
+
+    def _render(self, loc: tuple[str | int, ...], source: str, bound: dict[str, Any]) -> str:
         import jinja2
 
-        from . import template
+        from . import sandbox, template
 
-        bound = self.bind(variables)
         try:
-            if self.spec.template is not None:
-                return [{"role": "user", "content": template.render(self.spec.template, bound)}]
-            assert self.spec.messages is not None
-            return [{"role": m.role, "content": template.render(m.content, bound)} for m in self.spec.messages]
+            return template.render(source, bound)
         except jinja2.UndefinedError as exc:
             raise RenderError(f"prompt '{self.name}' ({self.path}): {exc.message}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            line, col = self._template_position(loc, exc.lineno)
+            raise InputError(f"template error: {exc.message}", path=self.path, line=line, col=col) from None
         except jinja2.TemplateError as exc:
             raise InputError(f"template error: {exc}", path=self.path) from None
+        except Exception as exc:
+            if sandbox.is_limit(exc):
+                raise RenderError(f"prompt '{self.name}' ({self.path}): {sandbox.describe(exc)}") from None
+            raise
+
+    def _template_position(self, loc: tuple[str | int, ...], line: int) -> tuple[int | None, int | None]:
+        from ..yamlio import parse_yaml
+
+        try:
+            pos = parse_yaml(self.source, self.path).template_position(loc, line)
+        except InputError:
+            return None, None
+        return pos.line, pos.col
 
 
 def content_hash(data: Any) -> str:

@@ -156,7 +156,7 @@ class Registry:
         return Prompt(spec, rel, text, digest, None, lambda: self._version_worktree(path, digest))
 
     def _index_worktree(self) -> list[tuple[str, str | None]]:
-        index = []
+        index: list[tuple[str, str | None]] = []
         for path in self.files():
             rel = self.project.rel(path)
             try:
@@ -183,6 +183,8 @@ class Registry:
         where = f" at {rev}" if rev else ""
         if not paths:
             unreadable = [path for path, declared in index if declared is None]
+            if unreadable and rev is None:
+                self._raise_unreadable(name, unreadable)
             hint = f"run `promptci ls{' --rev ' + rev if rev else ''}` to see the names"
             if unreadable:
                 hint = f"these files could not be read and may declare it: {', '.join(unreadable)}; run `promptci lint`"
@@ -194,6 +196,15 @@ class Registry:
                 hint="names must be unique; rename one",
             )
         return paths[0]
+
+    def _raise_unreadable(self, name: str, unreadable: list[str]) -> None:
+        """The first unreadable file's own error: it may be the prompt asked for."""
+        try:
+            self._load_worktree(self.project.root / unreadable[0])
+        except PromptciError as exc:
+            others = f" (and {len(unreadable) - 1} more unreadable)" if len(unreadable) > 1 else ""
+            exc.hint = f"no readable file declares prompt '{name}'; this one may{others}"
+            raise
 
     def git_path(self, rel: str) -> str:
         return self.repo.relpath(self.project.root / rel)

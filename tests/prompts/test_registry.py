@@ -92,9 +92,13 @@ def test_name_clash_is_refused_with_both_files(repo: Repo) -> None:
 
 def test_a_broken_file_is_named_when_a_prompt_is_not_found(repo: Repo) -> None:
     repo.write("prompts/sentiment.yaml", "name: sentiment\ntemplate: a: b\n")
-    with pytest.raises(NotFoundError) as err:
+    with pytest.raises(InputError) as err:
         promptci.load("sentiment", root=repo.path)
-    assert "could not be read and may declare it: prompts/sentiment.yaml" in str(err.value)
+    # the broken file's own error, since it may be the prompt asked for
+    assert str(err.value) == (
+        "prompts/sentiment.yaml:2:12: invalid YAML: mapping values are not allowed in this context"
+        " (no readable file declares prompt 'sentiment'; this one may)"
+    )
 
 
 def test_prompt_name_need_not_match_file_name(repo: Repo) -> None:
