@@ -118,7 +118,9 @@ class _Client:
         }
 
     def request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(payload).encode() if payload is not None else None
+        from .redact import redact_any
+
+        data = json.dumps(redact_any(payload)).encode() if payload is not None else None
         headers = {**self.headers, **({"Content-Type": "application/json"} if data else {})}
         req = urllib.request.Request(self.api + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(req, timeout=30) as response:

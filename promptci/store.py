@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import InputError
 from .interrupts import uninterrupted
+from .redact import redact_all
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -292,6 +293,10 @@ class Store:
                 self.db.execute("ROLLBACK")
                 raise
 
+    def _write(self, sql: str, params: Sequence[Any]) -> None:
+        """Every write: its strings pass the redaction layer first."""
+        self.db.execute(sql, redact_all(params))
+
     def schema_version(self) -> int:
         row = self.db.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
@@ -311,14 +316,14 @@ class Store:
     ) -> None:
         from . import __version__
 
-        self.db.execute(
+        self._write(
             "INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, ?, 'running', ?)",
             [run_id, now(), git_commit, branch, dirty, command, config_hash, __version__],
         )
 
     @uninterrupted
     def finish_run(self, run_id: str, status: str) -> None:
-        self.db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", [status, now(), run_id])
+        self._write("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", [status, now(), run_id])
 
     def run_count(self) -> int:
         row = self.db.execute("SELECT count(*) FROM runs").fetchone()
@@ -332,7 +337,7 @@ class Store:
         for chunk in _chunks(rows, 500):
             one = "(" + ", ".join("?" * len(RESULT_COLUMNS)) + ")"
             params = [getattr(r, c) for r in chunk for c in RESULT_COLUMNS]
-            self.db.execute(f"INSERT INTO results VALUES {', '.join([one] * len(chunk))}", params)
+            self._write(f"INSERT INTO results VALUES {', '.join([one] * len(chunk))}", params)
 
     def results(self, run_id: str) -> list[dict[str, Any]]:
         cur = self.db.execute(
@@ -347,7 +352,7 @@ class Store:
     def start_optimization(
         self, opt_id: str, *, prompt: str, suite: str, method: str, base_commit: str, settings: str, initial: str
     ) -> None:
-        self.db.execute(
+        self._write(
             "INSERT INTO optimizations (id, started_at, prompt, suite, method, base_commit, settings, status, initial)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
             [opt_id, now(), prompt, suite, method, base_commit, settings, initial],
@@ -359,7 +364,7 @@ class Store:
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = ?" for name in values)
-        self.db.execute(f"UPDATE optimizations SET {assignments} WHERE id = ?", [*values.values(), opt_id])
+        self._write(f"UPDATE optimizations SET {assignments} WHERE id = ?", [*values.values(), opt_id])
 
     def optimization(self, opt_id: str) -> dict[str, Any] | None:
         """The optimization with this id, or with this unique id prefix."""
@@ -379,11 +384,11 @@ class Store:
             return
         one = "(" + ", ".join("?" * len(TRAJECTORY_COLUMNS)) + ")"
         params = [getattr(r, c) for r in rows for c in TRAJECTORY_COLUMNS]
-        self.db.execute(f"INSERT INTO trajectory VALUES {', '.join([one] * len(rows))}", params)
+        self._write(f"INSERT INTO trajectory VALUES {', '.join([one] * len(rows))}", params)
 
     @uninterrupted
     def set_dev_score(self, row: TrajectoryRow) -> None:
-        self.db.execute(
+        self._write(
             "UPDATE trajectory SET dev_score = ?, dev_run = ?, calls = ?, tokens = ?, cost = ?"
             " WHERE optimization_id = ? AND step = ? AND candidate = ?",
             [row.dev_score, row.dev_run, row.calls, row.tokens, row.cost, row.optimization_id, row.step, row.candidate],
@@ -419,7 +424,7 @@ class Store:
             params: list[Any] = []
             for key, model_id, r in chunk:
                 params += [key, model_id, r.output, r.tokens_in, r.tokens_out, r.cost, r.latency_ms, now()]
-            self.db.execute(f"INSERT OR REPLACE INTO cache VALUES {values}", params)
+            self._write(f"INSERT OR REPLACE INTO cache VALUES {values}", params)
 
     def cache_info(self) -> dict[str, Any]:
         total = self.db.execute("SELECT count(*), coalesce(sum(length(output)), 0) FROM cache").fetchone()

@@ -16,6 +16,7 @@ import click
 from .. import __version__
 from ..errors import ExitCode, PromptciError
 from ..interrupts import is_abandoned_query, raise_on_sigterm
+from ..redact import RedactingStream
 from . import cache, compare, eval, github, history, init, label, lint, log, ls, optimize, report, results, schema, show
 from .options import State
 
@@ -72,11 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     raise_on_sigterm()
-    cwd = os.getcwd()
+    cwd, streams = os.getcwd(), (sys.stdout, sys.stderr)
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]
     try:
         return _run(args, debug)
     finally:
         os.chdir(cwd)
+        sys.stdout, sys.stderr = streams
 
 
 def _run(args: list[str], debug: bool) -> int:

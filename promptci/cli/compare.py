@@ -84,10 +84,10 @@ def compare(
         _print_flips(comparison)
         click.echo(f"verdict: {comparison.verdict}", err=True)
     writers = {".json": report.to_json, ".md": report.markdown, ".xml": report.junit}
-    from ..yamlio import atomic_write
+    from ..redact import write
 
     for path in outputs:
-        atomic_write(path, writers[path.suffix](comparison))
+        write(path, writers[path.suffix](comparison))
     _github(comparison, markdown, project)
     return int(ExitCode.FAILED if comparison.verdict == "regressed" else ExitCode.OK)
 
@@ -172,12 +172,12 @@ def _github(comparison: object, markdown: str, project: object) -> None:
     from ..compare.engine import Comparison
     from ..compare.report import github_annotations
     from ..project import Project
+    from ..redact import append_summary
 
     assert isinstance(comparison, Comparison) and isinstance(project, Project)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown + "\n")
+        append_summary(summary, markdown + "\n")
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in github_annotations(comparison, _body_lines(project, comparison)):
             click.echo(line)

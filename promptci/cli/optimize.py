@@ -220,8 +220,10 @@ def optimize(
         )
     outcome = result.outcome
     if output is not None and plot is not None:
-        output.write_text(result.body, encoding="utf-8")
-        plot.write_text(svg_plot(outcome), encoding="utf-8")
+        from ..redact import write
+
+        write(output, result.body)
+        write(plot, svg_plot(outcome))
         click.echo(f"wrote {output} and {plot}", err=True)
     if fmt == "json":
         import json
@@ -379,8 +381,9 @@ def _configured_passes(
     text = summary(entries)
     summary_path = env.get("GITHUB_STEP_SUMMARY")
     if summary_path:
-        with open(summary_path, "a", encoding="utf-8") as fh:
-            fh.write(text)
+        from ..redact import append_summary
+
+        append_summary(summary_path, text)
     if not chosen:
         click.echo("no opted-in prompt selected: nothing to optimize", err=True)
     return int(worst)

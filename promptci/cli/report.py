@@ -28,9 +28,9 @@ def report(state: State, html_path: Path, compare_json: Path | None, prompt: str
     """Write an HTML report: score history per prompt and suite, the latest comparison, flipped cases."""
     from ..compare.history import history
     from ..errors import InputError
+    from ..redact import write
     from ..report.html import render
     from ..store import Store
-    from ..yamlio import atomic_write
 
     db = state.project.path(state.project.config.db)
     comparison = None
@@ -45,6 +45,6 @@ def report(state: State, html_path: Path, compare_json: Path | None, prompt: str
             )
     with Store(db, read_only=True) as store:
         points = history(store, prompt)
-    atomic_write(html_path, render(points, comparison))
+    write(html_path, render(points, comparison))
     click.echo(f"wrote {html_path} ({len(points)} versions)", err=True)
     return 0

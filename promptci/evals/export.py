@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from .. import redact
 from ..errors import InputError
 from ..store import RESULT_COLUMNS, ResultRow
-from ..yamlio import atomic_write
 from .runner import EvalReport
 
 FORMATS = (".json", ".jsonl", ".csv", ".xml")
@@ -26,7 +26,7 @@ def check_paths(paths: tuple[Path, ...]) -> None:
 
 def write(report: EvalReport, path: Path) -> None:
     writers = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".xml": _junit}
-    atomic_write(path, writers[path.suffix](report))
+    redact.write(path, writers[path.suffix](report))
 
 
 def _row(row: ResultRow) -> dict[str, Any]:

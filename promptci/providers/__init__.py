@@ -88,6 +88,8 @@ def identity(settings: ModelSettings, root: Path) -> str:
     if name == "openai":
         import os
 
+        from ..redact import safe_host
+
         base_url = settings.params.get("base_url") or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
-        return f"openai:{settings.model}@{str(base_url).split('://')[-1].rstrip('/')}"
+        return f"openai:{settings.model}@{safe_host(str(base_url))}"
     return create(settings, root).model_id

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..prompts.spec import ModelSettings
+from ..redact import register_secret_variable, safe_host
 from .base import Completion, OnDone, Request, apply_stop
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -51,8 +52,7 @@ class OpenAIProvider:
         self._openai = openai
         self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
         self.model = model
-        host = (base_url or "api.openai.com").split("://")[-1].rstrip("/")
-        self.model_id = f"openai:{model}@{host}"
+        self.model_id = f"openai:{model}@{safe_host(base_url or 'api.openai.com')}"
         self.concurrency = max(1, concurrency)
         self.max_retries = max_retries
         self.backoff = backoff
@@ -65,6 +65,8 @@ class OpenAIProvider:
         if not settings.model:
             raise InputError("the openai provider needs a model name", hint="e.g. --model openai:gpt-4o-mini")
         key_env = p.get("api_key_env")
+        if key_env:
+            register_secret_variable(str(key_env))
         return cls(
             settings.model,
             base_url=p.get("base_url"),

@@ -1,0 +1,119 @@
+"""The one redaction layer: every string promptci stores, prints or publishes passes through here.
+
+promptci runs in CI and publishes its results database, so a credential that reaches a
+model id, a server's error message or a model's output must never reach disk, a log or
+a PR comment. Redaction replaces what looks like a secret with ``***``:
+
+- the user-info part of URLs (``https://user:sk-…@host``);
+- credential query parameters (``?api_key=…``, ``token``, ``sig``, …);
+- ``Authorization: Bearer …`` and ``api-key: …`` headers, as servers echo them;
+- well-known token shapes (OpenAI ``sk-…``, GitHub ``ghp_…``, AWS access key ids);
+- the values of environment variables whose names say they hold a secret
+  (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*PASSWORD*``) and of the variables
+  named by ``api_key_env`` settings, wherever they appear.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+MASK = "***"
+_MIN_SECRET = 8  # shorter values would mask ordinary words
+
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(?<=://)[^\s/@:]*(?::[^\s/@]*)?@"), MASK + "@"),
+    (
+        re.compile(
+            r"(?i)([?&;](?:api[-_]?key|key|token|access[-_]?token|auth|secret|password|sig|signature|code)=)[^&#\s'\"]+"
+        ),
+        r"\1" + MASK,
+    ),
+    (re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token)?\s*)[^\s\"',;}&]+"), r"\1" + MASK),
+    (re.compile(r"(?i)(\b(?:x-)?api[-_]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}&]+"), r"\1" + MASK),
+    (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "sk-" + MASK),
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), MASK),
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
+]
+_SECRET_NAME = re.compile(r"(?i)(api[-_]?key|token|secret|password|passwd|credential)")
+_extra_names: set[str] = set()
+
+
+def register_secret_variable(name: str) -> None:
+    """Treat the value of environment variable ``name`` as a secret (an ``api_key_env``)."""
+    _extra_names.add(name)
+
+
+def _secret_values() -> list[str]:
+    values = {
+        value
+        for name, value in os.environ.items()
+        if (name in _extra_names or _SECRET_NAME.search(name)) and len(value) >= _MIN_SECRET
+    }
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """``text`` with everything that looks like a credential replaced by ``***``."""
+    if not text:
+        return text
+    for value in _secret_values():
+        if value in text:
+            text = text.replace(value, MASK)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_any(value: Any) -> Any:
+    """:func:`redact` applied to every string inside lists, tuples and dicts."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_any(k): redact_any(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_any(v) for v in value)
+    return value
+
+
+def redact_all(values: Iterable[Any]) -> list[Any]:
+    """Query parameters with their strings redacted, for the store's writes."""
+    return [redact(v) if isinstance(v, str) else v for v in values]
+
+
+def safe_host(base_url: str) -> str:
+    """``base_url`` as it may appear in a model id: host, port and path, no credentials."""
+    rest = base_url.split("://", 1)[-1]
+    rest = rest.rsplit("@", 1)[-1] if "@" in rest.split("/", 1)[0] else rest
+    return rest.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+
+
+def write(path: Path, text: str) -> None:
+    """Write a report, export or PR body atomically, redacted."""
+    from .yamlio import atomic_write
+
+    atomic_write(path, redact(text))
+
+
+def append_summary(path: str | Path, text: str) -> None:
+    """Append to a GitHub job summary (``$GITHUB_STEP_SUMMARY``), redacted."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(redact(text))
+
+
+class RedactingStream:
+    """A text stream that redacts what is written to it (the CLI's stdout and stderr)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
