@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .dbfile import refuse_foreign
 from .errors import InputError
-from .store import Store, refuse_foreign
+from .store import Store
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def merge_into(target: Store, source: Path) -> MergeCounts:
             new_runs = [
                 r[0] for r in db.execute("SELECT id FROM src.runs WHERE id NOT IN (SELECT id FROM runs)").fetchall()
             ]
-            db.execute("INSERT INTO runs SELECT * FROM src.runs WHERE id IN (SELECT unnest(?))", [new_runs])
+            db.execute("INSERT INTO runs BY NAME SELECT * FROM src.runs WHERE id IN (SELECT unnest(?))", [new_runs])
             before = _count(db, "results")
             db.execute("INSERT INTO results SELECT * FROM src.results WHERE run_id IN (SELECT unnest(?))", [new_runs])
             added_results = _count(db, "results") - before

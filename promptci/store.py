@@ -8,124 +8,32 @@ refused and never modified.
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .dbfile import (
+    HOST,
+    Busy,
+    alive,
+    damaged,
+    file_state,
+    first_line,
+    is_corruption,
+    is_lock_conflict,
+    read_stamp,
+    refuse_foreign,
+    stamp_path,
+    write_stamp,
+)
 from .errors import InputError
 from .interrupts import uninterrupted
+from .migrations import INTEGRITY_QUERIES, MIGRATIONS
 from .redact import redact_all
-
-MIGRATIONS: list[tuple[int, str, str]] = [
-    (
-        1,
-        "runs, results and the response cache",
-        """
-        CREATE TABLE runs (
-            id VARCHAR PRIMARY KEY,
-            started_at TIMESTAMP NOT NULL,
-            ended_at TIMESTAMP,
-            git_commit VARCHAR,
-            branch VARCHAR,
-            dirty BOOLEAN,
-            command VARCHAR,
-            config_hash VARCHAR,
-            status VARCHAR NOT NULL,
-            promptci_version VARCHAR
-        );
-        CREATE TABLE results (
-            run_id VARCHAR NOT NULL,
-            suite VARCHAR NOT NULL,
-            suite_hash VARCHAR NOT NULL,
-            prompt VARCHAR NOT NULL,
-            prompt_hash VARCHAR NOT NULL,
-            prompt_commit VARCHAR,
-            case_id VARCHAR NOT NULL,
-            case_name VARCHAR,
-            repeat_index INTEGER NOT NULL,
-            model_id VARCHAR NOT NULL,
-            params_hash VARCHAR NOT NULL,
-            input VARCHAR,
-            expected VARCHAR,
-            output VARCHAR,
-            scores VARCHAR,
-            score DOUBLE,
-            passed BOOLEAN,
-            error VARCHAR,
-            latency_ms DOUBLE,
-            tokens_in INTEGER,
-            tokens_out INTEGER,
-            cost DOUBLE,
-            cached BOOLEAN NOT NULL,
-            created_at TIMESTAMP NOT NULL
-        );
-        CREATE INDEX results_run ON results (run_id);
-        CREATE TABLE cache (
-            key VARCHAR PRIMARY KEY,
-            model_id VARCHAR NOT NULL,
-            output VARCHAR NOT NULL,
-            tokens_in INTEGER,
-            tokens_out INTEGER,
-            cost DOUBLE,
-            latency_ms DOUBLE,
-            created_at TIMESTAMP NOT NULL
-        );
-        """,
-    ),
-    (
-        2,
-        "optimizations and their trajectories",
-        """
-        CREATE TABLE optimizations (
-            id VARCHAR PRIMARY KEY,
-            started_at TIMESTAMP NOT NULL,
-            ended_at TIMESTAMP,
-            prompt VARCHAR NOT NULL,
-            suite VARCHAR NOT NULL,
-            method VARCHAR NOT NULL,
-            base_commit VARCHAR NOT NULL,
-            settings VARCHAR NOT NULL,
-            status VARCHAR NOT NULL,
-            initial VARCHAR NOT NULL,
-            best VARCHAR,
-            test_before DOUBLE,
-            test_after DOUBLE,
-            p_value DOUBLE,
-            calls INTEGER,
-            tokens INTEGER,
-            cost DOUBLE,
-            wall_s DOUBLE,
-            branch VARCHAR,
-            branch_commit VARCHAR
-        );
-        CREATE TABLE trajectory (
-            optimization_id VARCHAR NOT NULL,
-            step INTEGER NOT NULL,
-            candidate INTEGER NOT NULL,
-            parent_step INTEGER,
-            parent_candidate INTEGER,
-            text VARCHAR NOT NULL,
-            text_hash VARCHAR NOT NULL,
-            status VARCHAR NOT NULL,
-            train_score DOUBLE,
-            dev_score DOUBLE,
-            loss DOUBLE,
-            accepted BOOLEAN NOT NULL,
-            edit_distance INTEGER,
-            edit_budget INTEGER,
-            calls INTEGER NOT NULL,
-            tokens INTEGER NOT NULL,
-            cost DOUBLE NOT NULL,
-            train_run VARCHAR,
-            dev_run VARCHAR,
-            created_at TIMESTAMP NOT NULL,
-            PRIMARY KEY (optimization_id, step, candidate)
-        );
-        """,
-    ),
-]
 
 
 @dataclass(frozen=True)
@@ -228,21 +136,77 @@ class Store:
     """An open results database. Use as a context manager."""
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        import duckdb
+        """Open ``path``. A damaged or foreign file is refused before anything is written.
 
+        Read-only opens never wait for a writer: while another process holds the
+        database (an eval in progress), they read a snapshot copy of it.
+        """
         self.path = path
+        self.read_only = read_only
+        self._snapshot: Path | None = None
+        if path.is_dir():
+            raise InputError("the results database path is a directory", path=path, hint="set `db:` to a file")
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.exists():
             raise InputError(f"no results database at {path}", hint="run `promptci eval` first")
         refuse_foreign(path)
-        try:
-            self.db = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise InputError(f"cannot open results database: {exc}", path=path) from None
-        self._check_schema()
-        if not read_only:
+        if read_only:
+            self.db = self._open_for_reading()
+        else:
+            if path.exists() and path.stat().st_size:
+                self._connect(path, read_only=True).close()  # checks integrity, writes nothing
+            self.db = self._connect(path, read_only=False)
             self._migrate()
+            self._mark_abandoned()
+
+    def _connect(self, path: Path, *, read_only: bool) -> Any:
+        import duckdb
+
+        try:
+            db = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if is_lock_conflict(exc):
+                raise Busy from None
+            if is_corruption(exc):
+                raise damaged(self.path, exc) from None
+            raise InputError(f"cannot open results database: {first_line(exc)}", path=self.path) from None
+        try:
+            self._check_schema(db)
+            if read_only:
+                self._check_integrity(db, path)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_for_reading(self) -> Any:
+        try:
+            return self._connect(self.path, read_only=True)
+        except Busy:
+            pass
+        import shutil
+        import tempfile
+
+        # A copy taken while the writer checkpoints can be torn: the check catches it, so try again.
+        for attempt in range(3):
+            directory = Path(tempfile.mkdtemp(prefix="promptci-snapshot-"))
+            copy = directory / self.path.name
+            try:
+                shutil.copyfile(self.path, copy)
+                wal = self.path.with_name(self.path.name + ".wal")
+                if wal.exists():
+                    shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
+                db = self._connect(copy, read_only=True)
+            except (InputError, Busy, OSError):
+                shutil.rmtree(directory, ignore_errors=True)
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            self._snapshot = directory
+            return db
+        raise AssertionError("unreachable")
 
     def __enter__(self) -> Store:
         return self
@@ -252,22 +216,50 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        if not self.read_only:
+            write_stamp(stamp_path(self.path), file_state(self.path))  # what we wrote is sound
+        if self._snapshot is not None:
+            import shutil
 
-    def _check_schema(self) -> None:
+            shutil.rmtree(self._snapshot, ignore_errors=True)
+            self._snapshot = None
+
+    def _check_integrity(self, db: Any, path: Path) -> None:
+        """Read every block once (duckdb verifies each block's checksum as it reads it).
+
+        A file this process left behind after its last write is trusted without a
+        reread: the stamp beside it records its size and modification time.
+        """
+        stamp = stamp_path(self.path)
+        state = file_state(path)
+        if path == self.path and read_stamp(stamp) == state:
+            return
+        tables = {r[0] for r in db.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        try:
+            for table, query in INTEGRITY_QUERIES.items():
+                if table in tables:
+                    db.execute(query).fetchall()
+        except Exception as exc:
+            if is_corruption(exc) or "IO Error" in str(exc):
+                raise damaged(self.path, exc) from None
+            raise
+        if path == self.path:
+            write_stamp(stamp, state)
+
+    def _check_schema(self, db: Any) -> None:
         """Refuse a DuckDB file that holds something else, or a schema newer than ours."""
-        tables = {r[0] for r in self.db.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        tables = {r[0] for r in db.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if not tables:
             return
         if "schema_migrations" not in tables:
-            self.db.close()
             raise InputError(
                 "not a promptci results database (it has other tables); refusing to modify it",
                 path=self.path,
                 hint="point `db:` in promptci.yaml at another file",
             )
-        newest = self.schema_version()
+        row = db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        newest = int(row[0]) if row and row[0] is not None else 0
         if newest > MIGRATIONS[-1][0]:
-            self.db.close()
             raise InputError(
                 f"results database is at schema version {newest}, newer than this promptci knows",
                 path=self.path,
@@ -317,9 +309,22 @@ class Store:
         from . import __version__
 
         self._write(
-            "INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, ?, 'running', ?)",
-            [run_id, now(), git_commit, branch, dirty, command, config_hash, __version__],
+            "INSERT INTO runs (id, started_at, git_commit, branch, dirty, command, config_hash, status,"
+            " promptci_version, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            [run_id, now(), git_commit, branch, dirty, command, config_hash, __version__, os.getpid(), HOST],
         )
+
+    @uninterrupted
+    def _mark_abandoned(self) -> None:
+        """Runs left ``running`` by a process on this machine that no longer exists (killed,
+        or the machine restarted) become ``abandoned``."""
+        rows = self.db.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", [HOST]).fetchall()
+        gone = [run_id for run_id, pid in rows if pid is None or not alive(int(pid))]
+        if gone:
+            self._write(
+                "UPDATE runs SET status = 'abandoned' WHERE id IN (SELECT unnest(?))",
+                [gone],
+            )
 
     @uninterrupted
     def finish_run(self, run_id: str, status: str) -> None:
@@ -443,23 +448,6 @@ class Store:
 def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
-
-
-_DUCKDB_MAGIC = b"DUCK"
-
-
-def refuse_foreign(path: Path) -> None:
-    """Refuse a file that is not a DuckDB database before duckdb can touch it."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb") as fh:
-        head = fh.read(16)
-    if head[8:12] != _DUCKDB_MAGIC:
-        raise InputError(
-            "not a DuckDB database; refusing to open it",
-            path=path,
-            hint="point `db:` in promptci.yaml at another file",
-        )
 
 
 def dumps(value: Any) -> str:

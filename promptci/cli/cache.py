@@ -18,8 +18,12 @@ def info(state: State, fmt: str) -> int:
     from ..store import Store
     from .output import emit_json
 
-    with Store(state.project.path(state.project.config.db)) as store:
-        data = store.cache_info()
+    db = state.project.path(state.project.config.db)
+    if db.exists():
+        with Store(db, read_only=True) as store:
+            data = store.cache_info()
+    else:
+        data = {"path": str(db), "entries": 0, "output_bytes": 0, "models": {}}
     if fmt == "json":
         emit_json(data)
     else:

@@ -1,0 +1,131 @@
+"""The results database's schema: numbered migrations, each recorded in ``schema_migrations``."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "runs, results and the response cache",
+        """
+        CREATE TABLE runs (
+            id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,
+            ended_at TIMESTAMP,
+            git_commit VARCHAR,
+            branch VARCHAR,
+            dirty BOOLEAN,
+            command VARCHAR,
+            config_hash VARCHAR,
+            status VARCHAR NOT NULL,
+            promptci_version VARCHAR
+        );
+        CREATE TABLE results (
+            run_id VARCHAR NOT NULL,
+            suite VARCHAR NOT NULL,
+            suite_hash VARCHAR NOT NULL,
+            prompt VARCHAR NOT NULL,
+            prompt_hash VARCHAR NOT NULL,
+            prompt_commit VARCHAR,
+            case_id VARCHAR NOT NULL,
+            case_name VARCHAR,
+            repeat_index INTEGER NOT NULL,
+            model_id VARCHAR NOT NULL,
+            params_hash VARCHAR NOT NULL,
+            input VARCHAR,
+            expected VARCHAR,
+            output VARCHAR,
+            scores VARCHAR,
+            score DOUBLE,
+            passed BOOLEAN,
+            error VARCHAR,
+            latency_ms DOUBLE,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            cost DOUBLE,
+            cached BOOLEAN NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE INDEX results_run ON results (run_id);
+        CREATE TABLE cache (
+            key VARCHAR PRIMARY KEY,
+            model_id VARCHAR NOT NULL,
+            output VARCHAR NOT NULL,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            cost DOUBLE,
+            latency_ms DOUBLE,
+            created_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+    (
+        2,
+        "optimizations and their trajectories",
+        """
+        CREATE TABLE optimizations (
+            id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,
+            ended_at TIMESTAMP,
+            prompt VARCHAR NOT NULL,
+            suite VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            base_commit VARCHAR NOT NULL,
+            settings VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            initial VARCHAR NOT NULL,
+            best VARCHAR,
+            test_before DOUBLE,
+            test_after DOUBLE,
+            p_value DOUBLE,
+            calls INTEGER,
+            tokens INTEGER,
+            cost DOUBLE,
+            wall_s DOUBLE,
+            branch VARCHAR,
+            branch_commit VARCHAR
+        );
+        CREATE TABLE trajectory (
+            optimization_id VARCHAR NOT NULL,
+            step INTEGER NOT NULL,
+            candidate INTEGER NOT NULL,
+            parent_step INTEGER,
+            parent_candidate INTEGER,
+            text VARCHAR NOT NULL,
+            text_hash VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            train_score DOUBLE,
+            dev_score DOUBLE,
+            loss DOUBLE,
+            accepted BOOLEAN NOT NULL,
+            edit_distance INTEGER,
+            edit_budget INTEGER,
+            calls INTEGER NOT NULL,
+            tokens INTEGER NOT NULL,
+            cost DOUBLE NOT NULL,
+            train_run VARCHAR,
+            dev_run VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (optimization_id, step, candidate)
+        );
+        """,
+    ),
+    (
+        3,
+        "the process that runs a run, so a killed one can be told from a live one",
+        """
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        ALTER TABLE runs ADD COLUMN host VARCHAR;
+        """,
+    ),
+]
+
+# Every table a promptci database holds, read whole by the integrity check: hashing every
+# column makes duckdb read, and so verify the checksum of, every block.
+INTEGRITY_QUERIES = {
+    "schema_migrations": "SELECT count(*), sum(hash(COLUMNS(*))) FROM schema_migrations",
+    "runs": "SELECT count(*), sum(hash(COLUMNS(*))) FROM runs",
+    "results": "SELECT count(*), sum(hash(COLUMNS(*))) FROM results",
+    "cache": "SELECT count(*), sum(hash(COLUMNS(*))) FROM cache",
+    "optimizations": "SELECT count(*), sum(hash(COLUMNS(*))) FROM optimizations",
+    "trajectory": "SELECT count(*), sum(hash(COLUMNS(*))) FROM trajectory",
+}
