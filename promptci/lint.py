@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from .config import CONFIG_FILE
 from .errors import InputError, PromptciError
+from .evals.modules import repository_module
 from .files import read_text
 from .lint_cache import LintCache
 from .project import Project
@@ -80,6 +81,7 @@ class Facts:
     dataset: Located | None = None  # suite: dataset path, relative to the suite
     labels: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # prompt, label, sha, line, col
     optimize: Located | None = None  # prompt: the suite its optimize: block names
+    scorer_modules: list[Located] = field(default_factory=list)  # suite: modules of python scorers
 
 
 def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = True) -> LintReport:
@@ -246,7 +248,7 @@ def _templates(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
 
 
 def _analyse_suite(a: _Analysis) -> None:
-    from .evals.suite import Suite
+    from .evals.suite import PythonScorer, Suite
 
     suite = a.validate(Suite)
     if not isinstance(suite, Suite):
@@ -263,6 +265,10 @@ def _analyse_suite(a: _Analysis) -> None:
         a.facts.dataset = a.located(suite.dataset.path, ("dataset", "path"))
     for c, case in enumerate(suite.cases):
         a.facts.uses += [a.located(name, ("cases", c, "vars", name)) for name in case.vars]
+    for s, scorer in enumerate(suite.scorers):
+        if isinstance(scorer, PythonScorer):
+            module = scorer.function.partition(":")[0]
+            a.facts.scorer_modules.append(a.located(module, ("scorers", s, "function"), value=True))
 
 
 def _analyse_labels(a: _Analysis, text: str) -> None:
@@ -308,6 +314,11 @@ def _check_suite(project: Project, f: Facts, declared: dict[str, list[str]]) -> 
             if use.text not in declared[name]:
                 message = f"prompt '{name}' declares no variable '{use.text}'"
                 found.append(Diagnostic(f.path, use.line, use.col, "error", "unknown-variable", message))
+    for module in f.scorer_modules:
+        try:
+            repository_module(project.root, module.text)
+        except PromptciError as exc:
+            found.append(Diagnostic(f.path, module.line, module.col, "error", "python-scorer", exc.message))
     if f.dataset is not None:
         where = (f.path, f.dataset.line, f.dataset.col)
         try:

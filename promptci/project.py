@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import CONFIG_FILE, Config, load_config
-from .errors import InputError
+from .errors import InputError, NotFoundError
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class Project:
         """Find the project that contains ``start`` (default: ``$PROMPTCI_ROOT`` or the cwd).
 
         The root is the nearest directory holding ``promptci.yaml``, else the git
-        top level, else ``start`` itself with default settings.
+        top level. Outside both there is no project: :class:`NotFoundError`, so that
+        no command writes its ``.promptci/`` into an arbitrary directory.
         """
         if start is None:
             start = os.environ.get("PROMPTCI_ROOT") or Path.cwd()
@@ -36,7 +37,10 @@ class Project:
         for directory in candidates:
             if (directory / ".git").exists():
                 return cls(directory, Config())
-        return cls(here, Config())
+        raise NotFoundError(
+            f"not in a promptci project: no {CONFIG_FILE} or git repository in {here} or above",
+            hint="run `promptci init` to start one, or -C DIR to point at one",
+        )
 
     @property
     def prompts_dir(self) -> Path:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,13 +157,10 @@ def _json(output: str, scorer: JsonScorer) -> float:
 
 
 def _python(scorer: PythonScorer, root: Path) -> ScoreFn:
+    from .modules import load_repository_module
+
     module_name, _, func_name = scorer.function.partition(":")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InputError(f"python scorer: cannot import '{module_name}' from {root}: {exc}") from None
+    module = load_repository_module(root, module_name)
     func = getattr(module, func_name, None)
     if not callable(func):
         raise InputError(f"python scorer: '{scorer.function}' is not a function")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
@@ -44,6 +46,32 @@ class Message(_Strict):
     content: str
 
 
+def _int_at_least(low: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "transformers": {
+        "batch_size": (_int_at_least(1), "a whole number of at least 1"),
+        "device": (lambda v: isinstance(v, str) and bool(_DEVICE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
+        "dtype": (lambda v: v in ("auto", "float32", "float16", "bfloat16"), "auto, float32, float16 or bfloat16"),
+    },
+    "openai": {
+        "base_url": (lambda v: isinstance(v, str) and "://" in v, "a URL such as http://host:port/v1"),
+        "api_key_env": (lambda v: isinstance(v, str) and bool(v), "the name of an environment variable"),
+        "concurrency": (_int_at_least(1), "a whole number of at least 1"),
+        "max_retries": (_int_at_least(0), "a whole number of at least 0"),
+        "timeout": (_positive_number, "a positive number of seconds"),
+        "backoff": (lambda v: _positive_number(v) or v == 0, "a number of seconds, 0 or more"),
+    },
+}
+
+
 class ModelSettings(_Strict):
     """Default model settings for a prompt, or for the whole project in ``promptci.yaml``."""
 
@@ -55,6 +83,17 @@ class ModelSettings(_Strict):
     seed: int | None = None
     stop: list[str] | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="extra provider parameters")
+
+    @field_validator("params")
+    @classmethod
+    def _known_params(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The built-in providers' parameters must have usable values; plugins' are theirs to check."""
+        checks = _PARAM_CHECKS.get(info.data.get("provider") or "transformers", {})
+        for name, value in params.items():
+            check = checks.get(name)
+            if check is not None and not check[0](value):
+                raise ValueError(f"{name}: {value!r} is not {check[1]}")
+        return params
 
     def merged(self, override: ModelSettings | None) -> ModelSettings:
         """These settings with every field that ``override`` sets replacing ours."""

@@ -1,0 +1,81 @@
+"""What a contributor's files may reach: modules, files and settings stay inside the project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Repo
+from tests.hostile.test_loaders import one_line
+
+SUITE = "prompts: [sentiment]\nscorers:\n  - type: python\n    function: {function}\ncases:\n  - vars: {{review: fine}}\n    expected: positive\n"
+
+
+@pytest.mark.parametrize("function", ["os:system", "subprocess:getoutput", "outside_module:score"])
+def test_a_python_scorer_only_comes_from_the_repository(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, function: str
+) -> None:
+    outside = tmp_path / "site"
+    outside.mkdir()
+    (outside / "outside_module.py").write_text("def score(output, expected, case):\n    return 1.0\n")
+    monkeypatch.syspath_prepend(str(outside))
+    repo.write("evals/py.yaml", SUITE.format(function=function))
+    module = function.partition(":")[0]
+    r = repo.run("lint", "evals/py.yaml")
+    assert r.code == 1
+    assert f"evals/py.yaml:4:15: error: python scorer module '{module}' is not a file in the repository" in r.out
+    r = repo.run("eval", "evals/py.yaml")
+    assert r.code == 2 and f"python scorer module '{module}' is not a file in the repository" in one_line(r.err)
+
+
+def test_a_repository_scorer_still_runs(repo: Repo) -> None:
+    repo.write("checks/scoring.py", "def score(output, expected, case):\n    return 1.0\n")
+    repo.write("checks/__init__.py", "")
+    repo.write("evals/py.yaml", SUITE.format(function="checks.scoring:score"))
+    assert repo.run("lint", "evals/py.yaml").code == 0
+
+
+def test_a_prompt_linked_outside_the_repository_is_not_read(repo: Repo, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("name: stolen\ntemplate: 'the host file'\n")
+    os.symlink(secret, repo.path / "prompts/stolen.yaml")
+    r = repo.run("ls")
+    assert r.code == 2 and "is outside the repository" in one_line(r.err)
+    r = repo.run("render", "stolen")
+    assert r.code == 2 and "the host file" not in r.out + r.err
+    r = repo.run("lint")
+    assert r.code == 1 and "prompts/stolen.yaml:1:1: error:" in r.out and "outside the repository" in r.out
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("batch_size: 0", "batch_size: 0 is not a whole number of at least 1"),
+        ("device: tpu", "device: 'tpu' is not auto, cpu, mps, cuda or cuda:N"),
+        ("dtype: int3", "dtype: 'int3' is not auto, float32, float16 or bfloat16"),
+    ],
+)
+def test_bad_model_params_exit_2_and_fail_lint(repo: Repo, param: str, message: str) -> None:
+    text = (repo.path / "prompts/sentiment.yaml").read_text()
+    repo.write("prompts/sentiment.yaml", text.replace("  max_tokens: 4\n", f"  max_tokens: 4\n  params: {{{param}}}\n"))
+    r = repo.run("lint")
+    assert r.code == 1 and f"prompts/sentiment.yaml:18:3: error: model.params: {message}" in r.out
+    r = repo.run("eval")
+    assert r.code == 2 and one_line(r.err) == f"error: prompts/sentiment.yaml:18:3: model.params: {message}"
+
+
+def test_outside_any_project_commands_exit_2_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptci.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args in (["ls"], ["eval"], ["lint"]):
+        code = main(["-C", str(empty), *args])
+        err = capsys.readouterr().err
+        assert code == 2, (args, err)
+        assert "not in a promptci project" in one_line(err)
+    assert list(empty.iterdir()) == []
