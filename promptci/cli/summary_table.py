@@ -13,6 +13,8 @@ def print_summary(report: EvalReport) -> None:
     for s in report.summaries:
         verdict = "pass" if s.passed else ("error" if s.errors else "FAIL")
         score = f"{s.score:.3f}" if s.score is not None else "-"
+        if s.errors and s.score is not None:  # a mean over the few cases that ran is no mean of the suite
+            score += f" ({s.scored} of {s.cases} scored)"
         rows.append(
             (s.suite, s.prompt, s.cases, s.passed_cases, s.errors, s.flaky, score, f"{s.threshold:.2f}", verdict)
         )

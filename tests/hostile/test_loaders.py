@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from tests.conftest import Repo
@@ -171,3 +173,15 @@ def test_render_of_a_broken_template_names_the_line(repo: Repo) -> None:
     r = repo.run("render", "sentiment", "--var", "review=x")
     assert r.code == 2
     assert one_line(r.err).startswith("error: prompts/sentiment.yaml:10:1: template error:")
+
+
+def test_a_mean_over_few_scored_cases_says_so(repo: Repo, katan: Any) -> None:
+    repo.use_model_server(katan("-b", "echo").base_url)
+    text = (repo.path / "prompts/sentiment.yaml").read_text()
+    repo.write("prompts/sentiment.yaml", text.replace("Review: {{ review }}", "Review: {{ review * (10**9 if review|length is odd else 1) }}"))
+    r = repo.run("eval")
+    assert r.code == 1
+    row = next(line for line in r.out.splitlines() if line.startswith("sentiment"))
+    cells = row.split("\t")
+    assert cells[4] != "0" and cells[-1] == "error"
+    assert cells[6].endswith(f"({int(cells[2]) - int(cells[4])} of {cells[2]} scored)")
