@@ -10,11 +10,13 @@ the race fetches, merges and tries again. The working tree is never touched.
 
 from __future__ import annotations
 
+import random
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GitError
+from .errors import GitError, InputError
 from .git import Repo
 from .merge import MergeCounts, merge_into
 from .store import Store
@@ -27,6 +29,7 @@ BRANCH = "promptci-results"
 class SyncResult:
     merged: MergeCounts | None  # what came from the remote
     commit: str | None  # what was pushed
+    warnings: tuple[str, ...] = ()  # e.g. a damaged database on the branch, skipped
 
 
 def pull(repo: Repo, db: Path, remote: str = "origin", branch: str = BRANCH) -> SyncResult:
@@ -34,31 +37,47 @@ def pull(repo: Repo, db: Path, remote: str = "origin", branch: str = BRANCH) -> 
     tip = repo.fetch_branch(remote, branch)
     if tip is None:
         return SyncResult(None, None)
-    return SyncResult(_merge_remote(repo, db, tip), None)
+    merged, warning = _merge_remote(repo, db, tip, branch)
+    return SyncResult(merged, None, (warning,) if warning else ())
 
 
-def push(repo: Repo, db: Path, remote: str = "origin", branch: str = BRANCH, attempts: int = 3) -> SyncResult:
-    """Merge the remote's results into ``db``, then publish ``db`` as a new commit on the branch."""
-    merged = None
-    for _ in range(attempts):
+def push(
+    repo: Repo, db: Path, remote: str = "origin", branch: str = BRANCH, attempts: int = 8, backoff: float = 0.5
+) -> SyncResult:
+    """Merge the remote's results into ``db``, then publish ``db`` as a new commit on the branch.
+
+    A push that loses the race to another job waits (exponential backoff with full
+    jitter, so that racing jobs spread out) and tries again, up to ``attempts`` times.
+    """
+    merged, warnings = None, []
+    for attempt in range(attempts):
         tip = repo.fetch_branch(remote, branch)
         if tip is not None:
-            merged = _merge_remote(repo, db, tip)
+            merged, warning = _merge_remote(repo, db, tip, branch)
+            if warning and warning not in warnings:
+                warnings.append(warning)
         with Store(db) as store:
             store.db.execute("CHECKPOINT")  # everything in the file, nothing left in the WAL
             runs = store.run_count()
         commit = repo.commit_blob(db, FILE, tip, f"promptci results: {runs} runs")
         if repo.push(remote, commit, branch):
-            return SyncResult(merged, commit)
-    raise GitError(f"could not push {branch}: the remote kept moving", hint="try again")
+            return SyncResult(merged, commit, tuple(warnings))
+        time.sleep(random.uniform(0, min(10.0, backoff * 2**attempt)))
+    raise GitError(f"could not push {branch}: the remote kept moving after {attempts} tries", hint="try again")
 
 
-def _merge_remote(repo: Repo, db: Path, tip: str) -> MergeCounts:
+def _merge_remote(repo: Repo, db: Path, tip: str, branch: str) -> tuple[MergeCounts | None, str | None]:
+    """Merge the branch's database into ``db``; a damaged or foreign one is skipped with a warning."""
+    where = f"{branch}:{FILE} at {tip[:10]}"
     data = repo.read_bytes(tip, FILE)
     if data is None:
-        raise GitError(f"{BRANCH} at {tip[:10]} has no {FILE}")
+        return None, f"{where} does not exist; skipped"
     with tempfile.TemporaryDirectory() as tmp:
         remote_db = Path(tmp) / FILE
         remote_db.write_bytes(data)
+        try:
+            Store(remote_db, read_only=True).close()  # refuses foreign and damaged files
+        except InputError as exc:
+            return None, f"{where} is not a usable results database ({exc.message}); skipped, not merged"
         with Store(db) as store:
-            return merge_into(store, remote_db)
+            return merge_into(store, remote_db), None

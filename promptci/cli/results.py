@@ -25,6 +25,8 @@ def push(state: State, remote: str, branch: str) -> int:
     from ..results_sync import push as do_push
 
     outcome = do_push(state.registry.repo, state.project.path(state.project.config.db), remote, branch)
+    for warning in outcome.warnings:
+        click.echo(f"warning: {warning}", err=True)
     got = outcome.merged
     if got:
         click.echo(f"merged from {remote}/{branch}: {got.runs} runs, {got.results} results", err=True)
@@ -41,6 +43,10 @@ def pull(state: State, remote: str, branch: str) -> int:
     from ..results_sync import pull as do_pull
 
     outcome = do_pull(state.registry.repo, state.project.path(state.project.config.db), remote, branch)
+    for warning in outcome.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if outcome.merged is None and outcome.warnings:
+        return 0
     if outcome.merged is None:
         click.echo(f"{remote} has no branch {branch} yet; nothing to pull", err=True)
         return 0

@@ -3,6 +3,7 @@ GitHub Actions annotations."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from typing import Any
@@ -55,8 +56,12 @@ def _clip(text: str | None, n: int = 160) -> str:
     return flat if len(flat) <= n else flat[: n - 1] + "…"
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]!~|])")
+
+
 def _cell(text: str | None) -> str:
-    return _clip(text).replace("|", "\\|")
+    """Model output or a case name as inert text in a table cell: no HTML, links, images or code."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(_clip(text), quote=False))
 
 
 def markdown(c: Comparison) -> str:

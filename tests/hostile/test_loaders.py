@@ -178,10 +178,25 @@ def test_render_of_a_broken_template_names_the_line(repo: Repo) -> None:
 def test_a_mean_over_few_scored_cases_says_so(repo: Repo, katan: Any) -> None:
     repo.use_model_server(katan("-b", "echo").base_url)
     text = (repo.path / "prompts/sentiment.yaml").read_text()
-    repo.write("prompts/sentiment.yaml", text.replace("Review: {{ review }}", "Review: {{ review * (10**9 if review|length is odd else 1) }}"))
+    repo.write(
+        "prompts/sentiment.yaml",
+        text.replace("Review: {{ review }}", "Review: {{ review * (10**9 if review|length is odd else 1) }}"),
+    )
     r = repo.run("eval")
     assert r.code == 1
     row = next(line for line in r.out.splitlines() if line.startswith("sentiment"))
     cells = row.split("\t")
     assert cells[4] != "0" and cells[-1] == "error"
     assert cells[6].endswith(f"({int(cells[2]) - int(cells[4])} of {cells[2]} scored)")
+
+
+def test_the_pr_comment_shows_model_output_as_inert_text() -> None:
+    from promptci.compare.report import _cell
+
+    hostile = '<img src=x onerror="alert(1)"> ![t](http://tracker/p.gif) [click](javascript:x) | `x`'
+    cell = _cell(hostile)
+    assert "<" not in cell and "](" not in cell.replace("\\](", "")
+    assert (
+        cell
+        == '&lt;img src=x onerror="alert(1)"&gt; \\!\\[t\\](http://tracker/p.gif) \\[click\\](javascript:x) \\| \\`x\\`'
+    )
