@@ -14,6 +14,7 @@ FILES = {
     "promptci.yaml": "promptci.yaml",
     "prompts/sentiment.yaml": "prompts/sentiment.yaml",
     "evals/sentiment.yaml": "evals/sentiment.yaml",
+    "evals/reviews.jsonl": "evals/reviews.jsonl",
     "pre-commit-config.yaml": ".pre-commit-config.yaml",
 }
 IGNORE_LINE = ".promptci/"

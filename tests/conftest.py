@@ -22,7 +22,8 @@ import pytest
 from promptci.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-INIT_TEMPLATES = REPO_ROOT / "promptci" / "templates" / "init"
+# The example project most tests start from: six inline cases, small enough to run anywhere.
+INIT_TEMPLATES = REPO_ROOT / "tests" / "fixtures" / "project"
 MODEL_CACHE = REPO_ROOT / ".promptci-test-models"
 
 

@@ -9,6 +9,8 @@ import pytest
 from promptci.cli import main
 from promptci.errors import ExitCode
 
+from .conftest import git
+
 
 def test_init_in_an_empty_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "new"
@@ -74,3 +76,28 @@ def test_init_github_writes_valid_workflows_that_use_the_action(
     assert main(["init", str(tmp_path), "--github"]) == ExitCode.USAGE  # no overwriting without --force
     assert "already exists: .github/workflows/promptci.yml" in capsys.readouterr().err
     assert "acme/promptci@v2" in gate.read_text()
+
+
+@pytest.mark.slow
+def test_the_first_run_passes_and_the_gate_catches_a_wrecked_prompt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`init` then `eval` is green on the embedded model; a wrecked prompt is called regressed."""
+    target = tmp_path / "first"
+    assert main(["init", str(target)]) == 0
+    git(target, "add", "-A")
+    git(target, "commit", "-qm", "start")
+    capsys.readouterr()
+    assert main(["-C", str(target), "eval"]) == 0, capsys.readouterr().err
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("sentiment"))
+    assert row.split("\t")[2] == "24" and row.endswith("pass")
+    prompt = target / "prompts/sentiment.yaml"
+    prompt.write_text(
+        prompt.read_text()
+        .replace("content: positive", "content: banana")
+        .replace("content: negative", "content: banana")
+    )
+    code = main(["-C", str(target), "compare", "--run-missing"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "regressed" in out
