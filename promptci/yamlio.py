@@ -133,6 +133,7 @@ def _check_expansion(root: yaml.Node | None, path: str) -> None:
     if root is None:
         return
     size: dict[int, tuple[int, int]] = {}  # id(node) -> (values once expanded, depth)
+    open_: set[int] = set()  # nodes whose children are still being measured
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -140,9 +141,19 @@ def _check_expansion(root: yaml.Node | None, path: str) -> None:
             continue
         children = _children(node)
         if not children_done:
+            if id(node) in open_:  # an alias inside its own anchor: it would expand forever
+                mark = node.start_mark
+                raise InputError(
+                    "YAML alias refers to the value it is inside; refusing to load it",
+                    path=path,
+                    line=mark.line + 1,
+                    col=mark.column + 1,
+                )
+            open_.add(id(node))
             stack.append((node, True))
             stack.extend((c, False) for c in children if id(c) not in size)
             continue
+        open_.discard(id(node))
         count = 1 + sum(size[id(c)][0] for c in children)
         depth = 1 + max((size[id(c)][1] for c in children), default=0)
         if count > MAX_NODES or depth > MAX_DEPTH:

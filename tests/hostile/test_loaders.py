@@ -200,3 +200,10 @@ def test_the_pr_comment_shows_model_output_as_inert_text() -> None:
         cell
         == '&lt;img src=x onerror="alert(1)"&gt; \\!\\[t\\](http://tracker/p.gif) \\[click\\](javascript:x) \\| \\`x\\`'
     )
+
+
+def test_a_recursive_alias_is_refused(repo: Repo) -> None:
+    repo.write("labels.yaml", "b: &b {c: *b}\n")
+    r = repo.run("label", "ls")
+    assert r.code == 2
+    assert one_line(r.err) == "error: labels.yaml:1:4: YAML alias refers to the value it is inside; refusing to load it"

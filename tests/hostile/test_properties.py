@@ -82,6 +82,9 @@ def _check(root: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> N
         assert {k: v for k, v in after.items() if not k.startswith(".promptci/")} == before, args
 
 
+# More, and random, with PROMPTCI_FUZZ_EXAMPLES=2000 PROMPTCI_FUZZ_RANDOM=1 for a long local hunt.
+EXAMPLES = int(os.environ.get("PROMPTCI_FUZZ_EXAMPLES", "60"))
+
 LOADERS = {
     "prompt": ("prompts/fuzz.yaml", [["ls"], ["show", "fuzz"], ["render", "fuzz"]]),
     "suite": ("evals/fuzz.yaml", [["eval", "evals/fuzz.yaml", "--sample", "1"]]),
@@ -110,7 +113,13 @@ def test_any_bytes_in_a_loaded_file_exit_0_1_or_2(kind: str, repo: Repo, capsys:
     target = repo.path / path
     target.parent.mkdir(parents=True, exist_ok=True)
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=not os.environ.get("PROMPTCI_FUZZ_RANDOM"),  # CI sees the same examples every run
+    )
     @given(content=CONTENT)
     def run(content: bytes) -> None:
         target.write_bytes(content)
