@@ -104,13 +104,8 @@ def parse_yaml(text: str, path: str) -> YamlDocument:
         dup = _first_duplicate_key(node)
         if dup is not None:
             key, mark = dup
-            raise InputError(
-                f"duplicate key '{key}'",
-                path=path,
-                line=mark.line + 1,
-                col=mark.column + 1,
-                hint="YAML keeps only the last one; remove or rename the other",
-            )
+            hint = "YAML keeps only the last one; remove or rename the other"
+            raise _at(mark, f"duplicate key '{key}'", path, hint)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         where = exc.problem_mark or exc.context_mark
@@ -142,13 +137,7 @@ def _check_expansion(root: yaml.Node | None, path: str) -> None:
         children = _children(node)
         if not children_done:
             if id(node) in open_:  # an alias inside its own anchor: it would expand forever
-                mark = node.start_mark
-                raise InputError(
-                    "YAML alias refers to the value it is inside; refusing to load it",
-                    path=path,
-                    line=mark.line + 1,
-                    col=mark.column + 1,
-                )
+                raise _at(node.start_mark, "YAML alias refers to the value it is inside; refusing to load it", path)
             open_.add(id(node))
             stack.append((node, True))
             stack.extend((c, False) for c in children if id(c) not in size)
@@ -157,16 +146,14 @@ def _check_expansion(root: yaml.Node | None, path: str) -> None:
         count = 1 + sum(size[id(c)][0] for c in children)
         depth = 1 + max((size[id(c)][1] for c in children), default=0)
         if count > MAX_NODES or depth > MAX_DEPTH:
-            mark = node.start_mark
             what = f"expands to over {MAX_NODES:,} values" if count > MAX_NODES else f"nests deeper than {MAX_DEPTH}"
-            raise InputError(
-                f"YAML {what}; refusing to load it",
-                path=path,
-                line=mark.line + 1,
-                col=mark.column + 1,
-                hint="anchors and aliases (&, *) repeat whole subtrees; write the data out plainly",
-            )
+            hint = "anchors and aliases (&, *) repeat whole subtrees; write the data out plainly"
+            raise _at(node.start_mark, f"YAML {what}; refusing to load it", path, hint)
         size[id(node)] = (count, depth)
+
+
+def _at(mark: yaml.Mark, message: str, path: str, hint: str | None = None) -> InputError:
+    return InputError(message, path=path, line=mark.line + 1, col=mark.column + 1, hint=hint)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

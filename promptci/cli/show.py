@@ -101,6 +101,6 @@ def _read_vars_file(path: Path) -> dict[str, Any]:
     from ..yamlio import parse_yaml
 
     data = parse_yaml(read_text(path, str(path), what="vars file"), str(path)).data
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise InputError("a vars file must hold a mapping of variable names to values", path=path, line=1)
     return data

@@ -28,9 +28,9 @@ MAX_STEPS = 200_000  # loop iterations plus calls in one render
 MAX_SECONDS = 2.0  # wall time of one render
 MAX_INT_BITS = 4096  # integers past this come only from a runaway ``**`` or ``*``
 
-_LOOP = "__promptci_loop"
-_CHECK = "__promptci_check"
-_EMIT = "__promptci_emit"
+_LOOP = "promptci-loop"
+_CHECK = "promptci-check"
+_EMIT = "promptci-emit"
 _BIG_NUMBER = re.compile(r"\d{7,}")  # a width or precision of a million or more in a format string
 
 
@@ -163,13 +163,23 @@ def _limited_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return filter_
 
 
-def _loop(iterable: Any) -> Iterator[Any]:
+# The hooks take the context so that Jinja never folds them into constants at compile time.
+
+
+@jinja2.pass_context
+def _loop(context: jinja2.runtime.Context, iterable: Any) -> Iterator[Any]:
     for item in iterable:
         _step()
         yield item
 
 
-def _emit(value: Any) -> Any:
+@jinja2.pass_context
+def _check_hook(context: jinja2.runtime.Context, value: Any) -> Any:
+    return _checked(value)
+
+
+@jinja2.pass_context
+def _emit(context: jinja2.runtime.Context, value: Any) -> Any:
     budget = _budget.get()
     if budget is not None:
         budget.emit(len(value) if isinstance(value, str) else len(str(value)) if _size(value) else 8)
@@ -184,20 +194,19 @@ class LimitedEnvironment(SandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.globals.pop("lipsum", None)  # n paragraphs of filler, unbounded, and no use in a prompt
-        self.globals[_LOOP] = _loop
-        self.globals[_CHECK] = _checked
-        self.globals[_EMIT] = _emit
         self.filters = {name: _limited_filter(name, f) for name, f in self.filters.items()}
+        # The hooks the rewritten tree calls: as filters, which Jinja calls directly, not
+        # through the sandbox's checks, and which no template can name (not identifiers).
+        self.filters.update({_LOOP: _loop, _CHECK: _check_hook, _EMIT: _emit})
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
         _binop_precheck(operator, left, right)
         return _checked(_BINOPS[operator](left, right))
 
     def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        if __obj not in (_loop, _checked, _emit):
-            _step()
-            _check_args([*args, *kwargs.values()])
-            _check_growth(getattr(__obj, "__name__", ""), getattr(__obj, "__self__", None), args)
+        _step()
+        _check_args([*args, *kwargs.values()])
+        _check_growth(getattr(__obj, "__name__", ""), getattr(__obj, "__self__", None), args)
         return _checked(super().call(__context, __obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -218,8 +227,8 @@ class LimitedEnvironment(SandboxedEnvironment):
         return tree
 
 
-def _wrap(function: str, node: nodes.Node) -> nodes.Call:
-    return nodes.Call(nodes.Name(function, "load"), [node], [], None, None, lineno=node.lineno)
+def _wrap(hook: str, node: nodes.Node) -> nodes.Filter:
+    return nodes.Filter(node, hook, [], [], None, None, lineno=node.lineno)
 
 
 def _rewrite(tree: nodes.Node) -> None:
@@ -235,9 +244,6 @@ def _rewrite(tree: nodes.Node) -> None:
                 setattr(node, field, _wrap(_CHECK, value))
             elif isinstance(value, list):
                 setattr(node, field, [_wrap(_CHECK, v) if isinstance(v, nodes.Concat) else v for v in value])
-
-
-INTERNAL_NAMES = frozenset({_LOOP, _CHECK, _EMIT})
 
 
 def hazards(tree: nodes.Template) -> list[tuple[int, str]]:

@@ -8,7 +8,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
-from .sandbox import INTERNAL_NAMES, LimitedEnvironment, budgeted
+from .sandbox import LimitedEnvironment, budgeted
 
 
 @lru_cache(maxsize=1)
@@ -35,7 +35,7 @@ def _compile(source: str) -> jinja2.Template:
 def used_variables(source: str) -> set[str]:
     """Names a template reads from its context, minus the environment's globals."""
     env = environment()
-    return set(meta.find_undeclared_variables(env.parse(source))) - set(env.globals) - INTERNAL_NAMES
+    return set(meta.find_undeclared_variables(env.parse(source))) - set(env.globals)
 
 
 def hazards(source: str) -> list[tuple[int, str]]:

@@ -120,6 +120,7 @@ TEMPLATE_BOMBS = {
     "center": "{{ 'a' | center(10**9) }}",
     "format": "{{ '{:>999999999}'.format(1) }}",
     "replace": "{% set s = 'a' * 1000 %}{{ s | replace('a', s) | replace('a', s) }}",
+    "literal_loop": "{% for i in range(100000) %}twenty characters...{% endfor %}",
 }
 
 
