@@ -121,9 +121,8 @@ def main() -> None:
     unchecked, checked = yaml_ratio(args.runs, args.cases)
     print(f"yaml    {args.cases} cases: unchecked {unchecked:.3f}s, checked {checked:.3f}s, x{checked / unchecked:.2f}")
     full, stamped = store_open(args.rows, max(1, args.runs // 2))
-    print(
-        f"store   {args.rows} rows: open with full check {full:.3f}s, trusted by stamp {stamped:.3f}s, x{full / stamped:.1f}"
-    )
+    ratio = full / stamped
+    print(f"store   {args.rows} rows: open with full check {full:.3f}s, trusted by stamp {stamped:.3f}s, x{ratio:.1f}")
 
 
 if __name__ == "__main__":
