@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -42,6 +43,12 @@ def alive(pid: int) -> bool:
 
 class Busy(Exception):
     """Another process holds the database for writing."""
+
+
+def lock_holder(exc: BaseException) -> str:
+    """Who holds the lock, as duckdb's message names it: ``held by PID 1234``."""
+    match = re.search(r"\(PID (\d+)\)", str(exc))
+    return f"held by PID {match.group(1)}" if match else "locked"
 
 
 def is_lock_conflict(exc: BaseException) -> bool:

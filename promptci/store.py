@@ -25,6 +25,7 @@ from .dbfile import (
     first_line,
     is_corruption,
     is_lock_conflict,
+    lock_holder,
     read_stamp,
     refuse_foreign,
     stamp_path,
@@ -34,6 +35,8 @@ from .errors import InputError
 from .interrupts import uninterrupted
 from .migrations import INTEGRITY_QUERIES, MIGRATIONS
 from .redact import redact_all
+
+WRITER_WAIT_S = 10.0  # how long a writer waits for another process to let go of the database
 
 
 @dataclass(frozen=True)
@@ -154,11 +157,29 @@ class Store:
         if read_only:
             self.db = self._open_for_reading()
         else:
-            if path.exists() and path.stat().st_size:
-                self._connect(path, read_only=True).close()  # checks integrity, writes nothing
-            self.db = self._connect(path, read_only=False)
+            self.db = self._open_for_writing()
             self._migrate()
             self._mark_abandoned()
+
+    def _open_for_writing(self) -> Any:
+        """Check the file read-only, then open it for writing; while another process holds it
+        (a concurrent eval), wait up to :data:`WRITER_WAIT_S` seconds for it to let go."""
+        deadline = time.monotonic() + WRITER_WAIT_S
+        delay = 0.05
+        while True:
+            try:
+                if self.path.exists() and self.path.stat().st_size:
+                    self._connect(self.path, read_only=True).close()  # checks integrity, writes nothing
+                return self._connect(self.path, read_only=False)
+            except Busy as exc:
+                if time.monotonic() + delay > deadline:
+                    raise InputError(
+                        f"results database is in use by another process ({exc}); nothing was written",
+                        path=self.path,
+                        hint="run again when it has finished, or point `db:` elsewhere",
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def _connect(self, path: Path, *, read_only: bool) -> Any:
         import duckdb
@@ -167,7 +188,7 @@ class Store:
             db = duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
             if is_lock_conflict(exc):
-                raise Busy from None
+                raise Busy(lock_holder(exc)) from None
             if is_corruption(exc):
                 raise damaged(self.path, exc) from None
             raise InputError(f"cannot open results database: {first_line(exc)}", path=self.path) from None

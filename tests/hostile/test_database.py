@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from promptci.store import Store
 from tests.conftest import Repo
@@ -100,3 +101,33 @@ def test_a_directory_as_db_exits_2(repo: Repo) -> None:
     _fail_every_case(repo)
     r = repo.run("eval")
     assert r.code == 2 and "the results database path is a directory" in one_line(r.err)
+
+
+def _hold(db: Path, seconds: float) -> subprocess.Popen[str]:
+    script = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(float(sys.argv[2]))"
+    holder = subprocess.Popen([sys.executable, "-c", script, str(db), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_writer_waits_for_another_writer_then_says_who_holds_it(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    import promptci.store
+
+    _fail_every_case(repo)
+    assert repo.run("eval").code == 1
+    holder = _hold(_db(repo), 1.5)  # lets go while the next eval waits
+    try:
+        assert repo.run("eval").code == 1
+    finally:
+        holder.wait()
+    monkeypatch.setattr(promptci.store, "WRITER_WAIT_S", 0.5)
+    holder = _hold(_db(repo), 60)
+    try:
+        r = repo.run("eval")
+        assert r.code == 2
+        assert f"results database is in use by another process (held by PID {holder.pid})" in one_line(r.err)
+    finally:
+        holder.kill()
+        holder.wait()
+    with duckdb.connect(str(_db(repo)), read_only=True) as con:
+        assert [s for (s,) in con.execute("SELECT status FROM runs").fetchall()] == ["complete", "complete"]
