@@ -22,10 +22,11 @@ def comment(report: Path, pr: int | None, marker: str | None) -> int:
     failed request is logged as a warning and exits 0: the gate decides the job.
     """
     from ..compare.report import MARKER
+    from ..files import read_text
     from ..github import pr_number, upsert_comment
 
     outcome = upsert_comment(
-        report.read_text(encoding="utf-8"),
+        read_text(report, str(report), what="comment"),
         marker=marker or MARKER,
         token=os.environ.get("GITHUB_TOKEN"),
         repo=os.environ.get("GITHUB_REPOSITORY"),

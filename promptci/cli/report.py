@@ -35,11 +35,15 @@ def report(state: State, html_path: Path, compare_json: Path | None, prompt: str
     db = state.project.path(state.project.config.db)
     comparison = None
     if compare_json:
+        from ..files import read_text
+
         try:
-            comparison = json.loads(compare_json.read_text(encoding="utf-8"))
+            comparison = json.loads(read_text(compare_json, str(compare_json), what="compare report"))
         except json.JSONDecodeError as exc:
             raise InputError(f"not a compare report: {exc.msg}", path=compare_json, line=exc.lineno) from None
-        if comparison.get("version") != 1:
+        except RecursionError:
+            raise InputError("not a compare report: JSON nests too deeply", path=compare_json) from None
+        if not isinstance(comparison, dict) or comparison.get("version") != 1:
             raise InputError(
                 "not a version 1 compare report", path=compare_json, hint="write it with `promptci compare -o`"
             )
