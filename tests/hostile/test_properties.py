@@ -79,17 +79,21 @@ def _check(root: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> N
     if code == 2:  # refused: not a byte written anywhere
         assert after == before, args
     else:  # a run that went ahead records itself under .promptci/ and touches nothing else
-        assert {k: v for k, v in after.items() if not k.startswith(".promptci/")} == before, args
+        assert _outside_promptci(after) == _outside_promptci(before), args
+
+
+def _outside_promptci(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in files.items() if not k.startswith(".promptci/")}
 
 
 # More, and random, with PROMPTCI_FUZZ_EXAMPLES=2000 PROMPTCI_FUZZ_RANDOM=1 for a long local hunt.
 EXAMPLES = int(os.environ.get("PROMPTCI_FUZZ_EXAMPLES", "60"))
 
 LOADERS = {
-    "prompt": ("prompts/fuzz.yaml", [["ls"], ["show", "fuzz"], ["render", "fuzz"]]),
-    "suite": ("evals/fuzz.yaml", [["eval", "evals/fuzz.yaml", "--sample", "1"]]),
-    "config": ("promptci.yaml", [["ls"]]),
-    "labels": ("labels.yaml", [["label", "ls"]]),
+    "prompt": ("prompts/fuzz.yaml", [["ls"], ["show", "fuzz"], ["render", "fuzz"], ["lint"]]),
+    "suite": ("evals/fuzz.yaml", [["eval", "evals/fuzz.yaml", "--sample", "1"], ["lint"]]),
+    "config": ("promptci.yaml", [["ls"], ["lint"]]),
+    "labels": ("labels.yaml", [["label", "ls"], ["lint"]]),
     "dataset": ("evals/rows.jsonl", [["eval", "evals/data.yaml"]]),
     "csv": ("evals/rows.csv", [["eval", "evals/csv.yaml"]]),
     "vars": ("vars.yaml", [["render", "sentiment", "--vars-file", "vars.yaml"]]),
