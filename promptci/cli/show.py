@@ -78,7 +78,7 @@ def render(state: State, ref: str, pairs: tuple[str, ...], vars_file: Path | Non
     from .output import emit_json
 
     prompt = state.registry.resolve(ref)
-    values: dict[str, Any] = _read_vars_file(vars_file) if vars_file else {}
+    values: dict[str, Any] = _read_vars_file(state.project.path(vars_file)) if vars_file else {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:

@@ -79,3 +79,16 @@ def test_outside_any_project_commands_exit_2_and_write_nothing(
         assert code == 2, (args, err)
         assert "not in a promptci project" in one_line(err)
     assert list(empty.iterdir()) == []
+
+
+def test_a_vars_file_outside_the_project_is_not_read(repo: Repo, tmp_path: Path) -> None:
+    outside = tmp_path / "vars.yaml"
+    outside.write_text("review: from outside\n")
+    r = repo.run("render", "sentiment", "--vars-file", str(outside))
+    assert r.code == 2 and "is outside the repository" in one_line(r.err)
+    (repo.path / "linked.yaml").symlink_to(outside)
+    r = repo.run("render", "sentiment", "--vars-file", "linked.yaml")
+    assert r.code == 2 and "is outside the repository" in one_line(r.err)
+    repo.write("vars.yaml", "review: from inside\n")
+    r = repo.run("render", "sentiment", "--vars-file", "vars.yaml")
+    assert r.code == 0 and "from inside" in r.out
