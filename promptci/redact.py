@@ -15,6 +15,7 @@ a PR comment. Redaction replaces what looks like a secret with ``***``:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -48,22 +49,35 @@ def register_secret_variable(name: str) -> None:
     _extra_names.add(name)
 
 
-def _secret_values() -> list[str]:
-    values = {
-        value
-        for name, value in os.environ.items()
-        if (name in _extra_names or _SECRET_NAME.search(name)) and len(value) >= _MIN_SECRET
-    }
-    return sorted(values, key=len, reverse=True)
+def _secrets() -> re.Pattern[str] | None:
+    """One pattern for the secret values in the environment now, longest first."""
+    values = tuple(
+        sorted(
+            {
+                value
+                for name, value in os.environ.items()
+                if (name in _extra_names or _SECRET_NAME.search(name)) and len(value) >= _MIN_SECRET
+            },
+            key=len,
+            reverse=True,
+        )
+    )
+    return _compile_values(values)
+
+
+@functools.lru_cache(maxsize=8)
+def _compile_values(values: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(map(re.escape, values))) if values else None
 
 
 def redact(text: str) -> str:
     """``text`` with everything that looks like a credential replaced by ``***``."""
-    if not text:
-        return text
-    for value in _secret_values():
-        if value in text:
-            text = text.replace(value, MASK)
+    return _redact(text, _secrets()) if text else text
+
+
+def _redact(text: str, secrets: re.Pattern[str] | None) -> str:
+    if secrets is not None:
+        text = secrets.sub(MASK, text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -82,7 +96,8 @@ def redact_any(value: Any) -> Any:
 
 def redact_all(values: Iterable[Any]) -> list[Any]:
     """Query parameters with their strings redacted, for the store's writes."""
-    return [redact(v) if isinstance(v, str) else v for v in values]
+    secrets = _secrets()
+    return [_redact(v, secrets) if isinstance(v, str) and v else v for v in values]
 
 
 def safe_host(base_url: str) -> str:
