@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,17 @@ def test_every_command_has_help_and_is_documented(name: str, command: click.Comm
     assert command.help and command.help.strip(), f"`promptci {name}` has no help text"
     readme = (REPO_ROOT / "README.md").read_text()
     assert f"promptci {name}" in readme, f"`promptci {name}` is not documented in README.md"
+
+
+def test_the_readme_names_only_commands_that_exist() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    known = {name.split()[0] for name, _ in _all_commands(cli)}
+    named = set(re.findall(r"`promptci ([a-z][a-z-]*)", readme))
+    assert named and named <= known, f"README names commands that do not exist: {sorted(named - known)}"
+    groups = {name: {sub.split()[1] for sub, _ in _all_commands(cli) if sub.startswith(name + " ")} for name in known}
+    for group, sub in re.findall(r"`promptci ([a-z]+) ([^\s`]+)", readme):
+        if groups.get(group) and not sub.startswith(("-", "[")):
+            assert sub in groups[group], f"README names `promptci {group} {sub}`, which does not exist"
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
