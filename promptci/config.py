@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError
 from .files import read_text
-from .prompts.spec import ModelSettings, OptimizeSpec
+from .settings import ModelSettings, OptimizeSpec
 from .yamlio import YamlDocument, parse_yaml
 
 CONFIG_FILE = "promptci.yaml"

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..prompts.spec import ModelSettings
+from ..settings import ModelSettings
 
 
 class _Strict(BaseModel):

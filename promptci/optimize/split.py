@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..evals.dataset import EvalCase
+from ..settings import parse_fractions
+
+__all__ = ["Split", "parse_fractions", "split_cases"]
 
 
 @dataclass(frozen=True)
@@ -15,17 +18,6 @@ class Split:
     train: list[EvalCase]
     dev: list[EvalCase]
     test: list[EvalCase]
-
-
-def parse_fractions(text: str) -> tuple[float, float, float]:
-    """``"0.2/0.2/0.6"`` (or commas) as three fractions summing to 1."""
-    try:
-        parts = tuple(float(p) for p in text.replace(",", "/").split("/"))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3 or any(p <= 0 for p in parts) or abs(sum(parts) - 1) > 1e-6:
-        raise InputError(f"bad --split '{text}'", hint="three positive fractions summing to 1, e.g. 0.2/0.2/0.6")
-    return parts[0], parts[1], parts[2]
 
 
 def split_cases(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..settings import ModelSettings, OptimizeSpec
+
+__all__ = ["NAME_PATTERN", "Message", "ModelSettings", "OptimizeSpec", "PromptSpec", "Variable"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
@@ -44,114 +46,6 @@ class Message(_Strict):
 
     role: Literal["system", "user", "assistant"]
     content: str
-
-
-def _int_at_least(low: int) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
-
-
-def _positive_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-
-
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-_PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
-    "transformers": {
-        "batch_size": (_int_at_least(1), "a whole number of at least 1"),
-        "device": (lambda v: isinstance(v, str) and bool(_DEVICE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
-        "dtype": (lambda v: v in ("auto", "float32", "float16", "bfloat16"), "auto, float32, float16 or bfloat16"),
-    },
-    "openai": {
-        "base_url": (lambda v: isinstance(v, str) and "://" in v, "a URL such as http://host:port/v1"),
-        "api_key_env": (lambda v: isinstance(v, str) and bool(v), "the name of an environment variable"),
-        "concurrency": (_int_at_least(1), "a whole number of at least 1"),
-        "max_retries": (_int_at_least(0), "a whole number of at least 0"),
-        "timeout": (_positive_number, "a positive number of seconds"),
-        "backoff": (lambda v: _positive_number(v) or v == 0, "a number of seconds, 0 or more"),
-    },
-}
-
-
-class ModelSettings(_Strict):
-    """Default model settings for a prompt, or for the whole project in ``promptci.yaml``."""
-
-    provider: str | None = Field(None, description="transformers, openai, or a plugin's name")
-    model: str | None = Field(None, description="model id, directory, GGUF file or API model name")
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    max_tokens: Annotated[int, Field(gt=0)] | None = None
-    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
-    seed: int | None = None
-    stop: list[str] | None = None
-    params: dict[str, Any] = Field(default_factory=dict, description="extra provider parameters")
-
-    @field_validator("params")
-    @classmethod
-    def _known_params(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        """The built-in providers' parameters must have usable values; plugins' are theirs to check."""
-        checks = _PARAM_CHECKS.get(info.data.get("provider") or "transformers", {})
-        for name, value in params.items():
-            check = checks.get(name)
-            if check is not None and not check[0](value):
-                raise ValueError(f"{name}: {value!r} is not {check[1]}")
-        return params
-
-    def merged(self, override: ModelSettings | None) -> ModelSettings:
-        """These settings with every field that ``override`` sets replacing ours."""
-        if override is None:
-            return self
-        changes = {k: getattr(override, k) for k in override.model_fields_set}
-        if "params" in changes:
-            changes["params"] = {**self.params, **override.params}
-        return self.model_copy(update=changes)
-
-
-Method = Literal["opro", "gpo", "greater", "catalyst"]
-BudgetKey = Literal["calls", "tokens", "cost", "seconds"]
-
-
-class OptimizeSpec(_Strict):
-    """An opt-in optimizer pass in CI: on a change to the prompt, on a PR label, or on a schedule.
-
-    Given under ``optimize:`` in the prompt file, or under ``optimize: {NAME: ...}`` in
-    ``promptci.yaml``. ``promptci optimize --changed`` (and the GitHub workflow) runs it.
-    """
-
-    suite: str = Field(description="the eval suite to optimize on (a name under evals/)")
-    method: Method = "gpo"
-    budget: dict[BudgetKey, Annotated[float, Field(gt=0)]] = Field(
-        default_factory=dict, description="stop the search at this many calls, tokens, cost or seconds"
-    )
-    steps: Annotated[int, Field(gt=0)] | None = Field(None, description="search steps (default: the method's)")
-    candidates: Annotated[int, Field(gt=0)] = 8
-    task_model: str | None = Field(None, description="[provider:]model answering the cases (default: the suite's)")
-    optimizer_model: str | None = Field(None, description="[provider:]model proposing instructions")
-    min_gain: Annotated[float, Field(ge=0, le=1)] = Field(
-        0.0, description="open a PR only if the held-out gain is above 0 and at least this"
-    )
-    schedule: Literal["daily", "weekly", "monthly"] | None = Field(
-        None, description="also run on the workflow's schedule: every day, on Mondays, or on the 1st (UTC)"
-    )
-    split: str = Field("0.2/0.2/0.6", description="train/dev/test fractions")
-    seed: int = 0
-
-    @field_validator("split")
-    @classmethod
-    def _fractions(cls, value: str) -> str:
-        from ..errors import InputError
-        from ..optimize.split import parse_fractions
-
-        try:
-            parse_fractions(value)
-        except InputError as exc:
-            raise ValueError(exc.hint) from None
-        return value
-
-    @field_validator("task_model", "optimizer_model")
-    @classmethod
-    def _model_option(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("name a model, e.g. openai:gpt-4o-mini or a local directory")
-        return value
 
 
 class PromptSpec(_Strict):
