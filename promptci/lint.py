@@ -15,9 +15,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .config import CONFIG_FILE
+from .diagnostics import Diagnostic, Facts, Located, Severity
 from .errors import InputError, PromptciError
 from .evals.modules import repository_module
 from .files import read_text
@@ -25,23 +26,6 @@ from .lint_cache import LintCache
 from .project import Project
 from .prompts.registry import PROMPT_SUFFIXES, Ref, Registry
 from .yamlio import YamlDocument, parse_yaml
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True, order=True)
-class Diagnostic:
-    """One finding. Sorted by file, then position."""
-
-    path: str
-    line: int
-    col: int
-    severity: Severity
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.code}]"
 
 
 @dataclass
@@ -56,32 +40,6 @@ class LintReport:
     @property
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "warning"]
-
-
-@dataclass(frozen=True)
-class Located:
-    """A value and where it is written."""
-
-    text: str
-    line: int
-    col: int
-
-
-@dataclass
-class Facts:
-    """What one file says about itself, and what the cross-file checks need from it."""
-
-    path: str
-    kind: Literal["prompt", "suite", "labels"]
-    found: list[Diagnostic] = field(default_factory=list)
-    name: Located | None = None  # prompt: its declared name
-    variables: list[str] = field(default_factory=list)  # prompt: declared variable names
-    refs: list[Located] = field(default_factory=list)  # suite: prompt references
-    uses: list[Located] = field(default_factory=list)  # suite: variables it passes
-    dataset: Located | None = None  # suite: dataset path, relative to the suite
-    labels: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # prompt, label, sha, line, col
-    optimize: Located | None = None  # prompt: the suite its optimize: block names
-    scorer_modules: list[Located] = field(default_factory=list)  # suite: modules of python scorers
 
 
 def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = True) -> LintReport:
@@ -272,7 +230,7 @@ def _analyse_suite(a: _Analysis) -> None:
 
 
 def _analyse_labels(a: _Analysis, text: str) -> None:
-    from .prompts.labels import parse_labels
+    from .prompts.labelfile import parse_labels
 
     try:
         labels, _ = parse_labels(text, a.facts.path)

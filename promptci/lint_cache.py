@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .diagnostics import Diagnostic, Facts, Located
 
 if TYPE_CHECKING:
-    from .lint import Facts
     from .project import Project
 
 # Bump when the analysis changes what it reports for the same bytes.
@@ -41,7 +41,6 @@ class LintCache:
         """The facts of one file, from the cache when its bytes are unchanged."""
         from .errors import PromptciError
         from .files import decode, read_bytes
-        from .lint import Diagnostic, Facts, Located
 
         rel = project.rel(path)
         try:

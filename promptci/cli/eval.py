@@ -54,8 +54,8 @@ def eval_(
     from ..evals.changes import changed_suites
     from ..evals.plan import CaseFilter, build_plan, suite_files
     from ..evals.runner import Budget, run_eval
-    from ..prompts.spec import ModelSettings
     from ..providers import parse_model_option
+    from ..settings import ModelSettings
     from .progress import EvalProgress
     from .summary_table import print_summary
 

@@ -56,7 +56,7 @@ def rm(state: State, name: str, label_name: str, no_commit: bool) -> int:
 @pass_state
 def ls(state: State, name: str | None, fmt: str) -> int:
     """List labels, for one prompt or all."""
-    from ..prompts.labels import read_labels
+    from ..prompts.labelfile import read_labels
     from .output import emit_json, short, table
 
     labels = read_labels(state.project)

@@ -11,7 +11,7 @@ from .options import State, format_option, pass_state
 @pass_state
 def ls(state: State, rev: str | None, fmt: str) -> int:
     """List the prompts in the registry."""
-    from ..prompts.labels import read_labels
+    from ..prompts.labelfile import read_labels
     from .output import emit_json, table
 
     prompts = state.registry.load_all(rev)

@@ -16,9 +16,9 @@ from ..files import read_text
 from ..project import Project
 from ..prompts.prompt import Prompt
 from ..prompts.registry import Ref, Registry
-from ..prompts.spec import ModelSettings
 from ..providers import identity
 from ..providers.base import GenParams, Request
+from ..settings import ModelSettings
 from ..yamlio import canonical_json, parse_yaml
 from .dataset import EvalCase, load_cases
 from .suite import Suite

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ..project import Project
-from ..prompts.spec import ModelSettings
 from ..providers import create, identity
 from ..providers.base import Completion, Provider, Request
+from ..settings import ModelSettings
 from ..store import CachedResponse, ResultRow, Store, dumps, now
 from .plan import Item, Plan, cache_key
 from .scoring import Scorer, make_scorer

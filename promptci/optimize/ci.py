@@ -25,7 +25,7 @@ from ..files import read_text
 from ..github import PullOutcome, upsert_pull_request
 from ..project import Project
 from ..prompts.registry import Registry
-from ..prompts.spec import OptimizeSpec
+from ..settings import OptimizeSpec
 from ..yamlio import parse_yaml
 from .engine import Reporter, Settings
 from .output import TRAILER

@@ -26,9 +26,9 @@ from ..evals.dataset import EvalCase
 from ..evals.plan import Task
 from ..evals.runner import Budget, Usage, complete
 from ..project import Project
-from ..prompts.spec import ModelSettings
 from ..providers import identity
 from ..providers.base import Completion, GenParams, Request
+from ..settings import ModelSettings
 from ..store import Store, TrajectoryRow, now
 from .edits import normalised_hash, word_edit_distance
 from .evaluate import Evaluator, Scored

@@ -15,8 +15,8 @@ from ..errors import InputError, NotFoundError
 from ..evals.plan import Task, build_plan, suite_files
 from ..project import Project
 from ..prompts.registry import Ref, Registry
-from ..prompts.spec import ModelSettings
 from ..providers import parse_model_option
+from ..settings import ModelSettings
 from ..store import Store
 from .engine import Method, Outcome, Reporter, Settings, run, start
 from .output import HeldOut, branch_name, commit_message, held_out, pr_body

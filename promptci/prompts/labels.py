@@ -6,24 +6,13 @@ that file is the audit trail: who moved which label, when, and from where.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..errors import InputError, PromptciError
-from ..files import read_text
 from ..git import Commit
-from ..project import Project
-from ..yamlio import YamlDocument, atomic_write, parse_yaml
-from .registry import LATEST, Registry
-
-LABEL_RE = re.compile(r"^[a-z][a-z0-9_.\-]*$")
-SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-HEADER = (
-    "# Prompt labels: prompt -> label -> commit. Managed by `promptci label set/rm`;\n"
-    "# every move is a commit, so `promptci label history` is the audit trail.\n"
-)
-
-Labels = dict[str, dict[str, str]]
+from ..yamlio import atomic_write
+from .labelfile import LABEL_RE, LATEST, Labels, dump_labels, parse_labels, read_labels
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -35,49 +24,6 @@ class LabelMove:
     old: str | None
     new: str | None
     commit: Commit | None = None
-
-
-def read_labels(project: Project) -> Labels:
-    """The labels in the working tree; no file means no labels."""
-    path = project.labels_path
-    if not path.is_file():
-        return {}
-    shown = project.rel(path)
-    labels, _ = parse_labels(read_text(path, shown, what="labels file"), shown)
-    return labels
-
-
-def parse_labels(text: str, path: str) -> tuple[Labels, YamlDocument]:
-    """Validate a labels file; the first problem raises a positioned :class:`InputError`."""
-    doc = parse_yaml(text, path)
-    data = doc.data if doc.data is not None else {}
-
-    def fail(message: str, *loc: str) -> InputError:
-        pos = doc.position(loc)
-        return InputError(message, path=path, line=pos.line, col=pos.col)
-
-    if not isinstance(data, dict):
-        raise fail("the labels file must map prompt names to {label: commit}")
-    labels: Labels = {}
-    for prompt, entries in data.items():
-        if not isinstance(entries, dict):
-            raise fail(f"labels of '{prompt}' must be a mapping of label: commit", str(prompt))
-        for label, sha in entries.items():
-            if not isinstance(label, str) or not LABEL_RE.match(label) or label == LATEST:
-                raise fail(f"bad label name '{label}'", str(prompt), str(label))
-            if not isinstance(sha, str) or not SHA_RE.match(sha):
-                raise fail(f"label '{prompt}@{label}' must point at a full commit sha", str(prompt), label)
-        labels[str(prompt)] = dict(entries)
-    return labels, doc
-
-
-def dump_labels(labels: Labels) -> str:
-    body = "".join(
-        f"{prompt}:\n" + "".join(f"  {label}: '{sha}'\n" for label, sha in sorted(entries.items()))
-        for prompt, entries in sorted(labels.items())
-        if entries
-    )
-    return HEADER + (body or "{}\n")
 
 
 def check_label_name(label: str) -> None:

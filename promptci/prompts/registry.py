@@ -14,6 +14,7 @@ from ..errors import InputError, NotFoundError, PromptciError
 from ..files import read_text
 from ..project import Project
 from ..yamlio import YamlDocument, parse_yaml
+from .labelfile import LATEST, read_labels
 from .prompt import Prompt, PromptVersion, content_hash
 from .spec import PromptSpec
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from ..git import Repo
 
 PROMPT_SUFFIXES = (".yaml", ".yml")
-LATEST = "latest"  # NAME@latest: the newest committed version (HEAD)
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,6 @@ class Registry:
 
     def get_label(self, name: str, label: str) -> Prompt:
         """The version of ``name`` that ``label`` points at."""
-        from .labels import read_labels
-
         labels = read_labels(self.project).get(name, {})
         if label == LATEST:
             return self.get(name, "HEAD")
@@ -122,8 +120,6 @@ class Registry:
         ref = Ref.parse(ref) if isinstance(ref, str) else ref
         if ref.at is None:
             return self.get(ref.name)
-        from .labels import read_labels
-
         labels = read_labels(self.project).get(ref.name, {})
         if ref.at in labels:
             return self.get(ref.name, labels[ref.at])

@@ -8,8 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..settings import ModelSettings, OptimizeSpec
 
-__all__ = ["NAME_PATTERN", "Message", "ModelSettings", "OptimizeSpec", "PromptSpec", "Variable"]
-
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 VariableType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]

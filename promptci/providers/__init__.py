@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from ..prompts.spec import ModelSettings
+    from ..settings import ModelSettings
     from .base import Provider
 
 Factory = Callable[["ModelSettings", Path], "Provider"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..prompts.spec import ModelSettings
+from ..settings import ModelSettings
 from . import models
 from .base import Completion, GenParams, OnDone, Request, apply_stop
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..prompts.spec import ModelSettings
 from ..redact import register_secret_variable, safe_host
+from ..settings import ModelSettings
 from .base import Completion, OnDone, Request, apply_stop
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from promptci.optimize.ci import is_due, settings_for
-from promptci.prompts.spec import OptimizeSpec
+from promptci.settings import OptimizeSpec
 
 from ..conftest import Repo
 from .conftest import add_task

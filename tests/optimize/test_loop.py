@@ -15,8 +15,8 @@ from promptci.optimize.gpo import Gpo
 from promptci.optimize.opro import Opro
 from promptci.optimize.split import split_cases
 from promptci.project import Project
-from promptci.prompts.spec import ModelSettings
 from promptci.providers.base import Completion
+from promptci.settings import ModelSettings
 from promptci.store import Store, TrajectoryRow, now
 
 from ..conftest import Repo

@@ -99,7 +99,7 @@ def test_no_commit_writes_the_file_only(repo: Repo, two_versions: tuple[str, str
 
 
 def test_shas_are_quoted_so_yaml_keeps_them_strings(repo: Repo) -> None:
-    from promptci.prompts.labels import dump_labels, parse_labels
+    from promptci.prompts.labelfile import dump_labels, parse_labels
 
     shas = {"a": "0" * 40, "b": "1e" + "0" * 38}  # an int and a float to an unquoted YAML reader
     labels, _ = parse_labels(dump_labels({"p": shas}), "labels.yaml")

@@ -7,8 +7,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from promptci.prompts.spec import ModelSettings, PromptSpec
+from promptci.prompts.spec import PromptSpec
 from promptci.schemas import json_schema
+from promptci.settings import ModelSettings
 
 from ..conftest import REPO_ROOT
 
