@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ExitCode, PromptciError
+from .version import __version__
 
 if TYPE_CHECKING:
     from .optimize.session import Result
     from .prompts.prompt import Prompt
 
-__version__ = "0.1.0"
 __all__ = ["ExitCode", "Prompt", "PromptciError", "__version__", "load", "optimize_prompt"]
 
 

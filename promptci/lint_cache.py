@@ -10,8 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
 from .diagnostics import Diagnostic, Facts, Located
+from .version import __version__
 
 if TYPE_CHECKING:
     from .project import Project

@@ -327,7 +327,7 @@ class Store:
         command: str,
         config_hash: str,
     ) -> None:
-        from . import __version__
+        from .version import __version__
 
         self._write(
             "INSERT INTO runs (id, started_at, git_commit, branch, dirty, command, config_hash, status,"

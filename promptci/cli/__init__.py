@@ -13,10 +13,10 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
 from ..errors import ExitCode, PromptciError
 from ..interrupts import is_abandoned_query, raise_on_sigterm
 from ..redact import RedactingStream
+from ..version import __version__
 from . import cache, compare, eval, github, history, init, label, lint, log, ls, optimize, report, results, schema, show
 from .options import State
 

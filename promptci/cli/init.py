@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
+from ..version import __version__
 
 ACTION = f"promptci/promptci@v{__version__}"
 
