@@ -365,13 +365,6 @@ class Store:
             params = [getattr(r, c) for r in chunk for c in RESULT_COLUMNS]
             self._write(f"INSERT INTO results VALUES {', '.join([one] * len(chunk))}", params)
 
-    def results(self, run_id: str) -> list[dict[str, Any]]:
-        cur = self.db.execute(
-            "SELECT * FROM results WHERE run_id = ? ORDER BY suite, prompt, case_id, repeat_index", [run_id]
-        )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
     # optimizations
 
     @uninterrupted

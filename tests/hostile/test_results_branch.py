@@ -70,3 +70,20 @@ def test_concurrent_pushes_all_land(repo: Repo, tmp_path: Path) -> None:
     with duckdb.connect(str(final), read_only=True) as con:
         row = con.execute("SELECT count(*) FROM runs").fetchone()
     assert row is not None and row[0] == 6
+
+
+def test_a_custom_results_branch_is_named_in_its_warnings(repo: Repo, tmp_path: Path) -> None:
+    """The branch given with --branch, not the default one, is what messages name."""
+    _remote(repo, tmp_path)
+    repo.git("checkout", "-q", "--orphan", "team-results")
+    repo.git("rm", "-rq", "--cached", ".")
+    (repo.path / "results.duckdb").write_bytes(b"garbage")
+    repo.git("add", "results.duckdb")
+    repo.git("commit", "-qm", "garbage")
+    repo.git("push", "-q", "origin", "team-results")
+    repo.git("checkout", "-qf", "main")
+    _fail_every_case(repo)
+    assert repo.run("eval").code == 1
+    r = repo.run("results", "pull", "--branch", "team-results")
+    assert r.code == 0 and "warning: team-results:results.duckdb at " in r.err
+    assert "promptci-results" not in r.err
