@@ -41,33 +41,72 @@ def expected_values(case: EvalCase) -> list[Any]:
     return list(case.expected) if isinstance(case.expected, list) else [case.expected]
 
 
+Builder = Callable[[Any, Path], ScoreFn]
+
+# Scorer config class -> the function that builds its scoring function, as providers register.
+SCORERS: dict[type, Builder] = {}
+
+
+def register(config: type) -> Callable[[Builder], Builder]:
+    def wrap(builder: Builder) -> Builder:
+        SCORERS[config] = builder
+        return builder
+
+    return wrap
+
+
 def build(scorer: Any, root: Path) -> ScoreFn:
     """The scoring function for one scorer config. ``llm-judge`` is scored by the runner."""
-    if isinstance(scorer, ExactScorer):
-        return lambda out, case: _any(case, lambda e: _norm(out, scorer) == _norm(str(e), scorer))
-    if isinstance(scorer, ContainsScorer):
-        fold = scorer.type == "icontains"
-        return lambda out, case: _any(
-            case, lambda e: _fold(scorer.value if scorer.value is not None else str(e), fold) in _fold(out, fold)
-        )
-    if isinstance(scorer, RegexScorer):
-        pattern = re.compile(scorer.pattern, re.IGNORECASE if scorer.ignore_case else 0)
-        return lambda out, case: float(pattern.search(out) is not None)
-    if isinstance(scorer, ChoiceScorer):
-        return lambda out, case: _choice(out, case, scorer)
-    if isinstance(scorer, NumericScorer):
-        return lambda out, case: _numeric(out, case, scorer)
-    if isinstance(scorer, JsonScorer):
-        return lambda out, case: _json(out, scorer)
-    if isinstance(scorer, PythonScorer):
-        return _python(scorer, root)
-    if isinstance(scorer, EmbeddingScorer):
-        from .embedding import embedding_scorer
+    builder = SCORERS.get(type(scorer))
+    if builder is None:
+        raise AssertionError(f"no scorer registered for {type(scorer).__name__}")
+    return builder(scorer, root)
 
-        return embedding_scorer(scorer, root)
-    if isinstance(scorer, JudgeScorer):
-        raise AssertionError("llm-judge is scored by the runner")
-    raise AssertionError(f"unknown scorer {scorer!r}")
+
+@register(ExactScorer)
+def _exact_scorer(scorer: ExactScorer, root: Path) -> ScoreFn:
+    return lambda out, case: _any(case, lambda e: _norm(out, scorer) == _norm(str(e), scorer))
+
+
+@register(ContainsScorer)
+def _contains_scorer(scorer: ContainsScorer, root: Path) -> ScoreFn:
+    fold = scorer.type == "icontains"
+    return lambda out, case: _any(
+        case, lambda e: _fold(scorer.value if scorer.value is not None else str(e), fold) in _fold(out, fold)
+    )
+
+
+@register(RegexScorer)
+def _regex_scorer(scorer: RegexScorer, root: Path) -> ScoreFn:
+    pattern = re.compile(scorer.pattern, re.IGNORECASE if scorer.ignore_case else 0)
+    return lambda out, case: float(pattern.search(out) is not None)
+
+
+@register(ChoiceScorer)
+def _choice_scorer(scorer: ChoiceScorer, root: Path) -> ScoreFn:
+    return lambda out, case: _choice(out, case, scorer)
+
+
+@register(NumericScorer)
+def _numeric_scorer(scorer: NumericScorer, root: Path) -> ScoreFn:
+    return lambda out, case: _numeric(out, case, scorer)
+
+
+@register(JsonScorer)
+def _json_scorer(scorer: JsonScorer, root: Path) -> ScoreFn:
+    return lambda out, case: _json(out, scorer)
+
+
+@register(EmbeddingScorer)
+def _embedding_scorer(scorer: EmbeddingScorer, root: Path) -> ScoreFn:
+    from .embedding import embedding_scorer
+
+    return embedding_scorer(scorer, root)
+
+
+@register(JudgeScorer)
+def _judge_scorer(scorer: JudgeScorer, root: Path) -> ScoreFn:
+    raise AssertionError("llm-judge is scored by the runner")
 
 
 def _any(case: EvalCase, test: Callable[[Any], bool]) -> float:
@@ -156,6 +195,7 @@ def _json(output: str, scorer: JsonScorer) -> float:
     return float(jsonschema.Draft202012Validator(scorer.schema_).is_valid(value))
 
 
+@register(PythonScorer)
 def _python(scorer: PythonScorer, root: Path) -> ScoreFn:
     from .modules import load_repository_module
 
