@@ -39,7 +39,7 @@ from .redact import redact_all
 WRITER_WAIT_S = 10.0  # how long a writer waits for another process to let go of the database
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResultRow:
     """One model answer to one case, scored. Column order matches the ``results`` table."""
 
@@ -72,7 +72,7 @@ class ResultRow:
 RESULT_COLUMNS = [f.name for f in fields(ResultRow)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrajectoryRow:
     """One candidate instruction of an optimization. Column order matches ``trajectory``.
 
@@ -419,7 +419,7 @@ class Store:
             " ORDER BY step, candidate",
             [opt_id],
         ).fetchall()
-        return [TrajectoryRow(*r) for r in rows]
+        return [TrajectoryRow(**dict(zip(TRAJECTORY_COLUMNS, r, strict=True))) for r in rows]
 
     # cache
 

@@ -208,7 +208,7 @@ class Method:
         return row
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Outcome:
     """A finished (or budget-stopped) optimization and its held-out evidence."""
 
@@ -318,27 +318,27 @@ def run(ctx: Context, method_cls: type[Method]) -> Outcome:
         raise
     task = ctx.evaluator.task
     outcome = Outcome(
-        ctx.id,
-        method.name,
-        status,
-        ctx.settings,
-        ctx.split,
-        list(ctx.rows),
-        initial,
-        best,
-        before,
-        after,
-        ctx.usage,
-        time.perf_counter() - started,
-        identity(ctx.optimizer, ctx.project.root),
-        task.model_id,
-        task.prompt.source,
-        ctx.evaluator.source(best.text),
-        task.prompt.path,
-        task.prompt.name,
-        task.suite_name,
-        ctx.base_commit,
-        sum(r.status in ("unparsable", "error") for r in ctx.rows),
+        id=ctx.id,
+        method=method.name,
+        status=status,
+        settings=ctx.settings,
+        split=ctx.split,
+        rows=list(ctx.rows),
+        initial=initial,
+        best=best,
+        test_before=before,
+        test_after=after,
+        usage=ctx.usage,
+        wall_s=time.perf_counter() - started,
+        optimizer_model=identity(ctx.optimizer, ctx.project.root),
+        task_model=task.model_id,
+        source_before=task.prompt.source,
+        source_after=ctx.evaluator.source(best.text),
+        path=task.prompt.path,
+        prompt=task.prompt.name,
+        suite=task.suite_name,
+        base_commit=ctx.base_commit,
+        unparsable=sum(r.status in ("unparsable", "error") for r in ctx.rows),
     )
     with Store(ctx.db) as store:
         store.update_optimization(
@@ -361,12 +361,38 @@ def _selection_score(row: TrajectoryRow, method: Method) -> float:
     return value if value is not None else 0.0
 
 
+def new_row(
+    opt_id: str, step: int, candidate: int, parent: TrajectoryRow | None, text: str, status: str, **values: Any
+) -> TrajectoryRow:
+    """A trajectory row with nothing scored or spent yet; ``values`` sets any other field."""
+    fields: dict[str, Any] = {
+        "optimization_id": opt_id,
+        "step": step,
+        "candidate": candidate,
+        "parent_step": parent.step if parent else None,
+        "parent_candidate": parent.candidate if parent else None,
+        "text": text,
+        "text_hash": normalised_hash(text),
+        "status": status,
+        "train_score": None,
+        "dev_score": None,
+        "loss": None,
+        "accepted": False,
+        "edit_distance": None,
+        "edit_budget": None,
+        "calls": 0,
+        "tokens": 0,
+        "cost": 0.0,
+        "train_run": None,
+        "dev_run": None,
+        "created_at": now(),
+    }
+    return TrajectoryRow(**{**fields, **values})
+
+
 def _initial_row(ctx: Context) -> TrajectoryRow:
     text = ctx.evaluator.initial
-    return TrajectoryRow(
-        ctx.id, 0, 0, None, None, text, normalised_hash(text), "initial", None, None, None, True,
-        None, None, 0, 0, 0.0, None, None, now(),
-    )  # fmt: skip
+    return new_row(ctx.id, 0, 0, None, text, "initial", accepted=True)
 
 
 def _store_step(ctx: Context, rows: list[TrajectoryRow]) -> None:
@@ -430,10 +456,7 @@ def classify(
 ) -> TrajectoryRow:
     """The reply as a candidate row: parsed and filtered, with status ``new`` when it is worth scoring."""
     parent = proposal.parent
-    base = TrajectoryRow(
-        ctx.id, step, index, parent.step if parent else None, parent.candidate if parent else None,
-        "", "", "new", None, None, None, False, None, proposal.edit_budget, 0, 0, 0.0, None, None, now(),
-    )  # fmt: skip
+    base = new_row(ctx.id, step, index, parent, "", "new", text_hash="", edit_budget=proposal.edit_budget)
     if reply.error is not None:
         status = "budget" if reply.error.startswith("not run: budget") else "error"
         return replace(base, text=reply.error, text_hash=normalised_hash(reply.error), status=status)

@@ -33,9 +33,9 @@ from typing import Any
 from ..errors import InputError
 from ..evals.dataset import EvalCase
 from ..evals.runner import loaded_provider
-from ..store import TrajectoryRow, now
-from .edits import normalised_hash, word_edit_distance
-from .engine import Context, Method, answer, best_by, score_on
+from ..store import TrajectoryRow
+from .edits import word_edit_distance
+from .engine import Context, Method, answer, best_by, new_row, score_on
 
 MARK = "\u2063PROMPT\u2063"  # stands in for the instruction while the chat template is applied
 CLOSERS = (".", "!", "?")
@@ -418,10 +418,9 @@ class Greater(Method):
         mistakes, nll, calls, tokens = self.evaluate(ids)
         text = self.lm.decode(ids).strip()
         loss = mistakes + 0.02 * nll
-        row = TrajectoryRow(
-            self.ctx.id, step, index, parent.step, parent.candidate, text, normalised_hash(text), "scored",
-            1 - mistakes, None, loss, False, word_edit_distance(parent.text, text), None, calls, tokens, 0.0,
-            None, None, now(),
+        row = new_row(
+            self.ctx.id, step, index, parent, text, "scored", train_score=1 - mistakes, loss=loss,
+            edit_distance=word_edit_distance(parent.text, text), calls=calls, tokens=tokens,
         )  # fmt: skip
         return loss, ids, row
 

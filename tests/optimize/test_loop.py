@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptci.evals.plan import build_plan, suite_files
-from promptci.optimize.edits import normalised_hash
-from promptci.optimize.engine import Context, Proposal, Settings, classify
+from promptci.optimize.engine import Context, Proposal, Settings, classify, new_row
 from promptci.optimize.evaluate import Evaluator
 from promptci.optimize.gpo import Gpo
 from promptci.optimize.opro import Opro
@@ -17,7 +16,7 @@ from promptci.optimize.split import split_cases
 from promptci.project import Project
 from promptci.providers.base import Completion
 from promptci.settings import ModelSettings
-from promptci.store import Store, TrajectoryRow, now
+from promptci.store import Store, TrajectoryRow
 
 from ..conftest import Repo
 from .conftest import set_limit
@@ -37,11 +36,8 @@ def context(repo: Repo, **settings: object) -> Context:
 def row(
     step: int, cand: int, text: str, dev: float | None = None, train: float | None = None, **kw: object
 ) -> TrajectoryRow:
-    base = TrajectoryRow(
-        "opt-1", step, cand, None, None, text, normalised_hash(text), "scored", train, dev, None, False,
-        None, None, 0, 0, 0.0, None, None, now(),
-    )  # fmt: skip
-    return replace(base, **kw)  # type: ignore[arg-type]
+    status = str(kw.pop("status", "scored"))
+    return new_row("opt-1", step, cand, None, text, status, train_score=train, dev_score=dev, **kw)
 
 
 def test_replies_are_parsed_filtered_and_deduplicated(navigate: Repo) -> None:
