@@ -29,8 +29,8 @@ def build(db: Path, rows: int) -> None:
     with Store(db) as store:
         for run, drop in (("base-run", 0.0), ("head-run", 0.02)):
             store.db.execute(
-                "INSERT INTO runs VALUES (?, now()::TIMESTAMP, now()::TIMESTAMP, NULL, NULL, NULL, 'bench', 'x',"
-                " 'complete', 'bench')",
+                "INSERT INTO runs (id, started_at, ended_at, command, config_hash, status, promptci_version)"
+                " VALUES (?, now()::TIMESTAMP, now()::TIMESTAMP, 'bench', 'x', 'complete', 'bench')",
                 [run],
             )
             store.db.execute(

@@ -21,9 +21,9 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from promptci.dbfile import stamp_path
 from promptci.prompts.sandbox import LimitedEnvironment, budgeted
 from promptci.store import Store
+from promptci.store.dbfile import stamp_path
 from promptci.yamlio import parse_yaml
 
 TEMPLATE = """You label product reviews. Answer with one word.

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from .errors import GitError, InputError
 from .git import Repo
-from .merge import MergeCounts, merge_into
-from .store import Store
+from .store import MergeCounts, Store
 
 FILE = "results.duckdb"
 BRANCH = "promptci-results"
@@ -57,7 +56,7 @@ def push(
             if warning and warning not in warnings:
                 warnings.append(warning)
         with Store(db) as store:
-            store.db.execute("CHECKPOINT")  # everything in the file, nothing left in the WAL
+            store.checkpoint()
             runs = store.run_count()
         commit = repo.commit_blob(db, FILE, tip, f"promptci results: {runs} runs")
         if repo.push(remote, commit, branch):
@@ -80,4 +79,4 @@ def _merge_remote(repo: Repo, db: Path, tip: str, branch: str) -> tuple[MergeCou
         except InputError as exc:
             return None, f"{where} is not a usable results database ({exc.message}); skipped, not merged"
         with Store(db) as store:
-            return merge_into(store, remote_db), None
+            return store.merge_from(remote_db), None

@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from promptci.errors import InputError
-from promptci.merge import merge_into
-from promptci.store import MIGRATIONS, CachedResponse, Store
+from promptci.store import CachedResponse, Store
+from promptci.store.migrations import MIGRATIONS
 
 
 def _digest(path: Path) -> str:
@@ -93,7 +93,7 @@ def test_an_older_database_is_migrated_in_place_and_merges_into_a_newer_one(tmp_
     _version_1_database(old)
     _version_1_database(other)
     with Store(tmp_path / "new.duckdb") as target:
-        counts = merge_into(target, other)  # an older source merges as it is, read-only
+        counts = target.merge_from(other)  # an older source merges as it is, read-only
         assert counts.runs == 1 and target.run_count() == 1
         assert target.trajectory("x") == []
     with duckdb.connect(str(other), read_only=True) as con:

@@ -125,14 +125,8 @@ def _restrict(store: Any, found: Any, held: tuple[str, str, list[str]] | None) -
     if held is None:
         return found
     suite, prompt, ids = held
-    store.db.execute("CREATE OR REPLACE TEMP TABLE held_out (case_id VARCHAR)")
-    store.db.executemany("INSERT INTO held_out VALUES (?)", [[i] for i in ids])
     table = f"{found.table}_held"
-    store.db.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {found.table}"
-        " WHERE suite = ? AND prompt = ? AND case_id IN (SELECT case_id FROM held_out)",
-        [suite, prompt],
-    )
+    store.restrict_side(found.table, table, suite, prompt, ids)
     wanted = set(ids)
     found.table = table
     found.missing = [

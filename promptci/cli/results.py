@@ -65,11 +65,10 @@ def db() -> None:
 @pass_state
 def merge(state: State, sources: tuple[Path, ...]) -> int:
     """Merge other results databases (e.g. from `eval --shard i/n` jobs) into this project's."""
-    from ..merge import merge_into
     from ..store import Store
 
     with Store(state.project.path(state.project.config.db)) as store:
         for source in sources:
-            got = merge_into(store, source)
+            got = store.merge_from(source)
             click.echo(f"{source}: {got.runs} runs, {got.results} results, {got.cache} cached answers")
     return 0

@@ -84,34 +84,14 @@ class Comparison:
 
 def compare(store: Store, base: SideResults, head: SideResults, gate: GateConfig) -> Comparison:
     """Pair the two sides' cases per suite × prompt, in DuckDB, and judge each pair of distributions."""
-    db = store.db
-    identity_sql = " UNION ALL ".join(
-        _IDENTITY.format(table=t, side=n) for t, n in ((base.table, "base"), (head.table, "head"))
-    )
-    identity = {(r[0], r[1], r[2]): r[3:] for r in db.execute(identity_sql).fetchall()}
+    identity = {(r[0], r[1], r[2]): r[3:] for r in store.side_identities(base.table, head.table)}
     keys = sorted({(s, p) for s, p, _ in identity})
-    db.execute(_PAIR.format(base=base.table, head=head.table))
-    db.execute("CREATE OR REPLACE TEMP TABLE groups (gid INTEGER, suite VARCHAR, prompt VARCHAR)")
-    if keys:
-        values = ", ".join(["(?, ?, ?)"] * len(keys))
-        db.execute(f"INSERT INTO groups VALUES {values}", [v for i, (s, p) in enumerate(keys) for v in (i, s, p)])
-    pairs = db.execute(
-        "SELECT gid, bs, hs, bp, hp FROM cmp JOIN groups USING (suite, prompt)"
-        " WHERE bs IS NOT NULL AND hs IS NOT NULL ORDER BY gid"
-    ).fetchnumpy()
-    flips = _flips(db, base.table, head.table)
+    pairs = store.pair_cases(base.table, head.table, keys)
+    flips = _flips(store, base.table, head.table)
     only: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
-    for suite, prompt, name, in_base in db.execute(
-        "SELECT suite, prompt, coalesce(name, case_id), in_b FROM cmp WHERE NOT (in_b AND in_h) ORDER BY 3"
-    ).fetchall():
+    for suite, prompt, name, in_base in store.unpaired_cases():
         only[(suite, prompt)][1 if in_base else 0].append(name)
-    errors = {
-        (r[0], r[1]): (r[2], r[3])
-        for r in db.execute(
-            "SELECT suite, prompt, count(*) FILTER (WHERE bs IS NULL), count(*) FILTER (WHERE hs IS NULL)"
-            " FROM cmp WHERE in_b AND in_h GROUP BY ALL"
-        ).fetchall()
-    }
+    errors = {(r[0], r[1]): (r[2], r[3]) for r in store.errored_counts()}
     gids = pairs["gid"]
     suites = []
     for gid, (suite, prompt) in enumerate(keys):
@@ -144,59 +124,15 @@ def compare(store: Store, base: SideResults, head: SideResults, gate: GateConfig
     return Comparison(base.side.label, head.side.label, suites)
 
 
-def _flips(db: Any, base: str, head: str) -> dict[tuple[str, str], list[Flip]]:
-    """Cases whose pass/fail differs, with each side's first answer (fetched for these cases only)."""
+def _flips(store: Store, base: str, head: str) -> dict[tuple[str, str], list[Flip]]:
+    """Cases whose pass/fail differs, with each side's first answer."""
     found: dict[tuple[str, str], list[Flip]] = defaultdict(list)
-    rows = db.execute(
-        f"""
-        WITH f AS (SELECT suite, prompt, case_id, name, bs, bp, hs, hp, b_reps, h_reps FROM cmp WHERE bp != hp),
-        bo AS (SELECT suite, prompt, case_id, arg_min(output, repeat_index) AS output FROM {base}
-               SEMI JOIN f USING (suite, prompt, case_id) WHERE error IS NULL GROUP BY ALL),
-        ho AS (SELECT suite, prompt, case_id, arg_min(output, repeat_index) AS output FROM {head}
-               SEMI JOIN f USING (suite, prompt, case_id) WHERE error IS NULL GROUP BY ALL)
-        SELECT f.suite, f.prompt, f.case_id, coalesce(f.name, f.case_id), f.bs, f.bp, bo.output, f.b_reps,
-               f.hs, f.hp, ho.output, f.h_reps
-        FROM f LEFT JOIN bo USING (suite, prompt, case_id) LEFT JOIN ho USING (suite, prompt, case_id)
-        ORDER BY 1, 2, 4
-        """
-    ).fetchall()
+    rows = store.flipped_cases(base, head)
     for r in rows:
         found[(r[0], r[1])].append(
             Flip(r[2], r[3], CaseSide(r[4], r[5], r[6], None, r[7]), CaseSide(r[8], r[9], r[10], None, r[11]))
         )
     return found
-
-
-# One row per case on either side. Per side: the mean of scored repeats, passed when most scored
-# repeats pass (NULL when none was scored), and the number of repeats.
-_SIDE = """
-SELECT suite, prompt, case_id, any_value(case_name) AS name,
-       avg(score) FILTER (WHERE error IS NULL AND score IS NOT NULL) AS score,
-       CASE WHEN count(*) FILTER (WHERE error IS NULL AND score IS NOT NULL) = 0 THEN NULL
-            ELSE 2 * count(*) FILTER (WHERE error IS NULL AND passed) >=
-                 count(*) FILTER (WHERE error IS NULL AND score IS NOT NULL) END AS passed,
-       count(*) AS reps
-FROM {table} GROUP BY suite, prompt, case_id
-"""
-_PAIR = (
-    "CREATE OR REPLACE TEMP TABLE cmp AS WITH b AS ("
-    + _SIDE.format(table="{base}")
-    + "), h AS ("
-    + _SIDE.format(table="{head}")
-    + ") SELECT suite, prompt, case_id, coalesce(b.name, h.name) AS name, b.score AS bs, h.score AS hs,"
-    " b.passed AS bp, h.passed AS hp, b.reps AS b_reps, h.reps AS h_reps,"
-    " b.case_id IS NOT NULL AS in_b, h.case_id IS NOT NULL AS in_h"
-    " FROM b FULL JOIN h USING (suite, prompt, case_id)"
-)
-
-
-# What must match between the sides, per suite × prompt (and the prompt hash, for the report).
-_IDENTITY = """
-SELECT suite, prompt, '{side}', list(DISTINCT model_id ORDER BY model_id),
-       list(DISTINCT params_hash ORDER BY params_hash), list(DISTINCT suite_hash ORDER BY suite_hash),
-       list(DISTINCT prompt_hash ORDER BY prompt_hash)
-FROM {table} GROUP BY suite, prompt
-"""
 
 
 def _first(identity: tuple[Any, ...] | None, index: int) -> str | None:

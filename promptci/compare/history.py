@@ -23,23 +23,7 @@ class Point:
 
 def history(store: Store, prompt: str | None = None, suite: str | None = None) -> list[Point]:
     """Mean score and pass rate of every stored prompt version, oldest first, per suite and model."""
-    where, params = ["error IS NULL"], []
-    if prompt:
-        where.append("prompt = ?")
-        params.append(prompt)
-    if suite:
-        where.append("suite = ?")
-        params.append(suite)
-    rows = store.db.execute(
-        f"""
-        SELECT suite, prompt, prompt_hash, arg_min(prompt_commit, created_at), model_id, min(created_at),
-               count(DISTINCT case_id), avg(score), avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END)
-        FROM results WHERE {" AND ".join(where)}
-        GROUP BY suite, prompt, prompt_hash, model_id
-        ORDER BY suite, prompt, model_id, min(created_at)
-        """,
-        params,
-    ).fetchall()
+    rows = store.history_rows(prompt, suite)
     return [Point(*row) for row in rows]
 
 

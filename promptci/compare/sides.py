@@ -22,22 +22,6 @@ from ..prompts.registry import Registry
 from ..store import Store
 
 WORKTREE = "working tree"
-COLUMNS = (
-    "suite",
-    "prompt",
-    "prompt_hash",
-    "case_id",
-    "case_name",
-    "repeat_index",
-    "model_id",
-    "params_hash",
-    "suite_hash",
-    "score",
-    "passed",
-    "error",
-    "output",
-    "run_id",
-)
 
 
 @dataclass(frozen=True)
@@ -62,10 +46,8 @@ def resolve_side(project: Project, store: Store, text: str | None, *, default_re
     """``text`` as a run id, else a git revision; None means ``default_rev`` or the working tree."""
     if text is None and default_rev is None:
         return Side(WORKTREE, "worktree")
-    if text is not None:
-        row = store.db.execute("SELECT id FROM runs WHERE id = ?", [text]).fetchone()
-        if row:
-            return Side(f"run {text}", "run", run_id=text)
+    if text is not None and store.run_exists(text):
+        return Side(f"run {text}", "run", run_id=text)
     rev = text or default_rev
     assert rev is not None
     sha = Registry(project).repo.resolve(rev)
@@ -75,11 +57,8 @@ def resolve_side(project: Project, store: Store, text: str | None, *, default_re
 def load(project: Project, store: Store, side: Side, table: str) -> SideResults:
     """Put ``side``'s stored results into temp table ``table``; for revisions also list the
     items that have no stored result yet."""
-    cols = ", ".join(COLUMNS)
     if side.kind == "run":
-        # A view, not a copy: the run's rows are read once, by the comparison's aggregate.
-        run_id = str(side.run_id).replace("'", "''")
-        store.db.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT {cols} FROM results WHERE run_id = '{run_id}'")
+        store.side_from_run(table, str(side.run_id))
         return SideResults(side, table, prompt_files=Registry(project).paths())
     with checkout(project, side) as (_, plan):
         for task in plan.tasks:
@@ -118,8 +97,7 @@ def checkout(project: Project, side: Side) -> Iterator[tuple[Project, Plan]]:
 
 
 def _match(store: Store, plan: Plan, table: str) -> set[tuple[str, str, str, int]]:
-    """Fill ``table`` with the newest stored row for every item of ``plan`` (rows without errors
-    first); return the keys found."""
+    """Fill ``table`` with the newest stored row for every item of ``plan``; return the keys found."""
     keys = [
         (
             i.task.suite_name,
@@ -133,22 +111,7 @@ def _match(store: Store, plan: Plan, table: str) -> set[tuple[str, str, str, int
         for i in plan.items
         if i.request is not None
     ]
-    store.db.execute(
-        "CREATE OR REPLACE TEMP TABLE want (suite VARCHAR, prompt VARCHAR, prompt_hash VARCHAR, case_id VARCHAR,"
-        " repeat_index INTEGER, model_id VARCHAR, params_hash VARCHAR)"
-    )
-    for start in range(0, len(keys), 1000):
-        chunk = keys[start : start + 1000]
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-        store.db.execute(f"INSERT INTO want VALUES {values}", [v for k in chunk for v in k])
-    cols = ", ".join(f"r.{c}" for c in COLUMNS)
-    store.db.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {cols} FROM results r JOIN want w USING (suite, prompt,"
-        " prompt_hash, case_id, repeat_index, model_id, params_hash) QUALIFY row_number() OVER (PARTITION BY"
-        " r.suite, r.prompt, r.case_id, r.repeat_index ORDER BY r.error IS NULL DESC, r.created_at DESC) = 1"
-    )
-    rows = store.db.execute(f"SELECT suite, prompt, case_id, repeat_index FROM {table}").fetchall()
-    return {(r[0], r[1], r[2], int(r[3])) for r in rows}
+    return store.side_from_items(table, keys)
 
 
 def missing_error(results: SideResults) -> InputError:

@@ -13,7 +13,7 @@ from promptci.errors import ExitCode
 from promptci.evals.plan import build_plan, suite_files
 from promptci.evals.runner import run_eval
 from promptci.project import Project
-from promptci.store import MIGRATIONS
+from promptci.store.migrations import MIGRATIONS
 
 from ..conftest import Repo
 

@@ -111,7 +111,7 @@ def _hold(db: Path, seconds: float) -> subprocess.Popen[str]:
 
 
 def test_a_writer_waits_for_another_writer_then_says_who_holds_it(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
-    import promptci.store
+    import promptci.store.core
 
     _fail_every_case(repo)
     assert repo.run("eval").code == 1
@@ -120,7 +120,7 @@ def test_a_writer_waits_for_another_writer_then_says_who_holds_it(repo: Repo, mo
         assert repo.run("eval").code == 1
     finally:
         holder.wait()
-    monkeypatch.setattr(promptci.store, "WRITER_WAIT_S", 0.5)
+    monkeypatch.setattr(promptci.store.core, "WRITER_WAIT_S", 0.5)
     holder = _hold(_db(repo), 60)
     try:
         r = repo.run("eval")

@@ -1,4 +1,4 @@
-"""The results database. The only module that imports duckdb.
+"""The results database: opening and checking it, runs, results, optimizations and the cache.
 
 The schema changes only through the numbered migrations below, each recorded in
 ``schema_migrations`` when applied. A file that is not a promptci database is
@@ -14,8 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from ..errors import InputError
+from ..interrupts import uninterrupted
+from ..redact import redact_all
 from .dbfile import (
     HOST,
     Busy,
@@ -31,10 +34,7 @@ from .dbfile import (
     stamp_path,
     write_stamp,
 )
-from .errors import InputError
-from .interrupts import uninterrupted
 from .migrations import INTEGRITY_QUERIES, MIGRATIONS
-from .redact import redact_all
 
 WRITER_WAIT_S = 10.0  # how long a writer waits for another process to let go of the database
 
@@ -135,8 +135,12 @@ def now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-class Store:
-    """An open results database. Use as a context manager."""
+_S = TypeVar("_S", bound="Core")
+
+
+class Core:
+    """An open results database: the connection, its checks, and the queries every command
+    needs. :class:`promptci.store.Store` adds the comparison, history and merge queries."""
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         """Open ``path``. A damaged or foreign file is refused before anything is written.
@@ -229,7 +233,7 @@ class Store:
             return db
         raise AssertionError("unreachable")
 
-    def __enter__(self) -> Store:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -310,6 +314,11 @@ class Store:
         """Every write: its strings pass the redaction layer first."""
         self.db.execute(sql, redact_all(params))
 
+    @uninterrupted
+    def checkpoint(self) -> None:
+        """Everything into the database file, nothing left in the write-ahead log."""
+        self.db.execute("CHECKPOINT")
+
     def schema_version(self) -> int:
         row = self.db.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
@@ -327,7 +336,7 @@ class Store:
         command: str,
         config_hash: str,
     ) -> None:
-        from .version import __version__
+        from ..version import __version__
 
         self._write(
             "INSERT INTO runs (id, started_at, git_commit, branch, dirty, command, config_hash, status,"

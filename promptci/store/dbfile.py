@@ -9,7 +9,7 @@ import re
 import socket
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 _DUCKDB_MAGIC = b"DUCK"
 

@@ -1,0 +1,43 @@
+"""The results database: the only package that imports duckdb, and the only one with SQL.
+
+- :mod:`.core`: opening and checking the file, migrations, runs, results, optimizations, the cache;
+- :mod:`.compare`: each side of a comparison in a temp table, and the two paired case by case;
+- :mod:`.history`: score history per prompt version;
+- :mod:`.merge`: merging other results databases (CI shards, the results branch).
+
+The schema changes only through numbered migrations (:mod:`.migrations`), each recorded in
+``schema_migrations`` when applied. A file that is not a promptci database, or is damaged,
+is refused and never modified (:mod:`.dbfile`).
+"""
+
+from __future__ import annotations
+
+from .compare import SIDE_COLUMNS, CompareQueries
+from .core import (
+    RESULT_COLUMNS,
+    TRAJECTORY_COLUMNS,
+    CachedResponse,
+    ResultRow,
+    TrajectoryRow,
+    dumps,
+    now,
+)
+from .history import HistoryQueries
+from .merge import MergeCounts, MergeQueries
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "SIDE_COLUMNS",
+    "TRAJECTORY_COLUMNS",
+    "CachedResponse",
+    "MergeCounts",
+    "ResultRow",
+    "Store",
+    "TrajectoryRow",
+    "dumps",
+    "now",
+]
+
+
+class Store(CompareQueries, HistoryQueries, MergeQueries):
+    """An open results database. Use as a context manager; read-only opens never wait for a writer."""

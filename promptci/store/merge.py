@@ -1,0 +1,94 @@
+"""Merging results databases: CI shards into one, or the shared results branch into a local file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from ..interrupts import uninterrupted
+from .core import Core
+from .dbfile import refuse_foreign
+
+_COUNTS = {
+    "results": "SELECT count(*) FROM results",
+    "cache": "SELECT count(*) FROM cache",
+}
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    runs: int
+    results: int
+    cache: int
+
+
+class MergeQueries(Core):
+    @uninterrupted
+    def merge_from(self, source: Path) -> MergeCounts:
+        """Copy the runs (with their results) and cache entries of ``source`` that this database lacks.
+
+        ``source`` is opened read-only and must be a promptci database at this schema version
+        or an older one (migrations only add tables and columns). Runs and optimizations already
+        present are skipped, so merging twice changes nothing. All of a source or none of it.
+        """
+        refuse_foreign(source)
+        if not source.is_file():
+            raise InputError("no such results database", path=source)
+        db = self.db
+        try:
+            db.execute("ATTACH ? AS src (READ_ONLY)", [str(source)])
+        except Exception as exc:
+            raise InputError(f"cannot open results database: {exc}", path=source) from None
+        try:
+            tables = {
+                r[0]
+                for r in db.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'"
+                ).fetchall()
+            }
+            if "schema_migrations" not in tables:
+                raise InputError("not a promptci results database", path=source)
+            row = db.execute("SELECT max(version) FROM src.schema_migrations").fetchone()
+            if not row or row[0] is None or row[0] > self.schema_version():
+                raise InputError(
+                    f"schema version {row[0] if row else None} is newer than {self.schema_version()}",
+                    path=source,
+                    hint="upgrade promptci",
+                )
+            return self._merge_attached("optimizations" in tables)
+        finally:
+            db.execute("DETACH src")
+
+    def _merge_attached(self, has_optimizations: bool) -> MergeCounts:
+        db = self.db
+        db.execute("BEGIN TRANSACTION")
+        try:
+            new_runs = [
+                r[0] for r in db.execute("SELECT id FROM src.runs WHERE id NOT IN (SELECT id FROM runs)").fetchall()
+            ]
+            db.execute("INSERT INTO runs BY NAME SELECT * FROM src.runs WHERE id IN (SELECT unnest(?))", [new_runs])
+            before = self._count("results")
+            db.execute("INSERT INTO results SELECT * FROM src.results WHERE run_id IN (SELECT unnest(?))", [new_runs])
+            added_results = self._count("results") - before
+            before = self._count("cache")
+            db.execute("INSERT OR IGNORE INTO cache SELECT * FROM src.cache")
+            added_cache = self._count("cache") - before
+            if has_optimizations:  # an older source has none
+                db.execute(
+                    "INSERT INTO trajectory SELECT * FROM src.trajectory"
+                    " WHERE optimization_id NOT IN (SELECT id FROM optimizations)"
+                )
+                db.execute(
+                    "INSERT INTO optimizations SELECT * FROM src.optimizations"
+                    " WHERE id NOT IN (SELECT id FROM optimizations)"
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return MergeCounts(len(new_runs), added_results, added_cache)
+
+    def _count(self, table: str) -> int:
+        row = self.db.execute(_COUNTS[table]).fetchone()
+        return int(row[0]) if row else 0
