@@ -34,6 +34,7 @@ from .edits import normalised_hash, word_edit_distance
 from .evaluate import Evaluator, Scored
 from .metaprompt import Exemplar
 from .split import Split, split_cases
+from .trajectory import new_row
 
 
 @dataclass(frozen=True)
@@ -359,35 +360,6 @@ def run(ctx: Context, method_cls: type[Method]) -> Outcome:
 def _selection_score(row: TrajectoryRow, method: Method) -> float:
     value = row.train_score if method.scored_on == "train" else row.dev_score
     return value if value is not None else 0.0
-
-
-def new_row(
-    opt_id: str, step: int, candidate: int, parent: TrajectoryRow | None, text: str, status: str, **values: Any
-) -> TrajectoryRow:
-    """A trajectory row with nothing scored or spent yet; ``values`` sets any other field."""
-    fields: dict[str, Any] = {
-        "optimization_id": opt_id,
-        "step": step,
-        "candidate": candidate,
-        "parent_step": parent.step if parent else None,
-        "parent_candidate": parent.candidate if parent else None,
-        "text": text,
-        "text_hash": normalised_hash(text),
-        "status": status,
-        "train_score": None,
-        "dev_score": None,
-        "loss": None,
-        "accepted": False,
-        "edit_distance": None,
-        "edit_budget": None,
-        "calls": 0,
-        "tokens": 0,
-        "cost": 0.0,
-        "train_run": None,
-        "dev_run": None,
-        "created_at": now(),
-    }
-    return TrajectoryRow(**{**fields, **values})
 
 
 def _initial_row(ctx: Context) -> TrajectoryRow:

@@ -35,7 +35,8 @@ from ..evals.dataset import EvalCase
 from ..evals.runner import loaded_provider
 from ..store import TrajectoryRow
 from .edits import word_edit_distance
-from .engine import Context, Method, answer, best_by, new_row, score_on
+from .engine import Context, Method, answer, best_by, score_on
+from .trajectory import new_row
 
 MARK = "\u2063PROMPT\u2063"  # stands in for the instruction while the chat template is applied
 CLOSERS = (".", "!", "?")

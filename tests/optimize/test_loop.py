@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from promptci.evals.plan import build_plan, suite_files
-from promptci.optimize.engine import Context, Proposal, Settings, classify, new_row
+from promptci.optimize.engine import Context, Proposal, Settings, classify
 from promptci.optimize.evaluate import Evaluator
 from promptci.optimize.gpo import Gpo
 from promptci.optimize.opro import Opro
 from promptci.optimize.split import split_cases
+from promptci.optimize.trajectory import new_row
 from promptci.project import Project
 from promptci.providers.base import Completion
 from promptci.settings import ModelSettings
