@@ -41,5 +41,10 @@ def init(directory: Path, force: bool, github: bool, action: str) -> int:
         click.echo(f"initialized an empty git repository in {directory}")
     for path in result.written:
         click.echo(f"wrote {path}")
-    click.echo("\nnext: promptci lint && promptci render sentiment --var review='Love it'")
+    click.echo(
+        "\nnext: git add -A && git commit -m start, then `promptci eval`: 24 reviews on the embedded"
+        " SmolLM2 score about 0.67 against the threshold 0.60, so the suite passes (a constant answer"
+        " scores 0.50).\nBreak the prompt and `promptci compare --run-missing` shows the flipped cases"
+        " and exits 1 with 'regressed'."
+    )
     return 0
