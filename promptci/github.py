@@ -15,6 +15,40 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+DEFAULT_API = "https://api.github.com"
+
+
+@dataclass(frozen=True)
+class ActionsEnv:
+    """What GitHub Actions tells a step through its environment: the one place promptci reads it."""
+
+    token: str | None = None
+    repository: str | None = None  # owner/name
+    api: str = DEFAULT_API
+    event_path: str | None = None
+    head_ref: str | None = None  # a pull request's branch
+    ref_name: str | None = None  # the branch or tag the run is for
+    step_summary: str | None = None
+    in_actions: bool = False
+
+    @classmethod
+    def read(cls) -> ActionsEnv:
+        env = os.environ
+        return cls(
+            token=env.get("GITHUB_TOKEN") or None,
+            repository=env.get("GITHUB_REPOSITORY") or None,
+            api=env.get("GITHUB_API_URL") or DEFAULT_API,
+            event_path=env.get("GITHUB_EVENT_PATH") or None,
+            head_ref=env.get("GITHUB_HEAD_REF") or None,
+            ref_name=env.get("GITHUB_REF_NAME") or None,
+            step_summary=env.get("GITHUB_STEP_SUMMARY") or None,
+            in_actions=env.get("GITHUB_ACTIONS") == "true",
+        )
+
+    @property
+    def pr(self) -> int | None:
+        return pr_number(self.event_path)
+
 
 @dataclass(frozen=True)
 class CommentOutcome:

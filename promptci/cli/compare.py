@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -165,14 +164,15 @@ def _github(comparison: object, markdown: str, project: object) -> None:
     """On GitHub Actions: the step summary, and annotations on the prompt files."""
     from ..compare.engine import Comparison
     from ..compare.report import github_annotations
+    from ..github import ActionsEnv
     from ..project import Project
     from ..redact import append_summary
 
     assert isinstance(comparison, Comparison) and isinstance(project, Project)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        append_summary(summary, markdown + "\n")
-    if os.environ.get("GITHUB_ACTIONS") == "true":
+    env = ActionsEnv.read()
+    if env.step_summary:
+        append_summary(env.step_summary, markdown + "\n")
+    if env.in_actions:
         for line in github_annotations(comparison, _body_lines(project, comparison)):
             click.echo(line)
 

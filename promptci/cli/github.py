@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -23,15 +22,16 @@ def comment(report: Path, pr: int | None, marker: str | None) -> int:
     """
     from ..compare.report import MARKER
     from ..files import read_text
-    from ..github import pr_number, upsert_comment
+    from ..github import ActionsEnv, upsert_comment
 
+    env = ActionsEnv.read()
     outcome = upsert_comment(
         read_text(report, str(report), what="comment"),
         marker=marker or MARKER,
-        token=os.environ.get("GITHUB_TOKEN"),
-        repo=os.environ.get("GITHUB_REPOSITORY"),
-        pr=pr or pr_number(os.environ.get("GITHUB_EVENT_PATH")),
-        api=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
+        token=env.token,
+        repo=env.repository,
+        pr=pr or env.pr,
+        api=env.api,
     )
     if outcome.action == "skipped":
         click.echo(f"::warning title=promptci comment::comment not posted: {outcome.reason}")

@@ -302,7 +302,6 @@ def _configured_passes(
     """The passes of opted-in prompts: select, run, and with --push publish; then the job summary."""
     import datetime as dt
     import json
-    import os
 
     from ..optimize.ci import publish, run_pass, select, settings_for, summary
     from .progress import OptimizeProgress
@@ -331,8 +330,10 @@ def _configured_passes(
         for c in chosen:
             click.echo(f"{c.optin.name}: {c.why}", err=True)
         return int(ExitCode.OK)
-    env = os.environ
-    target = passes.pr_base or env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or state.registry.repo.branch()
+    from ..github import ActionsEnv
+
+    env = ActionsEnv.read()
+    target = passes.pr_base or env.head_ref or env.ref_name or state.registry.repo.branch()
     if passes.push and not target:
         raise InputError("--push needs the PR's target branch", hint="pass --pr-base BRANCH (HEAD is detached)")
     entries = []
@@ -352,9 +353,9 @@ def _configured_passes(
                 result,
                 target=target or "",
                 remote=passes.remote,
-                token=env.get("GITHUB_TOKEN"),
-                repo_slug=env.get("GITHUB_REPOSITORY"),
-                api=env.get("GITHUB_API_URL", "https://api.github.com"),
+                token=env.token,
+                repo_slug=env.repository,
+                api=env.api,
             )
             if publication.status == "conflict":
                 worst = ExitCode.BRANCH_CONFLICT
@@ -379,11 +380,10 @@ def _configured_passes(
             listed.append(entry)
         click.echo(json.dumps(listed, indent=2))
     text = summary(entries)
-    summary_path = env.get("GITHUB_STEP_SUMMARY")
-    if summary_path:
+    if env.step_summary:
         from ..redact import append_summary
 
-        append_summary(summary_path, text)
+        append_summary(env.step_summary, text)
     if not chosen:
         click.echo("no opted-in prompt selected: nothing to optimize", err=True)
     return int(worst)
