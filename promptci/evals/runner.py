@@ -128,11 +128,12 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
-        if self.pending:
-            self.store.add_results(self.pending)
-        if self.cache:
-            self.store.cache_put(self.cache)
+        # Taken off the buffers first: a signal held during the write is delivered as it ends,
+        # and the final flush must not write the same rows again.
+        pending, cache = self.pending, self.cache
         self.pending, self.cache, self.last = [], [], time.monotonic()
+        if pending or cache:
+            self.store.record(pending, cache)
 
 
 def run_eval(

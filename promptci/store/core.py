@@ -374,6 +374,13 @@ class Core:
             params = [getattr(r, c) for r in chunk for c in RESULT_COLUMNS]
             self._write(f"INSERT INTO results VALUES {', '.join([one] * len(chunk))}", params)
 
+    @uninterrupted
+    def record(self, rows: Sequence[ResultRow], cache: Sequence[tuple[str, str, CachedResponse]]) -> None:
+        """Results and the answers to cache for them, in one held-signal section, so that an
+        interrupted run never keeps a result without its cached answer."""
+        self.add_results(rows)
+        self.cache_put(cache)
+
     # optimizations
 
     @uninterrupted

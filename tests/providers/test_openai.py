@@ -134,7 +134,9 @@ def test_sigterm_marks_the_run_interrupted_and_a_rerun_resumes(repo: Repo, katan
     con = duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True)
     status = con.execute("SELECT status FROM runs").fetchall()
     row = con.execute("SELECT count(*) FROM results").fetchone()
+    distinct = con.execute("SELECT count(DISTINCT (case_id, repeat_index)) FROM results").fetchone()
     con.close()
+    assert row == distinct  # the final flush never writes a row twice
     kept = int(row[0]) if row else 0
     assert status == [("interrupted",)] and 0 < kept < 30
     out = repo.path / "o.json"
