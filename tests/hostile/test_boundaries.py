@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Repo
-from tests.hostile.test_loaders import one_line
+from tests.hostile.conftest import one_line
 
 SUITE = "prompts: [sentiment]\nscorers:\n  - type: python\n    function: {function}\ncases:\n  - vars: {{review: fine}}\n    expected: positive\n"
 

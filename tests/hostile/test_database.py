@@ -13,14 +13,7 @@ import pytest
 
 from promptci.store import Store
 from tests.conftest import Repo
-from tests.hostile.test_loaders import one_line
-
-FAIL_EVERY_CASE = "Review: {{ review * 10**9 }}"  # each case is a recorded render error: no model needed
-
-
-def _fail_every_case(repo: Repo) -> None:
-    path = repo.path / "prompts/sentiment.yaml"
-    path.write_text(path.read_text().replace("Review: {{ review }}", FAIL_EVERY_CASE))
+from tests.hostile.conftest import fail_every_case, one_line
 
 
 def _db(repo: Repo) -> Path:
@@ -28,7 +21,7 @@ def _db(repo: Repo) -> Path:
 
 
 def test_a_damaged_database_is_refused_untouched(repo: Repo) -> None:
-    _fail_every_case(repo)
+    fail_every_case(repo)
     assert repo.run("eval").code == 1
     db = _db(repo)
     with duckdb.connect(str(db)) as con:  # enough rows that the data spans many blocks
@@ -50,7 +43,7 @@ def test_a_damaged_database_is_refused_untouched(repo: Repo) -> None:
 
 
 def test_a_killed_run_becomes_abandoned(repo: Repo) -> None:
-    _fail_every_case(repo)
+    fail_every_case(repo)
     assert repo.run("eval").code == 1  # creates the database
     script = (
         "import sys, time; from pathlib import Path; from promptci.store import Store\n"
@@ -70,7 +63,7 @@ def test_a_killed_run_becomes_abandoned(repo: Repo) -> None:
 
 
 def test_readers_do_not_wait_for_a_running_eval(repo: Repo) -> None:
-    _fail_every_case(repo)
+    fail_every_case(repo)
     assert repo.run("eval").code == 1
     holder = subprocess.Popen(
         [
@@ -98,7 +91,7 @@ def test_readers_do_not_wait_for_a_running_eval(repo: Repo) -> None:
 def test_a_directory_as_db_exits_2(repo: Repo) -> None:
     config = (repo.path / "promptci.yaml").read_text().replace("db: .promptci/results.duckdb", "db: .")
     repo.write("promptci.yaml", config)
-    _fail_every_case(repo)
+    fail_every_case(repo)
     r = repo.run("eval")
     assert r.code == 2 and "the results database path is a directory" in one_line(r.err)
 
@@ -113,7 +106,7 @@ def _hold(db: Path, seconds: float) -> subprocess.Popen[str]:
 def test_a_writer_waits_for_another_writer_then_says_who_holds_it(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
     import promptci.store.core
 
-    _fail_every_case(repo)
+    fail_every_case(repo)
     assert repo.run("eval").code == 1
     holder = _hold(_db(repo), 1.5)  # lets go while the next eval waits
     try:

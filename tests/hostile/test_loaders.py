@@ -7,6 +7,7 @@ from typing import Any
 import duckdb
 
 from tests.conftest import Repo
+from tests.hostile.conftest import fail_every_case, one_line
 
 BOMB = """\
 name: bomb
@@ -21,13 +22,6 @@ h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
 i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 template: hi
 """
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_an_alias_bomb_is_refused_by_every_command(repo: Repo) -> None:
@@ -153,12 +147,7 @@ def test_lint_flags_what_it_can_see_statically(repo: Repo) -> None:
 
 
 def test_a_template_over_its_limits_is_a_recorded_render_error_in_eval(repo: Repo) -> None:
-    repo.write(
-        "prompts/sentiment.yaml",
-        (repo.path / "prompts/sentiment.yaml")
-        .read_text()
-        .replace("Review: {{ review }}", "Review: {{ review * 10**9 }}"),
-    )
+    fail_every_case(repo)
     r = repo.run("eval")
     assert r.code == 1, r.err  # cases errored; the run itself completed
     with duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True) as db:

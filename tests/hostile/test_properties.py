@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from promptci.cli import main
 from tests.conftest import Repo
+from tests.hostile.conftest import fail_every_case
 
 # YAML-ish fragments mixed with arbitrary bytes: anchors, aliases, tags, flow and block styles.
 FRAGMENTS = st.sampled_from(
@@ -104,8 +105,7 @@ LOADERS = {
 def test_any_bytes_in_a_loaded_file_exit_0_1_or_2(kind: str, repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
     path, commands = LOADERS[kind]
     # Every case renders to a bomb, so no suite ever loads a model: only the loaders are under test.
-    sentiment = repo.path / "prompts/sentiment.yaml"
-    sentiment.write_text(sentiment.read_text().replace("Review: {{ review }}", "Review: {{ review * 10**9 }}"))
+    fail_every_case(repo)
     repo.write(
         "evals/data.yaml",
         "prompts: [sentiment]\nscorers: [{type: exact}]\ndataset: {path: rows.jsonl, vars: {review: r}, expected: e}\n",

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from tests.conftest import Repo, git
-from tests.hostile.test_database import _fail_every_case
+from tests.hostile.conftest import fail_every_case
 
 
 def _remote(repo: Repo, tmp_path: Path) -> Path:
@@ -31,7 +31,7 @@ def test_a_garbage_database_on_the_branch_blocks_no_push(repo: Repo, tmp_path: P
     garbage = repo.git("rev-parse", "HEAD")
     repo.git("push", "-q", "origin", "promptci-results")
     repo.git("checkout", "-qf", "main")
-    _fail_every_case(repo)
+    fail_every_case(repo)
     assert repo.run("eval").code == 1
     r = repo.run("results", "push")
     assert r.code == 0, r.err
@@ -43,7 +43,7 @@ def test_a_garbage_database_on_the_branch_blocks_no_push(repo: Repo, tmp_path: P
 
 def test_concurrent_pushes_all_land(repo: Repo, tmp_path: Path) -> None:
     bare = _remote(repo, tmp_path)
-    _fail_every_case(repo)
+    fail_every_case(repo)
     repo.commit("every case errors, so no model is needed")
     repo.git("push", "-q", "origin", "main")
     clones = []
@@ -82,7 +82,7 @@ def test_a_custom_results_branch_is_named_in_its_warnings(repo: Repo, tmp_path: 
     repo.git("commit", "-qm", "garbage")
     repo.git("push", "-q", "origin", "team-results")
     repo.git("checkout", "-qf", "main")
-    _fail_every_case(repo)
+    fail_every_case(repo)
     assert repo.run("eval").code == 1
     r = repo.run("results", "pull", "--branch", "team-results")
     assert r.code == 0 and "warning: team-results:results.duckdb at " in r.err
