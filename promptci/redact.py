@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -84,20 +83,20 @@ def _redact(text: str, secrets: re.Pattern[str] | None) -> str:
 
 
 def redact_any(value: Any) -> Any:
-    """:func:`redact` applied to every string inside lists, tuples and dicts."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact_any(k): redact_any(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(redact_any(v) for v in value)
-    return value
-
-
-def redact_all(values: Iterable[Any]) -> list[Any]:
-    """Query parameters with their strings redacted, for the store's writes."""
+    """:func:`redact` applied to every string inside lists, tuples and dicts (a request payload,
+    a statement's parameters), reading the environment's secrets once for all of them."""
     secrets = _secrets()
-    return [_redact(v, secrets) if isinstance(v, str) and v else v for v in values]
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return _redact(item, secrets) if item else item
+        if isinstance(item, dict):
+            return {walk(k): walk(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return type(item)(walk(v) for v in item)
+        return item
+
+    return walk(value)
 
 
 def safe_host(base_url: str) -> str:

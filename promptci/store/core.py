@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ..errors import InputError
 from ..interrupts import uninterrupted
-from ..redact import redact_all
+from ..redact import redact_any
 from .dbfile import (
     HOST,
     Busy,
@@ -312,7 +312,7 @@ class Core:
 
     def _write(self, sql: str, params: Sequence[Any]) -> None:
         """Every write: its strings pass the redaction layer first."""
-        self.db.execute(sql, redact_all(params))
+        self.db.execute(sql, redact_any(list(params)))
 
     @uninterrupted
     def checkpoint(self) -> None:
