@@ -52,27 +52,31 @@ def optimize_prompt(
     task_model: str | None = None,
     dry_run: bool = False,
     min_gain: float | None = None,
+    options: dict[str, object] | None = None,
     **settings: object,
 ) -> Result:
-    """Optimize prompt ``name`` on ``suite`` as ``promptci optimize`` does; ``method`` is "opro",
-    "gpo", "greater" or "catalyst".
+    """Optimize prompt ``name`` on ``suite`` as ``promptci optimize`` does.
 
-    ``settings`` are the fields of :class:`promptci.optimize.engine.Settings` (``steps``,
-    ``candidates``, ``split``, ``seed``, ``position``, ``budget={"calls": 500}`` …). Returns
-    the outcome, the held-out statistics, the PR body and the branch made (None on a dry run
-    or when nothing better was found).
+    ``method`` is any name :func:`promptci.optimize.methods.names` lists ("opro", "gpo",
+    "greater", "catalyst" and installed plugins); ``options`` are its own, as ``--set``
+    gives them (``{"topk": 40}``), checked by its config. ``settings`` are the shared fields
+    of :class:`promptci.optimize.settings.Settings` (``steps``, ``candidates``, ``split``,
+    ``seed``, ``position``, ``budget={"calls": 500}`` …). Returns the outcome, the held-out
+    statistics, the PR body and the branch made (None on a dry run or when nothing better
+    was found).
     """
-    from .optimize.engine import Settings
     from .optimize.session import optimize as run
+    from .optimize.settings import Settings
     from .project import Project
 
     settings.setdefault("steps", 0)  # 0: the method's default
-    options = Settings(method=method, **settings)  # type: ignore[arg-type]
+    config = dict(options or {})
+    search = Settings(method=method, config=config, **settings)  # type: ignore[arg-type]
     return run(
         Project.discover(root),
         name,
         suite=suite,
-        settings=options,
+        settings=search,
         optimizer_model=optimizer_model,
         task_model=task_model,
         dry_run=dry_run,

@@ -165,6 +165,8 @@ def _analyse_prompt(a: _Analysis) -> None:
     optimize = a.data.get("optimize")
     if isinstance(optimize, dict) and isinstance(optimize.get("suite"), str):
         a.facts.optimize = a.located(optimize["suite"], ("optimize", "suite"), value=True)
+    if isinstance(optimize, dict) and (problem := _method_problem(optimize)):
+        a.add(("optimize", *problem[0]), "optimize", problem[1])
     declared = a.data.get("variables")
     a.facts.variables = sorted(declared) if isinstance(declared, dict) else []
     # Templates are checked from the raw data so that a schema error elsewhere hides nothing.
@@ -295,6 +297,7 @@ def _check_optimize(project: Project, prompts: list[Facts], suites: list[Facts])
     evals = project.config.evals_dir.rstrip("/") + "/"
     refs = {f.path.removeprefix(evals).rsplit(".", 1)[0]: {Ref.parse(r.text).name for r in f.refs} for f in suites}
     blocks: list[tuple[str, Located, str, Located]] = []  # prompt, where it is named, file, suite
+    found = []
     for f in prompts:
         if f.name and f.optimize:
             blocks.append((f.name.text, f.name, f.path, f.optimize))
@@ -304,7 +307,9 @@ def _check_optimize(project: Project, prompts: list[Facts], suites: list[Facts])
             key, value = doc.position(("optimize", name)), doc.position(("optimize", name, "suite"), value=True)
             named, suite = Located(name, key.line, key.col), Located(spec.suite, value.line, value.col)
             blocks.append((name, named, CONFIG_FILE, suite))
-    found = []
+            if problem := _method_problem(spec.model_dump()):
+                at = doc.position(("optimize", name, *problem[0]))
+                found.append(Diagnostic(CONFIG_FILE, at.line, at.col, "error", "optimize", problem[1]))
     seen: dict[str, str] = {}
     names = {f.name.text for f in prompts if f.name}
     for prompt, named, path, suite in blocks:
@@ -323,6 +328,21 @@ def _check_optimize(project: Project, prompts: list[Facts], suites: list[Facts])
             message = f"optimize: suite '{suite.text}' does not use prompt '{prompt}'"
             found.append(Diagnostic(path, suite.line, suite.col, "error", "optimize", message))
     return found
+
+
+def _method_problem(block: dict[str, Any]) -> tuple[tuple[str, ...], str] | None:
+    """Where an optimize: block's method or options go wrong, and how; None when they are fine."""
+    from .optimize import methods
+
+    method, options = block.get("method", methods.DEFAULT), block.get("options") or {}
+    if not isinstance(method, str) or not isinstance(options, dict):
+        return None  # the schema check reports it
+    try:
+        methods.configure(method, options)
+    except methods.OptionError as exc:
+        loc = ("method",) if exc.key is None else ("options", *exc.key.split("."))
+        return loc, exc.message + (f" ({exc.hint})" if exc.hint else "")
+    return None
 
 
 def _check_labels(registry: Registry, f: Facts, names: set[str], store: LintCache) -> list[Diagnostic]:

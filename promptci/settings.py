@@ -76,7 +76,6 @@ class ModelSettings(_Strict):
         return self.model_copy(update=changes)
 
 
-Method = Literal["opro", "gpo", "greater", "catalyst"]
 BudgetKey = Literal["calls", "tokens", "cost", "seconds"]
 
 
@@ -88,7 +87,15 @@ class OptimizeSpec(_Strict):
     """
 
     suite: str = Field(description="the eval suite to optimize on (a name under evals/)")
-    method: Method = "gpo"
+    method: str = Field(
+        "gpo",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
+        description="the optimizer method: opro, gpo, greater, catalyst or a plugin's",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the method's own options (`promptci optimize --list-methods` lists them), e.g. {topk: 40}",
+    )
     budget: dict[BudgetKey, Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict, description="stop the search at this many calls, tokens, cost or seconds"
     )

@@ -94,9 +94,9 @@ def compare(
 def _held_out(state: State, store: Any, opt_id: str) -> tuple[str, str, list[str]]:
     """(suite, prompt, test case ids) of a stored optimization: its split, recomputed from its seed."""
     from ..errors import NotFoundError
-    from ..optimize.engine import Settings
     from ..optimize.output import TRAILER, read_held_out_spec
     from ..optimize.session import resolve_task
+    from ..optimize.settings import Settings
     from ..optimize.split import parse_fractions, split_cases
 
     record = store.optimization(opt_id)

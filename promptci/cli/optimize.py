@@ -2,25 +2,99 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import ExitCode, InputError
 from .options import State, format_option, pass_state
+from .progress import OptimizeProgress
+
+if TYPE_CHECKING:
+    from ..optimize.passes import PassEntry
 
 
-@click.command()
+# Method options that were flags before methods had their own options, and their new spelling.
+RENAMED = {
+    "--examples": "greater.examples=N",
+    "--reasoning-tokens": "greater.reasoning_tokens=N",
+    "--topk": "greater.topk=N",
+    "--grad-batch": "greater.batch=N",
+    "--checkpointing": "greater.checkpointing=true",
+    "--extractor": "greater.extractor=TEXT",
+    "--catalyst-block": "catalyst.block=N",
+}
+
+
+class _Command(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            if exc.option_name in RENAMED:
+                new = RENAMED[exc.option_name]
+                method = new.split(".")[0]
+                raise click.UsageError(
+                    f"{exc.option_name} is now a method option: --set {new} (with catalyst: --set {method}"
+                    f"{new[len(method) :]} becomes catalyst{new[len(method) :]})"
+                    if method == "greater"
+                    else f"{exc.option_name} is now a method option: --set {new}",
+                    ctx,
+                ) from None
+            raise
+
+
+class _MethodName(click.ParamType):  # type: ignore[type-arg]
+    """A registered method's name; the names are read only when help is shown or a value checked."""
+
+    name = "method"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        from ..optimize.methods import names
+
+        return "[" + "|".join(names()) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from ..optimize.methods import names
+
+        if value not in names():
+            self.fail(f"unknown method '{value}': one of {', '.join(names())}", param, ctx)
+        return str(value)
+
+
+def _list_methods(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from ..optimize.methods import describe, names
+
+    click.echo("\n\n".join(describe(name) for name in names()))
+    ctx.exit(0)
+
+
+@click.command(cls=_Command)
 @click.argument("name", required=False)
 @click.option("--suite", metavar="SUITE", help="The eval suite to optimize on (a name under evals/, or a path).")
-@click.option("--method", type=click.Choice(["opro", "gpo", "greater", "catalyst"]), default="gpo", show_default=True)
+@click.option("--method", type=_MethodName(), default="gpo", show_default=True, help="The optimizer method.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="METHOD.KNOB=VALUE",
+    help="One of the method's own options, e.g. greater.topk=40; repeatable. --list-methods lists them.",
+)
+@click.option(
+    "--list-methods",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_list_methods,
+    help="List the methods, built-in and installed, with their options and defaults, and exit.",
+)
 @click.option(
     "--optimizer-model", metavar="[PROVIDER:]MODEL", help="Model proposing instructions (default: the task model)."
 )
 @click.option("--task-model", metavar="[PROVIDER:]MODEL", help="Model answering the cases (default: the suite's).")
-@click.option(
-    "--steps", type=click.IntRange(min=1), help="Search steps (default: GPO 3 epochs of 8-case batches; OPRO 10)."
-)
+@click.option("--steps", type=click.IntRange(min=1), help="Search steps (default: the method's; see --list-methods).")
 @click.option("--candidates", type=click.IntRange(min=1), default=8, show_default=True, help="Candidates per step.")
 @click.option(
     "--budget",
@@ -36,37 +110,6 @@ from .options import State, format_option, pass_state
     type=click.Choice(["system", "before", "after"]),
     help="Where the instruction sits: the system message, or a line before/after the question"
     " (default: system when the prompt has one).",
-)
-@click.option(
-    "--examples", type=click.IntRange(min=1), default=8, show_default=True, help="GReaTer: train cases per step."
-)
-@click.option(
-    "--reasoning-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="GReaTer: reasoning length."
-)
-@click.option(
-    "--topk", type=click.IntRange(min=1), default=40, show_default=True, help="GReaTer: top-k candidate tokens."
-)
-@click.option(
-    "--grad-batch",
-    type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="GReaTer: examples per forward/backward pass (raise it on a GPU, lower it to save memory).",
-)
-@click.option(
-    "--checkpointing",
-    is_flag=True,
-    help="GReaTer: gradient checkpointing; recompute activations in the backward pass to save memory.",
-)
-@click.option(
-    "--extractor", metavar="TEXT", help="GReaTer: the answer-extractor phrase (default: by the suite's scorer)."
-)
-@click.option(
-    "--catalyst-block",
-    type=click.IntRange(min=2),
-    default=5,
-    show_default=True,
-    help="catalyst: every Nth step is an optimizer-model proposal used as a restart.",
 )
 @click.option("--device", metavar="cpu|cuda|…", help="Local task model's device (default: cuda if present).")
 @click.option("--dtype", metavar="auto|float32|bfloat16|float16", help="Local task model's dtype.")
@@ -106,6 +149,7 @@ def optimize(
     name: str | None,
     suite: str | None,
     method: str,
+    sets: tuple[str, ...],
     optimizer_model: str | None,
     task_model: str | None,
     steps: int | None,
@@ -114,13 +158,6 @@ def optimize(
     split: str,
     seed: int,
     position: str | None,
-    examples: int,
-    reasoning_tokens: int,
-    topk: int,
-    grad_batch: int,
-    checkpointing: bool,
-    extractor: str | None,
-    catalyst_block: int,
     device: str | None,
     dtype: str | None,
     resume: str | None,
@@ -138,7 +175,8 @@ def optimize(
     output: Path | None,
     fmt: str,
 ) -> int:
-    """Search for a better instruction for prompt NAME on an eval suite, with OPRO, GPO or GReaTer.
+    """Search for a better instruction for prompt NAME on an eval suite, with OPRO, GPO, GReaTer or
+    any installed method (--list-methods).
 
     The suite's cases are split (seeded) into train, dev and test. The optimizer sees
     train and dev only; test scores the initial and the chosen instruction once, with
@@ -148,36 +186,26 @@ def optimize(
     held-out before/after, prompt diff) goes to stdout. Every candidate is stored in
     the results database; an interrupted run continues with --resume ID.
 
-    Prompts opt in to passes in CI with an optimize: block (suite, method, budget,
-    models, schedule, min_gain) in their file or in promptci.yaml. Then NAME alone,
-    --changed, --due or --all runs those passes, and --push publishes each winner as
-    one PR per prompt. Exit codes: 4 when a winner could not be pushed or its PR not
+    Prompts opt in to passes in CI with an optimize: block (suite, method, options,
+    budget, models, schedule, min_gain) in their file or in promptci.yaml. Then NAME
+    alone, --changed, --due or --all runs those passes, and --push publishes each winner
+    as one PR per prompt. Exit codes: 4 when a winner could not be pushed or its PR not
     opened (no token, API unreachable: the branch stays local), 5 when a human has
     pushed to the PR branch (nothing is overwritten).
     """
-    from ..optimize.engine import Settings
-    from ..optimize.output import svg_plot
+    from ..optimize.methods import parse_sets
     from ..optimize.session import optimize as run_optimization
-    from ..optimize.split import parse_fractions
+    from ..optimize.settings import Settings
+    from ..settings import parse_fractions
     from .eval import budget_values
-    from .progress import OptimizeProgress
 
+    budget = budget_values(budgets, ("calls", "tokens", "cost", "seconds"))
     selecting = changed or due or everything or plan or push or (name is not None and suite is None and not resume)
     if selecting and not resume:
-        overrides = {
-            "steps": steps,
-            "budget": budget_values(budgets, ("calls", "tokens", "cost", "seconds")) or None,
-            "greater_examples": _given("examples", examples),
-            "greater_reasoning_tokens": _given("reasoning_tokens", reasoning_tokens),
-            "greater_topk": _given("topk", topk),
-            "greater_batch": _given("grad_batch", grad_batch),
-            "greater_checkpointing": checkpointing or None,
-            "device": device,
-            "dtype": dtype,
-        }
+        overrides = {"steps": steps, "budget": budget or None, "device": device, "dtype": dtype}
         passes = Passes(changed, base, due, today, everything, plan, push, remote, pr_base)
         return _configured_passes(
-            state, name, passes, dry_run=dry_run, task_model=task_model, optimizer_model=optimizer_model,
+            state, name, passes, sets=sets, dry_run=dry_run, task_model=task_model, optimizer_model=optimizer_model,
             overrides=overrides, fmt=fmt,
         )  # fmt: skip
     if not resume and not (name and suite):
@@ -185,39 +213,24 @@ def optimize(
     if output is not None and output.suffix != ".md":
         raise InputError(f"-o {output}: the PR body is markdown; name the file *.md")
     settings = Settings(
-        method=method,
-        steps=steps or 0,
-        candidates=candidates,
-        split=parse_fractions(split),
-        seed=seed,
-        position=position,
-        budget=budget_values(budgets, ("calls", "tokens", "cost", "seconds")),
-        greater_examples=examples,
-        greater_reasoning_tokens=reasoning_tokens,
-        greater_topk=topk,
-        greater_batch=grad_batch,
-        greater_checkpointing=checkpointing,
-        extractor=extractor,
-        catalyst_block=catalyst_block,
-        device=device,
-        dtype=dtype,
-    )
-    project = state.project
+        method=method, steps=steps or 0, candidates=candidates, split=parse_fractions(split), seed=seed,
+        position=position, budget=budget, device=device, dtype=dtype, config=parse_sets(method, sets),
+    )  # fmt: skip
     plot = output.with_suffix(".svg") if output else None
     with OptimizeProgress(method, settings.budget) as progress:
         result = run_optimization(
-            project,
-            name,
-            suite=suite,
-            settings=settings,
-            optimizer_model=optimizer_model,
-            task_model=task_model,
-            resume=resume,
-            dry_run=dry_run,
-            min_gain=min_gain,
-            reporter=progress,
+            state.project, name, suite=suite, settings=settings, optimizer_model=optimizer_model,
+            task_model=task_model, resume=resume, dry_run=dry_run, min_gain=min_gain, reporter=progress,
             plot_link=plot.name if plot else None,
-        )
+        )  # fmt: skip
+    _report(result, fmt, output, plot)
+    return int(ExitCode.OK)
+
+
+def _report(result: Any, fmt: str, output: Path | None, plot: Path | None) -> None:
+    """One optimization's PR body (or JSON) on stdout, the files asked for, and what became of it."""
+    from ..optimize.output import svg_plot
+
     outcome = result.outcome
     if output is not None and plot is not None:
         from ..redact import write
@@ -235,7 +248,6 @@ def optimize(
         click.echo(f"created branch {result.branch} ({result.commit[:10] if result.commit else ''})", err=True)
     else:
         click.echo(f"no branch: {result.reason} (optimization {outcome.id})", err=True)
-    return int(ExitCode.OK)
 
 
 def _result_dict(result: Any) -> dict[str, Any]:
@@ -282,29 +294,26 @@ class Passes:
     pr_base: str | None
 
 
-def _given(param: str, value: object) -> object:
-    """``value`` if the option was given on the command line, else None (the config decides)."""
-    source = click.get_current_context().get_parameter_source(param)
-    return value if source == click.core.ParameterSource.COMMANDLINE else None
-
-
 def _configured_passes(
     state: State,
     name: str | None,
     passes: Passes,
     *,
+    sets: tuple[str, ...],
     dry_run: bool,
     task_model: str | None,
     optimizer_model: str | None,
-    overrides: dict[str, object],
+    overrides: dict[str, Any],
     fmt: str,
 ) -> int:
     """The passes of opted-in prompts: select, run, and with --push publish; then the job summary."""
     import datetime as dt
     import json
 
-    from ..optimize.ci import publish, run_pass, select, settings_for, summary
-    from .progress import OptimizeProgress
+    from ..github import ActionsEnv
+    from ..optimize.choose import select
+    from ..optimize.methods import parse_sets
+    from ..optimize.passes import run_passes, summary
 
     if not (name or passes.changed or passes.due or passes.everything):
         raise InputError("say which opted-in prompts to optimize: NAME, --changed, --due or --all")
@@ -315,13 +324,9 @@ def _configured_passes(
         except ValueError:
             raise InputError(f"bad --today '{passes.today}'", hint="write YYYY-MM-DD") from None
     project = state.project
+    names = (name,) if name else ()
     chosen, notes = select(
-        project,
-        names=(name,) if name else (),
-        changed=passes.changed,
-        base=passes.base,
-        due=day,
-        everything=passes.everything,
+        project, names=names, changed=passes.changed, base=passes.base, due=day, everything=passes.everything
     )
     for note in notes:
         click.echo(note, err=True)
@@ -330,70 +335,51 @@ def _configured_passes(
         for c in chosen:
             click.echo(f"{c.optin.name}: {c.why}", err=True)
         return int(ExitCode.OK)
-    from ..github import ActionsEnv
-
     env = ActionsEnv.read()
     target = passes.pr_base or env.head_ref or env.ref_name or state.registry.repo.branch()
     if passes.push and not target:
         raise InputError("--push needs the PR's target branch", hint="pass --pr-base BRANCH (HEAD is detached)")
-    entries = []
-    worst = ExitCode.OK
+    methods_given = {c.optin.spec.method for c in chosen}
+    options = parse_sets(methods_given.pop(), sets) if sets and len(methods_given) == 1 else {}
+    if sets and not options:
+        raise InputError("--set applies to one method, but the selected prompts use several", hint="select by NAME")
     for c in chosen:
         click.echo(f"{c.optin.name}: {c.why}", err=True)
-        settings = settings_for(c.optin.spec, **overrides)
-        with OptimizeProgress(settings.method, settings.budget) as progress:
-            result = run_pass(
-                project, c.optin, settings=settings, task_model=task_model, optimizer_model=optimizer_model,
-                dry_run=dry_run, reporter=progress,
-            )  # fmt: skip
-        publication = None
-        if passes.push and result.branch:
-            publication = publish(
-                project,
-                result,
-                target=target or "",
-                remote=passes.remote,
-                token=env.token,
-                repo_slug=env.repository,
-                api=env.api,
-            )
-            if publication.status == "conflict":
-                worst = ExitCode.BRANCH_CONFLICT
-            elif publication.status == "failed" and worst != ExitCode.BRANCH_CONFLICT:
-                worst = ExitCode.PUBLISH_FAILED
-        entries.append((c.optin.name, result, publication, c.why))
-        _report_pass(result, publication, fmt)
+    entries, worst = run_passes(
+        project, chosen, env=env, push=passes.push, target=target or "", remote=passes.remote, options=options,
+        overrides=overrides, task_model=task_model, optimizer_model=optimizer_model, dry_run=dry_run,
+        reporter_for=lambda settings: OptimizeProgress(settings.method, settings.budget),
+        on_done=lambda entry: _report_pass(entry, fmt),
+    )  # fmt: skip
     if fmt == "json":
-        listed = []
-        for _, result, publication, why in entries:
-            entry = {**_result_dict(result), "why": why}
-            if publication is not None:
-                pr = publication.pr
-                entry["publication"] = {
-                    "status": publication.status,
-                    "branch": publication.branch,
-                    "pushed": publication.pushed,
-                    "pr": pr.number if pr else None,
-                    "url": pr.url if pr else None,
-                    "reason": publication.reason or (pr.reason if pr else None),
-                }
-            listed.append(entry)
-        click.echo(json.dumps(listed, indent=2))
-    text = summary(entries)
+        click.echo(json.dumps([_entry_dict(e) for e in entries], indent=2))
     if env.step_summary:
         from ..redact import append_summary
 
-        append_summary(env.step_summary, text)
+        append_summary(env.step_summary, summary(entries))
     if not chosen:
         click.echo("no opted-in prompt selected: nothing to optimize", err=True)
     return int(worst)
 
 
-def _report_pass(result: object, publication: object, fmt: str) -> None:
-    from ..optimize.ci import Publication
-    from ..optimize.session import Result
+def _entry_dict(entry: PassEntry) -> dict[str, Any]:
+    found = {**_result_dict(entry.result), "why": entry.why}
+    publication = entry.publication
+    if publication is not None:
+        pr = publication.pr
+        found["publication"] = {
+            "status": publication.status,
+            "branch": publication.branch,
+            "pushed": publication.pushed,
+            "pr": pr.number if pr else None,
+            "url": pr.url if pr else None,
+            "reason": publication.reason or (pr.reason if pr else None),
+        }
+    return found
 
-    assert isinstance(result, Result)
+
+def _report_pass(entry: PassEntry, fmt: str) -> None:
+    result, publication = entry.result, entry.publication
     outcome = result.outcome
     if fmt == "markdown":
         click.echo(result.body)
@@ -401,7 +387,6 @@ def _report_pass(result: object, publication: object, fmt: str) -> None:
         where = f"created branch {result.branch}" if result.branch else f"no branch: {result.reason}"
         click.echo(f"{outcome.prompt}: {where} (optimization {outcome.id})", err=True)
         return
-    assert isinstance(publication, Publication)
     if publication.ok and publication.pr is not None:
         pushed = "pushed" if publication.pushed else "already up to date"
         click.echo(

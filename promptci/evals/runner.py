@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ..project import Project
-from ..providers import create, identity
-from ..providers.base import Completion, Provider, Request
+from ..providers import identity
+from ..providers.base import Completion, Request
+from ..providers.pool import ModelPool
 from ..settings import ModelSettings
 from ..store import CachedResponse, ResultRow, Store, dumps, now
 from .plan import Item, Plan, cache_key
@@ -146,8 +147,12 @@ def run_eval(
     progress: Progress | None = None,
     git_info: tuple[str | None, str | None, bool | None] = (None, None, None),
     db: Path | None = None,
+    models: ModelPool | None = None,
 ) -> EvalReport:
-    """Run every item of ``plan`` and store the results in the project's database (or ``db``)."""
+    """Run every item of ``plan`` and store the results in the project's database (or ``db``).
+
+    ``models`` keeps the models loaded between runs of one session; by default the run
+    has its own."""
     started = time.perf_counter()
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     db_path = db or project.path(project.config.db)
@@ -180,7 +185,8 @@ def run_eval(
                     continue
                 if progress:
                     progress.advance()
-            skipped = _generate(project, to_run, writer, scorers, run_id, usage, budget, jobs, progress)
+            pool = models if models is not None else ModelPool(project.root)
+            skipped = _generate(pool, to_run, writer, scorers, run_id, usage, budget, jobs, progress)
             status = "budget" if skipped else "complete"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -201,7 +207,7 @@ def run_eval(
 
 
 def _generate(
-    project: Project,
+    models: ModelPool,
     items: list[Item],
     writer: _Writer,
     scorers: dict[int, Scorer],
@@ -221,7 +227,7 @@ def _generate(
             break
         if progress:
             progress.status(f"loading {model_id}")
-        provider = loaded_provider(project, group[0].task.settings, jobs)
+        provider = models.get(group[0].task.settings, jobs)
         if progress:
             progress.status(f"generating with {model_id}")
 
@@ -238,22 +244,6 @@ def _generate(
 
 
 # Loaded models, reused by later runs in the same process (an optimizer scores many candidates).
-_LOADED: dict[str, Provider] = {}
-_MAX_LOADED = 2
-
-
-def loaded_provider(project: Project, settings: ModelSettings, jobs: int | None = None) -> Provider:
-    """The provider for ``settings``, created once per process and reused."""
-    if jobs is not None and settings.provider == "openai":
-        settings = settings.model_copy(update={"params": {**settings.params, "concurrency": jobs}})
-    key = f"{project.root}|{settings.model_dump_json()}"
-    if key not in _LOADED:
-        if len(_LOADED) >= _MAX_LOADED:
-            _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[key] = create(settings, project.root)
-    return _LOADED[key]
-
-
 def complete(
     project: Project,
     settings: ModelSettings,
@@ -263,6 +253,7 @@ def complete(
     use_cache: bool = True,
     budget: Budget | None = None,
     db: Path | None = None,
+    models: ModelPool | None = None,
 ) -> list[Completion]:
     """Answer free-standing requests (an optimizer's meta-prompts) through the response cache.
 
@@ -294,7 +285,7 @@ def complete(
                 else:
                     entries.append((keys[i], model_id, response))
 
-            provider = loaded_provider(project, settings)
+            provider = (models or ModelPool(project.root)).get(settings)
             try:
                 provider.generate([requests[i] for i in todo], on_done, lambda: usage.exceeds(budget))
             finally:

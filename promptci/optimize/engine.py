@@ -13,13 +13,12 @@ accepts after scoring, and its final choice. Everything else is common:
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from ..errors import InputError
 from ..evals.dataset import EvalCase
@@ -28,59 +27,15 @@ from ..evals.runner import Budget, Usage, complete
 from ..project import Project
 from ..providers import identity
 from ..providers.base import Completion, GenParams, Request
+from ..providers.pool import ModelPool
 from ..settings import ModelSettings
 from ..store import Store, TrajectoryRow, now
 from .edits import normalised_hash, word_edit_distance
 from .evaluate import Evaluator, Scored
 from .metaprompt import Exemplar
+from .settings import Options, Proposing, Settings
 from .split import Split, split_cases
 from .trajectory import new_row
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything that determines an optimization; stored with it, so a resume matches."""
-
-    method: str
-    steps: int
-    candidates: int = 8
-    split: tuple[float, float, float] = (0.2, 0.2, 0.6)
-    seed: int = 0
-    position: str | None = None
-    exemplars: int = 3
-    temperature: float = 1.0
-    max_chars: int = 500
-    optimizer_max_tokens: int = 120
-    budget: dict[str, float] = field(default_factory=dict)  # calls, tokens, cost and/or seconds
-    task_model: str | None = None  # the --task-model and --optimizer-model options, as given
-    optimizer_model: str | None = None
-    top: int = 20  # OPRO: instructions shown in the meta-prompt
-    k: int = 3  # GPO: retrieved trajectory entries, the current prompt included
-    edit_initial: int = 50  # GPO: the edit budget's cosine schedule, in words
-    edit_final: int = 10
-    greater_examples: int = 8  # GReaTer: train cases per step (the paper uses 50)
-    greater_reasoning_tokens: int = 64
-    greater_topk: int = 40
-    greater_batch: int = 8  # GReaTer: examples per forward/backward pass
-    greater_checkpointing: bool = False  # GReaTer: recompute activations in the backward pass
-    extractor: str | None = None  # GReaTer: the answer-extractor phrase; default by the suite's scorer
-    answer_format: str | None = None  # how the gold answer follows it, e.g. " {answer}"
-    catalyst_block: int = 5  # catalyst: every Nth step is an optimizer-model proposal, as a restart
-    device: str | None = None  # the local task model's device and dtype, overriding its settings
-    dtype: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Settings:
-        data = json.loads(text)
-        data["split"] = tuple(data["split"])
-        return cls(**data)
-
-    @property
-    def limits(self) -> Budget | None:
-        return Budget.from_values(self.budget)
 
 
 class Reporter(Protocol):
@@ -103,6 +58,11 @@ class Context:
     usage: Usage = field(default_factory=Usage)
     reporter: Reporter | None = None
     started: float = field(default_factory=time.monotonic)  # for a wall-clock budget (this process's share)
+
+    @property
+    def models(self) -> ModelPool:
+        """The loaded models: the task model scores, proposes (by default) and, for GReaTer, differentiates."""
+        return self.evaluator.models
 
     @property
     def budget(self) -> Budget | None:
@@ -133,12 +93,12 @@ class Context:
         self.usage.cost += scored.cost
         return scored
 
-    def exemplars(self, step: int) -> list[Exemplar]:
-        """``exemplars`` random train cases, seeded by the step, as the task model sees them."""
+    def exemplars(self, step: int, n: int) -> list[Exemplar]:
+        """``n`` random train cases, seeded by the step, as the task model sees them."""
         import random
 
         rng = random.Random(self.settings.seed * 1_000_003 + step)
-        chosen = rng.sample(self.split.train, min(self.settings.exemplars, len(self.split.train)))
+        chosen = rng.sample(self.split.train, min(n, len(self.split.train)))
         return [Exemplar(question(self.evaluator.task, c), answer(c)) for c in chosen]
 
     def scored_rows(self) -> list[TrajectoryRow]:
@@ -174,18 +134,41 @@ class Proposal:
     edit_budget: int | None = None
 
 
-class Method:
-    """The hooks one optimizer method fills in. ``ctx.rows`` holds the trajectory so far."""
+C = TypeVar("C", bound=Options)
+
+
+class Method(Generic[C]):
+    """The hooks one optimizer method fills in. ``ctx.rows`` holds the trajectory so far.
+
+    A method declares its ``name``, a one-line ``description``, its ``Config`` (the options
+    ``--set NAME.KNOB=VALUE`` and an ``optimize:`` block's ``options:`` set) and its
+    ``default_steps``, and registers with :func:`promptci.optimize.methods.register`.
+    """
 
     name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Config: ClassVar[type[Options]] = Options
+    steps_help: ClassVar[str] = "10"
     scored_on: ClassVar[str]  # "train" or "dev": the split candidates are scored on
     tags: ClassVar[tuple[str, str]]
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.config = cast(C, self.Config.model_validate(ctx.settings.config))
+
+    @classmethod
+    def default_steps(cls, n_train: int) -> int:
+        """The search length when none is given, from the number of train cases."""
+        return 10
 
     def steps(self) -> int:
         return self.ctx.settings.steps
+
+    def per_step(self) -> str:
+        """What one step does, for the PR body."""
+        temperature = getattr(self.config, "temperature", None)
+        at = f" at temperature {temperature:g}" if temperature is not None else ""
+        return f"{self.ctx.settings.candidates} candidates per step{at}"
 
     def candidates(self, step: int) -> list[TrajectoryRow]:
         """The step's scored candidates; by default, the optimizer model's proposals."""
@@ -234,6 +217,7 @@ class Outcome:
     suite: str
     base_commit: str
     unparsable: int
+    per_step: str = ""  # what one step did, in the method's words
 
     @property
     def changed(self) -> bool:
@@ -283,7 +267,7 @@ def start(
     return ctx
 
 
-def run(ctx: Context, method_cls: type[Method]) -> Outcome:
+def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
     """Run (or continue) the search, then score the initial and chosen instructions on test."""
     started = time.perf_counter()
     method = method_cls(ctx)
@@ -340,6 +324,7 @@ def run(ctx: Context, method_cls: type[Method]) -> Outcome:
         suite=task.suite_name,
         base_commit=ctx.base_commit,
         unparsable=sum(r.status in ("unparsable", "error") for r in ctx.rows),
+        per_step=method.per_step(),
     )
     with Store(ctx.db) as store:
         store.update_optimization(
@@ -357,7 +342,7 @@ def run(ctx: Context, method_cls: type[Method]) -> Outcome:
     return outcome
 
 
-def _selection_score(row: TrajectoryRow, method: Method) -> float:
+def _selection_score(row: TrajectoryRow, method: Method[Any]) -> float:
     value = row.train_score if method.scored_on == "train" else row.dev_score
     return value if value is not None else 0.0
 
@@ -373,17 +358,18 @@ def _store_step(ctx: Context, rows: list[TrajectoryRow]) -> None:
     ctx.rows.extend(rows)
 
 
-def sample(ctx: Context, method: Method, proposal: Proposal, step: int) -> list[Completion]:
+def sample(ctx: Context, method: Method[Any], proposal: Proposal, step: int) -> list[Completion]:
     """The optimizer model's ``candidates`` replies to a meta-prompt, seeded by the step.
 
     The reply is prefilled with the method's opening tag (a local model continues it; an
     API model answers afresh) and generation stops at the closing tag.
     """
-    s = ctx.settings
-    params = GenParams(s.optimizer_max_tokens, s.temperature, seed=s.seed * 1_000_003 + step, stop=(method.tags[1],))
+    s, config = ctx.settings, method.config
+    assert isinstance(config, Proposing), f"{method.name} samples an optimizer model: its Config extends Proposing"
+    params = GenParams(config.max_tokens, config.temperature, seed=s.seed * 1_000_003 + step, stop=(method.tags[1],))
     messages = (("user", proposal.text), ("assistant", method.tags[0]))
     requests = [Request(messages, params, i) for i in range(s.candidates)]
-    return complete(ctx.project, ctx.optimizer, requests, ctx.usage, budget=ctx.budget, db=ctx.db)
+    return complete(ctx.project, ctx.optimizer, requests, ctx.usage, budget=ctx.budget, db=ctx.db, models=ctx.models)
 
 
 def scored_by_hash(ctx: Context) -> dict[str, TrajectoryRow]:
@@ -391,7 +377,7 @@ def scored_by_hash(ctx: Context) -> dict[str, TrajectoryRow]:
     return {r.text_hash: r for r in ctx.scored_rows()}
 
 
-def _candidates(ctx: Context, method: Method, step: int) -> list[TrajectoryRow]:
+def _candidates(ctx: Context, method: Method[Any], step: int) -> list[TrajectoryRow]:
     """Sample the optimizer, then parse, filter, dedupe and score each reply."""
     proposal = method.propose(step)
     calls_before, tokens_before, cost_before = ctx.usage.calls, ctx.usage.tokens, ctx.usage.cost
@@ -419,7 +405,7 @@ def _candidates(ctx: Context, method: Method, step: int) -> list[TrajectoryRow]:
 
 def classify(
     ctx: Context,
-    method: Method,
+    method: Method[Any],
     step: int,
     index: int,
     reply: Completion,
@@ -451,7 +437,7 @@ def classify(
     return row
 
 
-def _score(ctx: Context, method: Method, row: TrajectoryRow) -> TrajectoryRow:
+def _score(ctx: Context, method: Method[Any], row: TrajectoryRow) -> TrajectoryRow:
     try:
         ctx.evaluator.variant(row.text)
     except InputError:  # the prompt file cannot hold it

@@ -17,6 +17,7 @@ from ..evals.runner import Budget, run_eval
 from ..project import Project
 from ..prompts.prompt import Prompt, content_hash
 from ..prompts.registry import parse_prompt
+from ..providers.pool import ModelPool
 from .instruction import Slot, instruction_slot, replace_scalar
 
 
@@ -37,11 +38,19 @@ class Scored:
 class Evaluator:
     """Scores instruction variants of one suite × prompt task."""
 
-    def __init__(self, project: Project, task: Task, position: str | None = None, db: Path | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        task: Task,
+        position: str | None = None,
+        db: Path | None = None,
+        models: ModelPool | None = None,
+    ) -> None:
         self.project = project
         self.task = task
         self.slot: Slot = instruction_slot(task.prompt.spec, position)
         self.db = db
+        self.models = models if models is not None else ModelPool(project.root)
 
     @property
     def initial(self) -> str:
@@ -64,7 +73,7 @@ class Evaluator:
         prompt = self.variant(instruction)
         task = replace(self.task, prompt=prompt, cases=cases, repeat=1)
         plan = Plan([task], [make_item(task, case, 0) for case in cases])
-        report = run_eval(self.project, plan, budget=budget, db=self.db)
+        report = run_eval(self.project, plan, budget=budget, db=self.db, models=self.models)
         per_case = {r.case_id: r.score for r in report.rows if r.error is None and r.score is not None}
         return Scored(
             mean(per_case.values()) if per_case else 0.0,

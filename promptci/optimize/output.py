@@ -146,7 +146,7 @@ def run_facts(outcome: Outcome) -> list[str]:
     return [
         f"- Optimization `{outcome.id}`, based on commit `{outcome.base_commit[:12]}`.",
         f"- Task model `{outcome.task_model}`; optimizer model `{outcome.optimizer_model}`.",
-        f"- Split train/dev/test {split} (seed {s.seed}); {_steps(outcome)} of {s.steps} steps, {_per_step(outcome)}.",
+        f"- Split train/dev/test {split} (seed {s.seed}); {_steps(outcome)} of {s.steps} steps, {outcome.per_step}.",
         f"- Cost: {outcome.usage.calls} model calls ({outcome.usage.cached} answered from the cache),"
         f" {outcome.usage.tokens} tokens, {outcome.usage.cost:.4f} in configured prices,"
         f" {outcome.wall_s:.0f} s.",
@@ -288,16 +288,6 @@ def _cell(text: str, limit: int) -> str:
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
     return html.escape(flat).replace("|", "\\|") or "(empty)"
-
-
-def _per_step(outcome: Outcome) -> str:
-    s = outcome.settings
-    if outcome.method == "greater":
-        return (
-            f"one token edited per step over {s.greater_examples} train cases ({s.greater_reasoning_tokens} reasoning"
-            f" tokens, top-{s.greater_topk} candidates, the best 3 by gradient re-scored)"
-        )
-    return f"{s.candidates} candidates per step at temperature {s.temperature:g}"
 
 
 def _test_name(test: str) -> str:

@@ -18,10 +18,10 @@ from ..prompts.registry import Ref, Registry
 from ..providers import parse_model_option
 from ..settings import ModelSettings
 from ..store import Store
-from .engine import Method, Outcome, Reporter, Settings, run, start
+from . import methods
+from .engine import Outcome, Reporter, run, start
 from .output import HeldOut, branch_name, commit_message, held_out, pr_body
-
-METHODS = ("opro", "gpo", "greater", "catalyst")
+from .settings import Settings
 
 
 @dataclass
@@ -33,34 +33,6 @@ class Result:
     branch: str | None  # None: dry run, nothing better found, or below --min-gain
     commit: str | None
     reason: str  # why there is no branch, or "" when there is one
-
-
-def method_class(name: str) -> type[Method]:
-    if name == "opro":
-        from .opro import Opro
-
-        return Opro
-    if name == "gpo":
-        from .gpo import Gpo
-
-        return Gpo
-    if name == "greater":
-        from .greater import Greater
-
-        return Greater
-    if name == "catalyst":
-        from .catalyst import Catalyst
-
-        return Catalyst
-    raise InputError(f"unknown method '{name}'", hint=f"one of: {', '.join(METHODS)}")
-
-
-def default_steps(method: str, n_train: int) -> int:
-    """GPO: 3 epochs of minibatches of 8 train cases, as released; OPRO: 10 (the paper runs 200);
-    GReaTer: 20 token edits (the paper runs 100-125)."""
-    if method == "gpo":
-        return 3 * -(-n_train // 8)
-    return 20 if method in ("greater", "catalyst") else 10
 
 
 def find_suite(project: Project, suite: str) -> Path:
@@ -109,6 +81,8 @@ def optimize(
         if record is None:
             raise NotFoundError(f"no optimization '{resume}' in {project.config.db}")
         stored = Settings.from_json(record["settings"])
+        known = methods.get(stored.method).Config.model_fields  # a flat record from before may carry others'
+        stored = replace(stored, config={k: v for k, v in stored.config.items() if k in known})
         if settings is not None:  # only the length and budget of the search may change on resume
             steps = settings.steps if settings.steps > 0 else stored.steps
             stored = replace(stored, steps=steps, budget=settings.budget or stored.budget)
@@ -120,6 +94,8 @@ def optimize(
         base = repo.resolve("HEAD")
         opt_id = None
     assert name is not None and suite is not None and settings is not None
+    method = methods.get(settings.method)
+    settings = replace(settings, config=methods.configure(settings.method, settings.config))
     task = resolve_task(project, name, suite, base, settings.task_model if resume else task_model)
     hardware = {k: v for k, v in (("device", settings.device), ("dtype", settings.dtype)) if v}
     if hardware:
@@ -130,10 +106,10 @@ def optimize(
             from .split import split_cases
 
             n_train = len(split_cases(task.cases, settings.split, settings.seed).train)
-            settings = replace(settings, steps=default_steps(settings.method, n_train))
+            settings = replace(settings, steps=method.default_steps(n_train))
     optimizer = _optimizer_settings(settings.optimizer_model, task.settings)
     ctx = start(project, task, settings, optimizer, base_commit=base, opt_id=opt_id, reporter=reporter)
-    outcome = run(ctx, method_class(settings.method))
+    outcome = run(ctx, method)
     stats = held_out(outcome, task.suite.case_threshold)
     body = pr_body(outcome, stats, plot=plot_link)
     message = commit_message(outcome, stats)

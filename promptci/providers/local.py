@@ -1,6 +1,8 @@
 """In-process generation with transformers: batched, left-padded, chat-templated.
 
-The only module besides ``models.converted_dir`` that imports torch and transformers.
+With ``models.converted_dir`` and :mod:`.differentiable` (the same model seen through its
+gradients), the only modules that import torch and transformers. Chat templates and
+padding are done here, once, for both.
 """
 
 from __future__ import annotations
@@ -55,20 +57,63 @@ class TransformersProvider:
         )
 
     def format(self, request: Request) -> str:
-        """The prompt text the model sees: the chat template when the tokenizer has one.
+        """The prompt text the model sees for ``request``."""
+        return self.chat_text(request.chat)
+
+    def chat_text(self, messages: Sequence[dict[str, str]]) -> str:
+        """``messages`` as the model reads them: the chat template when the tokenizer has one.
 
         A final assistant message is a prefill: the model continues it.
         """
         if getattr(self.tokenizer, "chat_template", None):
-            prefill = request.messages[-1][0] == "assistant"
+            prefill = messages[-1]["role"] == "assistant"
             text: str = self.tokenizer.apply_chat_template(
-                request.chat,
+                list(messages),
                 tokenize=False,
                 add_generation_prompt=not prefill,
                 continue_final_message=prefill,
             )
             return text
-        return "\n\n".join(content for _, content in request.messages) + "\n"
+        return "\n\n".join(m["content"] for m in messages) + "\n"
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def pad(self, rows: Sequence[list[int]], *, left: bool) -> tuple[Any, Any]:
+        """``rows`` as one tensor of ids padded to the longest (on the left for generation), and
+        its attention mask."""
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids, mask = [], []
+        for r in rows:
+            fill = width - len(r)
+            ids.append([pad] * fill + r if left else r + [pad] * fill)
+            mask.append([0] * fill + [1] * len(r) if left else [1] * len(r) + [0] * fill)
+        torch = self._torch
+        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
+
+    def generate_ids(self, rows: Sequence[list[int]], params: GenParams, repeat: int = 0) -> list[list[int]]:
+        """The new tokens for each row of prompt ids, in one left-padded batch, cut at the end of text."""
+        torch = self._torch
+        ids, mask = self.pad(rows, left=True)
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if params.stop:  # stop generating there, not just cut the text afterwards
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature)
+            if params.top_p is not None:
+                kwargs["top_p"] = params.top_p
+            torch.manual_seed((params.seed or 0) * 1_000_003 + repeat)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        new = []
+        for row in out[:, ids.shape[1] :].tolist():
+            new.append(row[: next((k for k, tok in enumerate(row) if tok in eos), len(row))])
+        return new
 
     def generate(self, requests: Sequence[Request], on_done: OnDone, should_stop: Callable[[], bool]) -> None:
         texts = [self.format(r) for r in requests]
@@ -90,30 +135,15 @@ class TransformersProvider:
                     on_done(i, completion)
 
     def _batch(self, texts: list[str], params: GenParams, repeat: int) -> list[Completion]:
-        torch = self._torch
         start = time.perf_counter()
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
-        if params.stop:  # stop generating there, not just cut the text afterwards
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-        if params.temperature > 0:
-            kwargs.update(do_sample=True, temperature=params.temperature)
-            if params.top_p is not None:
-                kwargs["top_p"] = params.top_p
-            torch.manual_seed((params.seed or 0) * 1_000_003 + repeat)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs)
-        new = out[:, enc["input_ids"].shape[1] :]
+        rows = [self.encode(t) for t in texts]
+        new = self.generate_ids(rows, params, repeat)
         per_item = (time.perf_counter() - start) * 1000 / len(texts)
-        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
         completions = []
-        for row, mask in zip(new.tolist(), enc["attention_mask"].tolist(), strict=True):
-            n_out = next((k for k, tok in enumerate(row) if tok in eos), len(row))
-            text = self.tokenizer.decode(row[:n_out], skip_special_tokens=True)
+        for prompt, out in zip(rows, new, strict=True):
+            text = self.tokenizer.decode(out, skip_special_tokens=True)
             completions.append(
-                Completion(apply_stop(text, params.stop).strip(), None, per_item, int(sum(mask)), n_out, 0.0)
+                Completion(apply_stop(text, params.stop).strip(), None, per_item, len(prompt), len(out), 0.0)
             )
         return completions
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from promptci.optimize.ci import is_due, settings_for
+from promptci.optimize.choose import is_due, settings_for
 from promptci.settings import OptimizeSpec
 
 from ..conftest import Repo
@@ -126,13 +126,49 @@ def test_lint_checks_optimize_blocks(opted: Repo) -> None:
     assert "optimize: no suite named 'nowhere' under evals/" in opted.run("lint").out
     path.write_text(text.replace("method: opro", "method: sgd"))
     result = opted.run("lint")
-    assert result.code == 1 and "optimize.method: Input should be 'opro', 'gpo', 'greater' or 'catalyst'" in result.out
+    line = next(i for i, s in enumerate(path.read_text().splitlines(), 1) if "method: sgd" in s)
+    assert result.code == 1
+    assert f"prompts/sentiment.yaml:{line}:3: error: unknown method 'sgd' (one of: catalyst, gpo, greater, opro)" in (
+        result.out
+    )
+    path.write_text(text.replace("method: opro", "method: opro\n  options: {top: 0, exemplars: 2}"))
+    result = opted.run("lint")
+    line = next(i for i, s in enumerate(path.read_text().splitlines(), 1) if "options:" in s)
+    assert result.code == 1
+    assert f"prompts/sentiment.yaml:{line}:13: error: opro.top: Input should be greater than or equal to 1" in result.out
+    path.write_text(text.replace("method: opro", "method: opro\n  options: {topk: 40}"))
+    result = opted.run("lint")
+    assert result.code == 1 and "opro.topk: Extra inputs are not permitted (opro options: exemplars," in result.out
     path.write_text(text)
     config = opted.path / "promptci.yaml"
     config.write_text(config.read_text() + "  sentiment:\n    suite: sentiment\n")
     result = opted.run("lint")
     assert result.code == 1
     assert "promptci.yaml" in result.out and "optimize settings for 'sentiment' are also in" in result.out
+
+
+def test_method_options_in_an_optimize_block_reach_the_search(opted: Repo) -> None:
+    """The block's options, validated by the method's config, then --set on top; a bad one
+    stops the pass at its line in promptci.yaml, before anything runs."""
+    from promptci.optimize.choose import opted_in
+    from promptci.project import Project
+
+    config = opted.path / "promptci.yaml"
+    base = config.read_text()
+    config.write_text(base.replace("method: gpo", "method: gpo\n    options: {k: 2, edit_final: 5}"))
+    optin = opted_in(Project.discover(opted.path))["navigate"]
+    settings = settings_for(optin.spec, {"k": 4})
+    assert settings.config == {
+        "k": 4, "edit_initial": 50, "edit_final": 5, "exemplars": 3, "temperature": 1.0, "max_tokens": 120,
+    }  # fmt: skip
+    config.write_text(base.replace("method: gpo", "method: gpo\n    options: {k: many}"))
+    result = opted.run("optimize", "navigate", "--dry-run")
+    line = next(i for i, s in enumerate(config.read_text().splitlines(), 1) if "options:" in s)
+    assert result.code == 2
+    assert f"promptci.yaml:{line}:15: gpo.k: Input should be a valid integer" in result.err
+    config.write_text(base)
+    result = opted.run("optimize", "navigate", "--dry-run", "--set", "greater.topk=3")
+    assert result.code == 2 and "--set greater.topk=3: an option of 'greater', but the method is 'gpo'" in result.err
 
 
 def test_a_bad_optimize_block_in_the_config_names_file_and_line(opted: Repo) -> None:
@@ -174,7 +210,7 @@ def test_a_refused_label_leaves_the_pr_standing() -> None:
 
 
 def test_an_overlong_body_loses_its_candidate_table_first() -> None:
-    from promptci.optimize.ci import BODY_LIMIT, _trimmed
+    from promptci.optimize.publish import BODY_LIMIT, _trimmed
 
     head, tail = "## result\n" + "x" * 100, "\n### Run\nfacts\n"
     body = head + "<details><summary>Every candidate</summary>\n" + "| row |\n" * 20_000 + "</details>" + tail

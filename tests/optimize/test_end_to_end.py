@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 import promptci
-from promptci.optimize.engine import Settings
+from promptci.optimize.settings import Settings
 from promptci.optimize.session import optimize
 from promptci.project import Project
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from promptci.evals.plan import build_plan, suite_files
-from promptci.optimize.engine import Context, Proposal, Settings, classify
+from promptci.optimize.engine import Context, Proposal, classify
+from promptci.optimize.settings import Settings
 from promptci.optimize.evaluate import Evaluator
-from promptci.optimize.gpo import Gpo
-from promptci.optimize.opro import Opro
+from promptci.optimize.methods.gpo import Gpo
+from promptci.optimize.methods.opro import Opro
 from promptci.optimize.split import split_cases
 from promptci.optimize.trajectory import new_row
 from promptci.project import Project
@@ -116,7 +117,7 @@ def test_opro_final_is_the_best_dev_among_confirmed_then_train_then_earliest(nav
 
 
 def test_opro_meta_prompt_comes_from_the_trajectory(navigate: Repo) -> None:
-    ctx = context(navigate, exemplars=3)
+    ctx = context(navigate, config={"exemplars": 3})
     ctx.rows = [
         row(0, 0, "", train=0.25, dev=0.5, status="initial", accepted=True),
         row(1, 0, "Track the position.", train=0.75),
@@ -132,7 +133,7 @@ def test_opro_meta_prompt_comes_from_the_trajectory(navigate: Repo) -> None:
 
 
 def test_gpo_retrieves_the_current_prompt_then_the_most_similar(navigate: Repo) -> None:
-    ctx = context(navigate, k=3)
+    ctx = context(navigate, config={"k": 3})
     texts = ["Count the apples in the basket.", "Say True or False after following the moves.", "Follow each move."]
     ctx.rows = [row(i, 0, t, dev=0.5, accepted=True) for i, t in enumerate(texts)]
     current = "Follow the moves, then say True or False."

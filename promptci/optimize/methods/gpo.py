@@ -12,21 +12,42 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..providers.embedding import embedder
-from ..store import TrajectoryRow
-from . import metaprompt
-from .edits import edit_budget, normalised_hash
-from .engine import Context, Method, Proposal, best_by, score_on
+from pydantic import Field
+
+from ...providers.embedding import embedder
+from ...store import TrajectoryRow
+from .. import metaprompt
+from ..edits import edit_budget, normalised_hash
+from ..engine import Context, Method, Proposal, best_by, score_on
+from ..settings import Proposing
+from . import register
 
 
-class Gpo(Method):
+class GpoConfig(Proposing):
+    k: int = Field(
+        3, ge=1, description="trajectory entries retrieved into the meta-prompt, the current prompt included"
+    )
+    edit_initial: int = Field(50, ge=1, description="the edit budget at the first step, in words (cosine decay)")
+    edit_final: int = Field(10, ge=1, description="the edit budget at the last step, in words")
+
+
+@register
+class Gpo(Method[GpoConfig]):
     name = "gpo"
+    description = "gradient-inspired rewriting: retrieved trajectory as momentum, a decaying edit budget as step size"
+    Config = GpoConfig
+    steps_help = "3 epochs of minibatches of 8 train cases"
     scored_on = "dev"
     tags = ("<START>", "<END>")
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self._vectors: dict[str, Any] = {}
+
+    @classmethod
+    def default_steps(cls, n_train: int) -> int:
+        """3 epochs of minibatches of 8 train cases, as released."""
+        return 3 * -(-n_train // 8)
 
     def score_initial(self, row: TrajectoryRow) -> TrajectoryRow:
         row, _ = score_on(self.ctx, row, "dev")
@@ -39,11 +60,11 @@ class Gpo(Method):
     def retrieve(self, history: list[TrajectoryRow]) -> list[TrajectoryRow]:
         """The current prompt, then the k-1 most similar earlier ones, most similar first."""
         current, earlier = history[-1], [r for r in history[:-1] if r.text_hash != history[-1].text_hash]
-        if not earlier or self.ctx.settings.k <= 1:
+        if not earlier or self.config.k <= 1:
             return [current]
         similarity = self.similarities(current, earlier)
         ranked = sorted(range(len(earlier)), key=lambda i: -similarity[i])
-        return [current] + [earlier[i] for i in ranked[: self.ctx.settings.k - 1]]
+        return [current] + [earlier[i] for i in ranked[: self.config.k - 1]]
 
     def similarities(self, current: TrajectoryRow, others: list[TrajectoryRow]) -> list[float]:
         missing = [r.text for r in [current, *others] if r.text_hash not in self._vectors]
@@ -57,12 +78,12 @@ class Gpo(Method):
     def propose(self, step: int) -> Proposal:
         history = self.history()
         current = history[-1]
-        s = self.ctx.settings
+        s = self.config
         # t counts the steps taken: |H| in the paper, where the search moves at every step.
         budget = edit_budget(step, self.steps(), s.edit_initial, s.edit_final)
         retrieved = [(r.text, r.dev_score or 0.0) for r in self.retrieve(history)]
         text = metaprompt.gpo(
-            current.text, retrieved, self.ctx.exemplars(step), self.ctx.evaluator.slot.position, budget
+            current.text, retrieved, self.ctx.exemplars(step, s.exemplars), self.ctx.evaluator.slot.position, budget
         )
         return Proposal(text, current, budget)
 

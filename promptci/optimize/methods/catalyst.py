@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..store import TrajectoryRow
-from . import metaprompt
-from .engine import Context, Proposal, classify, sample, scored_by_hash
-from .greater import Greater
+from pydantic import Field
+
+from ...store import TrajectoryRow
+from .. import metaprompt
+from ..engine import Context, Proposal, classify, sample, scored_by_hash
+from . import register
+from .greater import GreaterBase, GreaterConfig
+from .opro import OproConfig, meta_prompt
 
 
-class Catalyst(Greater):
+class CatalystConfig(GreaterConfig, OproConfig):
+    block: int = Field(5, ge=2, description="every Nth step is an optimizer-model proposal, used as a restart")
+
+
+@register
+class Catalyst(GreaterBase[CatalystConfig]):
     """GReaTer token steps in blocks, each block followed by an OPRO-style proposal as a restart.
 
-    The LLM-Catalyst idea for hard prompts: every ``catalyst_block``-th step, the optimizer
+    The LLM-Catalyst idea for hard prompts: every ``block``-th step, the optimizer
     model reads the instructions recorded so far (ascending by train accuracy, 0-100) with
     three exemplars and proposes new ones; each is scored by GReaTer's own objective with
     fresh reasoning, and the best becomes the new starting point (position 0) if it beats the
@@ -21,6 +30,8 @@ class Catalyst(Greater):
     """
 
     name = "catalyst"
+    description = "GReaTer's token search in blocks, each restarted from an optimizer model's proposal"
+    Config = CatalystConfig
     tags = ("<INS>", "</INS>")
 
     def __init__(self, ctx: Context) -> None:
@@ -31,15 +42,12 @@ class Catalyst(Greater):
         return metaprompt.parse_opro(reply)
 
     def candidates(self, step: int) -> list[TrajectoryRow]:
-        if step % self.ctx.settings.catalyst_block:
+        if step % self.config.block:
             return super().candidates(step)
         self._restart = True
         self.score_current()
         parent = next(r for r in reversed(self.ctx.rows) if r.accepted)
-        shown = [(r.text, r.train_score or 0.0) for r in self.ctx.scored_rows() if r.train_score is not None]
-        meta = metaprompt.opro(
-            shown, self.ctx.exemplars(step), self.ctx.evaluator.slot.position, top=self.ctx.settings.top
-        )
+        meta = meta_prompt(self.ctx, self.config, step)
         proposal = Proposal(meta, parent)
         seen = scored_by_hash(self.ctx)
         self._scored, rows = [], []

@@ -10,13 +10,30 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..store import TrajectoryRow
-from . import metaprompt
-from .engine import Method, Proposal, best_by, score_on
+from pydantic import Field
+
+from ...store import TrajectoryRow
+from .. import metaprompt
+from ..engine import Context, Method, Proposal, best_by, score_on
+from ..settings import Proposing
+from . import register
 
 
-class Opro(Method):
+class OproConfig(Proposing):
+    top: int = Field(20, ge=1, description="the best instructions so far shown in the meta-prompt")
+
+
+def meta_prompt(ctx: Context, config: OproConfig, step: int) -> str:
+    """OPRO's meta-prompt: the instructions scored on train so far, ascending, and exemplars."""
+    shown = [(r.text, r.train_score or 0.0) for r in ctx.scored_rows() if r.train_score is not None]
+    return metaprompt.opro(shown, ctx.exemplars(step, config.exemplars), ctx.evaluator.slot.position, top=config.top)
+
+
+@register
+class Opro(Method[OproConfig]):
     name = "opro"
+    description = "an optimizer model reads the best instructions so far with their scores and proposes new ones"
+    Config = OproConfig
     scored_on = "train"
     tags = ("<INS>", "</INS>")
 
@@ -29,7 +46,10 @@ class Opro(Method):
         scored = [r for r in self.ctx.scored_rows() if r.train_score is not None]
         shown = [(r.text, r.train_score or 0.0) for r in scored]
         text = metaprompt.opro(
-            shown, self.ctx.exemplars(step), self.ctx.evaluator.slot.position, top=self.ctx.settings.top
+            shown,
+            self.ctx.exemplars(step, self.config.exemplars),
+            self.ctx.evaluator.slot.position,
+            top=self.config.top,
         )
         parent = best_by(scored, lambda r: (r.train_score or 0.0, -r.step)) if scored else None
         return Proposal(text, parent)
