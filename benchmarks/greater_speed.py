@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from optimize import make_repo  # noqa: E402
 
-from promptci.optimize.settings import Settings  # noqa: E402
 from promptci.optimize.session import optimize  # noqa: E402
+from promptci.optimize.settings import Settings  # noqa: E402
 from promptci.project import Project  # noqa: E402
 
 

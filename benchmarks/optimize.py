@@ -28,8 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from promptci.optimize.settings import Settings  # noqa: E402
 from promptci.optimize.session import optimize  # noqa: E402
+from promptci.optimize.settings import Settings  # noqa: E402
 from promptci.project import Project  # noqa: E402
 
 TASKS = [

@@ -135,7 +135,9 @@ def test_lint_checks_optimize_blocks(opted: Repo) -> None:
     result = opted.run("lint")
     line = next(i for i, s in enumerate(path.read_text().splitlines(), 1) if "options:" in s)
     assert result.code == 1
-    assert f"prompts/sentiment.yaml:{line}:13: error: opro.top: Input should be greater than or equal to 1" in result.out
+    assert (
+        f"prompts/sentiment.yaml:{line}:13: error: opro.top: Input should be greater than or equal to 1" in result.out
+    )
     path.write_text(text.replace("method: opro", "method: opro\n  options: {topk: 40}"))
     result = opted.run("lint")
     assert result.code == 1 and "opro.topk: Extra inputs are not permitted (opro options: exemplars," in result.out

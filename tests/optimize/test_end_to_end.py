@@ -15,8 +15,8 @@ import duckdb
 import pytest
 
 import promptci
-from promptci.optimize.settings import Settings
 from promptci.optimize.session import optimize
+from promptci.optimize.settings import Settings
 from promptci.project import Project
 
 from ..conftest import Katan, Repo

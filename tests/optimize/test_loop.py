@@ -9,10 +9,10 @@ import pytest
 
 from promptci.evals.plan import build_plan, suite_files
 from promptci.optimize.engine import Context, Proposal, classify
-from promptci.optimize.settings import Settings
 from promptci.optimize.evaluate import Evaluator
 from promptci.optimize.methods.gpo import Gpo
 from promptci.optimize.methods.opro import Opro
+from promptci.optimize.settings import Settings
 from promptci.optimize.split import split_cases
 from promptci.optimize.trajectory import new_row
 from promptci.project import Project

@@ -7,8 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from promptci.prompts.spec import PromptSpec
 from promptci.optimize.methods import builtin_names
+from promptci.prompts.spec import PromptSpec
 from promptci.schemas import json_schema
 from promptci.settings import ModelSettings
 
