@@ -67,9 +67,9 @@ def main() -> None:
             print(f"{label}:", flush=True)
             repo = make_repo(Path(tmp) / label.replace(" ", "-"), "sports_understanding", args.limit, None)
             settings = Settings(
-                method="greater", steps=args.steps, split=(0.4, 0.2, 0.4), greater_examples=args.examples,
-                greater_reasoning_tokens=args.reasoning_tokens, greater_topk=args.topk, greater_batch=batch,
-                greater_checkpointing=ckpt, device=device, dtype="float32",
+                method="greater", steps=args.steps, split=(0.4, 0.2, 0.4), device=device, dtype="float32",
+                config={"examples": args.examples, "reasoning_tokens": args.reasoning_tokens, "topk": args.topk,
+                        "batch": int(batch), "checkpointing": ckpt},
             )  # fmt: skip
             clock = Clock()
             optimize(Project.discover(repo), "sports_understanding", suite="sports_understanding",

@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from promptci.optimize import methods  # noqa: E402
 from promptci.optimize.session import optimize  # noqa: E402
 from promptci.optimize.settings import Settings  # noqa: E402
 from promptci.project import Project  # noqa: E402
@@ -85,9 +86,11 @@ def main() -> None:
             for method in args.methods.split(","):
                 repo = make_repo(Path(tmp) / method, task, args.limit, args.batch_size)
                 budget = {"seconds": args.seconds} if args.seconds else {"calls": float(args.budget)}
+                sizes = {"examples": args.examples, "reasoning_tokens": args.reasoning_tokens}
+                known = methods.get(method).Config.model_fields  # the GReaTer sizes, for methods that have them
                 settings = Settings(
                     method=method, steps=1000, candidates=args.candidates, seed=args.seed, budget=budget,
-                    greater_examples=args.examples, greater_reasoning_tokens=args.reasoning_tokens,
+                    config={k: v for k, v in sizes.items() if k in known},
                     split=(0.4, 0.2, 0.4) if args.seconds else (0.2, 0.2, 0.6),
                 )  # fmt: skip
                 started = time.perf_counter()
@@ -122,8 +125,8 @@ def main() -> None:
     print(f"{spend} per optimization, {args.candidates} candidates per step,")
     print("one model (the default SmolLM2-135M unless promptci.yaml says otherwise) as task and optimizer.")
     print()
-    methods = args.methods.split(",")
-    names = [m.upper() if m != "greater" else "GReaTer" for m in methods]
+    chosen = args.methods.split(",")
+    names = [m.upper() if m != "greater" else "GReaTer" for m in chosen]
     print(
         "| task | n test | initial | "
         + " | ".join(names)
@@ -131,19 +134,19 @@ def main() -> None:
         + " | ".join(f"{n} calls / wall" for n in names)
         + " |"
     )
-    print("|---" * (3 + 2 * len(methods)) + "|")
+    print("|---" * (3 + 2 * len(chosen)) + "|")
     for task in args.tasks.split(","):
         by = {r["method"]: r for r in rows if r["task"] == task}
         first = next(iter(by.values()))
         cells = [task, str(first["n_test"]), f"{first['initial']:.3f}"]
-        for m in methods:
+        for m in chosen:
             r = by.get(m)
             cells.append(f"{r['optimized']:.3f} (p={r['p_value']:.2g})" if r else "–")
-        for m in methods:
+        for m in chosen:
             r = by.get(m)
             cells.append(f"{r['calls']} / {r['wall_s']:.0f} s" if r else "–")
         print("| " + " | ".join(cells) + " |")
-    mean = {m: [r for r in rows if r["method"] == m] for m in methods}
+    mean = {m: [r for r in rows if r["method"] == m] for m in chosen}
     initial = [r["initial"] for r in rows if r["method"] == rows[0]["method"]]
     parts = [f"initial {sum(initial) / len(initial):.3f}"]
     parts += [f"{m} {sum(r['optimized'] for r in v) / len(v):.3f}" for m, v in mean.items() if v]

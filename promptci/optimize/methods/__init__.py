@@ -101,7 +101,7 @@ def configure(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
 def parse_sets(method: str, items: Sequence[str]) -> dict[str, Any]:
     """``--set`` items, ``KNOB=VALUE`` or ``METHOD.KNOB=VALUE``, as options for ``method``.
 
-    Values are read as YAML scalars: ``40``, ``0.5``, ``true``, ``"a phrase"``.
+    Values are read as YAML: ``40``, ``0.5``, ``true``, ``a phrase``, ``[a, b]``.
     """
     import yaml
 
@@ -120,7 +120,7 @@ def parse_sets(method: str, items: Sequence[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        options[knob] = raw if isinstance(value, (dict, list)) else value
+        options[knob] = value
     return options
 
 
