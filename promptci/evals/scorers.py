@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..plugins import registrar
 from .dataset import EvalCase
 from .suite import (
     ChoiceScorer,
@@ -45,14 +46,7 @@ Builder = Callable[[Any, Path], ScoreFn]
 
 # Scorer config class -> the function that builds its scoring function, as providers register.
 SCORERS: dict[type, Builder] = {}
-
-
-def register(config: type) -> Callable[[Builder], Builder]:
-    def wrap(builder: Builder) -> Builder:
-        SCORERS[config] = builder
-        return builder
-
-    return wrap
+register = registrar(SCORERS)
 
 
 def build(scorer: Any, root: Path) -> ScoreFn:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..plugins import entry_points, registrar
 
 if TYPE_CHECKING:
     from ..settings import ModelSettings
@@ -20,14 +21,7 @@ if TYPE_CHECKING:
 Factory = Callable[["ModelSettings", Path], "Provider"]
 
 PROVIDERS: dict[str, Factory] = {}
-
-
-def register(name: str) -> Callable[[Factory], Factory]:
-    def wrap(factory: Factory) -> Factory:
-        PROVIDERS[name] = factory
-        return factory
-
-    return wrap
+register = registrar(PROVIDERS)
 
 
 @register("transformers")
@@ -58,13 +52,11 @@ def create(settings: ModelSettings, root: Path) -> Provider:
 
 
 def _plugin(name: str) -> Factory | None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="promptci.providers"):
-        if ep.name == name:
-            factory: Factory = ep.load()
-            return factory
-    return None
+    ep = entry_points("promptci.providers").get(name)
+    if ep is None:
+        return None
+    factory: Factory = ep.load()
+    return factory
 
 
 def parse_model_option(text: str) -> dict[str, str]:

@@ -60,8 +60,8 @@ def test_the_layout_puts_the_instruction_where_the_chat_template_does(lm: Differ
     case = Case(lm, *SENTENCES[0])
     messages = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": "x"}]
     text = lm.provider.chat_text(messages)
-    assert text.startswith(lm.decode(case.before)) and INSTRUCTION in text
-    assert lm.decode(case.before + case.prompt).endswith(INSTRUCTION)
+    assert text.startswith(lm.tokenizer.decode(case.before)) and INSTRUCTION in text
+    assert lm.tokenizer.decode(case.before + case.prompt).endswith(INSTRUCTION)
     with pytest.raises(Exception, match="does not appear"):
         lm.layout([{"role": "user", "content": "no mark"}], MARK)
 

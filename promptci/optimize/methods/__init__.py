@@ -23,6 +23,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InputError
+from ...plugins import entry_points
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -47,9 +48,7 @@ def builtin_names() -> list[str]:
 
 @cache
 def _entry_points() -> dict[str, EntryPoint]:
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
+    return entry_points(GROUP)
 
 
 def names() -> list[str]:
