@@ -116,6 +116,8 @@ def optimize(
     branch = commit = None
     if not outcome.changed:
         reason = "no candidate beat the initial instruction on dev"
+        if outcome.status == "budget":
+            reason = "the budget ran out before any candidate beat the initial instruction on dev"
     elif min_gain is not None and stats.result.delta <= 0:
         reason = f"the held-out score did not rise ({stats.result.delta:+.3f})"
     elif min_gain is not None and stats.result.delta < min_gain:

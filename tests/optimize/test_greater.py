@@ -4,6 +4,7 @@ SmolLM2 (the model's gradients are tested in tests/providers/test_differentiable
 from __future__ import annotations
 
 import itertools
+import json
 import random
 
 import duckdb
@@ -87,3 +88,21 @@ def test_catalyst_alternates_token_steps_with_proposals_used_as_restarts(repo: R
         assert status in ("scored", "unparsable", "duplicate", "too-long")
         assert (loss is not None) == (status == "scored")
         assert not accepted or status == "scored"
+
+
+@pytest.mark.slow
+def test_a_budget_spent_before_the_dev_re_ranking_keeps_the_initial_instruction(repo: Repo) -> None:
+    """The token search overspends a small call budget within a step; the re-ranking on dev then
+    has nothing left, and the initial instruction stays instead of the run failing."""
+    from .conftest import add_task
+
+    add_task(repo, "sports_understanding", 20)
+    result = repo.run(
+        "optimize", "sports_understanding", "--suite", "sports_understanding", "--method", "greater",
+        "--steps", "5", "--budget", "calls=20", "--set", "greater.examples=3", "--set", "greater.reasoning_tokens=8",
+        "--set", "greater.topk=20", "--split", "0.3/0.2/0.5", "--dry-run", "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    out = json.loads(result.out)
+    assert out["status"] == "budget" and out["best"] == out["initial"]
+    assert out["reason"] == "the budget ran out before any candidate beat the initial instruction on dev"

@@ -125,3 +125,27 @@ def test_an_installed_method_runs_end_to_end(toy_site: Path, repo: Repo) -> None
         cwd=repo.path,
     )  # fmt: skip
     assert bad.returncode == 2 and "toy.sentences: List should have at least 1 item" in bad.stderr
+
+
+def test_settings_stored_before_methods_had_options_still_resume() -> None:
+    """A flat settings record (every method's knobs side by side, prefixed) reads back with the
+    method's own options under their new names, so a resume continues as it started."""
+    from promptci.optimize.settings import Settings
+
+    flat = {
+        "method": "greater", "steps": 5, "candidates": 8, "split": [0.2, 0.2, 0.6], "seed": 0, "position": None,
+        "exemplars": 3, "temperature": 1.0, "max_chars": 500, "optimizer_max_tokens": 120, "budget": {},
+        "task_model": None, "optimizer_model": None, "top": 20, "k": 3, "edit_initial": 50, "edit_final": 10,
+        "greater_examples": 4, "greater_reasoning_tokens": 24, "greater_topk": 30, "greater_batch": 2,
+        "greater_checkpointing": False, "extractor": None, "answer_format": None, "catalyst_block": 5,
+        "device": None, "dtype": None,
+    }  # fmt: skip
+    settings = Settings.from_json(json.dumps(flat))
+    assert (settings.method, settings.steps, settings.split) == ("greater", 5, (0.2, 0.2, 0.6))
+    known = methods.get("greater").Config.model_fields
+    own = methods.configure("greater", {k: v for k, v in settings.config.items() if k in known})
+    assert own == {
+        "examples": 4, "reasoning_tokens": 24, "topk": 30, "batch": 2, "checkpointing": False, "extractor": None,
+        "answer_format": None,
+    }  # fmt: skip
+    assert Settings.from_json(Settings(method="gpo", steps=3, config={"k": 2}).to_json()).config == {"k": 2}

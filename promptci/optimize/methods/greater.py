@@ -261,7 +261,8 @@ class GreaterBase(Method[C]):
         return rows
 
     def final(self) -> TrajectoryRow:
-        """Re-rank the ten best by train score on dev through the eval engine."""
+        """Re-rank the ten best by train score on dev through the eval engine; when the budget
+        leaves none confirmed on dev, the initial instruction stays."""
         scored = [r for r in self.ctx.scored_rows() if r.train_score is not None]
         unique: dict[str, TrajectoryRow] = {}
         for row in sorted(scored, key=lambda r: (-(r.train_score or 0.0), r.step)):
@@ -272,6 +273,8 @@ class GreaterBase(Method[C]):
             if complete:
                 ranked.append(with_dev)
                 self.ctx.record_dev(with_dev)
+        if not ranked:
+            return self.ctx.rows[0]
         return best_by(ranked, lambda r: (r.dev_score or 0.0, r.train_score or 0.0, -r.step))
 
 

@@ -34,6 +34,7 @@ class Opro(Method[OproConfig]):
     name = "opro"
     description = "an optimizer model reads the best instructions so far with their scores and proposes new ones"
     Config = OproConfig
+    steps_help = "10 (the paper runs 200)"
     scored_on = "train"
     tags = ("<INS>", "</INS>")
 
