@@ -38,3 +38,20 @@ def test_an_upward_import_breaks_the_contract(tmp_path: Path) -> None:
     result = _lint_imports(tmp_path)
     assert result.returncode == 1, result.stdout
     assert "promptci.files -> promptci.store" in result.stdout
+
+
+def test_no_statement_is_built_with_an_f_string() -> None:
+    """SQL text gets names only through the store's checked ``sql`` template, and values only as
+    bound parameters: no f-string anywhere in the package reads like a statement."""
+    import ast
+    import re
+
+    statement = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|ATTACH|COPY)\b")
+    found = []
+    for path in sorted((REPO_ROOT / "promptci").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.JoinedStr):
+                text = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+                if statement.search(text):
+                    found.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+    assert found == []

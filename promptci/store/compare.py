@@ -1,18 +1,16 @@
 """The comparison's SQL: each side's results in a temp table of the connection, then the two
 sides paired case by case. :mod:`promptci.compare` judges what these queries return.
 
-Side tables are named by the caller (``side_0``, ``side_1_held``); :func:`_sql` checks that a
+Side tables are named by the caller (``side_0``, ``side_1_held``); :func:`.core.sql` checks that a
 name is a plain identifier before it goes into a statement, and every value is a bound parameter.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from string import Template
 from typing import Any
 
-from .core import Core
+from .core import Core, placeholders, sql
 
 SIDE_COLUMNS = (
     "suite",
@@ -31,7 +29,6 @@ SIDE_COLUMNS = (
     "run_id",
 )
 _COLS = ", ".join(SIDE_COLUMNS)
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 # Per side, one row per case: the mean of scored repeats, passed when most scored repeats
 # pass (NULL when none was scored), and the number of repeats.
@@ -74,36 +71,24 @@ ORDER BY 1, 2, 4
 """
 
 
-def _sql(template: str, **names: str) -> str:
-    """``template`` with ``$name`` replaced by identifiers, each checked to be a plain one.
-
-    The only way text gets into a statement here; values are always bound parameters.
-    """
-    for name in names.values():
-        if not _IDENTIFIER.match(name):
-            raise ValueError(f"not an identifier: {name!r}")
-    return Template(template).substitute(names)
-
-
 class CompareQueries(Core):
     def _insert(self, table: str, width: int, rows: Sequence[Sequence[Any]]) -> None:
         """Rows into a temp table, a thousand to a statement (duckdb's executemany runs row by row)."""
-        one = "(" + ", ".join(["?"] * width) + ")"
         for start in range(0, len(rows), 1000):
             chunk = rows[start : start + 1000]
-            sql = _sql("INSERT INTO $t VALUES ", t=table) + ", ".join([one] * len(chunk))
-            self.db.execute(sql, [v for row in chunk for v in row])
+            text = sql("INSERT INTO $t VALUES ", t=table) + placeholders(width, len(chunk))
+            self.db.execute(text, [v for row in chunk for v in row])
 
     def run_exists(self, run_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is not None
 
     def side_from_run(self, table: str, run_id: str) -> None:
         """``table``: a view of one run's results (a view, not a copy: the comparison reads it once)."""
-        self.db.execute(_sql("SET VARIABLE ${t}_run = ?", t=table), [run_id])
+        self.db.execute(sql("SET VARIABLE ${t}_run = ?", t=table), [run_id])
         view = (
             "CREATE OR REPLACE TEMP VIEW $t AS SELECT " + _COLS + " FROM results WHERE run_id = getvariable('${t}_run')"
         )
-        self.db.execute(_sql(view, t=table))
+        self.db.execute(sql(view, t=table))
 
     def side_from_items(self, table: str, keys: Sequence[tuple[str, str, str, str, int, str, str]]) -> set[Any]:
         """``table``: the newest stored row (rows without errors first) for each of ``keys``
@@ -115,13 +100,13 @@ class CompareQueries(Core):
         )
         self._insert("want", 7, keys)
         self.db.execute(
-            _sql("CREATE OR REPLACE TEMP TABLE $t AS SELECT ", t=table)
+            sql("CREATE OR REPLACE TEMP TABLE $t AS SELECT ", t=table)
             + ", ".join("r." + c for c in SIDE_COLUMNS)
             + " FROM results r JOIN want w USING (suite, prompt,"
             " prompt_hash, case_id, repeat_index, model_id, params_hash) QUALIFY row_number() OVER (PARTITION BY"
             " r.suite, r.prompt, r.case_id, r.repeat_index ORDER BY r.error IS NULL DESC, r.created_at DESC) = 1"
         )
-        rows = self.db.execute(_sql("SELECT suite, prompt, case_id, repeat_index FROM $t", t=table)).fetchall()
+        rows = self.db.execute(sql("SELECT suite, prompt, case_id, repeat_index FROM $t", t=table)).fetchall()
         return {(r[0], r[1], r[2], int(r[3])) for r in rows}
 
     def restrict_side(self, source: str, target: str, suite: str, prompt: str, case_ids: Sequence[str]) -> None:
@@ -129,7 +114,7 @@ class CompareQueries(Core):
         self.db.execute("CREATE OR REPLACE TEMP TABLE held_out (case_id VARCHAR)")
         self._insert("held_out", 1, [(i,) for i in case_ids])
         self.db.execute(
-            _sql(
+            sql(
                 "CREATE OR REPLACE TEMP TABLE $t AS SELECT * FROM $s"
                 " WHERE suite = ? AND prompt = ? AND case_id IN (SELECT case_id FROM held_out)",
                 t=target,
@@ -140,13 +125,13 @@ class CompareQueries(Core):
 
     def side_identities(self, base: str, head: str) -> list[tuple[Any, ...]]:
         """Per side, suite and prompt: the model ids, parameter hashes, suite hashes and prompt hashes."""
-        sql = " UNION ALL ".join(_sql(_IDENTITY, table=t, side=n) for t, n in ((base, "base"), (head, "head")))
-        return list(self.db.execute(sql).fetchall())
+        text = " UNION ALL ".join(sql(_IDENTITY, table=t, side=n) for t, n in ((base, "base"), (head, "head")))
+        return list(self.db.execute(text).fetchall())
 
     def pair_cases(self, base: str, head: str, groups: Sequence[tuple[str, str]]) -> dict[str, Any]:
         """Pair the sides case by case (temp table ``cmp``); returns the scored pairs as numpy
         columns ``gid, bs, hs, bp, hp``, ordered by ``gid``, the index of (suite, prompt) in ``groups``."""
-        self.db.execute(_sql(_PAIR, base=base, head=head))
+        self.db.execute(sql(_PAIR, base=base, head=head))
         self.db.execute("CREATE OR REPLACE TEMP TABLE groups (gid INTEGER, suite VARCHAR, prompt VARCHAR)")
         self._insert("groups", 3, [(i, s, p) for i, (s, p) in enumerate(groups)])
         pairs: dict[str, Any] = self.db.execute(
@@ -174,4 +159,4 @@ class CompareQueries(Core):
 
     def flipped_cases(self, base: str, head: str) -> list[tuple[Any, ...]]:
         """Cases whose pass/fail differs, with each side's first answer (fetched for these cases only)."""
-        return list(self.db.execute(_sql(_FLIPS, base=base, head=head)).fetchall())
+        return list(self.db.execute(sql(_FLIPS, base=base, head=head)).fetchall())

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from string import Template
 from typing import Any, TypeVar
 
 from ..errors import InputError
@@ -370,9 +372,8 @@ class Core:
     def add_results(self, rows: Sequence[ResultRow]) -> None:
         """Insert rows in one statement (duckdb's executemany runs row by row)."""
         for chunk in _chunks(rows, 500):
-            one = "(" + ", ".join("?" * len(RESULT_COLUMNS)) + ")"
             params = [getattr(r, c) for r in chunk for c in RESULT_COLUMNS]
-            self._write(f"INSERT INTO results VALUES {', '.join([one] * len(chunk))}", params)
+            self._write("INSERT INTO results VALUES " + placeholders(len(RESULT_COLUMNS), len(chunk)), params)
 
     @uninterrupted
     def record(self, rows: Sequence[ResultRow], cache: Sequence[tuple[str, str, CachedResponse]]) -> None:
@@ -398,8 +399,8 @@ class Core:
         unknown = set(values) - OPTIMIZATION_UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
-        assignments = ", ".join(f"{name} = ?" for name in values)
-        self._write(f"UPDATE optimizations SET {assignments} WHERE id = ?", [*values.values(), opt_id])
+        assignments = ", ".join(sql("$column = ?", column=name) for name in values)
+        self._write("UPDATE optimizations SET " + assignments + " WHERE id = ?", [*values.values(), opt_id])
 
     def optimization(self, opt_id: str) -> dict[str, Any] | None:
         """The optimization with this id, or with this unique id prefix."""
@@ -417,9 +418,8 @@ class Core:
         """Store one step's rows all together, so a stored step is always complete."""
         if not rows:
             return
-        one = "(" + ", ".join("?" * len(TRAJECTORY_COLUMNS)) + ")"
         params = [getattr(r, c) for r in rows for c in TRAJECTORY_COLUMNS]
-        self._write(f"INSERT INTO trajectory VALUES {', '.join([one] * len(rows))}", params)
+        self._write("INSERT INTO trajectory VALUES " + placeholders(len(TRAJECTORY_COLUMNS), len(rows)), params)
 
     @uninterrupted
     def set_dev_score(self, row: TrajectoryRow) -> None:
@@ -431,7 +431,7 @@ class Core:
 
     def trajectory(self, opt_id: str) -> list[TrajectoryRow]:
         rows = self.db.execute(
-            f"SELECT {', '.join(TRAJECTORY_COLUMNS)} FROM trajectory WHERE optimization_id = ?"
+            "SELECT " + ", ".join(TRAJECTORY_COLUMNS) + " FROM trajectory WHERE optimization_id = ?"
             " ORDER BY step, candidate",
             [opt_id],
         ).fetchall()
@@ -455,11 +455,10 @@ class Core:
         """Store ``(key, model_id, response)``; empty outputs are never cached."""
         kept = [e for e in entries if e[2].output.strip()]
         for chunk in _chunks(kept, 500):
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
             params: list[Any] = []
             for key, model_id, r in chunk:
                 params += [key, model_id, r.output, r.tokens_in, r.tokens_out, r.cost, r.latency_ms, now()]
-            self._write(f"INSERT OR REPLACE INTO cache VALUES {values}", params)
+            self._write("INSERT OR REPLACE INTO cache VALUES " + placeholders(8, len(chunk)), params)
 
     def cache_info(self) -> dict[str, Any]:
         total = self.db.execute("SELECT count(*), coalesce(sum(length(output)), 0) FROM cache").fetchone()
@@ -469,10 +468,30 @@ class Core:
 
     @uninterrupted
     def cache_clear(self, model_id: str | None = None) -> int:
-        where, params = ("WHERE model_id = ?", [model_id]) if model_id else ("", [])
-        row = self.db.execute(f"SELECT count(*) FROM cache {where}", params).fetchone()
-        self.db.execute(f"DELETE FROM cache {where}", params)
+        where, params = (" WHERE model_id = ?", [model_id]) if model_id else ("", [])
+        row = self.db.execute("SELECT count(*) FROM cache" + where, params).fetchone()
+        self.db.execute("DELETE FROM cache" + where, params)
         return int(row[0]) if row else 0
+
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def sql(template: str, **names: str) -> str:
+    """``template`` with ``$name`` replaced by identifiers, each checked to be a plain one.
+
+    The only way text gets into a statement here; values are always bound parameters.
+    """
+    for name in names.values():
+        if not _IDENTIFIER.match(name):
+            raise ValueError(f"not an identifier: {name!r}")
+    return Template(template).substitute(names)
+
+
+def placeholders(width: int, rows: int = 1) -> str:
+    """``(?, ?, …), (…)``: ``rows`` rows of ``width`` bound parameters."""
+    one = "(" + ", ".join(["?"] * width) + ")"
+    return ", ".join([one] * rows)
 
 
 def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

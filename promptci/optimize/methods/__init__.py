@@ -128,6 +128,7 @@ def describe(name: str) -> str:
     cls = get(name)
     lines = [f"{name}: {cls.description}", f"  default steps: {cls.steps_help}"]
     for knob, field in cls.Config.model_fields.items():
-        default = "" if field.is_required() else f" (default {field.get_default(call_default_factory=True)!r})"
+        value = None if field.is_required() else field.get_default(call_default_factory=True)
+        default = "" if value is None else f" (default {value!r})"
         lines.append(f"  --set {name}.{knob}=…  {field.description or ''}{default}")
     return "\n".join(lines)
