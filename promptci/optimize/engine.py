@@ -13,6 +13,7 @@ accepts after scoring, and its final choice. Everything else is common:
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -427,7 +428,7 @@ def classify(
     row = replace(base, text=text, text_hash=digest, edit_distance=distance)
     if len(text) > ctx.settings.max_chars:
         return replace(row, status="too-long")
-    if any(tag.strip("<>/").lower() in text.lower() for tag in method.tags):
+    if _has_tag(text, method.tags):
         return replace(row, status="has-tag")
     if any(mark in text for mark in ("{{", "{%", "{#")):  # the prompt is a template: this would run
         return replace(row, status="invalid")
@@ -435,6 +436,13 @@ def classify(
         earlier = seen[digest]
         return replace(row, status="duplicate", train_score=earlier.train_score, dev_score=earlier.dev_score)
     return row
+
+
+def _has_tag(text: str, tags: tuple[str, str]) -> bool:
+    """Whether ``text`` holds one of the method's tags as a tag (``<INS>``, ``</ins >``): the words
+    inside them ("instructions", "the end") are ordinary words."""
+    names = {tag.strip("<>/ ") for tag in tags} - {""}
+    return any(re.search(rf"<\s*/?\s*{re.escape(name)}\s*>", text, re.IGNORECASE) for name in names)
 
 
 def _score(ctx: Context, method: Method[Any], row: TrajectoryRow) -> TrajectoryRow:

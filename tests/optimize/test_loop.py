@@ -63,7 +63,10 @@ def test_replies_are_parsed_filtered_and_deduplicated(navigate: Repo) -> None:
     duplicate = check(Completion("<START>  answer true or false  <END>"))
     assert duplicate.status == "duplicate" and duplicate.dev_score == 0.5  # keeps its earlier score
     assert check(Completion("<START>" + "word " * 120 + "<END>")).status == "too-long"
-    assert check(Completion("<START>Put the answer between START and END<END>")).status == "has-tag"
+    assert check(Completion("<START>Put the answer after the < /start> tag<END>")).status == "has-tag"
+    # Tag names inside words, or as words, are words: only a tag is a tag.
+    words = check(Completion("<START>Recommend one answer: it depends on where you end, and START there.<END>"))
+    assert words.status == "new"
     assert check(Completion("<START>Answer {{ instructions }} now<END>")).status == "invalid"
     # The reply continues the prefilled opening tag: its first paragraph is the candidate.
     assert check(Completion("Track every step.\n\nThis works because")).text == "Track every step."
