@@ -52,6 +52,8 @@ def optimize_prompt(
     task_model: str | None = None,
     dry_run: bool = False,
     min_gain: float | None = None,
+    alpha: float = 0.05,
+    allow_insignificant: bool = False,
     options: dict[str, object] | None = None,
     **settings: object,
 ) -> Result:
@@ -62,8 +64,9 @@ def optimize_prompt(
     gives them (``{"topk": 40}``), checked by its config. ``settings`` are the shared fields
     of :class:`promptci.optimize.settings.Settings` (``steps``, ``candidates``, ``split``,
     ``seed``, ``position``, ``budget={"calls": 500}`` …). Returns the outcome, the held-out
-    statistics, the PR body and the branch made (None on a dry run or when nothing better
-    was found).
+    statistics, the PR body and the branch made: None on a dry run, or unless the held-out gain
+    is above 0, at least ``min_gain`` and significant at ``alpha`` (``allow_insignificant``
+    lifts the last).
     """
     from .optimize.session import optimize as run
     from .optimize.settings import Settings
@@ -81,6 +84,8 @@ def optimize_prompt(
         task_model=task_model,
         dry_run=dry_run,
         min_gain=min_gain,
+        alpha=alpha,
+        allow_insignificant=allow_insignificant,
     )
 
 

@@ -106,6 +106,9 @@ class OptimizeSpec(_Strict):
     min_gain: Annotated[float, Field(ge=0, le=1)] = Field(
         0.0, description="open a PR only if the held-out gain is above 0 and at least this"
     )
+    alpha: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.05, description="open a PR only if the held-out gain is significant at this level (paired test)"
+    )
     schedule: Literal["daily", "weekly", "monthly"] | None = Field(
         None, description="also run on the workflow's schedule: every day, on Mondays, or on the 1st (UTC)"
     )

@@ -118,6 +118,14 @@ def _list_methods(ctx: click.Context, _: click.Parameter, value: bool) -> None:
 @click.option(
     "--min-gain", type=float, metavar="X", help="Create the branch only if the held-out score rose, by at least X."
 )
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Create the branch only if the held-out gain is significant at this level [default: 0.05, or the block's].",
+)
+@click.option(
+    "--allow-insignificant", is_flag=True, help="Create the branch for a gain that is not significant, and say so."
+)
 @click.option("--changed", is_flag=True, help="Optimize the opted-in prompts that changed since --base.")
 @click.option("--base", metavar="REF", help="Base for --changed (default: merge-base with the default branch).")
 @click.option("--due", is_flag=True, help="Optimize the opted-in prompts whose schedule is due today (UTC).")
@@ -163,6 +171,8 @@ def optimize(
     resume: str | None,
     dry_run: bool,
     min_gain: float | None,
+    alpha: float | None,
+    allow_insignificant: bool,
     changed: bool,
     base: str | None,
     due: bool,
@@ -206,7 +216,7 @@ def optimize(
         passes = Passes(changed, base, due, today, everything, plan, push, remote, pr_base)
         return _configured_passes(
             state, name, passes, sets=sets, dry_run=dry_run, task_model=task_model, optimizer_model=optimizer_model,
-            overrides=overrides, fmt=fmt,
+            overrides=overrides, fmt=fmt, gate=(alpha, allow_insignificant),
         )  # fmt: skip
     if not resume and not (name and suite):
         raise InputError("give a prompt NAME and --suite SUITE, or --resume ID")
@@ -220,8 +230,8 @@ def optimize(
     with OptimizeProgress(method, settings.budget) as progress:
         result = run_optimization(
             state.project, name, suite=suite, settings=settings, optimizer_model=optimizer_model,
-            task_model=task_model, resume=resume, dry_run=dry_run, min_gain=min_gain, reporter=progress,
-            plot_link=plot.name if plot else None,
+            task_model=task_model, resume=resume, dry_run=dry_run, min_gain=min_gain, alpha=alpha or 0.05,
+            allow_insignificant=allow_insignificant, reporter=progress, plot_link=plot.name if plot else None,
         )  # fmt: skip
     _report(result, fmt, output, plot)
     return int(ExitCode.OK)
@@ -305,6 +315,7 @@ def _configured_passes(
     optimizer_model: str | None,
     overrides: dict[str, Any],
     fmt: str,
+    gate: tuple[float | None, bool],
 ) -> int:
     """The passes of opted-in prompts: select, run, and with --push publish; then the job summary."""
     import datetime as dt
@@ -348,6 +359,7 @@ def _configured_passes(
     entries, worst = run_passes(
         project, chosen, env=env, push=passes.push, target=target or "", remote=passes.remote, options=options,
         overrides=overrides, task_model=task_model, optimizer_model=optimizer_model, dry_run=dry_run,
+        alpha=gate[0], allow_insignificant=gate[1],
         reporter_for=lambda settings: OptimizeProgress(settings.method, settings.budget),
         on_done=lambda entry: _report_pass(entry, fmt),
     )  # fmt: skip

@@ -22,13 +22,14 @@ class HeldOut:
     result: PairedResult
     passed_before: int
     passed_after: int
+    alpha: float = ALPHA
 
     @property
     def significant(self) -> bool:
-        return self.result.p_value < ALPHA
+        return self.result.p_value < self.alpha
 
 
-def held_out(outcome: Outcome, case_threshold: float) -> HeldOut:
+def held_out(outcome: Outcome, case_threshold: float, alpha: float = ALPHA) -> HeldOut:
     import numpy as np
 
     from ..compare.stats import paired
@@ -40,7 +41,7 @@ def held_out(outcome: Outcome, case_threshold: float) -> HeldOut:
     binary = bool(np.isin(np.concatenate([base, head]), (0.0, 1.0)).all())
     base_pass, head_pass = base >= case_threshold, head >= case_threshold
     result = paired(base, head, base_pass, head_pass, binary=binary, seed=outcome.settings.seed)
-    return HeldOut(result, int(base_pass.sum()), int(head_pass.sum()))
+    return HeldOut(result, int(base_pass.sum()), int(head_pass.sum()), alpha)
 
 
 def branch_name(outcome: Outcome) -> str:
@@ -55,9 +56,10 @@ def headline(outcome: Outcome, stats: HeldOut) -> str:
 
 
 def commit_message(outcome: Outcome, stats: HeldOut) -> str:
+    gain = "Held-out gain" if stats.significant else f"Held-out change, not significant at α = {stats.alpha:g},"
     return (
         f"optimize {outcome.prompt} ({outcome.method}): {headline(outcome, stats)}\n\n"
-        f"Held-out gain on {stats.result.n} test cases of suite {outcome.suite} that the optimizer never saw.\n"
+        f"{gain} on {stats.result.n} test cases of suite {outcome.suite} that the optimizer never saw.\n"
         f"Optimization {outcome.id}: {_steps(outcome)} steps, {outcome.usage.calls} model calls,"
         f" {outcome.usage.tokens} tokens.\n\n"
         f"{TRAILER}: {outcome.id}\n"
@@ -93,11 +95,12 @@ def prompt_diff(outcome: Outcome) -> str:
 def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None) -> str:
     """The markdown a reviewer decides from. ``plot`` is a link to the SVG, where one was written."""
     r = stats.result
-    verdict = f"significant at α = {ALPHA}" if stats.significant else f"**not** significant at α = {ALPHA}"
+    verdict = f"{'' if stats.significant else '**not** '}significant at α = {stats.alpha:g}"
     n_train, n_dev = len(outcome.split.train), len(outcome.split.dev)
-    lines = [
-        f"## promptci optimize: `{outcome.prompt}` with {outcome.method.upper()}",
-        "",
+    lines = [f"## promptci optimize: `{outcome.prompt}` with {outcome.method.upper()}", ""]
+    if outcome.changed and r.delta > 0 and not stats.significant:
+        lines += [f"⚠️ **Not significant** (p = {r.p_value:.3g} ≥ α = {stats.alpha:g}): this change may be noise.", ""]
+    lines += [
         f"**Held-out test: {r.base_mean:.3f} → {r.head_mean:.3f} ({r.delta:+.3f},"
         f" 95% CI [{r.ci_low:+.3f}, {r.ci_high:+.3f}])**, {_test_name(r.test)} p = {r.p_value:.3g}"
         f" over {r.n} paired cases: {verdict}.",

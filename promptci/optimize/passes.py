@@ -36,9 +36,12 @@ def run_pass(
     task_model: str | None = None,
     optimizer_model: str | None = None,
     dry_run: bool = False,
+    alpha: float | None = None,
+    allow_insignificant: bool = False,
     reporter: Reporter | None = None,
 ) -> Result:
-    """One configured optimization; a branch only for a held-out gain of at least ``min_gain``."""
+    """One configured optimization; a branch only for a held-out gain of at least ``min_gain``,
+    significant at the block's ``alpha`` (or ``alpha``, given)."""
     spec = optin.spec
     return optimize(
         project,
@@ -49,6 +52,8 @@ def run_pass(
         task_model=task_model or spec.task_model,
         dry_run=dry_run,
         min_gain=spec.min_gain,
+        alpha=alpha if alpha is not None else spec.alpha,
+        allow_insignificant=allow_insignificant,
         reporter=reporter,
     )
 
@@ -66,6 +71,8 @@ def run_passes(
     task_model: str | None = None,
     optimizer_model: str | None = None,
     dry_run: bool = False,
+    alpha: float | None = None,
+    allow_insignificant: bool = False,
     reporter_for: ReporterFor = lambda _: nullcontext(None),
     on_done: Callable[[PassEntry], None] = lambda _: None,
 ) -> tuple[list[PassEntry], ExitCode]:
@@ -81,7 +88,7 @@ def run_passes(
         with reporter_for(settings) as reporter:
             result = run_pass(
                 project, c.optin, settings=settings, task_model=task_model, optimizer_model=optimizer_model,
-                dry_run=dry_run, reporter=reporter,
+                dry_run=dry_run, alpha=alpha, allow_insignificant=allow_insignificant, reporter=reporter,
             )  # fmt: skip
         publication = None
         if push and result.branch:

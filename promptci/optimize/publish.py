@@ -41,7 +41,8 @@ def pr_branch(prompt: str, target: str) -> str:
 
 def pr_title(result: Result) -> str:
     o, r = result.outcome, result.stats.result
-    return f"promptci: optimize {o.prompt} with {o.method.upper()} (held-out {r.base_mean:.3f} → {r.head_mean:.3f})"
+    title = f"promptci: optimize {o.prompt} with {o.method.upper()} (held-out {r.base_mean:.3f} → {r.head_mean:.3f})"
+    return title if result.stats.significant else f"{title}, not significant (p = {r.p_value:.2g})"
 
 
 def publish(

@@ -20,7 +20,7 @@ from ..settings import ModelSettings
 from ..store import Store
 from . import methods
 from .engine import Outcome, Reporter, run, start
-from .output import HeldOut, branch_name, commit_message, held_out, pr_body
+from .output import ALPHA, HeldOut, branch_name, commit_message, held_out, pr_body
 from .settings import Settings
 
 
@@ -69,10 +69,16 @@ def optimize(
     resume: str | None = None,
     dry_run: bool = False,
     min_gain: float | None = None,
+    alpha: float = ALPHA,
+    allow_insignificant: bool = False,
     reporter: Reporter | None = None,
     plot_link: str | None = None,
 ) -> Result:
-    """Run an optimization (or resume one) and, unless ``dry_run``, commit its winner on a branch."""
+    """Run an optimization (or resume one) and, unless ``dry_run``, commit its winner on a branch.
+
+    A branch needs a held-out gain: above 0, at least ``min_gain``, and significant at ``alpha``
+    by the paired test ``compare`` uses, unless ``allow_insignificant``.
+    """
     registry = Registry(project)
     repo = registry.repo
     if resume:
@@ -110,21 +116,16 @@ def optimize(
     optimizer = _optimizer_settings(settings.optimizer_model, task.settings)
     ctx = start(project, task, settings, optimizer, base_commit=base, opt_id=opt_id, reporter=reporter)
     outcome = run(ctx, method)
-    stats = held_out(outcome, task.suite.case_threshold)
+    stats = held_out(outcome, task.suite.case_threshold, alpha)
+    with Store(ctx.db) as store:
+        store.update_optimization(outcome.id, p_value=stats.result.p_value)
     body = pr_body(outcome, stats, plot=plot_link)
     message = commit_message(outcome, stats)
     branch = commit = None
-    if not outcome.changed:
-        reason = "no candidate beat the initial instruction on dev"
-        if outcome.status == "budget":
-            reason = "the budget ran out before any candidate beat the initial instruction on dev"
-    elif min_gain is not None and stats.result.delta <= 0:
-        reason = f"the held-out score did not rise ({stats.result.delta:+.3f})"
-    elif min_gain is not None and stats.result.delta < min_gain:
-        reason = f"the held-out gain {stats.result.delta:+.3f} is below the minimum {min_gain:g}"
-    elif dry_run:
+    reason = refusal(outcome.changed, outcome.status, stats, min_gain=min_gain, allow_insignificant=allow_insignificant)
+    if reason is None and dry_run:
         reason = "dry run"
-    else:
+    elif reason is None:
         branch = branch_name(outcome)
         commit = repo.commit_file_on_new_branch(
             branch, registry.git_path(outcome.path), outcome.source_after.encode(), message, base=base
@@ -133,6 +134,24 @@ def optimize(
         with Store(ctx.db) as store:
             store.update_optimization(outcome.id, branch=branch, branch_commit=commit)
     return Result(outcome, stats, body, message, branch, commit, reason)
+
+
+def refusal(
+    changed: bool, status: str, stats: HeldOut, *, min_gain: float | None = None, allow_insignificant: bool = False
+) -> str | None:
+    """Why an outcome makes no branch, or None when its held-out gain earns one."""
+    r = stats.result
+    if not changed:
+        if status == "budget":
+            return "the budget ran out before any candidate beat the initial instruction on dev"
+        return "no candidate beat the initial instruction on dev"
+    if r.delta <= 0:
+        return f"the held-out score did not rise ({r.delta:+.3f})"
+    if min_gain is not None and r.delta < min_gain:
+        return f"the held-out gain {r.delta:+.3f} is below the minimum {min_gain:g}"
+    if not stats.significant and not allow_insignificant:
+        return f"no significant gain (p = {r.p_value:.3g}, α = {stats.alpha:g})"
+    return None
 
 
 def _optimizer_settings(option: str | None, task_settings: ModelSettings | None) -> ModelSettings:

@@ -12,6 +12,8 @@ from promptci.optimize.engine import Context, Proposal, classify
 from promptci.optimize.evaluate import Evaluator
 from promptci.optimize.methods.gpo import Gpo
 from promptci.optimize.methods.opro import Opro
+from promptci.optimize.output import HeldOut
+from promptci.optimize.session import refusal
 from promptci.optimize.settings import Settings
 from promptci.optimize.split import split_cases
 from promptci.optimize.trajectory import new_row
@@ -190,3 +192,30 @@ def test_bad_invocations_exit_2(navigate: Repo) -> None:
     assert navigate.run("optimize", "navigate", "--suite", "nosuch").code == 2
     assert "bad --split" in navigate.run("optimize", "navigate", "--suite", "navigate", "--split", "0.5/0.6/0.1").err
     assert "three positive fractions" in navigate.run("optimize", "navigate", "--suite", "navigate", "--split", "x").err
+
+
+def _held_out(flips: tuple[int, int], n: int = 24) -> HeldOut:
+    """A held-out result with ``flips`` = (pass -> fail, fail -> pass) over ``n`` cases, through the real test."""
+    import numpy as np
+
+    from promptci.compare.stats import paired
+
+    lose, gain = flips
+    base = np.array([1.0] * lose + [0.0] * gain + [0.0] * (n - lose - gain))
+    head = np.array([0.0] * lose + [1.0] * gain + [0.0] * (n - lose - gain))
+    result = paired(base, head, base >= 1, head >= 1, binary=True)
+    return HeldOut(result, int(base.sum()), int(head.sum()))
+
+
+def test_only_a_significant_held_out_gain_makes_a_branch() -> None:
+    assert refusal(False, "complete", _held_out((0, 0))) == "no candidate beat the initial instruction on dev"
+    assert refusal(True, "complete", _held_out((1, 1))) == "the held-out score did not rise (+0.000)"
+    small = _held_out((0, 2))  # two cases gained, none lost: p = 0.5
+    assert refusal(True, "complete", small) == "no significant gain (p = 0.5, α = 0.05)"
+    assert refusal(True, "complete", small, allow_insignificant=True) is None
+    assert refusal(True, "complete", small, min_gain=0.1, allow_insignificant=True) == (
+        "the held-out gain +0.083 is below the minimum 0.1"
+    )
+    large = _held_out((0, 8))  # p = 0.0078
+    assert large.significant and refusal(True, "budget", large) is None
+    assert not replace(large, alpha=0.005).significant
