@@ -243,7 +243,6 @@ def _generate(
     return len(items) - answered
 
 
-# Loaded models, reused by later runs in the same process (an optimizer scores many candidates).
 def complete(
     project: Project,
     settings: ModelSettings,
@@ -305,11 +304,11 @@ def _finish(
 ) -> None:
     task = item.task
     scores: dict[str, float] | None = None
-    score = passed = None
+    score = passed = note = None
     error = completion.error
     if error is None and completion.text is not None:
         try:
-            scores, score = scorers[id(task)].score(completion.text, item.case)
+            scores, score, note = scorers[id(task)].score(completion.text, item.case)
             passed = score >= task.suite.case_threshold
         except Exception as exc:  # a scorer that fails is an error on this case, not a zero
             error = f"scorer: {type(exc).__name__}: {exc}"
@@ -342,6 +341,7 @@ def _finish(
         cost=completion.cost,
         cached=cached,
         created_at=now(),
+        note=note,
     )
     response = to_cache(completion) if not cached and error is None and item.request else None
     writer.add(row, (item.key, task.model_id, response) if response else None)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..plugins import registrar
+from .choice import read_choice
 from .dataset import EvalCase
 from .suite import (
     ChoiceScorer,
@@ -116,36 +117,31 @@ def _norm(text: str, scorer: ExactScorer) -> str:
     return text if scorer.case_sensitive else text.casefold()
 
 
-_NEGATION = re.compile(r"(?:\bnot|\bnever|\bno|n't)\s+(?:\w+\s+)?$", re.IGNORECASE)
+class Noted(float):
+    """A score with a note on how it came about, stored with the answer."""
+
+    note: str
+
+    def __new__(cls, value: float, note: str) -> Noted:
+        self = super().__new__(cls, value)
+        self.note = note
+        return self
 
 
 def extract_choice(output: str, choices: list[str]) -> str | None:
-    """The allowed choice that appears first in ``output`` (whole words, any case).
-
-    At one position the longest choice wins, so "implausible" is not read as
-    "plausible"; a choice the output negates ("not plausible", "isn't very
-    plausible") is not chosen.
-    """
-    best: tuple[int, int, str] | None = None
-    for choice in choices:
-        left = r"\b" if choice[:1].isalnum() else ""
-        right = r"\b" if choice[-1:].isalnum() else ""
-        for match in re.finditer(left + re.escape(choice.strip()) + right, output, re.IGNORECASE):
-            if _NEGATION.search(output[: match.start()]):
-                continue
-            if best is None or (match.start(), -len(choice)) < (best[0], -best[1]):
-                best = (match.start(), len(choice), choice)
-            break
-    return best[2] if best else None
+    """The one allowed choice ``output`` gives (see :mod:`.choice`); None when it gives none or several."""
+    return read_choice(output, choices).choice
 
 
 def _choice(output: str, case: EvalCase, scorer: ChoiceScorer) -> float:
     choices = scorer.choices if scorer.choices is not None else case.data.get(scorer.choices_from or "")
     if not isinstance(choices, list) or not choices:
         raise InputError(f"case {case.name} has no list of choices in column '{scorer.choices_from}'")
-    picked = extract_choice(output, [str(c) for c in choices])
-    if picked is None:
-        return 0.0
+    pattern = re.compile(scorer.answer_pattern) if scorer.answer_pattern else None
+    reading = read_choice(output, [str(c) for c in choices], pattern=pattern, pick=scorer.pick)
+    if reading.choice is None:
+        return Noted(0.0, reading.note) if reading.note else 0.0
+    picked = reading.choice
     return _any(case, lambda e: str(e).strip().casefold() == picked.strip().casefold())
 
 

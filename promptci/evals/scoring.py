@@ -20,11 +20,14 @@ class Scorer:
 
     parts: list[tuple[str, float, builtin.ScoreFn]]
 
-    def score(self, output: str, case: EvalCase) -> tuple[dict[str, float], float]:
-        scores = {name: max(0.0, min(1.0, fn(output, case))) for name, _, fn in self.parts}
+    def score(self, output: str, case: EvalCase) -> tuple[dict[str, float], float, str | None]:
+        """Per-scorer scores, their weighted mean, and what any scorer noted (an ambiguous choice)."""
+        raw = {name: fn(output, case) for name, _, fn in self.parts}
+        scores = {name: max(0.0, min(1.0, float(value))) for name, value in raw.items()}
         total = sum(w for _, w, _ in self.parts)
         weighted = sum(w * scores[name] for name, w, _ in self.parts) / total if total else 0.0
-        return scores, weighted
+        notes = [f"{name}: {value.note}" for name, value in raw.items() if isinstance(value, builtin.Noted)]
+        return scores, weighted, "; ".join(notes) or None
 
 
 def make_scorer(task: Task, project: Project) -> Scorer:

@@ -52,6 +52,27 @@ class ChoiceScorer(_Scorer):
     type: Literal["choice"]
     choices: list[str] | None = Field(None, min_length=2)
     choices_from: str | None = Field(None, description="dataset column holding each case's choices")
+    answer_pattern: str | None = Field(
+        None,
+        max_length=1000,
+        description="a regular expression whose first group (or group 'answer') holds the answer; it decides first",
+    )
+    pick: Literal["first", "last"] | None = Field(
+        None, description="when an output states two different choices: take the first or last (default: ambiguous)"
+    )
+
+    @field_validator("answer_pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"answer_pattern does not compile: {exc}") from None
+        if compiled.groups == 0:
+            raise ValueError("answer_pattern needs a group around the answer, e.g. 'Answer: (\\w+)'")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> ChoiceScorer:

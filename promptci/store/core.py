@@ -69,6 +69,7 @@ class ResultRow:
     cost: float | None
     cached: bool
     created_at: datetime
+    note: str | None = None  # what a scorer noted, e.g. "choice: ambiguous: states 'True' and 'False'"
 
 
 RESULT_COLUMNS = [f.name for f in fields(ResultRow)]

@@ -69,7 +69,9 @@ class MergeQueries(Core):
             ]
             db.execute("INSERT INTO runs BY NAME SELECT * FROM src.runs WHERE id IN (SELECT unnest(?))", [new_runs])
             before = self._count("results")
-            db.execute("INSERT INTO results SELECT * FROM src.results WHERE run_id IN (SELECT unnest(?))", [new_runs])
+            db.execute(
+                "INSERT INTO results BY NAME SELECT * FROM src.results WHERE run_id IN (SELECT unnest(?))", [new_runs]
+            )
             added_results = self._count("results") - before
             before = self._count("cache")
             db.execute("INSERT OR IGNORE INTO cache SELECT * FROM src.cache")

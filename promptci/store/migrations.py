@@ -117,6 +117,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE runs ADD COLUMN host VARCHAR;
         """,
     ),
+    (
+        4,
+        "what a scorer noted about an answer, such as an ambiguous choice",
+        """
+        ALTER TABLE results ADD COLUMN note VARCHAR;
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
 import duckdb
@@ -15,7 +16,7 @@ from promptci.evals.runner import run_eval
 from promptci.project import Project
 from promptci.store.migrations import MIGRATIONS
 
-from ..conftest import Repo
+from ..conftest import Katan, Repo
 
 pytestmark = pytest.mark.slow
 
@@ -163,3 +164,29 @@ def test_filters_and_shards(small: Repo) -> None:
     shards = [_usage(small, "--shard", f"{i}/2") for i in (1, 2)]
     assert sum(u["calls"] + u["cached"] for u in shards) == 3
     assert small.run("eval", "--shard", "3/2").code == ExitCode.USAGE
+
+
+AMBIGUOUS_SUITE = """\
+prompts: [sentiment]
+model: {max_tokens: 64}
+scorers:
+  - type: choice
+    choices: [positive, negative]
+threshold: 0.5
+cases:
+  - vars: {review: "positive at first, then negative"}
+    expected: positive
+"""
+
+
+def test_an_ambiguous_answer_is_stored_with_its_note(repo: Repo, katan: Callable[..., Katan]) -> None:
+    """The echo server repeats the prompt, which states both choices: the answer scores 0, and
+    the stored row says why."""
+    repo.use_model_server(katan("-b", "echo").base_url)
+    repo.write("evals/sentiment.yaml", AMBIGUOUS_SUITE)
+    repo.commit("a suite the echo server answers ambiguously")
+    result = repo.run("eval")
+    assert result.code == ExitCode.FAILED, result.err
+    ((output, score, note),) = _sql(repo, "SELECT output, score, note FROM results")
+    assert "positive at first, then negative" in output
+    assert score == 0.0 and note == "choice: ambiguous: states 'positive' and 'negative'"

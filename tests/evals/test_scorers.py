@@ -35,7 +35,10 @@ def score(
         ({"type": "regex", "pattern": r"^\d{2}/\d{2}/\d{4}$"}, "01/02/2020", None, 1.0),
         ({"type": "regex", "pattern": "yes", "ignore_case": True}, "YES", None, 1.0),
         ({"type": "choice", "choices": ["plausible", "implausible"]}, "Implausible.", "implausible", 1.0),
-        ({"type": "choice", "choices": ["plausible", "implausible"]}, "It is not plausible.", "implausible", 0.0),
+        ({"type": "choice", "choices": ["plausible", "implausible"]}, "It is not plausible.", "implausible", 1.0),
+        ({"type": "choice", "choices": ["True", "False"]}, "True. Then False.", "True", 0.0),
+        ({"type": "choice", "choices": ["True", "False"], "pick": "first"}, "True. Then False.", "True", 1.0),
+        ({"type": "choice", "choices": ["a", "b"], "answer_pattern": r"order is (\w)"}, "a? The order is b", "b", 1.0),
         ({"type": "choice", "choices": ["Yes", "No"]}, "no", "No", 1.0),
         ({"type": "numeric"}, "There are ten apples.", ["ten", "10"], 1.0),
         ({"type": "numeric"}, "I count 1,204 in total", 1204, 1.0),
@@ -60,9 +63,27 @@ def test_choices_from_a_dataset_column() -> None:
 
 
 def test_choice_extraction_rules() -> None:
+    """The full table is in test_choice.py; here the scorer's view of it."""
     assert extract_choice("plausible, not implausible", ["plausible", "implausible"]) == "plausible"
-    assert extract_choice("It isn't very plausible", ["plausible", "implausible"]) is None
-    assert extract_choice("True. Then False.", ["True", "False"]) == "True"
+    assert extract_choice("It isn't very plausible", ["plausible", "implausible"]) == "implausible"
+    assert extract_choice("True. Then False.", ["True", "False"]) is None  # ambiguous
+
+
+def test_an_ambiguous_choice_scores_zero_and_says_why(tmp_path: Path) -> None:
+    from promptci.evals.scorers import Noted
+
+    scorer = TypeAdapter(Scorer).validate_python({"type": "choice", "choices": ["True", "False"]})
+    value = build(scorer, tmp_path)("True. Then False.", EvalCase("c", "c", {}, "True", {}))
+    assert value == 0.0 and isinstance(value, Noted) and value.note == "ambiguous: states 'True' and 'False'"
+
+
+@pytest.mark.parametrize(
+    "pattern,message",
+    [("Answer: (", "answer_pattern does not compile"), ("Answer: \\w+", "answer_pattern needs a group")],
+)
+def test_a_bad_answer_pattern_is_refused(pattern: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TypeAdapter(Scorer).validate_python({"type": "choice", "choices": ["a", "b"], "answer_pattern": pattern})
 
 
 def test_number_words() -> None:
