@@ -289,6 +289,58 @@ def _check_suite(project: Project, f: Facts, declared: dict[str, list[str]]) -> 
             if not data_path.is_file():
                 message = f"dataset file not found: {project.rel(data_path)}"
                 found.append(Diagnostic(*where, "error", "dataset", message))
+            else:
+                found += [Diagnostic(*where, "warning", "answer-balance", m) for m in _answer_balance(project, f)]
+    return found
+
+
+def _answer_balance(project: Project, f: Facts) -> list[str]:
+    """Where a choice suite's gold answer sits on one label or one option position far above chance
+    (over 60% of 50 or more rows): a constant answer would score that much."""
+    from collections import Counter
+
+    from .evals.dataset import load_cases
+    from .evals.suite import ChoiceScorer, Suite
+
+    path = project.root / f.path
+    try:
+        suite = Suite.model_validate(parse_yaml(read_text(path, f.path), f.path).data)
+        scorer = next((s for s in suite.scorers if isinstance(s, ChoiceScorer)), None)
+        if scorer is None or suite.dataset is None:
+            return []
+        whole = suite.model_copy(update={"dataset": suite.dataset.model_copy(update={"limit": None})})
+        cases = load_cases(project, path, whole)
+    except (PromptciError, ValueError):
+        return []  # reported elsewhere
+    labels: Counter[str] = Counter()
+    positions: Counter[int] = Counter()
+    width = 0
+    for case in cases:
+        choices = scorer.choices if scorer.choices is not None else case.data.get(scorer.choices_from or "")
+        if case.expected is None or not isinstance(choices, list) or not choices:
+            continue
+        gold = str(case.expected).strip().casefold()
+        labels[str(case.expected)] += 1
+        folded = [str(c).strip().casefold() for c in choices]
+        if gold in folded:
+            positions[folded.index(gold)] += 1
+            width = max(width, len(folded))
+    n = sum(labels.values())
+    if n < 50:
+        return []
+    found = []
+    label, count = labels.most_common(1)[0] if labels else ("", 0)
+    if count / n > 0.6:
+        share = f"{count} of {n} rows ({count / n:.0%})"
+        found.append(f"the gold answer is '{label}' in {share}: always answering it scores that")
+    if scorer.choices_from and positions:
+        at, count = positions.most_common(1)[0]
+        if count / n > 0.6 and count / n > 1 / max(width, 1):
+            ordinal = ["first", "second", "third", "fourth", "fifth"][at] if at < 5 else f"#{at + 1}"
+            found.append(
+                f"the gold answer is the {ordinal} option in {count} of {n} rows ({count / n:.0%}):"
+                " always picking that position scores that; shuffle the options"
+            )
     return found
 
 

@@ -188,3 +188,31 @@ def test_this_repository_passes_its_own_lint(capsys: object) -> None:
 
     report = lint(Project.discover(REPO_ROOT))
     assert report.diagnostics == [] and report.files >= 12
+
+
+def test_a_choice_dataset_whose_gold_answer_sits_on_one_position_is_flagged(repo: Repo) -> None:
+    import json
+
+    rows = []
+    for i in range(60):
+        choices = [f"opt{i}-{k}" for k in range(4)]
+        gold = choices[0] if i < 45 else choices[i % 4]  # 45 + 3 of 60 first: 80%
+        rows.append(json.dumps({"input": f"q{i}", "target": gold, "choices": choices}))
+    repo.write("evals/data/skewed.jsonl", "\n".join(rows) + "\n")
+    repo.write(
+        "evals/skewed.yaml",
+        "prompts: [sentiment]\ndataset:\n  path: data/skewed.jsonl\n  vars: {review: input}\n  expected: target\n"
+        "  limit: 10\nscorers:\n  - type: choice\n    choices_from: choices\n",
+    )
+    result = repo.run("lint")
+    assert result.code == 0  # a warning
+    assert (
+        "evals/skewed.yaml:3:3: warning: the gold answer is the first option in 48 of 60 rows (80%): always picking"
+        " that position scores that; shuffle the options [answer-balance]"
+    ) in result.out
+    balanced = [
+        json.dumps({**json.loads(r), "choices": sorted(json.loads(r)["choices"], reverse=i % 2 == 0)})
+        for i, r in enumerate(rows)
+    ]
+    repo.write("evals/data/skewed.jsonl", "\n".join(balanced) + "\n")
+    assert "answer-balance" not in repo.run("lint").out
