@@ -68,10 +68,21 @@ def optimize_prompt(
     is above 0, at least ``min_gain`` and significant at ``alpha`` (``allow_insignificant``
     lifts the last).
     """
+    from dataclasses import fields
+
+    from .errors import InputError
     from .optimize.session import optimize as run
     from .optimize.settings import Settings
     from .project import Project
 
+    shared = {f.name for f in fields(Settings)} - {"method", "config"}
+    unknown = sorted(set(settings) - shared)
+    if unknown:
+        raise InputError(
+            f"optimize_prompt() has no setting '{unknown[0]}'",
+            hint=f"shared settings: {', '.join(sorted(shared))}; a method's own go in options={{...}}"
+            f" (`promptci optimize --list-methods`)",
+        )
     settings.setdefault("steps", 0)  # 0: the method's default
     config = dict(options or {})
     search = Settings(method=method, config=config, **settings)  # type: ignore[arg-type]

@@ -131,8 +131,11 @@ def ci(repo: Repo, warm_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         yield sports, fake
 
 
-def run_pass(repo: Repo, *extra: str) -> tuple[int, dict[str, Any], str]:
-    result = repo.run("optimize", "sports_understanding", "--push", "--format", "json", *extra)
+def run_pass(
+    repo: Repo, *extra: str, gate: tuple[str, ...] = ("--allow-insignificant",)
+) -> tuple[int, dict[str, Any], str]:
+    """One pass; by default publishing a gain that is not significant, as the PR mechanics need a PR."""
+    result = repo.run("optimize", "sports_understanding", "--push", "--format", "json", *gate, *extra)
     passes = json.loads(result.out) if result.out.strip() else [{}]
     return result.code, passes[0], result.err
 
@@ -165,7 +168,8 @@ def test_a_pass_opens_one_pr_and_a_rerun_updates_it(ci: tuple[Repo, FakePulls], 
     assert created["head"] == HEAD and created["base"] == "main"
     t = first["test"]
     assert created["title"] == (
-        f"promptci: optimize sports_understanding with GPO (held-out {t['before']:.3f} → {t['after']:.3f})"
+        f"promptci: optimize sports_understanding with GPO (held-out {t['before']:.3f} → {t['after']:.3f}),"
+        f" not significant (p = {t['p_value']:.2g})"
     )
     body = created["body"]
     assert f"({t['delta']:+.3f}, 95% CI" in body and "```mermaid" in body and "### Prompt diff" in body
@@ -270,3 +274,13 @@ def test_no_pr_when_the_gain_is_below_the_minimum(ci: tuple[Repo, FakePulls], tm
     assert re.search(r"is below the minimum 0\.99", result["reason"])
     assert fake.requests == [] and git(fake.remote, "branch", "--list", HEAD) == ""
     assert "No PR: the held-out gain" in (tmp_path / "summary.md").read_text()
+
+
+def test_no_pr_for_a_gain_that_is_not_significant(ci: tuple[Repo, FakePulls], tmp_path: Path) -> None:
+    repo, fake = ci
+    code, result, err = run_pass(repo, gate=())
+    assert code == 0, err
+    assert result["branch"] is None and "publication" not in result and result["test"]["delta"] > 0
+    assert result["reason"] == f"no significant gain (p = {result['test']['p_value']:.3g}, α = 0.05)"
+    assert fake.requests == [] and git(fake.remote, "branch", "--list", HEAD) == ""
+    assert "No PR: no significant gain" in (tmp_path / "summary.md").read_text()

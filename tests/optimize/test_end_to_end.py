@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 import promptci
+from promptci.errors import PromptciError
 from promptci.optimize.session import optimize
 from promptci.optimize.settings import Settings
 from promptci.project import Project
@@ -34,6 +35,7 @@ def test_gpo_commits_a_better_instruction_on_a_branch_with_evidence(sports: Repo
     result = navigate.run(
         "optimize", "sports_understanding", "--suite", "sports_understanding", "--method", "gpo",
         "--steps", "2", "--candidates", "3", "--split", "0.2/0.3/0.5", "-o", str(navigate.path.parent / "pr.md"),
+        "--allow-insignificant",
     )  # fmt: skip
     assert result.code == 0, result.err
     body = (navigate.path.parent / "pr.md").read_text()
@@ -87,15 +89,23 @@ def test_gpo_commits_a_better_instruction_on_a_branch_with_evidence(sports: Repo
     assert f"-    content: {INITIAL}" in body
     assert f"optimization_id = '{opt_id}'" in body
     assert "Split train/dev/test 4/6/10 (seed 0); 2 of 2 steps, 3 candidates per step" in body
+    # Made with --allow-insignificant: the body and the commit say the gain may be noise.
+    (p_value,) = db.execute("SELECT p_value FROM optimizations").fetchone()  # type: ignore[misc]
+    assert p_value >= 0.05 and body.startswith(
+        f"## promptci optimize: `sports_understanding` with GPO\n\n⚠️ **Not significant** (p = {p_value:.3g}"
+    )
+    assert "Held-out change, not significant at α = 0.05, on 10 test cases" in message
 
 
 def test_a_budget_stops_cleanly_and_resume_continues_from_the_stored_trajectory(navigate: Repo) -> None:
     set_limit(navigate, "navigate", 15)  # split 3/3/9
     project = Project.discover(navigate.path)
     first = promptci.optimize_prompt(
-        "navigate", "navigate", "opro", root=project.root, steps=2, candidates=2, optimizer_max_tokens=40,
+        "navigate", "navigate", "opro", root=project.root, steps=2, candidates=2, options={"max_tokens": 40},
         budget={"calls": 12}, dry_run=True,
     )  # fmt: skip
+    with pytest.raises(PromptciError, match="no setting 'optimizer_max_tokens'"):
+        promptci.optimize_prompt("navigate", "navigate", "opro", root=project.root, optimizer_max_tokens=40)
     out = first.outcome
     assert out.status == "budget" and out.usage.calls >= 12
     assert "The search stopped early: the budget (calls 12) was spent." in first.body
