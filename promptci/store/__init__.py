@@ -1,5 +1,6 @@
 """The results database: the only package that imports duckdb, and the only one with SQL.
 
+- :mod:`.records`: the rows it holds, and how names and placeholders enter a statement;
 - :mod:`.core`: opening and checking the file, migrations, runs, results, optimizations, the cache;
 - :mod:`.compare`: each side of a comparison in a temp table, and the two paired case by case;
 - :mod:`.history`: score history per prompt version;
@@ -13,7 +14,9 @@ is refused and never modified (:mod:`.dbfile`).
 from __future__ import annotations
 
 from .compare import SIDE_COLUMNS, CompareQueries
-from .core import (
+from .history import HistoryQueries
+from .merge import MergeCounts, MergeQueries
+from .records import (
     RESULT_COLUMNS,
     TRAJECTORY_COLUMNS,
     CachedResponse,
@@ -22,8 +25,6 @@ from .core import (
     dumps,
     now,
 )
-from .history import HistoryQueries
-from .merge import MergeCounts, MergeQueries
 
 __all__ = [
     "RESULT_COLUMNS",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .core import Core, placeholders, sql
+from .core import Core
+from .records import placeholders, sql
 
 SIDE_COLUMNS = (
     "suite",

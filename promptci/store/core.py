@@ -7,15 +7,10 @@ refused and never modified.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
-from datetime import datetime, timezone
 from pathlib import Path
-from string import Template
 from typing import Any, TypeVar
 
 from ..errors import InputError
@@ -37,105 +32,19 @@ from .dbfile import (
     write_stamp,
 )
 from .migrations import INTEGRITY_QUERIES, MIGRATIONS
+from .records import (
+    OPTIMIZATION_UPDATABLE,
+    RESULT_COLUMNS,
+    TRAJECTORY_COLUMNS,
+    CachedResponse,
+    ResultRow,
+    TrajectoryRow,
+    now,
+    placeholders,
+    sql,
+)
 
 WRITER_WAIT_S = 10.0  # how long a writer waits for another process to let go of the database
-
-
-@dataclass(frozen=True, kw_only=True)
-class ResultRow:
-    """One model answer to one case, scored. Column order matches the ``results`` table."""
-
-    run_id: str
-    suite: str
-    suite_hash: str
-    prompt: str
-    prompt_hash: str
-    prompt_commit: str | None
-    case_id: str
-    case_name: str | None
-    repeat_index: int
-    model_id: str
-    params_hash: str
-    input: str
-    expected: str
-    output: str | None
-    scores: str | None  # JSON {scorer: score}
-    score: float | None
-    passed: bool | None
-    error: str | None
-    latency_ms: float | None
-    tokens_in: int | None
-    tokens_out: int | None
-    cost: float | None
-    cached: bool
-    created_at: datetime
-    note: str | None = None  # what a scorer noted, e.g. "choice: ambiguous: states 'True' and 'False'"
-
-
-RESULT_COLUMNS = [f.name for f in fields(ResultRow)]
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrajectoryRow:
-    """One candidate instruction of an optimization. Column order matches ``trajectory``.
-
-    ``status`` is ``initial``, ``scored``, ``duplicate``, ``too-long``, ``has-tag``,
-    ``invalid`` (template syntax, or text the prompt file cannot hold), ``unparsable``
-    (then ``text`` is the optimizer's raw reply), ``error`` (the optimizer call failed)
-    or ``budget`` (scoring was cut short and the scores are missing).
-    """
-
-    optimization_id: str
-    step: int
-    candidate: int
-    parent_step: int | None
-    parent_candidate: int | None
-    text: str
-    text_hash: str
-    status: str
-    train_score: float | None
-    dev_score: float | None
-    loss: float | None  # the method's own objective on train, lower is better (GReaTer)
-    accepted: bool
-    edit_distance: int | None
-    edit_budget: int | None
-    calls: int
-    tokens: int
-    cost: float
-    train_run: str | None
-    dev_run: str | None
-    created_at: datetime
-
-
-TRAJECTORY_COLUMNS = [f.name for f in fields(TrajectoryRow)]
-OPTIMIZATION_UPDATABLE = {
-    "ended_at",
-    "status",
-    "best",
-    "test_before",
-    "test_after",
-    "p_value",
-    "calls",
-    "tokens",
-    "cost",
-    "wall_s",
-    "branch",
-    "branch_commit",
-}
-
-
-@dataclass(frozen=True)
-class CachedResponse:
-    output: str
-    tokens_in: int | None
-    tokens_out: int | None
-    cost: float | None
-    latency_ms: float | None
-
-
-def now() -> datetime:
-    """UTC, without tzinfo: duckdb returns TIMESTAMPTZ only through pytz, which we do not need."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 _S = TypeVar("_S", bound="Core")
@@ -301,12 +210,12 @@ class Core:
             " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
         )
         applied = {r[0] for r in self.db.execute("SELECT version FROM schema_migrations").fetchall()}
-        for version, name, sql in MIGRATIONS:
+        for version, name, script in MIGRATIONS:
             if version in applied:
                 continue
             self.db.execute("BEGIN TRANSACTION")
             try:
-                self.db.execute(sql)
+                self.db.execute(script)
                 self.db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, now()])
                 self.db.execute("COMMIT")
             except Exception:
@@ -475,30 +384,6 @@ class Core:
         return int(row[0]) if row else 0
 
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-
-def sql(template: str, **names: str) -> str:
-    """``template`` with ``$name`` replaced by identifiers, each checked to be a plain one.
-
-    The only way text gets into a statement here; values are always bound parameters.
-    """
-    for name in names.values():
-        if not _IDENTIFIER.match(name):
-            raise ValueError(f"not an identifier: {name!r}")
-    return Template(template).substitute(names)
-
-
-def placeholders(width: int, rows: int = 1) -> str:
-    """``(?, ?, …), (…)``: ``rows`` rows of ``width`` bound parameters."""
-    one = "(" + ", ".join(["?"] * width) + ")"
-    return ", ".join([one] * rows)
-
-
 def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

@@ -1,0 +1,132 @@
+"""What the store holds, row by row, and the only ways text enters a statement: checked names
+(:func:`sql`) and rows of placeholders (:func:`placeholders`); every value is a bound parameter."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from string import Template
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultRow:
+    """One model answer to one case, scored. Column order matches the ``results`` table."""
+
+    run_id: str
+    suite: str
+    suite_hash: str
+    prompt: str
+    prompt_hash: str
+    prompt_commit: str | None
+    case_id: str
+    case_name: str | None
+    repeat_index: int
+    model_id: str
+    params_hash: str
+    input: str
+    expected: str
+    output: str | None
+    scores: str | None  # JSON {scorer: score}
+    score: float | None
+    passed: bool | None
+    error: str | None
+    latency_ms: float | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost: float | None
+    cached: bool
+    created_at: datetime
+    note: str | None = None  # what a scorer noted, e.g. "choice: ambiguous: states 'True' and 'False'"
+
+
+RESULT_COLUMNS = [f.name for f in fields(ResultRow)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrajectoryRow:
+    """One candidate instruction of an optimization. Column order matches ``trajectory``.
+
+    ``status`` is ``initial``, ``scored``, ``duplicate``, ``too-long``, ``has-tag``,
+    ``invalid`` (template syntax, or text the prompt file cannot hold), ``unparsable``
+    (then ``text`` is the optimizer's raw reply), ``error`` (the optimizer call failed)
+    or ``budget`` (scoring was cut short and the scores are missing).
+    """
+
+    optimization_id: str
+    step: int
+    candidate: int
+    parent_step: int | None
+    parent_candidate: int | None
+    text: str
+    text_hash: str
+    status: str
+    train_score: float | None
+    dev_score: float | None
+    loss: float | None  # the method's own objective on train, lower is better (GReaTer)
+    accepted: bool
+    edit_distance: int | None
+    edit_budget: int | None
+    calls: int
+    tokens: int
+    cost: float
+    train_run: str | None
+    dev_run: str | None
+    created_at: datetime
+
+
+TRAJECTORY_COLUMNS = [f.name for f in fields(TrajectoryRow)]
+OPTIMIZATION_UPDATABLE = {
+    "ended_at",
+    "status",
+    "best",
+    "test_before",
+    "test_after",
+    "p_value",
+    "calls",
+    "tokens",
+    "cost",
+    "wall_s",
+    "branch",
+    "branch_commit",
+}
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    output: str
+    tokens_in: int | None
+    tokens_out: int | None
+    cost: float | None
+    latency_ms: float | None
+
+
+def now() -> datetime:
+    """UTC, without tzinfo: duckdb returns TIMESTAMPTZ only through pytz, which we do not need."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def sql(template: str, **names: str) -> str:
+    """``template`` with ``$name`` replaced by identifiers, each checked to be a plain one.
+
+    The only way text gets into a statement here; values are always bound parameters.
+    """
+    for name in names.values():
+        if not _IDENTIFIER.match(name):
+            raise ValueError(f"not an identifier: {name!r}")
+    return Template(template).substitute(names)
+
+
+def placeholders(width: int, rows: int = 1) -> str:
+    """``(?, ?, …), (…)``: ``rows`` rows of ``width`` bound parameters."""
+    one = "(" + ", ".join(["?"] * width) + ")"
+    return ", ".join([one] * rows)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
