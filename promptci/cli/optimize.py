@@ -350,10 +350,12 @@ def _configured_passes(
     target = passes.pr_base or env.head_ref or env.ref_name or state.registry.repo.branch()
     if passes.push and not target:
         raise InputError("--push needs the PR's target branch", hint="pass --pr-base BRANCH (HEAD is detached)")
-    methods_given = {c.optin.spec.method for c in chosen}
-    options = parse_sets(methods_given.pop(), sets) if sets and len(methods_given) == 1 else {}
-    if sets and not options:
-        raise InputError("--set applies to one method, but the selected prompts use several", hint="select by NAME")
+    options: dict[str, Any] = {}
+    if sets:
+        used = {c.optin.spec.method for c in chosen}
+        if len(used) != 1:
+            raise InputError("--set applies to one method, but the selected prompts use several", hint="select by NAME")
+        options = parse_sets(used.pop(), sets)
     for c in chosen:
         click.echo(f"{c.optin.name}: {c.why}", err=True)
     entries, worst = run_passes(
