@@ -17,113 +17,24 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from ..errors import InputError
-from ..evals.dataset import EvalCase
 from ..evals.plan import Task
-from ..evals.runner import Budget, Usage, complete
+from ..evals.runner import Usage, complete
 from ..project import Project
 from ..providers import identity
 from ..providers.base import Completion, GenParams, Request
-from ..providers.pool import ModelPool
 from ..settings import ModelSettings
 from ..store import Store, TrajectoryRow, now
+from .context import Context, Reporter
 from .edits import normalised_hash, word_edit_distance
 from .evaluate import Evaluator, Scored
-from .metaprompt import Exemplar
 from .settings import Options, Proposing, Settings
 from .split import Split, split_cases
 from .trajectory import new_row
-
-
-class Reporter(Protocol):
-    def step(self, step: int, total: int, best: float, usage: Usage, note: str) -> None: ...
-
-
-@dataclass
-class Context:
-    """One optimization in progress: what every method reads."""
-
-    id: str
-    project: Project
-    settings: Settings
-    evaluator: Evaluator
-    split: Split
-    optimizer: ModelSettings
-    db: Path
-    base_commit: str
-    rows: list[TrajectoryRow] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    reporter: Reporter | None = None
-    started: float = field(default_factory=time.monotonic)  # for a wall-clock budget (this process's share)
-
-    @property
-    def models(self) -> ModelPool:
-        """The loaded models: the task model scores, proposes (by default) and, for GReaTer, differentiates."""
-        return self.evaluator.models
-
-    @property
-    def budget(self) -> Budget | None:
-        return self.settings.limits
-
-    def spent(self) -> bool:
-        seconds = self.settings.budget.get("seconds")
-        if seconds is not None and time.monotonic() - self.started >= seconds:
-            return True
-        return self.usage.exceeds(self.budget)
-
-    def remaining(self) -> Budget | None:
-        """What is left of the budget, as a budget for one eval run."""
-        b = self.budget
-        if b is None:
-            return None
-        u = self.usage
-        return Budget(
-            calls=None if b.calls is None else max(0, b.calls - u.calls),
-            tokens=None if b.tokens is None else max(0, b.tokens - u.tokens),
-            cost=None if b.cost is None else max(0.0, b.cost - u.cost),
-        )
-
-    def score(self, text: str, cases: list[EvalCase]) -> Scored:
-        scored = self.evaluator.score(text, cases, budget=self.remaining())
-        self.usage.calls += scored.calls
-        self.usage.tokens += scored.tokens
-        self.usage.cost += scored.cost
-        return scored
-
-    def exemplars(self, step: int, n: int) -> list[Exemplar]:
-        """``n`` random train cases, seeded by the step, as the task model sees them."""
-        import random
-
-        rng = random.Random(self.settings.seed * 1_000_003 + step)
-        chosen = rng.sample(self.split.train, min(n, len(self.split.train)))
-        return [Exemplar(question(self.evaluator.task, c), answer(c)) for c in chosen]
-
-    def scored_rows(self) -> list[TrajectoryRow]:
-        return [r for r in self.rows if r.status in ("initial", "scored")]
-
-    def record_dev(self, row: TrajectoryRow) -> None:
-        """Store a dev score given after the row's step was stored (a final re-ranking)."""
-        with Store(self.db) as store:
-            store.set_dev_score(row)
-        self.rows = [row if (r.step, r.candidate) == (row.step, row.candidate) else r for r in self.rows]
-
-
-def question(task: Task, case: EvalCase) -> str:
-    """The case's question as the task model sees it with the original prompt (the user turn)."""
-    messages = task.prompt.render(**case.vars)
-    users = [m["content"] for m in messages if m["role"] == "user"]
-    return (users[-1] if users else messages[-1]["content"]).strip()
-
-
-def answer(case: EvalCase) -> str:
-    expected = case.expected
-    if isinstance(expected, list):
-        expected = expected[0] if expected else ""
-    return str(expected if expected is not None else "")
 
 
 @dataclass(frozen=True)
@@ -432,6 +343,9 @@ def classify(
         return replace(row, status="has-tag")
     if any(mark in text for mark in ("{{", "{%", "{#")):  # the prompt is a template: this would run
         return replace(row, status="invalid")
+    reason = ctx.screen(text, method.config.hygiene, parent=parent.text if parent else None, meta=proposal.text)
+    if reason is not None:
+        return replace(row, status=reason)
     if digest in seen:  # a duplicate keeps the score it already has
         earlier = seen[digest]
         return replace(row, status="duplicate", train_score=earlier.train_score, dev_score=earlier.dev_score)

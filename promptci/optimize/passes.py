@@ -11,7 +11,7 @@ from ..errors import ExitCode
 from ..github import ActionsEnv
 from ..project import Project
 from .choose import OptIn, Selected, settings_for
-from .engine import Reporter
+from .context import Reporter
 from .publish import Publication, publish
 from .session import Result, optimize
 from .settings import Settings

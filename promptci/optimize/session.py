@@ -19,7 +19,8 @@ from ..providers import parse_model_option
 from ..settings import ModelSettings
 from ..store import Store
 from . import methods
-from .engine import Outcome, Reporter, run, start
+from .context import Reporter
+from .engine import Outcome, run, start
 from .output import ALPHA, HeldOut, branch_name, commit_message, held_out, pr_body
 from .settings import Settings
 

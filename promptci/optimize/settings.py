@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..evals.runner import Budget
+from .hygiene import Hygiene
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class Options(BaseModel):
     """The base of a method's ``Config``: unknown options are errors, and it is immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hygiene: Hygiene = Field(
+        default_factory=Hygiene,
+        description="what refuses a candidate before it is scored: min_words, meta_run, case_run, new_symbols, "
+        "likelihood_drop",
+    )
 
 
 class Proposing(Options):

@@ -115,6 +115,39 @@ class TransformersProvider:
             new.append(row[: next((k for k, tok in enumerate(row) if tok in eos), len(row))])
         return new
 
+    def loglik(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, int]]:
+        """For each (context, continuation), the continuation's log-likelihood summed over its
+        tokens, and how many tokens it has; batched, nothing generated.
+
+        As lm-eval-harness does, the pair is tokenized whole and the continuation is what
+        follows the context's own tokens; an empty context starts from the BOS (or EOS) token.
+        """
+        torch = self._torch
+        start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+        rows: list[tuple[list[int], int]] = []
+        for context, continuation in pairs:
+            head = self.encode(context) if context else [start]
+            whole = self.encode(context + continuation) if context else [start, *self.encode(continuation)]
+            if whole[: len(head)] != head:  # the boundary merged into one token: split before it
+                head = head[:-1]
+            rows.append((whole, max(1, len(head))))
+        results: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+        for begin in range(0, len(order), self.batch_size):
+            batch = order[begin : begin + self.batch_size]
+            ids, mask = self.pad([rows[i][0] for i in batch], left=False)
+            with torch.inference_mode():
+                logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+            for row, i in enumerate(batch):
+                whole, cut = rows[i]
+                if cut >= len(whole):
+                    results[i] = (0.0, 0)
+                    continue
+                targets = torch.tensor(whole[cut:], device=self.device)
+                picked = logprobs[row, cut - 1 : len(whole) - 1].gather(1, targets[:, None])
+                results[i] = (float(picked.sum()), len(whole) - cut)
+        return results
+
     def generate(self, requests: Sequence[Request], on_done: OnDone, should_stop: Callable[[], bool]) -> None:
         texts = [self.format(r) for r in requests]
         # Batch requests that share decoding settings, shortest first, so padding stays small.

@@ -140,7 +140,10 @@ def test_lint_checks_optimize_blocks(opted: Repo) -> None:
     )
     path.write_text(text.replace("method: opro", "method: opro\n  options: {topk: 40}"))
     result = opted.run("lint")
-    assert result.code == 1 and "opro.topk: Extra inputs are not permitted (opro options: exemplars," in result.out
+    assert (
+        result.code == 1
+        and "opro.topk: Extra inputs are not permitted (opro options: hygiene, exemplars," in result.out
+    )
     path.write_text(text)
     config = opted.path / "promptci.yaml"
     config.write_text(config.read_text() + "  sentiment:\n    suite: sentiment\n")

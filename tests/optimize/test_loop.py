@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from promptci.evals.plan import build_plan, suite_files
-from promptci.optimize.engine import Context, Proposal, classify
+from promptci.optimize.context import Context
+from promptci.optimize.engine import Proposal, classify
 from promptci.optimize.evaluate import Evaluator
 from promptci.optimize.methods.gpo import Gpo
 from promptci.optimize.methods.opro import Opro
@@ -75,6 +76,10 @@ def test_replies_are_parsed_filtered_and_deduplicated(navigate: Repo) -> None:
     unparsable = check(Completion("\n\nI would suggest:\n- think\n- answer"))
     assert unparsable.status == "unparsable" and unparsable.text.startswith("\n\nI would suggest")
     assert check(Completion(error="HTTP 500 after 3 retries")).status == "error"
+    # Hygiene, before anything is scored: each refusal keeps its reason as the status.
+    assert check(Completion("<START>Here is the improved prompt: Answer True or False.<END>")).status == "about-rewrite"
+    assert check(Completion("<START>@ Answer True or False.<END>")).status == "unreadable"
+    assert check(Completion("<START>Output: True<END>")).status == "not-instruction"
 
 
 def test_gpo_moves_to_the_best_candidate_not_chosen_before(navigate: Repo) -> None:

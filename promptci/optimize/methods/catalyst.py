@@ -8,7 +8,8 @@ from pydantic import Field
 
 from ...store import TrajectoryRow
 from .. import metaprompt
-from ..engine import Context, Proposal, classify, sample, scored_by_hash
+from ..context import Context
+from ..engine import Proposal, classify, sample, scored_by_hash
 from . import register
 from .greater import GreaterBase, GreaterConfig
 from .opro import OproConfig, meta_prompt

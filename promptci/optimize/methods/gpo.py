@@ -17,8 +17,9 @@ from pydantic import Field
 from ...providers.embedding import embedder
 from ...store import TrajectoryRow
 from .. import metaprompt
+from ..context import Context
 from ..edits import edit_budget, normalised_hash
-from ..engine import Context, Method, Proposal, best_by, score_on
+from ..engine import Method, Proposal, best_by, score_on
 from ..settings import Proposing
 from . import register
 

@@ -36,8 +36,9 @@ from ...errors import InputError
 from ...evals.dataset import EvalCase
 from ...providers.differentiable import DifferentiableLM, Scoring
 from ...store import TrajectoryRow
+from ..context import Context, answer
 from ..edits import word_edit_distance
-from ..engine import Context, Method, answer, best_by, score_on
+from ..engine import Method, best_by, score_on
 from ..settings import Options
 from ..trajectory import new_row
 from . import register
@@ -237,8 +238,12 @@ class GreaterBase(Method[C]):
         self, step: int, index: int, parent: TrajectoryRow, ids: list[int]
     ) -> tuple[float, list[int], TrajectoryRow]:
         """``ids`` as an instruction, with fresh reasoning: (its loss, ids, its trajectory row)."""
-        mistakes, nll, calls, tokens = self.evaluate(ids)
         text = self.lm.decode(ids).strip()
+        reason = self.ctx.screen(text, self.config.hygiene, parent=parent.text)
+        if reason is not None:  # not worth reasoning with: it stays in the trajectory, unscored
+            distance = word_edit_distance(parent.text, text)
+            return float("inf"), ids, new_row(self.ctx.id, step, index, parent, text, reason, edit_distance=distance)
+        mistakes, nll, calls, tokens = self.evaluate(ids)
         loss = mistakes + 0.02 * nll
         row = new_row(
             self.ctx.id, step, index, parent, text, "scored", train_score=1 - mistakes, loss=loss,

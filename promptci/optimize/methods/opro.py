@@ -14,7 +14,8 @@ from pydantic import Field
 
 from ...store import TrajectoryRow
 from .. import metaprompt
-from ..engine import Context, Method, Proposal, best_by, score_on
+from ..context import Context
+from ..engine import Method, Proposal, best_by, score_on
 from ..settings import Proposing
 from . import register
 

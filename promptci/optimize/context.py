@@ -1,0 +1,151 @@
+"""One optimization in progress, as every method reads it: its split, its evaluator, its
+budget, its trajectory so far, and the hygiene screen that every candidate passes before it
+is scored (:mod:`.hygiene`)."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol
+
+from ..evals.dataset import EvalCase
+from ..evals.plan import Task
+from ..evals.runner import Budget, Usage
+from ..project import Project
+from ..providers.pool import ModelPool
+from ..settings import ModelSettings
+from ..store import Store, TrajectoryRow
+from .evaluate import Evaluator, Scored
+from .hygiene import Hygiene, Reference, verdict
+from .metaprompt import Exemplar
+from .settings import Settings
+from .split import Split
+
+
+class Reporter(Protocol):
+    def step(self, step: int, total: int, best: float, usage: Usage, note: str) -> None: ...
+
+
+@dataclass
+class Context:
+    """One optimization in progress: what every method reads."""
+
+    id: str
+    project: Project
+    settings: Settings
+    evaluator: Evaluator
+    split: Split
+    optimizer: ModelSettings
+    db: Path
+    base_commit: str
+    rows: list[TrajectoryRow] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    reporter: Reporter | None = None
+    _fluent: dict[str, float] = field(default_factory=dict, repr=False)
+    started: float = field(default_factory=time.monotonic)  # for a wall-clock budget (this process's share)
+
+    @property
+    def models(self) -> ModelPool:
+        """The loaded models: the task model scores, proposes (by default) and, for GReaTer, differentiates."""
+        return self.evaluator.models
+
+    @property
+    def budget(self) -> Budget | None:
+        return self.settings.limits
+
+    def spent(self) -> bool:
+        seconds = self.settings.budget.get("seconds")
+        if seconds is not None and time.monotonic() - self.started >= seconds:
+            return True
+        return self.usage.exceeds(self.budget)
+
+    def remaining(self) -> Budget | None:
+        """What is left of the budget, as a budget for one eval run."""
+        b = self.budget
+        if b is None:
+            return None
+        u = self.usage
+        return Budget(
+            calls=None if b.calls is None else max(0, b.calls - u.calls),
+            tokens=None if b.tokens is None else max(0, b.tokens - u.tokens),
+            cost=None if b.cost is None else max(0.0, b.cost - u.cost),
+        )
+
+    def score(self, text: str, cases: list[EvalCase]) -> Scored:
+        scored = self.evaluator.score(text, cases, budget=self.remaining())
+        self.usage.calls += scored.calls
+        self.usage.tokens += scored.tokens
+        self.usage.cost += scored.cost
+        return scored
+
+    def exemplars(self, step: int, n: int) -> list[Exemplar]:
+        """``n`` random train cases, seeded by the step, as the task model sees them."""
+        rng = random.Random(self.settings.seed * 1_000_003 + step)
+        chosen = rng.sample(self.split.train, min(n, len(self.split.train)))
+        return [Exemplar(question(self.evaluator.task, c), answer(c)) for c in chosen]
+
+    def screen(self, text: str, limits: Hygiene, *, parent: str | None = None, meta: str = "") -> str | None:
+        """Why ``text`` may not be scored (a :data:`.hygiene.REASONS` entry), or None.
+
+        ``parent`` is the instruction it edits (GPO, GReaTer); without one, symbols are judged
+        against the initial instruction and the likelihood test is skipped.
+        """
+        quoted = [r.text for r in self.rows if r.status in ("initial", "scored")]
+        ref = Reference(
+            meta=meta,
+            quoted=quoted,
+            questions=self._questions,
+            answers=self._answers,
+            parent=parent if parent is not None else self.evaluator.initial,
+        )
+        fluency = self._fluency if parent is not None else None
+        return verdict(text, ref, limits, fluency)
+
+    @cached_property
+    def _questions(self) -> list[str]:
+        s = self.split
+        return [question(self.evaluator.task, c) for c in (*s.train, *s.dev, *s.test)]
+
+    @cached_property
+    def _answers(self) -> set[str]:
+        found = {answer(c) for c in self.evaluator.task.cases}
+        for scorer in self.evaluator.task.suite.scorers:
+            found.update(str(c) for c in getattr(scorer, "choices", None) or ())
+        return found - {""}
+
+    def _fluency(self, text: str) -> float:
+        """The mean log-likelihood per token of ``text`` under the task model, when it is local."""
+        if text not in self._fluent:
+            provider = self.models.get(self.evaluator.task.settings)
+            loglik = getattr(provider, "loglik", None)
+            if loglik is None:
+                return 0.0
+            total, n = loglik([("", text)])[0]
+            self._fluent[text] = total / max(n, 1)
+        return self._fluent[text]
+
+    def scored_rows(self) -> list[TrajectoryRow]:
+        return [r for r in self.rows if r.status in ("initial", "scored")]
+
+    def record_dev(self, row: TrajectoryRow) -> None:
+        """Store a dev score given after the row's step was stored (a final re-ranking)."""
+        with Store(self.db) as store:
+            store.set_dev_score(row)
+        self.rows = [row if (r.step, r.candidate) == (row.step, row.candidate) else r for r in self.rows]
+
+
+def question(task: Task, case: EvalCase) -> str:
+    """The case's question as the task model sees it with the original prompt (the user turn)."""
+    messages = task.prompt.render(**case.vars)
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return (users[-1] if users else messages[-1]["content"]).strip()
+
+
+def answer(case: EvalCase) -> str:
+    expected = case.expected
+    if isinstance(expected, list):
+        expected = expected[0] if expected else ""
+    return str(expected if expected is not None else "")
