@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
+from ..evals.baseline import Constant, best_constant, expected_text
 from ..evals.dataset import EvalCase
 from ..evals.plan import Task
 from ..evals.runner import Budget, Usage
@@ -18,6 +19,7 @@ from ..project import Project
 from ..providers.pool import ModelPool
 from ..settings import ModelSettings
 from ..store import Store, TrajectoryRow
+from .edits import word_edit_distance
 from .evaluate import Evaluator, Scored
 from .hygiene import Hygiene, Reference, verdict
 from .metaprompt import Exemplar
@@ -27,6 +29,9 @@ from .split import Split
 
 class Reporter(Protocol):
     def step(self, step: int, total: int, best: float, usage: Usage, note: str) -> None: ...
+
+
+FLUENCY_EDITS = 3  # words changed, at most, for the likelihood test to apply
 
 
 @dataclass
@@ -45,6 +50,7 @@ class Context:
     usage: Usage = field(default_factory=Usage)
     reporter: Reporter | None = None
     _fluent: dict[str, float] = field(default_factory=dict, repr=False)
+    _baselines: dict[str, Constant | None] = field(default_factory=dict, repr=False)
     started: float = field(default_factory=time.monotonic)  # for a wall-clock budget (this process's share)
 
     @property
@@ -85,13 +91,14 @@ class Context:
         """``n`` random train cases, seeded by the step, as the task model sees them."""
         rng = random.Random(self.settings.seed * 1_000_003 + step)
         chosen = rng.sample(self.split.train, min(n, len(self.split.train)))
-        return [Exemplar(question(self.evaluator.task, c), answer(c)) for c in chosen]
+        return [Exemplar(question(self.evaluator.task, c), expected_text(c)) for c in chosen]
 
     def screen(self, text: str, limits: Hygiene, *, parent: str | None = None, meta: str = "") -> str | None:
         """Why ``text`` may not be scored (a :data:`.hygiene.REASONS` entry), or None.
 
-        ``parent`` is the instruction it edits (GPO, GReaTer); without one, symbols are judged
-        against the initial instruction and the likelihood test is skipped.
+        ``parent`` is the instruction it edits; without one, symbols are judged against the
+        initial instruction. The likelihood test compares likelihoods of nearly the same words,
+        so it applies only to edits of a few words (GReaTer's token swaps, GPO's small edits).
         """
         quoted = [r.text for r in self.rows if r.status in ("initial", "scored")]
         ref = Reference(
@@ -101,7 +108,8 @@ class Context:
             answers=self._answers,
             parent=parent if parent is not None else self.evaluator.initial,
         )
-        fluency = self._fluency if parent is not None else None
+        small_edit = parent is not None and word_edit_distance(parent, text) <= FLUENCY_EDITS
+        fluency = self._fluency if small_edit else None
         return verdict(text, ref, limits, fluency)
 
     @cached_property
@@ -111,7 +119,7 @@ class Context:
 
     @cached_property
     def _answers(self) -> set[str]:
-        found = {answer(c) for c in self.evaluator.task.cases}
+        found = {expected_text(c) for c in self.evaluator.task.cases}
         for scorer in self.evaluator.task.suite.scorers:
             found.update(str(c) for c in getattr(scorer, "choices", None) or ())
         return found - {""}
@@ -126,6 +134,16 @@ class Context:
             total, n = loglik([("", text)])[0]
             self._fluent[text] = total / max(n, 1)
         return self._fluent[text]
+
+    def baseline(self, split: str) -> Constant | None:
+        """The best constant answer on ``split`` ("train", "dev" or "test")."""
+        if split not in self._baselines:
+            from ..evals.scoring import make_scorer
+
+            cases = {"train": self.split.train, "dev": self.split.dev, "test": self.split.test}[split]
+            scorer = make_scorer(self.evaluator.task, self.project)
+            self._baselines[split] = best_constant(self.evaluator.task.suite, scorer, cases)
+        return self._baselines[split]
 
     def scored_rows(self) -> list[TrajectoryRow]:
         return [r for r in self.rows if r.status in ("initial", "scored")]
@@ -142,10 +160,3 @@ def question(task: Task, case: EvalCase) -> str:
     messages = task.prompt.render(**case.vars)
     users = [m["content"] for m in messages if m["role"] == "user"]
     return (users[-1] if users else messages[-1]["content"]).strip()
-
-
-def answer(case: EvalCase) -> str:
-    expected = case.expected
-    if isinstance(expected, list):
-        expected = expected[0] if expected else ""
-    return str(expected if expected is not None else "")

@@ -16,12 +16,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from ..errors import InputError
+from ..evals.baseline import Constant
 from ..evals.plan import Task
 from ..evals.runner import Usage, complete
 from ..project import Project
@@ -130,6 +132,14 @@ class Outcome:
     base_commit: str
     unparsable: int
     per_step: str = ""  # what one step did, in the method's words
+    held_back: str = ""  # why the search's choice was not taken (it did not beat the constant answer)
+    constant_dev: Constant | None = None  # the best constant answer on dev and on test
+    constant_test: Constant | None = None
+
+    def rejected(self) -> dict[str, int]:
+        """Candidates refused before or instead of scoring, by reason."""
+        counts = Counter(r.status for r in self.rows if r.status not in ("initial", "scored", "duplicate"))
+        return dict(counts.most_common())
 
     @property
     def changed(self) -> bool:
@@ -207,6 +217,9 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
                 break
         best = method.final()
         initial = ctx.rows[0]
+        held_back = _below_constant(ctx, best, initial)
+        if held_back:
+            best = initial
         before = ctx.evaluator.score(initial.text, ctx.split.test)
         after = before if best.text_hash == initial.text_hash else ctx.evaluator.score(best.text, ctx.split.test)
     except BaseException:
@@ -237,6 +250,9 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
         base_commit=ctx.base_commit,
         unparsable=sum(r.status in ("unparsable", "error") for r in ctx.rows),
         per_step=method.per_step(),
+        held_back=held_back,
+        constant_dev=ctx.baseline("dev"),
+        constant_test=ctx.baseline("test"),
     )
     with Store(ctx.db) as store:
         store.update_optimization(
@@ -252,6 +268,17 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
             wall_s=outcome.wall_s,
         )
     return outcome
+
+
+def _below_constant(ctx: Context, best: TrajectoryRow, initial: TrajectoryRow) -> str:
+    """Why ``best`` may not replace ``initial``: its dev score does not beat the best constant
+    answer's; empty when it does (or when it is the initial instruction)."""
+    if best.text_hash == initial.text_hash:
+        return ""
+    constant = ctx.baseline("dev")
+    if constant is None or best.dev_score is None or best.dev_score > constant.score:
+        return ""
+    return f"its dev score {best.dev_score:.3f} does not beat the best constant answer, {constant}"
 
 
 def _selection_score(row: TrajectoryRow, method: Method[Any]) -> float:
@@ -365,6 +392,8 @@ def _score(ctx: Context, method: Method[Any], row: TrajectoryRow) -> TrajectoryR
     except InputError:  # the prompt file cannot hold it
         return replace(row, status="invalid")
     scored, complete = score_on(ctx, row, method.scored_on)
+    if scored.status == "collapsed":
+        return scored
     return replace(scored, status="scored" if complete else "budget")
 
 
@@ -390,6 +419,8 @@ def score_on(ctx: Context, row: TrajectoryRow, split: str) -> tuple[TrajectoryRo
     if scored.complete:
         extra[f"{split}_score"] = scored.score
         extra[f"{split}_run"] = scored.run_id
+        if row.status != "initial" and scored.collapsed(cases):
+            extra["status"] = "collapsed"
     return replace(row, **extra), scored.complete
 
 

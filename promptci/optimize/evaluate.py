@@ -7,10 +7,11 @@ candidate, or resuming an interrupted optimization, costs no model calls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import mean
 
+from ..evals.baseline import answer_key, collapsed, expected_text
 from ..evals.dataset import EvalCase
 from ..evals.plan import Plan, Task, make_item
 from ..evals.runner import Budget, run_eval
@@ -33,6 +34,11 @@ class Scored:
     errors: int
     cost: float = 0.0
     complete: bool = True
+    answers: dict[str, str] = field(default_factory=dict)  # per case: the answer its output gives
+
+    def collapsed(self, cases: list[EvalCase]) -> bool:
+        """Whether the answers collapsed onto one value that the expected answers do not share."""
+        return collapsed(list(self.answers.values()), [expected_text(c) for c in cases])
 
 
 class Evaluator:
@@ -75,6 +81,12 @@ class Evaluator:
         plan = Plan([task], [make_item(task, case, 0) for case in cases])
         report = run_eval(self.project, plan, budget=budget, db=self.db, models=self.models)
         per_case = {r.case_id: r.score for r in report.rows if r.error is None and r.score is not None}
+        by_id = {c.id: c for c in cases}
+        answers = {
+            r.case_id: answer_key(self.task.suite, r.output or "", by_id[r.case_id])
+            for r in report.rows
+            if r.case_id in per_case and r.case_id in by_id
+        }
         return Scored(
             mean(per_case.values()) if per_case else 0.0,
             per_case,
@@ -84,4 +96,5 @@ class Evaluator:
             sum(1 for r in report.rows if r.error),
             report.usage.cost,
             report.status == "complete",
+            answers,
         )

@@ -334,9 +334,12 @@ class Core:
     @uninterrupted
     def set_dev_score(self, row: TrajectoryRow) -> None:
         self._write(
-            "UPDATE trajectory SET dev_score = ?, dev_run = ?, calls = ?, tokens = ?, cost = ?"
+            "UPDATE trajectory SET dev_score = ?, dev_run = ?, calls = ?, tokens = ?, cost = ?, status = ?"
             " WHERE optimization_id = ? AND step = ? AND candidate = ?",
-            [row.dev_score, row.dev_run, row.calls, row.tokens, row.cost, row.optimization_id, row.step, row.candidate],
+            [
+                *(row.dev_score, row.dev_run, row.calls, row.tokens, row.cost, row.status),
+                *(row.optimization_id, row.step, row.candidate),
+            ],
         )
 
     def trajectory(self, opt_id: str) -> list[TrajectoryRow]:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from promptci.optimize.choose import is_due, settings_for
+from promptci.optimize.hygiene import Hygiene
 from promptci.settings import OptimizeSpec
 
 from ..conftest import Repo
@@ -164,7 +165,7 @@ def test_method_options_in_an_optimize_block_reach_the_search(opted: Repo) -> No
     optin = opted_in(Project.discover(opted.path))["navigate"]
     settings = settings_for(optin.spec, {"k": 4})
     assert settings.config == {
-        "k": 4, "edit_initial": 50, "edit_final": 5, "exemplars": 3, "temperature": 1.0, "max_tokens": 120,
+        "hygiene": Hygiene().model_dump(), "k": 4, "edit_initial": 50, "edit_final": 5, "exemplars": 3, "temperature": 1.0, "max_tokens": 120,
     }  # fmt: skip
     config.write_text(base.replace("method: gpo", "method: gpo\n    options: {k: many}"))
     result = opted.run("optimize", "navigate", "--dry-run")

@@ -224,3 +224,17 @@ def test_only_a_significant_held_out_gain_makes_a_branch() -> None:
     large = _held_out((0, 8))  # p = 0.0078
     assert large.significant and refusal(True, "budget", large) is None
     assert not replace(large, alpha=0.005).significant
+
+
+def test_no_candidate_wins_without_beating_the_constant_answer_on_dev(navigate: Repo) -> None:
+    from promptci.optimize.engine import _below_constant
+
+    ctx = context(navigate)
+    constant = ctx.baseline("dev")
+    assert constant is not None and 0 < constant.score <= 1 and constant.n == len(ctx.split.dev)
+    initial = row(0, 0, "Answer True or False.", dev=0.2, status="initial")
+    tied = row(1, 0, "Say True or False.", dev=constant.score)
+    above = row(1, 1, "Track each step. Say True or False.", dev=constant.score + 0.01)
+    assert "does not beat the best constant answer" in _below_constant(ctx, tied, initial)
+    assert _below_constant(ctx, above, initial) == ""
+    assert _below_constant(ctx, initial, initial) == ""

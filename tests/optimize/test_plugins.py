@@ -12,6 +12,7 @@ import pytest
 
 from promptci.errors import InputError
 from promptci.optimize import methods
+from promptci.optimize.hygiene import Hygiene
 
 from ..conftest import REPO_ROOT, Repo
 from .conftest import add_task
@@ -119,7 +120,10 @@ def test_an_installed_method_runs_end_to_end(toy_site: Path, repo: Repo) -> None
     settings = json.loads(con.execute("SELECT settings FROM optimizations").fetchone()[0])  # type: ignore[index]
     assert [r[0] for r in rows] == [0, 1, 2]  # the toy's own default: two steps
     assert rows[1][2].endswith("Reply in one word.") and rows[2][2].count("Reply in one word.") in (1, 2)
-    assert settings["method"] == "toy" and settings["config"] == {"sentences": ["Reply in one word."]}
+    assert settings["method"] == "toy" and settings["config"] == {
+        "sentences": ["Reply in one word."],
+        "hygiene": Hygiene().model_dump(),
+    }
     bad = promptci(
         toy_site, "optimize", "navigate", "--suite", "navigate", "--method", "toy", "--set", "toy.sentences=[]",
         cwd=repo.path,
@@ -145,7 +149,7 @@ def test_settings_stored_before_methods_had_options_still_resume() -> None:
     known = methods.get("greater").Config.model_fields
     own = methods.configure("greater", {k: v for k, v in settings.config.items() if k in known})
     assert own == {
-        "examples": 4, "reasoning_tokens": 24, "topk": 30, "batch": 2, "checkpointing": False, "extractor": None,
+        "hygiene": Hygiene().model_dump(), "examples": 4, "reasoning_tokens": 24, "topk": 30, "batch": 2, "checkpointing": False, "extractor": None,
         "answer_format": None,
     }  # fmt: skip
     assert Settings.from_json(Settings(method="gpo", steps=3, config={"k": 2}).to_json()).config == {"k": 2}

@@ -33,10 +33,11 @@ from typing import TypeVar
 from pydantic import Field
 
 from ...errors import InputError
+from ...evals.baseline import expected_text
 from ...evals.dataset import EvalCase
 from ...providers.differentiable import DifferentiableLM, Scoring
 from ...store import TrajectoryRow
-from ..context import Context, answer
+from ..context import Context
 from ..edits import word_edit_distance
 from ..engine import Method, best_by, score_on
 from ..settings import Options
@@ -55,7 +56,7 @@ class Extractor:
     answer_format: str = " {answer}"
 
     def gold(self, case: EvalCase) -> str:
-        return self.answer_format.format(answer=answer(case))
+        return self.answer_format.format(answer=expected_text(case))
 
 
 def default_extractor(scorer_types: Sequence[str], choices: Sequence[str] = ()) -> Extractor:
@@ -276,8 +277,9 @@ class GreaterBase(Method[C]):
         for row in list(unique.values())[:10]:
             with_dev, complete = score_on(self.ctx, row, "dev") if row.dev_score is None else (row, True)
             if complete:
-                ranked.append(with_dev)
                 self.ctx.record_dev(with_dev)
+                if with_dev.status != "collapsed":
+                    ranked.append(with_dev)
         if not ranked:
             return self.ctx.rows[0]
         return best_by(ranked, lambda r: (r.dev_score or 0.0, r.train_score or 0.0, -r.step))

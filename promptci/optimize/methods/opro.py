@@ -65,7 +65,7 @@ class Opro(Method[OproConfig]):
             return rows
         pick = best_by(scored, lambda r: (r.train_score or 0.0, -r.candidate))
         confirmed, complete = score_on(self.ctx, pick, "dev")
-        confirmed = replace(confirmed, accepted=complete)
+        confirmed = replace(confirmed, accepted=complete and confirmed.status == "scored")
         return [confirmed if r is pick else r for r in rows]
 
     def final(self) -> TrajectoryRow:
