@@ -35,6 +35,7 @@ class Scored:
     cost: float = 0.0
     complete: bool = True
     answers: dict[str, str] = field(default_factory=dict)  # per case: the answer its output gives
+    per_call: float = 0.0  # mean tokens in and out per answer, cached ones included
 
     def collapsed(self, cases: list[EvalCase]) -> bool:
         """Whether the answers collapsed onto one value that the expected answers do not share."""
@@ -82,6 +83,7 @@ class Evaluator:
         report = run_eval(self.project, plan, budget=budget, db=self.db, models=self.models)
         per_case = {r.case_id: r.score for r in report.rows if r.error is None and r.score is not None}
         by_id = {c.id: c for c in cases}
+        sizes = [(r.tokens_in or 0) + (r.tokens_out or 0) for r in report.rows if r.error is None]
         answers = {
             r.case_id: answer_key(self.task.suite, r.output or "", by_id[r.case_id])
             for r in report.rows
@@ -97,4 +99,5 @@ class Evaluator:
             report.usage.cost,
             report.status == "complete",
             answers,
+            mean(sizes) if sizes else 0.0,
         )

@@ -11,6 +11,8 @@ from ..store import TrajectoryRow
 from .engine import Outcome
 
 ALPHA = 0.05
+NOT_REFUSED = ("scored", "initial", "duplicate")
+SMALL_DEV = 20  # fewer dev cases than this cannot tell candidates a few points apart
 TRAILER = "Promptci-Optimization"  # marks the commits promptci makes, so that it never overwrites a human's
 HELD_OUT_TRAILER = "Promptci-Held-Out"  # the suite, prompt, split and seed of its test cases
 
@@ -40,7 +42,8 @@ def held_out(outcome: Outcome, case_threshold: float, alpha: float = ALPHA) -> H
     head = np.array([after[i] for i in ids], dtype=float)
     binary = bool(np.isin(np.concatenate([base, head]), (0.0, 1.0)).all())
     base_pass, head_pass = base >= case_threshold, head >= case_threshold
-    result = paired(base, head, base_pass, head_pass, binary=binary, seed=outcome.settings.seed)
+    # Cases in id order and the bootstrap seeded as `compare` seeds it: the CI it prints is this one.
+    result = paired(base, head, base_pass, head_pass, binary=binary)
     return HeldOut(result, int(base_pass.sum()), int(head_pass.sum()), alpha)
 
 
@@ -92,8 +95,9 @@ def prompt_diff(outcome: Outcome) -> str:
     return "".join(lines)
 
 
-def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None) -> str:
-    """The markdown a reviewer decides from. ``plot`` is a link to the SVG, where one was written."""
+def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None, branch: bool = True) -> str:
+    """The markdown a reviewer decides from. ``plot`` is a link to the SVG, where one was written;
+    ``branch`` says whether the change was committed on a branch (else the body is a report)."""
     r = stats.result
     verdict = f"{'' if stats.significant else '**not** '}significant at α = {stats.alpha:g}"
     n_train, n_dev = len(outcome.split.train), len(outcome.split.dev)
@@ -105,20 +109,28 @@ def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None) -> str
         f" 95% CI [{r.ci_low:+.3f}, {r.ci_high:+.3f}])**, {_test_name(r.test)} p = {r.p_value:.3g}"
         f" over {r.n} paired cases: {verdict}.",
         "",
+        *opening_table(outcome, stats),
+    ]
+    rejected = outcome.rejected()
+    if rejected:
+        lines += ["", "Refused candidates: " + ", ".join(f"{n} {reason}" for reason, n in rejected.items()) + "."]
+    if outcome.held_back:
+        lines += ["", f"The search's choice was not taken: {outcome.held_back}."]
+    if n_dev < SMALL_DEV:
+        lines += [
+            "",
+            f"⚠️ The dev split has {n_dev} cases: one case moves a dev score by {1 / max(n_dev, 1):.3f}, too coarse"
+            " to choose between candidates. Give the suite more cases, or a larger dev fraction with `--split`.",
+        ]
+    lines += [
+        "",
         f"The optimizer saw only the {n_train} train and {n_dev} dev cases of suite `{outcome.suite}`;"
         f" the {r.n} test cases were scored once with each instruction.",
     ]
-    if not outcome.changed:
+    if not outcome.changed and not outcome.held_back:
         lines += ["", "No candidate beat the initial instruction on dev, so the prompt is unchanged."]
     if outcome.status == "budget":
         lines += ["", f"⚠️ The search stopped early: the budget ({_budget(outcome)}) was spent."]
-    lines += [
-        "",
-        "| | test mean | cases passed |",
-        "|---|---|---|",
-        f"| before | {r.base_mean:.3f} | {stats.passed_before}/{r.n} |",
-        f"| after | {r.head_mean:.3f} | {stats.passed_after}/{r.n} |",
-    ]
     if r.test == "mcnemar-exact":
         lines += ["", f"Discordant cases: {r.discordant[1]} fail → pass, {r.discordant[0]} pass → fail."]
     diff = prompt_diff(outcome)
@@ -130,17 +142,35 @@ def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None) -> str
     lines += ["", "### Trajectory", "", *trajectory_table(outcome)]
     lines += ["", "<details><summary>Every candidate</summary>", "", *candidate_table(outcome.rows), "", "</details>"]
     lines += ["", "### Run", "", *run_facts(outcome)]
+    where = "on a checkout of this branch" if branch else "with the new prompt file in place"
     lines += [
         "",
         "### Check it yourself",
         "",
-        "The same held-out comparison, from the results database, on a checkout of this branch:",
+        f"The same held-out comparison, with the same interval, from the results database, {where}:",
         "",
         "```",
         f"promptci compare {outcome.base_commit[:12]} HEAD --optimization {outcome.id} --run-missing",
         "```",
     ]
     return "\n".join(lines) + "\n"
+
+
+def opening_table(outcome: Outcome, stats: HeldOut) -> list[str]:
+    """Before, after and the best constant answer on the test cases, with tokens per call."""
+    r = stats.result
+    before, after = outcome.test_before, outcome.test_after
+    lines = [
+        "| held-out test | score | cases passed | tokens per call |",
+        "|---|---|---|---|",
+        f"| before | {r.base_mean:.3f} | {stats.passed_before}/{r.n} | {before.per_call:.0f} |",
+        f"| after | {r.head_mean:.3f} | {stats.passed_after}/{r.n} | {after.per_call:.0f}"
+        f" ({after.per_call - before.per_call:+.0f}) |",
+    ]
+    constant = outcome.constant_test
+    if constant is not None:
+        lines.append(f"| best constant answer, {constant.label} | {constant.score:.3f} | | 0 |")
+    return lines
 
 
 def run_facts(outcome: Outcome) -> list[str]:
@@ -175,15 +205,17 @@ def step_summary(outcome: Outcome) -> list[tuple[int, TrajectoryRow | None, list
 
 def trajectory_table(outcome: Outcome) -> list[str]:
     lines = [
-        "| step | new / dup / rejected / unparsable | best train | accepted: dev | edits (budget) | accepted |",
+        "| step | new / dup / refused / unparsable / budget-stopped | best train | accepted: dev | edits (budget)"
+        " | accepted |",
         "|---|---|---|---|---|---|",
     ]
     for step, accepted, rows, _ in step_summary(outcome):
         counts = (
             sum(r.status in ("scored", "initial") for r in rows),
             sum(r.status == "duplicate" for r in rows),
-            sum(r.status in ("too-long", "has-tag", "invalid") for r in rows),
+            sum(r.status not in (*NOT_REFUSED, "unparsable", "error", "budget") for r in rows),
             sum(r.status in ("unparsable", "error") for r in rows),
+            sum(r.status == "budget" for r in rows),
         )
         trains = [r.train_score for r in rows if r.train_score is not None]
         best_train = f"{max(trains):.3f}" if trains else "–"

@@ -120,10 +120,16 @@ def optimize(
     stats = held_out(outcome, task.suite.case_threshold, alpha)
     with Store(ctx.db) as store:
         store.update_optimization(outcome.id, p_value=stats.result.p_value)
-    body = pr_body(outcome, stats, plot=plot_link)
     message = commit_message(outcome, stats)
     branch = commit = None
-    reason = refusal(outcome.changed, outcome.status, stats, min_gain=min_gain, allow_insignificant=allow_insignificant)
+    reason = refusal(
+        outcome.changed,
+        outcome.status,
+        stats,
+        min_gain=min_gain,
+        allow_insignificant=allow_insignificant,
+        held_back=outcome.held_back,
+    )
     if reason is None and dry_run:
         reason = "dry run"
     elif reason is None:
@@ -134,14 +140,23 @@ def optimize(
         reason = ""
         with Store(ctx.db) as store:
             store.update_optimization(outcome.id, branch=branch, branch_commit=commit)
+    body = pr_body(outcome, stats, plot=plot_link, branch=branch is not None)
     return Result(outcome, stats, body, message, branch, commit, reason)
 
 
 def refusal(
-    changed: bool, status: str, stats: HeldOut, *, min_gain: float | None = None, allow_insignificant: bool = False
+    changed: bool,
+    status: str,
+    stats: HeldOut,
+    *,
+    min_gain: float | None = None,
+    allow_insignificant: bool = False,
+    held_back: str = "",
 ) -> str | None:
     """Why an outcome makes no branch, or None when its held-out gain earns one."""
     r = stats.result
+    if held_back:
+        return f"the search's choice was not taken: {held_back}"
     if not changed:
         if status == "budget":
             return "the budget ran out before any candidate beat the initial instruction on dev"

@@ -137,7 +137,7 @@ class CompareQueries(Core):
         self._insert("groups", 3, [(i, s, p) for i, (s, p) in enumerate(groups)])
         pairs: dict[str, Any] = self.db.execute(
             "SELECT gid, bs, hs, bp, hp FROM cmp JOIN groups USING (suite, prompt)"
-            " WHERE bs IS NOT NULL AND hs IS NOT NULL ORDER BY gid"
+            " WHERE bs IS NOT NULL AND hs IS NOT NULL ORDER BY gid, case_id"
         ).fetchnumpy()
         return pairs
 

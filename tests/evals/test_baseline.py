@@ -37,7 +37,7 @@ def test_per_case_options_are_tried_by_position() -> None:
     constant = best_constant(t.suite, scorer, t.cases)
     assert constant is not None
     positions = Counter(c.data["choices"].index(c.expected) for c in t.cases if c.expected in c.data["choices"])
-    position, count = positions.most_common(1)[0]
+    _, count = positions.most_common(1)[0]
     assert constant.score >= count / len(t.cases)
     # The shipped copy has shuffled options: no position is a free lunch.
     assert constant.score < 0.5
