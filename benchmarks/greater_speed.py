@@ -33,9 +33,12 @@ class Clock:
     def __init__(self) -> None:
         self.times: list[float] = []
 
-    def step(self, step: int, total: int, best: float, usage: Any, note: str) -> None:
+    def phase(self, text: str) -> None:
+        print(f"  {text}", flush=True)
+
+    def step(self, step: int, total: int, best: float, usage: Any, note: str, split: str = "dev") -> None:
         self.times.append(time.perf_counter())
-        print(f"  step {step}/{total}: best {best:.3f}", flush=True)
+        print(f"  step {step}/{total}: best on {split} {best:.3f}", flush=True)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ a PR comment. Redaction replaces what looks like a secret with ``***``:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -120,14 +121,37 @@ def append_summary(path: str | Path, text: str) -> None:
 
 
 class RedactingStream:
-    """A text stream that redacts what is written to it (the CLI's stdout and stderr)."""
+    """A text stream that redacts what is written to it (the CLI's stdout and stderr).
+
+    A reader that stops early (``promptci compare | head -2``) closes the pipe; what is
+    written after that is dropped, so the command ends with its own exit code, not a
+    broken pipe's.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self.closed_pipe = False
 
     def write(self, text: str) -> int:
-        self._stream.write(redact(text))
+        if not self.closed_pipe:
+            try:
+                self._stream.write(redact(text))
+            except BrokenPipeError:
+                self._closed()
         return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._closed()
+
+    def _closed(self) -> None:
+        self.closed_pipe = True
+        # The interpreter flushes the real stream at exit: point it somewhere that takes it.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

@@ -109,3 +109,10 @@ def test_sigterm_exits_130(repo: Repo) -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert proc.returncode == ExitCode.INTERRUPTED
     assert "interrupted" in proc.stderr
+
+
+def test_a_reader_that_stops_early_is_not_a_failure() -> None:
+    """``promptci … | head -2``: the closed pipe is dropped, and the command's own code stands."""
+    script = f"set -o pipefail; '{sys.executable}' -m promptci schema | (exec 0<&-; sleep 0.5)"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")

@@ -75,7 +75,15 @@ class OptimizeProgress(_Bar):
             self._task = self._progress.add_task(f"{self.method}: scoring the initial instruction", total=None)
         return self
 
-    def step(self, step: int, total: int, best: float, usage: Any, note: str) -> None:
+    def phase(self, text: str) -> None:
+        """Work before the first step: loading the model, scoring the initial instruction."""
+        line = f"{self.method}: {text}"
+        if self._progress is not None:
+            self._progress.update(self._task, description=line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def step(self, step: int, total: int, best: float, usage: Any, note: str, split: str = "dev") -> None:
         used = f"{usage.calls} calls, {usage.tokens} tokens"
         if "calls" in self.budget:
             used = f"{usage.calls}/{self.budget['calls']:g} calls, {usage.tokens} tokens"
@@ -83,7 +91,7 @@ class OptimizeProgress(_Bar):
             used = f"{usage.calls} calls, {usage.tokens}/{self.budget['tokens']:g} tokens"
         elif "cost" in self.budget:
             used = f"{usage.calls} calls, cost {usage.cost:.4f}/{self.budget['cost']:g}"
-        text = f"{self.method} step {step}/{total} · best {best:.3f} · {used} · {note}"
+        text = f"{self.method} step {step}/{total} · best on {split} {best:.3f} · {used} · {note}"
         if self._progress is not None:
             self._progress.update(self._task, description=text, completed=step, total=total)
         else:

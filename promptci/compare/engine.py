@@ -36,12 +36,16 @@ class CaseSide:
     repeats: int
 
 
+INPUT_CHARS = 200
+
+
 @dataclass(frozen=True)
 class Flip:
     case_id: str
     name: str
     base: CaseSide
     head: CaseSide
+    input: str = ""  # the case's own text as the model read it (its last user turn), clipped
 
     @property
     def direction(self) -> str:
@@ -130,9 +134,35 @@ def _flips(store: Store, base: str, head: str) -> dict[tuple[str, str], list[Fli
     rows = store.flipped_cases(base, head)
     for r in rows:
         found[(r[0], r[1])].append(
-            Flip(r[2], r[3], CaseSide(r[4], r[5], r[6], None, r[7]), CaseSide(r[8], r[9], r[10], None, r[11]))
+            Flip(
+                r[2],
+                r[3],
+                CaseSide(r[4], r[5], r[6], None, r[7]),
+                CaseSide(r[8], r[9], r[10], None, r[11]),
+                case_input(r[12]),
+            )
         )
     return found
+
+
+def case_input(rendered: str | None, limit: int = INPUT_CHARS) -> str:
+    """The last user turn of a stored rendered input (JSON messages), clipped to ``limit`` characters."""
+    import json
+
+    if not rendered:
+        return ""
+    try:
+        messages = json.loads(rendered)
+    except ValueError:
+        messages = None
+    text = rendered
+    if isinstance(messages, list):
+        users = [m.get("content", "") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        text = str(users[-1]) if users else text
+    elif isinstance(messages, dict):  # a case that did not render keeps its variables
+        text = ", ".join(f"{k}={v}" for k, v in messages.items())
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _first(identity: tuple[Any, ...] | None, index: int) -> str | None:

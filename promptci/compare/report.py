@@ -85,15 +85,16 @@ def markdown(c: Comparison) -> str:
                 "",
                 f"<details><summary>{len(s.flips)} flipped case(s)</summary>",
                 "",
-                "| case | flip | base output | head output |",
-                "|---|---|---|---|",
+                "| case | input | flip | base output | head output |",
+                "|---|---|---|---|---|",
             ]
             lines += [
-                f"| {_cell(f.name)} | {f.direction} | {_cell(f.base.output)} | {_cell(f.head.output)} |"
+                f"| {_cell(f.name)} | {_cell(f.input)} | {f.direction} | {_cell(f.base.output)}"
+                f" | {_cell(f.head.output)} |"
                 for f in _ordered(s.flips)[:MAX_FLIPS]
             ]
             if len(s.flips) > MAX_FLIPS:
-                lines.append(f"| … | {len(s.flips) - MAX_FLIPS} more | | |")
+                lines.append(f"| … | | {len(s.flips) - MAX_FLIPS} more | | |")
             lines += ["", "</details>"]
     lines += [
         "",
@@ -140,6 +141,7 @@ def as_dict(c: Comparison) -> dict[str, Any]:
                 {
                     "case_id": f.case_id,
                     "name": f.name,
+                    "input": f.input,
                     "direction": f.direction,
                     "base": _case_side(f.base),
                     "head": _case_side(f.head),

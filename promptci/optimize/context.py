@@ -28,7 +28,9 @@ from .split import Split
 
 
 class Reporter(Protocol):
-    def step(self, step: int, total: int, best: float, usage: Usage, note: str) -> None: ...
+    def phase(self, text: str) -> None: ...
+
+    def step(self, step: int, total: int, best: float, usage: Usage, note: str, split: str = "dev") -> None: ...
 
 
 FLUENCY_EDITS = 3  # words changed, at most, for the likelihood test to apply

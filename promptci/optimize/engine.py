@@ -196,6 +196,8 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
     status = "complete"
     try:
         if not ctx.rows:
+            if ctx.reporter:
+                ctx.reporter.phase(f"loading the model, then scoring the initial instruction on {method.scored_on}")
             initial = method.score_initial(_initial_row(ctx))
             _store_step(ctx, [initial])
         total = method.steps()
@@ -211,8 +213,7 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
             _store_step(ctx, rows)
             if ctx.reporter:
                 top = max((_selection_score(r, method) for r in ctx.scored_rows()), default=0.0)
-                note = f"{sum(r.status == 'scored' for r in rows)} new of {len(rows)}"
-                ctx.reporter.step(step, total, top, ctx.usage, note)
+                ctx.reporter.step(step, total, top, ctx.usage, _step_note(rows), method.scored_on)
             if status == "budget":
                 break
         best = method.final()
@@ -268,6 +269,13 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
             wall_s=outcome.wall_s,
         )
     return outcome
+
+
+def _step_note(rows: list[TrajectoryRow]) -> str:
+    """How a step's candidates fared: "2 new of 4 (1 about-rewrite, 1 budget)"."""
+    others = Counter(r.status for r in rows if r.status not in ("scored", "initial"))
+    note = f"{sum(r.status == 'scored' for r in rows)} new of {len(rows)}"
+    return note + (f" ({', '.join(f'{n} {s}' for s, n in others.most_common())})" if others else "")
 
 
 def _below_constant(ctx: Context, best: TrajectoryRow, initial: TrajectoryRow) -> str:

@@ -63,11 +63,14 @@ _FLIPS = """
 WITH f AS (SELECT suite, prompt, case_id, name, bs, bp, hs, hp, b_reps, h_reps FROM cmp WHERE bp != hp),
 bo AS (SELECT suite, prompt, case_id, arg_min(output, repeat_index) AS output FROM $base
        SEMI JOIN f USING (suite, prompt, case_id) WHERE error IS NULL GROUP BY ALL),
-ho AS (SELECT suite, prompt, case_id, arg_min(output, repeat_index) AS output FROM $head
-       SEMI JOIN f USING (suite, prompt, case_id) WHERE error IS NULL GROUP BY ALL)
+ho AS (SELECT suite, prompt, case_id, arg_min(output, repeat_index) AS output,
+              arg_min(run_id, repeat_index) AS run_id, min(repeat_index) AS repeat_index FROM $head
+       SEMI JOIN f USING (suite, prompt, case_id) WHERE error IS NULL GROUP BY ALL),
+hi AS (SELECT ho.*, r.input AS rendered FROM ho
+       LEFT JOIN results r USING (run_id, suite, prompt, case_id, repeat_index))
 SELECT f.suite, f.prompt, f.case_id, coalesce(f.name, f.case_id), f.bs, f.bp, bo.output, f.b_reps,
-       f.hs, f.hp, ho.output, f.h_reps
-FROM f LEFT JOIN bo USING (suite, prompt, case_id) LEFT JOIN ho USING (suite, prompt, case_id)
+       f.hs, f.hp, hi.output, f.h_reps, hi.rendered
+FROM f LEFT JOIN bo USING (suite, prompt, case_id) LEFT JOIN hi USING (suite, prompt, case_id)
 ORDER BY 1, 2, 4
 """
 

@@ -55,9 +55,12 @@ def test_a_clear_regression_fails_the_gate_with_evidence(navigate: Repo) -> None
     flips = suite["flips"]
     assert flips and all(f["direction"] == "pass→fail" for f in flips)
     assert all(f["base"]["output"] and f["head"]["output"] for f in flips)
+    # Each flip shows the case's own question (its last user turn), clipped: not the instruction.
+    assert all(f["input"] and len(f["input"]) <= 200 and "Maybe" not in f["input"] for f in flips)
     md = out[".md"].read_text()
     assert md.startswith("<!-- promptci-compare -->") and "**regressed**" in md and "pass→fail" in md
-    assert f"{len(flips)} flipped case(s)" in md
+    assert f"{len(flips)} flipped case(s)" in md and "| case | input | flip |" in md
+    assert flips[0]["input"][:40] in md
     junit = ET.parse(out[".xml"]).getroot()
     assert junit.find("testsuite/testcase[@name='gate']/failure") is not None
     assert "regressed" in result.out
@@ -66,6 +69,7 @@ def test_a_clear_regression_fails_the_gate_with_evidence(navigate: Repo) -> None
     html = page.read_text()
     assert 'Latest comparison: <span class="verdict-regressed">regressed</span>' in html
     assert f"{len(flips)} flipped case(s)" in html and html.count('class="point"') == 2
+    assert "<th>input</th>" in html
 
 
 def test_a_harmless_change_passes(navigate: Repo) -> None:
