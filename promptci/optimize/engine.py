@@ -101,6 +101,14 @@ class Method(Generic[C]):
     def final(self) -> TrajectoryRow:
         raise NotImplementedError
 
+    def describe(self, text: str) -> str:
+        """A candidate's text as a reviewer reads it in tables; by default the instruction itself."""
+        return text
+
+    def initial_text(self) -> str:
+        """The starting candidate's text: by default the prompt's instruction."""
+        return self.ctx.evaluator.initial
+
     def score_initial(self, row: TrajectoryRow) -> TrajectoryRow:
         """Score the starting instruction; OPRO scores train and dev, GPO dev."""
         return row
@@ -135,6 +143,7 @@ class Outcome:
     held_back: str = ""  # why the search's choice was not taken (it did not beat the constant answer)
     constant_dev: Constant | None = None  # the best constant answer on dev and on test
     constant_test: Constant | None = None
+    describe: Callable[[str], str] = str  # a candidate's text as tables show it
 
     def rejected(self) -> dict[str, int]:
         """Candidates refused before or instead of scoring, by reason."""
@@ -198,7 +207,7 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
         if not ctx.rows:
             if ctx.reporter:
                 ctx.reporter.phase(f"loading the model, then scoring the initial instruction on {method.scored_on}")
-            initial = method.score_initial(_initial_row(ctx))
+            initial = method.score_initial(_initial_row(ctx, method))
             _store_step(ctx, [initial])
         total = method.steps()
         first = max(r.step for r in ctx.rows) + 1
@@ -252,6 +261,7 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
         unparsable=sum(r.status in ("unparsable", "error") for r in ctx.rows),
         per_step=method.per_step(),
         held_back=held_back,
+        describe=method.describe,
         constant_dev=ctx.baseline("dev"),
         constant_test=ctx.baseline("test"),
     )
@@ -294,8 +304,8 @@ def _selection_score(row: TrajectoryRow, method: Method[Any]) -> float:
     return value if value is not None else 0.0
 
 
-def _initial_row(ctx: Context) -> TrajectoryRow:
-    text = ctx.evaluator.initial
+def _initial_row(ctx: Context, method: Method[Any]) -> TrajectoryRow:
+    text = method.initial_text()
     return new_row(ctx.id, 0, 0, None, text, "initial", accepted=True)
 
 
@@ -343,7 +353,7 @@ def _candidates(ctx: Context, method: Method[Any], step: int) -> list[Trajectory
             if ctx.spent():
                 row = replace(row, status="budget")
             else:
-                row = _score(ctx, method, row)
+                row = score_candidate(ctx, method, row)
                 if row.status == "scored":
                     seen[row.text_hash] = row
         rows.append(_with_cost(row, share))
@@ -394,7 +404,8 @@ def _has_tag(text: str, tags: tuple[str, str]) -> bool:
     return any(re.search(rf"<\s*/?\s*{re.escape(name)}\s*>", text, re.IGNORECASE) for name in names)
 
 
-def _score(ctx: Context, method: Method[Any], row: TrajectoryRow) -> TrajectoryRow:
+def score_candidate(ctx: Context, method: Method[Any], row: TrajectoryRow) -> TrajectoryRow:
+    """A new candidate scored on the method's split: ``scored``, ``collapsed``, ``budget`` or ``invalid``."""
     try:
         ctx.evaluator.variant(row.text)
     except InputError:  # the prompt file cannot hold it

@@ -7,6 +7,7 @@ candidate, or resuming an interrupted optimization, costs no model calls.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import mean
@@ -36,6 +37,7 @@ class Scored:
     complete: bool = True
     answers: dict[str, str] = field(default_factory=dict)  # per case: the answer its output gives
     per_call: float = 0.0  # mean tokens in and out per answer, cached ones included
+    outputs: dict[str, str] = field(default_factory=dict)  # per case: the model's first answer
 
     def collapsed(self, cases: list[EvalCase]) -> bool:
         """Whether the answers collapsed onto one value that the expected answers do not share."""
@@ -58,13 +60,20 @@ class Evaluator:
         self.slot: Slot = instruction_slot(task.prompt.spec, position)
         self.db = db
         self.models = models if models is not None else ModelPool(project.root)
+        self.composer: Callable[[str], str] | None = None
 
     @property
     def initial(self) -> str:
         return self.slot.initial
 
     def source(self, instruction: str) -> str:
-        """The prompt file's text with ``instruction`` in its slot; nothing else changes."""
+        """The prompt file's text with ``instruction`` in its slot; nothing else changes.
+
+        A method whose candidates are not instructions (demonstrations) sets ``composer``,
+        which writes its candidate text into the file instead.
+        """
+        if self.composer is not None:
+            return self.composer(instruction)
         return replace_scalar(
             self.task.prompt.source, self.task.prompt.path, self.slot.loc, self.slot.compose(instruction)
         )
@@ -100,4 +109,5 @@ class Evaluator:
             report.status == "complete",
             answers,
             mean(sizes) if sizes else 0.0,
+            {r.case_id: r.output or "" for r in report.rows if r.case_id in per_case},
         )

@@ -132,3 +132,39 @@ def _double_quoted(value: str) -> str:
     text = json.dumps(value, ensure_ascii=False)
     line_breaks = "\x85\u2028\u2029"  # printable, but YAML folds them like newlines
     return "".join(c if _printable(c) and c not in line_breaks else f"\\u{ord(c):04x}" for c in text)
+
+
+def insert_messages(text: str, path: str, before: int, messages: list[tuple[str, str]]) -> str:
+    """``text`` with ``messages`` (role, content) added to its ``messages:`` list before item
+    ``before``, as block items in the list's own indentation; nothing else changes."""
+    if not messages:
+        return text
+    doc = parse_yaml(text, path)
+    node = doc.node
+    seq = None
+    if isinstance(node, yaml.MappingNode):
+        seq = next((v for k, v in node.value if k.value == "messages"), None)
+    if not isinstance(seq, yaml.SequenceNode) or seq.flow_style or not 0 <= before < len(seq.value):
+        raise InputError("the prompt's messages are not a block list to add demonstrations to", path=path)
+    item = seq.value[before]
+    line_start = text.rfind("\n", 0, item.start_mark.index) + 1
+    dash = text[line_start : item.start_mark.index]
+    if dash.strip() != "-":
+        raise InputError("the prompt's messages are not a block list to add demonstrations to", path=path)
+    indent = dash[: dash.index("-")]
+    inner = " " * len(dash)
+    lines = []
+    for role, content in messages:
+        lines.append(f"{indent}- role: {role}\n{inner}content: {_scalar(content, inner + '  ')}\n")
+    updated = text[:line_start] + "".join(lines) + text[line_start:]
+    parse_yaml(updated, path)  # the edit must leave valid YAML
+    return updated
+
+
+def _scalar(value: str, indent: str) -> str:
+    """``value`` as a block literal where it has several lines that one can hold, else double-quoted."""
+    lines = value.split("\n")
+    plain = all(_printable(c) and c not in "\x85\u2028\u2029\t\r" for c in value)
+    if len(lines) < 2 or not plain or value != value.strip() or any(line != line.rstrip() for line in lines):
+        return _double_quoted(value)
+    return "|-\n" + "\n".join(f"{indent}{line}" if line else "" for line in lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..compare.stats import PairedResult
@@ -140,7 +141,8 @@ def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None, branch
     if plot:
         lines += ["", f"![dev score per step]({plot})"]
     lines += ["", "### Trajectory", "", *trajectory_table(outcome)]
-    lines += ["", "<details><summary>Every candidate</summary>", "", *candidate_table(outcome.rows), "", "</details>"]
+    every = candidate_table(outcome.rows, outcome.describe)
+    lines += ["", "<details><summary>Every candidate</summary>", "", *every, "", "</details>"]
     lines += ["", "### Run", "", *run_facts(outcome)]
     where = "on a checkout of this branch" if branch else "with the new prompt file in place"
     lines += [
@@ -223,21 +225,20 @@ def trajectory_table(outcome: Outcome) -> list[str]:
         edits = "–"
         if accepted and accepted.edit_distance is not None:
             edits = f"{accepted.edit_distance}" + (f" ({accepted.edit_budget})" if accepted.edit_budget else "")
-        text = _cell(accepted.text, 90) if accepted else "–"
+        text = _cell(outcome.describe(accepted.text), 90) if accepted else "–"
         lines.append(f"| {step} | {' / '.join(map(str, counts))} | {best_train} | {dev} | {edits} | {text} |")
     return lines
 
 
-def candidate_table(rows: list[TrajectoryRow]) -> list[str]:
+def candidate_table(rows: list[TrajectoryRow], describe: Callable[[str], str] = str) -> list[str]:
     lines = ["| step.cand | status | train | dev | edits | text |", "|---|---|---|---|---|---|"]
     for r in rows:
         train = f"{r.train_score:.3f}" if r.train_score is not None else ""
         dev = f"{r.dev_score:.3f}" if r.dev_score is not None else ""
         edits = "" if r.edit_distance is None else str(r.edit_distance)
         mark = " ✓" if r.accepted else ""
-        lines.append(
-            f"| {r.step}.{r.candidate} | {r.status}{mark} | {train} | {dev} | {edits} | {_cell(r.text, 160)} |"
-        )
+        text = _cell(describe(r.text), 160)
+        lines.append(f"| {r.step}.{r.candidate} | {r.status}{mark} | {train} | {dev} | {edits} | {text} |")
     return lines
 
 

@@ -30,7 +30,7 @@ from .conftest import set_limit
 def context(repo: Repo, **settings: object) -> Context:
     project = Project.discover(repo.path)
     (task,) = build_plan(project, suite_files(project, (str(repo.path / "evals/navigate.yaml"),))).tasks
-    s = Settings(method="gpo", steps=6, **settings)  # type: ignore[arg-type]
+    s = Settings(**{"method": "gpo", "steps": 6, **settings})  # type: ignore[arg-type]
     split = split_cases(task.cases, s.split, s.seed)
     return Context(
         "opt-1", project, s, Evaluator(project, task), split, ModelSettings(), project.path(".promptci/r.duckdb"),
