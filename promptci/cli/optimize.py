@@ -185,8 +185,8 @@ def optimize(
     output: Path | None,
     fmt: str,
 ) -> int:
-    """Search for a better instruction for prompt NAME on an eval suite, with OPRO, GPO, GReaTer or
-    any installed method (--list-methods).
+    """Search for a better instruction (OPRO, GPO, GReaTer) or few-shot demonstrations (demos) for
+    prompt NAME on an eval suite, or use any installed method (--list-methods).
 
     The suite's cases are split (seeded) into train, dev and test. The optimizer sees
     train and dev only; test scores the initial and the chosen instruction once, with
