@@ -1,17 +1,22 @@
-"""Held-out accuracy of the initial instruction, OPRO, GPO and GReaTer, at equal budgets, on
-the BIG-bench tasks this project ships, with the default model as task and optimizer model.
+"""Held-out accuracy of the initial prompt and of each optimizer, at equal budgets, beside the
+best constant answer, on BIG-bench-style tasks, with the default model as task and optimizer.
 
-``--seconds S`` gives every optimization the same wall-clock search time instead of the
-same number of model calls (GReaTer's work is gradients, not calls), with a 0.4/0.2/0.4
-split so that GReaTer has train cases to spare.
+Methods are any registered name (opro, gpo, greater, catalyst, demos) or a chain such as
+``gpo+demos``: each link starts from the prompt the previous one chose, with the same budget.
+``--seconds S`` gives every optimization (every link) the same wall-clock search time instead
+of the same number of model calls, with a 0.4/0.2/0.4 split.
 
-Each (task, method) runs in its own fresh repository and results database, so no method
-is helped by another's cached answers, and all share the seeded split: the same test
-cases score every instruction. The budget counts new model calls, optimizer and task
-alike; the final test scoring of the two instructions is outside it.
+Each (task, method) runs in its own fresh repository and results database, so no method is
+helped by another's cached answers, and all share the seeded split: the same test cases score
+every prompt. The budget counts new model calls, optimizer and task alike; the final test
+scoring is outside it. For each run the winner's text, its refused candidates by reason and
+its held-out p (exact McNemar against the initial prompt) are printed.
 
-Usage: python benchmarks/optimize.py [--tasks a,b] [--methods opro,gpo,greater] [--budget 150 | --seconds 300]
-       [--candidates 4] [--limit 40] [--seed 0] [--batch-size 16] [--json out.json]
+``--data DIR`` takes any folder of BIG-bench-style JSONL (``{input, target, choices?}``); a
+task this project does not ship gets a plain prompt and a choice (or exact-match) suite.
+
+Usage: python benchmarks/optimize.py [--tasks a,b] [--methods gpo,demos,gpo+demos] [--budget 150 | --seconds 120]
+       [--candidates 4] [--limit 100] [--seed 0] [--batch-size 16] [--data DIR] [--json out.json]
 """
 
 from __future__ import annotations
@@ -19,42 +24,41 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from promptci.compare.stats import paired  # noqa: E402
 from promptci.optimize import methods  # noqa: E402
+from promptci.optimize.engine import Outcome  # noqa: E402
 from promptci.optimize.session import optimize  # noqa: E402
 from promptci.optimize.settings import Settings  # noqa: E402
 from promptci.project import Project  # noqa: E402
 
-TASKS = [
-    "causal_judgment",
-    "date_understanding",
-    "disambiguation_qa",
-    "navigate",
-    "object_counting",
-    "sports_understanding",
-]
 
-
-def make_repo(tmp: Path, task: str, limit: int, batch_size: int | None) -> Path:
+def make_repo(tmp: Path, task: str, data: Path, limit: int, batch_size: int | None) -> Path:
+    """A fresh repository with the task's prompt, suite and data (the shipped ones where they exist)."""
     repo = tmp / task
     (repo / "prompts").mkdir(parents=True)
     (repo / "evals").mkdir()
-    config = (ROOT / "promptci.yaml").read_text()
+    config = (ROOT / "promptci.yaml").read_text().split("\noptimize:")[0]  # its passes name prompts not copied
     if batch_size:
         config = config.replace("  max_tokens: 16\n", f"  max_tokens: 16\n  params: {{batch_size: {batch_size}}}\n")
     (repo / "promptci.yaml").write_text(config)
-    shutil.copy(ROOT / f"prompts/{task}.yaml", repo / "prompts")
-    shutil.copy(ROOT / f"evals/data/bigbench/{task}.jsonl", repo / f"evals/{task}.jsonl")
-    suite = (ROOT / f"evals/{task}.yaml").read_text()
-    suite = suite.replace(f"data/bigbench/{task}.jsonl", f"{task}.jsonl").replace("limit: 40", f"limit: {limit}")
+    (repo / f"evals/{task}.jsonl").write_text((data / f"{task}.jsonl").read_text())
+    shipped = ROOT / f"prompts/{task}.yaml"
+    if shipped.is_file():
+        prompt = shipped.read_text()
+        suite = (ROOT / f"evals/{task}.yaml").read_text().replace(f"data/bigbench/{task}.jsonl", f"{task}.jsonl")
+        suite = suite.replace("limit: 40", f"limit: {limit}")
+    else:
+        prompt, suite = plain_task(task, data / f"{task}.jsonl", limit)
+    (repo / f"prompts/{task}.yaml").write_text(prompt)
     (repo / f"evals/{task}.yaml").write_text(suite)
     (repo / ".gitignore").write_text(".promptci/\n")
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "task"]):
@@ -62,97 +66,154 @@ def make_repo(tmp: Path, task: str, limit: int, batch_size: int | None) -> Path:
     return repo
 
 
+def plain_task(task: str, path: Path, limit: int) -> tuple[str, str]:
+    """A prompt and suite for a BIG-bench-style task this project does not ship."""
+    first = json.loads(path.read_text().splitlines()[0])
+    options = "choices" in first
+    user = "{{ input }}" + ("\nOptions: {{ choices | join(', ') }}" if options else "") + "\nAnswer:"
+    prompt = (
+        f"name: {task}\nmessages:\n  - role: system\n    content: Answer the question with the answer alone.\n"
+        f"  - role: user\n    content: {json.dumps(user)}\nmodel:\n  temperature: 0\n  max_tokens: 16\n"
+        "variables:\n  input: {type: string}\n" + ("  choices: {type: array}\n" if options else "")
+    )
+    scorer = "  - type: choice\n    choices_from: choices\n" if options else "  - type: exact\n"
+    columns = "    input: input\n" + ("    choices: choices\n" if options else "")
+    suite = (
+        f"prompts: [{task}]\ndataset:\n  path: {task}.jsonl\n  vars:\n{columns}  expected: target\n"
+        f"  limit: {limit}\nscorers:\n{scorer}"
+    )
+    return prompt, suite
+
+
+class Progress:
+    """A line per step, so a long benchmark shows where it is."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def phase(self, text: str) -> None:
+        print(f"  {self.label}: {text}", flush=True)
+
+    def step(self, step: int, total: int, best: float, usage: Any, note: str, split: str = "dev") -> None:
+        print(f"  {self.label} step {step}: best on {split} {best:.3f} · {usage.calls} calls · {note}", flush=True)
+
+
+def run_chain(repo: Path, task: str, chain: list[str], args: argparse.Namespace) -> list[Outcome]:
+    """Each method of the chain in turn, each starting from the prompt the one before chose."""
+    outcomes = []
+    for method in chain:
+        budget = {"seconds": args.seconds} if args.seconds else {"calls": float(args.budget)}
+        sizes = {"examples": args.examples, "reasoning_tokens": args.reasoning_tokens}
+        known = methods.get(method).Config.model_fields  # the GReaTer sizes, for methods that have them
+        settings = Settings(
+            method=method, steps=1000, candidates=args.candidates, seed=args.seed, budget=budget,
+            config={k: v for k, v in sizes.items() if k in known},
+            split=(0.4, 0.2, 0.4) if args.seconds else (0.2, 0.2, 0.6),
+        )  # fmt: skip
+        result = optimize(
+            Project.discover(repo), task, suite=task, settings=settings, dry_run=True, reporter=Progress(method)
+        )
+        outcome = result.outcome
+        outcomes.append(outcome)
+        if outcome.changed:  # the next link starts from this one's choice, as a merged branch would
+            (repo / outcome.path).write_text(outcome.source_after)
+            subprocess.run(["git", "commit", "-qam", f"{method} winner"], cwd=repo, check=True)
+    return outcomes
+
+
+def held_out(first: Outcome, last: Outcome) -> tuple[float, float, float, int]:
+    """The initial prompt against the chain's final one, paired on the test cases: before, after, p, n."""
+    import numpy as np
+
+    before, after = first.test_before.per_case, last.test_after.per_case
+    ids = sorted(set(before) & set(after))
+    base = np.array([before[i] for i in ids], dtype=float)
+    head = np.array([after[i] for i in ids], dtype=float)
+    binary = bool(np.isin(np.concatenate([base, head]), (0.0, 1.0)).all())
+    r = paired(base, head, base >= 1.0, head >= 1.0, binary=binary)
+    return r.base_mean, r.head_mean, r.p_value, r.n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default=",".join(TASKS))
-    parser.add_argument("--methods", default="opro,gpo")
+    parser.add_argument("--data", type=Path, default=ROOT / "evals/data/bigbench", help="a folder of task JSONL")
+    parser.add_argument("--tasks", help="comma-separated (default: every task in --data)")
+    parser.add_argument("--methods", default="gpo,demos,gpo+demos", help="methods, or chains such as gpo+demos")
     parser.add_argument("--budget", type=int, default=150, help="new model calls per optimization")
     parser.add_argument("--seconds", type=float, help="a wall-clock budget per optimization instead of calls")
     parser.add_argument("--examples", type=int, default=8, help="GReaTer: train cases per step")
     parser.add_argument("--reasoning-tokens", type=int, default=64, help="GReaTer: reasoning length")
     parser.add_argument("--candidates", type=int, default=4)
-    parser.add_argument("--limit", type=int, default=40, help="cases per task (split 0.2/0.2/0.6)")
+    parser.add_argument("--limit", type=int, default=100, help="cases per task")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, help="the local model's batch size (default 16)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    tasks = args.tasks.split(",") if args.tasks else sorted(p.stem for p in args.data.glob("*.jsonl"))
 
     for role in ("AUTHOR", "COMMITTER"):
         os.environ.setdefault(f"GIT_{role}_NAME", "bench")
         os.environ.setdefault(f"GIT_{role}_EMAIL", "bench@example.com")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for task in args.tasks.split(","):
-            for method in args.methods.split(","):
-                repo = make_repo(Path(tmp) / method, task, args.limit, args.batch_size)
-                budget = {"seconds": args.seconds} if args.seconds else {"calls": float(args.budget)}
-                sizes = {"examples": args.examples, "reasoning_tokens": args.reasoning_tokens}
-                known = methods.get(method).Config.model_fields  # the GReaTer sizes, for methods that have them
-                settings = Settings(
-                    method=method, steps=1000, candidates=args.candidates, seed=args.seed, budget=budget,
-                    config={k: v for k, v in sizes.items() if k in known},
-                    split=(0.4, 0.2, 0.4) if args.seconds else (0.2, 0.2, 0.6),
-                )  # fmt: skip
+        for task in tasks:
+            for name in args.methods.split(","):
+                print(f"{task} · {name}", flush=True)
+                repo = make_repo(Path(tmp) / name, task, args.data, args.limit, args.batch_size)
                 started = time.perf_counter()
-                result = optimize(Project.discover(repo), task, suite=task, settings=settings, dry_run=True)
-                wall = time.perf_counter() - started
-                out, r = result.outcome, result.stats.result
+                chain = run_chain(repo, task, name.split("+"), args)
+                before, after, p, n = held_out(chain[0], chain[-1])
+                constant = chain[0].constant_test
                 row = {
                     "task": task,
-                    "method": method,
-                    "n_test": r.n,
-                    "initial": r.base_mean,
-                    "optimized": r.head_mean,
-                    "delta": r.delta,
-                    "p_value": r.p_value,
-                    "steps": max(x.step for x in out.rows),
-                    "calls": out.usage.calls,
-                    "unparsable": out.unparsable,
-                    "candidates_scored": sum(x.status == "scored" for x in out.rows),
-                    "wall_s": wall,
-                    "best": out.best.text,
+                    "method": name,
+                    "n_test": n,
+                    "initial": before,
+                    "optimized": after,
+                    "p_value": p,
+                    "constant": constant.score if constant else None,
+                    "constant_label": constant.label if constant else None,
+                    "calls": sum(o.usage.calls for o in chain),
+                    "wall_s": time.perf_counter() - started,
+                    "winners": [o.describe(o.best.text) for o in chain],
+                    "refused": [o.rejected() for o in chain],
+                    "held_back": [o.held_back for o in chain if o.held_back],
                 }
                 rows.append(row)
-                change = f"{r.base_mean:.3f} -> {r.head_mean:.3f} ({r.delta:+.3f}, p={r.p_value:.2g})"
-                print(
-                    f"{task:22} {method:5} test {change}  steps {row['steps']}  calls {out.usage.calls}  {wall:.0f} s",
-                    flush=True,
-                )
-    print()
-    split = "0.4/0.2/0.4" if args.seconds else "0.2/0.2/0.6"
-    print(f"Held-out test accuracy, {args.limit} cases per task split {split} (seed {args.seed}),")
-    spend = f"{args.seconds:g} s of search" if args.seconds else f"{args.budget} new model calls"
-    print(f"{spend} per optimization, {args.candidates} candidates per step,")
-    print("one model (the default SmolLM2-135M unless promptci.yaml says otherwise) as task and optimizer.")
-    print()
-    chosen = args.methods.split(",")
-    names = [m.upper() if m != "greater" else "GReaTer" for m in chosen]
-    print(
-        "| task | n test | initial | "
-        + " | ".join(names)
-        + " | "
-        + " | ".join(f"{n} calls / wall" for n in names)
-        + " |"
-    )
-    print("|---" * (3 + 2 * len(chosen)) + "|")
-    for task in args.tasks.split(","):
-        by = {r["method"]: r for r in rows if r["task"] == task}
-        first = next(iter(by.values()))
-        cells = [task, str(first["n_test"]), f"{first['initial']:.3f}"]
-        for m in chosen:
-            r = by.get(m)
-            cells.append(f"{r['optimized']:.3f} (p={r['p_value']:.2g})" if r else "–")
-        for m in chosen:
-            r = by.get(m)
-            cells.append(f"{r['calls']} / {r['wall_s']:.0f} s" if r else "–")
-        print("| " + " | ".join(cells) + " |")
-    mean = {m: [r for r in rows if r["method"] == m] for m in chosen}
-    initial = [r["initial"] for r in rows if r["method"] == rows[0]["method"]]
-    parts = [f"initial {sum(initial) / len(initial):.3f}"]
-    parts += [f"{m} {sum(r['optimized'] for r in v) / len(v):.3f}" for m, v in mean.items() if v]
-    print("\nmean over tasks: " + ", ".join(parts))
+                print(f"  test {before:.3f} -> {after:.3f} (p={p:.2g}, n={n}); constant answer {constant}", flush=True)
+                for link, o in zip(name.split("+"), chain, strict=True):
+                    refused = ", ".join(f"{k} {v}" for k, v in o.rejected().items()) or "none"
+                    winner = o.describe(o.best.text) if o.changed else "(unchanged)"
+                    print(f"  {link} winner: {winner}\n  {link} refused: {refused}", flush=True)
+                    if o.held_back:
+                        print(f"  {link} held back: {o.held_back}", flush=True)
+    report(rows, tasks, args)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
+
+
+def report(rows: list[dict[str, Any]], tasks: list[str], args: argparse.Namespace) -> None:
+    print()
+    split = "0.4/0.2/0.4" if args.seconds else "0.2/0.2/0.6"
+    spend = f"{args.seconds:g} s of search" if args.seconds else f"{args.budget} new model calls"
+    print(f"Held-out test accuracy, {args.limit} cases per task split {split} (seed {args.seed}), {spend} per")
+    print(f"optimization (per link of a chain), {args.candidates} candidates per step, one model (the default")
+    print("SmolLM2-135M unless promptci.yaml says otherwise) as task and optimizer; p: exact McNemar against initial.")
+    print()
+    chosen = args.methods.split(",")
+    print("| task | n test | best constant answer | initial | " + " | ".join(chosen) + " |")
+    print("|---" * (4 + len(chosen)) + "|")
+    for task in tasks:
+        by = {r["method"]: r for r in rows if r["task"] == task}
+        first = next(iter(by.values()))
+        constant = f"{first['constant']:.3f} ({first['constant_label']})" if first["constant"] is not None else "–"
+        cells = [task, str(first["n_test"]), constant, f"{first['initial']:.3f}"]
+        for m in chosen:
+            r = by.get(m)
+            mark = " ✓" if r and r["constant"] is not None and r["optimized"] > r["constant"] else ""
+            cells.append(f"{r['optimized']:.3f} (p={r['p_value']:.2g}){mark}" if r else "–")
+        print("| " + " | ".join(cells) + " |")
+    print("\n✓: above the best constant answer on test.")
 
 
 if __name__ == "__main__":

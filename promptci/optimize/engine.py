@@ -146,8 +146,8 @@ class Outcome:
     describe: Callable[[str], str] = str  # a candidate's text as tables show it
 
     def rejected(self) -> dict[str, int]:
-        """Candidates refused before or instead of scoring, by reason."""
-        counts = Counter(r.status for r in self.rows if r.status not in ("initial", "scored", "duplicate"))
+        """Candidates refused before or instead of scoring, by reason (those the budget stopped are not)."""
+        counts = Counter(r.status for r in self.rows if r.status not in ("initial", "scored", "duplicate", "budget"))
         return dict(counts.most_common())
 
     @property
