@@ -48,3 +48,4 @@ class Facts:
     labels: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # prompt, label, sha, line, col
     optimize: Located | None = None  # prompt: the suite its optimize: block names
     scorer_modules: list[Located] = field(default_factory=list)  # suite: modules of python scorers
+    loglik: Located | None = None  # suite: its mode: loglik key, holding the suite's own provider ("" if none)

@@ -208,7 +208,7 @@ def _templates(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
 
 
 def _analyse_suite(a: _Analysis) -> None:
-    from .evals.suite import PythonScorer, Suite
+    from .evals.suite import ChoiceScorer, PythonScorer, Suite
 
     suite = a.validate(Suite)
     if not isinstance(suite, Suite):
@@ -226,6 +226,9 @@ def _analyse_suite(a: _Analysis) -> None:
     for c, case in enumerate(suite.cases):
         a.facts.uses += [a.located(name, ("cases", c, "vars", name)) for name in case.vars]
     for s, scorer in enumerate(suite.scorers):
+        if isinstance(scorer, ChoiceScorer) and scorer.mode == "loglik":
+            own = suite.model.provider if suite.model and suite.model.provider else ""
+            a.facts.loglik = a.located(own, ("scorers", s, "mode"))
         if isinstance(scorer, PythonScorer):
             module = scorer.function.partition(":")[0]
             a.facts.scorer_modules.append(a.located(module, ("scorers", s, "function"), value=True))
@@ -291,6 +294,11 @@ def _check_suite(project: Project, f: Facts, declared: dict[str, list[str]]) -> 
                 found.append(Diagnostic(*where, "error", "dataset", message))
             else:
                 found += [Diagnostic(*where, "warning", "answer-balance", m) for m in _answer_balance(project, f)]
+    if f.loglik is not None:  # a choice ranked by likelihood needs a provider that gives log-probabilities
+        provider = f.loglik.text or project.config.model.provider or "transformers"
+        if provider != "transformers":
+            message = f"mode: loglik needs log-probabilities, and provider '{provider}' does not give them"
+            found.append(Diagnostic(f.path, f.loglik.line, f.loglik.col, "error", "loglik", message))
     return found
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .project import Project
 
 # Bump when the analysis changes what it reports for the same bytes.
-FORMAT = f"4:{__version__}"
+FORMAT = f"5:{__version__}"
 
 
 class LintCache:
@@ -65,6 +65,7 @@ class LintCache:
                 [tuple(entry) for entry in f["labels"]],  # type: ignore[misc]
                 Located(**f["optimize"]) if f.get("optimize") else None,
                 [Located(**m) for m in f.get("scorer_modules", [])],
+                Located(**f["loglik"]) if f.get("loglik") else None,
             )
         else:
             facts = analyse(text, rel, kind)

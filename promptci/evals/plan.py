@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from ..providers.base import GenParams, Request
 from ..settings import ModelSettings
 from ..yamlio import canonical_json, parse_yaml
 from .dataset import EvalCase, load_cases
-from .suite import Suite
+from .suite import ChoiceScorer, Suite
 
 DEFAULT_MAX_TOKENS = 64
 
@@ -132,6 +132,7 @@ def build_plan(
                 continue
             prompt = registry.resolve(ref)
             settings = project.config.model.merged(prompt.spec.model).merged(suite.model).merged(override)
+            check_likelihood(project, suite, settings, path)
             task = Task(
                 project.rel(path).removeprefix(project.config.evals_dir.rstrip("/") + "/").rsplit(".", 1)[0],
                 path,
@@ -173,6 +174,28 @@ def gen_params(settings: ModelSettings) -> GenParams:
     )
 
 
+def likelihood_scorer(suite: Suite) -> ChoiceScorer | None:
+    """The suite's choice scorer that ranks choices by likelihood, if it has one."""
+    return next((s for s in suite.scorers if isinstance(s, ChoiceScorer) and s.mode == "loglik"), None)
+
+
+def check_likelihood(project: Project, suite: Suite, settings: ModelSettings, path: Path) -> None:
+    """A likelihood choice scorer needs a local model, which gives log-probabilities; else an
+    error at the scorer's ``mode:`` line (exit 2)."""
+    scorer = likelihood_scorer(suite)
+    if scorer is None or (settings.provider or "transformers") == "transformers":
+        return
+    rel = project.rel(path)
+    at = parse_yaml(read_text(path, rel), rel).position(("scorers", suite.scorers.index(scorer), "mode"))
+    raise InputError(
+        f"mode: loglik needs log-probabilities, and provider '{settings.provider}' does not give them",
+        path=rel,
+        line=at.line,
+        col=at.col,
+        hint="use a local transformers model for this suite, or mode: generate",
+    )
+
+
 def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
     """Render one case for one repeat; a render error is kept on the item, not raised."""
     try:
@@ -180,6 +203,16 @@ def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
     except PromptciError as exc:
         return Item(task, case, repeat, None, "", canonical_json(case.vars), error=f"render: {exc}")
     request = Request(tuple((m["role"], m["content"]) for m in messages), task.params, repeat)
+    loglik = likelihood_scorer(task.suite)
+    if loglik is not None:
+        options = loglik.choices if loglik.choices is not None else case.data.get(loglik.choices_from or "")
+        if not isinstance(options, list) or not options:
+            return Item(task, case, repeat, None, "", canonical_json(messages), error="loglik: the case has no choices")
+        prior: tuple[tuple[str, str], ...] = ()
+        if loglik.calibrate:  # every variable "N/A": what the model says with nothing to read
+            blank = task.prompt.render(**{k: "N/A" for k in case.vars})
+            prior = tuple((m["role"], m["content"]) for m in blank)
+        request = replace(request, choices=tuple(str(o) for o in options), normalize=loglik.normalize, prior=prior)
     key = cache_key(task.model_id, request)
     return Item(task, case, repeat, request, key, canonical_json(messages))
 
@@ -192,4 +225,6 @@ def cache_key(model_id: str, request: Request) -> str:
         "params": request.params.digest(),
         "repeat": request.repeat,
     }
+    if request.choices:  # a likelihood ranking, not a generation: its own answer
+        material.update(choices=request.choices, normalize=request.normalize, prior=request.prior)
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()

@@ -83,7 +83,8 @@ class Usage:
 
 
 def from_cache(hit: CachedResponse) -> Completion:
-    return Completion(hit.output, None, hit.latency_ms, hit.tokens_in, hit.tokens_out, hit.cost)
+    meta = json.loads(hit.logprobs) if hit.logprobs else {}
+    return Completion(hit.output, None, hit.latency_ms, hit.tokens_in, hit.tokens_out, hit.cost, meta)
 
 
 def to_cache(completion: Completion) -> CachedResponse | None:
@@ -91,7 +92,8 @@ def to_cache(completion: Completion) -> CachedResponse | None:
     if completion.error is not None or not completion.text:
         return None
     c = completion
-    return CachedResponse(c.text or "", c.tokens_in, c.tokens_out, c.cost, c.latency_ms)
+    logprobs = json.dumps(c.meta, sort_keys=True) if "logprobs" in c.meta else None
+    return CachedResponse(c.text or "", c.tokens_in, c.tokens_out, c.cost, c.latency_ms, logprobs)
 
 
 @dataclass
@@ -342,6 +344,7 @@ def _finish(
         cached=cached,
         created_at=now(),
         note=note,
+        logprobs=json.dumps(completion.meta, sort_keys=True) if "logprobs" in completion.meta else None,
     )
     response = to_cache(completion) if not cached and error is None and item.request else None
     writer.add(row, (item.key, task.model_id, response) if response else None)

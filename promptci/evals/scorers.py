@@ -137,6 +137,8 @@ def _choice(output: str, case: EvalCase, scorer: ChoiceScorer) -> float:
     choices = scorer.choices if scorer.choices is not None else case.data.get(scorer.choices_from or "")
     if not isinstance(choices, list) or not choices:
         raise InputError(f"case {case.name} has no list of choices in column '{scorer.choices_from}'")
+    if scorer.mode == "loglik":  # the provider ranked the choices: the output is one of them, verbatim
+        return _any(case, lambda e: str(e).strip().casefold() == output.strip().casefold())
     pattern = re.compile(scorer.answer_pattern) if scorer.answer_pattern else None
     reading = read_choice(output, [str(c) for c in choices], pattern=pattern, pick=scorer.pick)
     if reading.choice is None:

@@ -60,6 +60,16 @@ class ChoiceScorer(_Scorer):
     pick: Literal["first", "last"] | None = Field(
         None, description="when an output states two different choices: take the first or last (default: ambiguous)"
     )
+    mode: Literal["generate", "loglik"] = Field(
+        "generate",
+        description="generate: parse the choice out of generated text; loglik: rank the choices by the local "
+        "model's log-likelihood of each, generating nothing",
+    )
+    normalize: bool = Field(False, description="with loglik: rank by log-likelihood per character (acc_norm)")
+    calibrate: bool = Field(
+        False,
+        description="with loglik: divide out the model's prior over the choices, measured on a content-free input",
+    )
 
     @field_validator("answer_pattern")
     @classmethod
@@ -78,6 +88,8 @@ class ChoiceScorer(_Scorer):
     def _one_source(self) -> ChoiceScorer:
         if (self.choices is None) == (self.choices_from is None):
             raise ValueError("give exactly one of 'choices' or 'choices_from'")
+        if self.mode != "loglik" and (self.normalize or self.calibrate):
+            raise ValueError("normalize and calibrate need mode: loglik")
         return self
 
 

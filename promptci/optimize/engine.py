@@ -438,6 +438,8 @@ def score_on(ctx: Context, row: TrajectoryRow, split: str) -> tuple[TrajectoryRo
     if scored.complete:
         extra[f"{split}_score"] = scored.score
         extra[f"{split}_run"] = scored.run_id
+        if row.loss is None and scored.margin is not None:  # a likelihood-ranked suite: its margin breaks ties
+            extra["loss"] = -scored.margin
         if row.status != "initial" and scored.collapsed(cases):
             extra["status"] = "collapsed"
     return replace(row, **extra), scored.complete

@@ -7,6 +7,7 @@ candidate, or resuming an interrupted optimization, costs no model calls.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..project import Project
 from ..prompts.prompt import Prompt, content_hash
 from ..prompts.registry import parse_prompt
 from ..providers.pool import ModelPool
+from ..store import ResultRow
 from .instruction import Slot, instruction_slot, replace_scalar
 
 
@@ -38,6 +40,7 @@ class Scored:
     answers: dict[str, str] = field(default_factory=dict)  # per case: the answer its output gives
     per_call: float = 0.0  # mean tokens in and out per answer, cached ones included
     outputs: dict[str, str] = field(default_factory=dict)  # per case: the model's first answer
+    margin: float | None = None  # choices ranked by likelihood: the mean margin of the gold choice
 
     def collapsed(self, cases: list[EvalCase]) -> bool:
         """Whether the answers collapsed onto one value that the expected answers do not share."""
@@ -110,4 +113,19 @@ class Evaluator:
             answers,
             mean(sizes) if sizes else 0.0,
             {r.case_id: r.output or "" for r in report.rows if r.case_id in per_case},
+            _margin(report.rows, by_id),
         )
+
+
+def _margin(rows: list[ResultRow], cases: dict[str, EvalCase]) -> float | None:
+    """The mean, over cases ranked by likelihood, of the gold choice's lead over the best other
+    choice (negative where another led): a continuous score for an optimizer to climb."""
+    margins = []
+    for r in rows:
+        if not r.logprobs or r.case_id not in cases:
+            continue
+        ranked = json.loads(r.logprobs).get("ranked", {})
+        gold = expected_text(cases[r.case_id])
+        if gold in ranked and len(ranked) > 1:
+            margins.append(ranked[gold] - max(v for k, v in ranked.items() if k != gold))
+    return mean(margins) if margins else None

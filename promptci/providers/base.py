@@ -32,6 +32,11 @@ class Request:
     messages: tuple[tuple[str, str], ...]
     params: GenParams
     repeat: int = 0
+    # Set for a choice scored by likelihood (nothing is generated): the continuations to rank,
+    # whether per character, and the content-free messages whose prior is divided out.
+    choices: tuple[str, ...] = ()
+    normalize: bool = False
+    prior: tuple[tuple[str, str], ...] = ()
 
     @property
     def chat(self) -> list[dict[str, str]]:

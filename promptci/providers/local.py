@@ -7,6 +7,7 @@ padding are done here, once, for both.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from itertools import groupby
@@ -149,11 +150,20 @@ class TransformersProvider:
         return results
 
     def generate(self, requests: Sequence[Request], on_done: OnDone, should_stop: Callable[[], bool]) -> None:
-        texts = [self.format(r) for r in requests]
+        ranked = [i for i, r in enumerate(requests) if r.choices]
+        for start in range(0, len(ranked), self.batch_size):
+            if should_stop():
+                return
+            batch = ranked[start : start + self.batch_size]
+            try:
+                done = self._rank([requests[i] for i in batch])
+            except RuntimeError as exc:
+                done = [Completion(error=f"{type(exc).__name__}: {exc}") for _ in batch]
+            for i, completion in zip(batch, done, strict=True):
+                on_done(i, completion)
+        texts = {i: self.format(r) for i, r in enumerate(requests) if not r.choices}
         # Batch requests that share decoding settings, shortest first, so padding stays small.
-        order = sorted(
-            range(len(requests)), key=lambda i: (_params_key(requests[i]), len(texts[i]), requests[i].repeat)
-        )
+        order = sorted(texts, key=lambda i: (_params_key(requests[i]), len(texts[i]), requests[i].repeat))
         for _, group in groupby(order, key=lambda i: _params_key(requests[i])):
             indices = list(group)
             for start in range(0, len(indices), self.batch_size):
@@ -166,6 +176,41 @@ class TransformersProvider:
                     done = [Completion(error=f"{type(exc).__name__}: {exc}") for _ in batch]
                 for i, completion in zip(batch, done, strict=True):
                     on_done(i, completion)
+
+    def _rank(self, requests: Sequence[Request]) -> list[Completion]:
+        """Each request's choices ranked by log-likelihood after its prompt; nothing generated.
+
+        The pick is the highest summed log-probability (per character of the choice with
+        ``normalize``, lm-eval-harness's acc_norm). With a ``prior`` (contextual calibration,
+        Zhao et al. 2021), each choice's probability, normalised over the choices, is divided
+        by its probability after the content-free prompt.
+        """
+        start = time.perf_counter()
+        contexts = [self.format(r) for r in requests]
+        pairs: list[tuple[str, str]] = []
+        for r, context in zip(requests, contexts, strict=True):
+            pairs += [(context, c) for c in r.choices]
+            if r.prior:
+                prior = self.chat_text([{"role": role, "content": content} for role, content in r.prior])
+                pairs += [(prior, c) for c in r.choices]
+        scored = iter(self.loglik(pairs))
+        per_item = (time.perf_counter() - start) * 1000 / len(requests)
+        done = []
+        for r, context in zip(requests, contexts, strict=True):
+            raw = [next(scored)[0] for _ in r.choices]
+            values = [v / max(1, len(c.encode())) if r.normalize else v for v, c in zip(raw, r.choices, strict=True)]
+            meta: dict[str, Any] = {"logprobs": dict(zip(r.choices, (round(v, 4) for v in raw), strict=True))}
+            if r.prior:
+                base = [next(scored)[0] for _ in r.choices]
+                if r.normalize:
+                    base = [v / max(1, len(c.encode())) for v, c in zip(base, r.choices, strict=True)]
+                values = [a - b for a, b in zip(_log_softmax(values), _log_softmax(base), strict=True)]
+                meta["prior"] = dict(zip(r.choices, (round(v, 4) for v in base), strict=True))
+            best = max(range(len(values)), key=values.__getitem__)
+            meta["ranked"] = dict(zip(r.choices, (round(v, 4) for v in values), strict=True))
+            tokens = len(self.encode(context))
+            done.append(Completion(r.choices[best], None, per_item, tokens, 0, 0.0, meta))
+        return done
 
     def _batch(self, texts: list[str], params: GenParams, repeat: int) -> list[Completion]:
         start = time.perf_counter()
@@ -186,6 +231,12 @@ def _params_key(request: Request) -> tuple[Any, ...]:
     # Sampled requests share a batch too; the batch is seeded by its first repeat index, so
     # the same requests sample the same texts (a different mix of requests may not).
     return (p.max_tokens, p.temperature, p.top_p, p.seed, p.stop)
+
+
+def _log_softmax(values: Sequence[float]) -> list[float]:
+    top = max(values)
+    total = top + math.log(sum(math.exp(v - top) for v in values))
+    return [v - total for v in values]
 
 
 def _dtype(torch: Any, name: str, device: str) -> Any:

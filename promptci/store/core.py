@@ -358,7 +358,8 @@ class Core:
         if not keys:
             return {}
         rows = self.db.execute(
-            "SELECT key, output, tokens_in, tokens_out, cost, latency_ms FROM cache WHERE key IN (SELECT unnest(?))",
+            "SELECT key, output, tokens_in, tokens_out, cost, latency_ms, logprobs FROM cache"
+            " WHERE key IN (SELECT unnest(?))",
             [keys],
         ).fetchall()
         return {r[0]: CachedResponse(*r[1:]) for r in rows}
@@ -370,8 +371,8 @@ class Core:
         for chunk in _chunks(kept, 500):
             params: list[Any] = []
             for key, model_id, r in chunk:
-                params += [key, model_id, r.output, r.tokens_in, r.tokens_out, r.cost, r.latency_ms, now()]
-            self._write("INSERT OR REPLACE INTO cache VALUES " + placeholders(8, len(chunk)), params)
+                params += [key, model_id, r.output, r.tokens_in, r.tokens_out, r.cost, r.latency_ms, now(), r.logprobs]
+            self._write("INSERT OR REPLACE INTO cache VALUES " + placeholders(9, len(chunk)), params)
 
     def cache_info(self) -> dict[str, Any]:
         total = self.db.execute("SELECT count(*), coalesce(sum(length(output)), 0) FROM cache").fetchone()

@@ -74,7 +74,7 @@ class MergeQueries(Core):
             )
             added_results = self._count("results") - before
             before = self._count("cache")
-            db.execute("INSERT OR IGNORE INTO cache SELECT * FROM src.cache")
+            db.execute("INSERT OR IGNORE INTO cache BY NAME SELECT * FROM src.cache")
             added_cache = self._count("cache") - before
             if has_optimizations:  # an older source has none
                 db.execute(

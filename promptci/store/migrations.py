@@ -124,6 +124,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE results ADD COLUMN note VARCHAR;
         """,
     ),
+    (
+        5,
+        "the log-probability of each choice, for choices ranked by likelihood",
+        """
+        ALTER TABLE results ADD COLUMN logprobs VARCHAR;
+        ALTER TABLE cache ADD COLUMN logprobs VARCHAR;
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every

@@ -40,6 +40,7 @@ class ResultRow:
     cached: bool
     created_at: datetime
     note: str | None = None  # what a scorer noted, e.g. "choice: ambiguous: states 'True' and 'False'"
+    logprobs: str | None = None  # JSON, for a choice ranked by likelihood: {"logprobs": {choice: lp}, ...}
 
 
 RESULT_COLUMNS = [f.name for f in fields(ResultRow)]
@@ -101,6 +102,7 @@ class CachedResponse:
     tokens_out: int | None
     cost: float | None
     latency_ms: float | None
+    logprobs: str | None = None
 
 
 def now() -> datetime:

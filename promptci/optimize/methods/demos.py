@@ -203,7 +203,9 @@ class Demos(Method[DemosConfig]):
     def final(self) -> TrajectoryRow:
         scored = [r for r in self.ctx.scored_rows() if r.dev_score is not None]
         # ties go to the fewer demonstrations (none, first), then the earlier set
-        return best_by(scored, lambda r: (r.dev_score or 0.0, -len(json.loads(r.text)), -r.step, -r.candidate))
+        return best_by(
+            scored, lambda r: (r.dev_score or 0.0, -(r.loss or 0.0), -len(json.loads(r.text)), -r.step, -r.candidate)
+        )
 
 
 def _final_user_turn(ctx: Context) -> int:

@@ -105,4 +105,4 @@ class Gpo(Method[GpoConfig]):
 
     def final(self) -> TrajectoryRow:
         scored = [r for r in self.ctx.scored_rows() if r.dev_score is not None]
-        return best_by(scored, lambda r: (r.dev_score or 0.0, -r.step, -r.candidate))
+        return best_by(scored, lambda r: (r.dev_score or 0.0, -(r.loss or 0.0), -r.step, -r.candidate))

@@ -70,4 +70,4 @@ class Opro(Method[OproConfig]):
 
     def final(self) -> TrajectoryRow:
         confirmed = [r for r in self.ctx.scored_rows() if r.dev_score is not None]
-        return best_by(confirmed, lambda r: (r.dev_score or 0.0, r.train_score or 0.0, -r.step))
+        return best_by(confirmed, lambda r: (r.dev_score or 0.0, -(r.loss or 0.0), r.train_score or 0.0, -r.step))
