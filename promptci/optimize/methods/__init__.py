@@ -125,10 +125,15 @@ def parse_sets(method: str, items: Sequence[str]) -> dict[str, Any]:
 
 def describe(name: str) -> str:
     """A method's description and options, with defaults and help, for ``--list-methods``."""
+    from pydantic import BaseModel
+
     cls = get(name)
     lines = [f"{name}: {cls.description}", f"  default steps: {cls.steps_help}"]
     for knob, field in cls.Config.model_fields.items():
         value = None if field.is_required() else field.get_default(call_default_factory=True)
-        default = "" if value is None else f" (default {value!r})"
+        if isinstance(value, BaseModel):  # nested options, as YAML writes them: {knob: value, ...}
+            default = " (default {" + ", ".join(f"{k}: {v}" for k, v in value.model_dump().items()) + "})"
+        else:
+            default = "" if value is None else f" (default {value!r})"
         lines.append(f"  --set {name}.{knob}=…  {field.description or ''}{default}")
     return "\n".join(lines)
