@@ -30,15 +30,16 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "ghs_test_token"
 SLUG = "acme/prompts"
-HEAD = "promptci/optimize/sports_understanding/main"
+TASK = "navigate"  # where a few demonstrations beat the initial prompt and the constant answer on dev
+HEAD = f"promptci/optimize/{TASK}/main"
 OPTIMIZE = """
 optimize:                 # a pass in CI whenever this prompt changes
-  suite: sports_understanding
-  method: gpo
-  steps: 2
+  suite: navigate
+  method: demos
+  steps: 4
   candidates: 3
-  split: 0.2/0.3/0.5
-  budget: {calls: 400}
+  split: 0.4/0.2/0.4
+  budget: {calls: 600}
 """
 
 
@@ -90,10 +91,10 @@ class FakePulls:
 
 
 def opted_in(repo: Repo) -> Repo:
-    add_task(repo, "sports_understanding", 20)
-    path = repo.path / "prompts/sports_understanding.yaml"
+    add_task(repo, TASK, 100)
+    path = repo.path / f"prompts/{TASK}.yaml"
     path.write_text(path.read_text() + OPTIMIZE)
-    repo.commit("opt sports_understanding in to optimizer passes")
+    repo.commit(f"opt {TASK} in to optimizer passes")
     return repo
 
 
@@ -106,20 +107,20 @@ def warm_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             mp.setenv(f"GIT_{role}_EMAIL", "test@example.com")
         mp.setenv("PROMPTCI_MODEL_CACHE", str(MODEL_CACHE))
         repo = opted_in(new_repo(tmp_path_factory.mktemp("warm") / "repo", None))  # type: ignore[arg-type]
-        assert main(["-C", str(repo.path), "optimize", "sports_understanding", "--dry-run"]) == 0
+        assert main(["-C", str(repo.path), "optimize", TASK, "--dry-run"]) == 0
     return repo.path / ".promptci/results.duckdb"
 
 
 @pytest.fixture
 def ci(repo: Repo, warm_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Repo, FakePulls]]:
-    """The sports task opted in, pushed to a bare ``origin``, with the Actions environment set."""
-    sports = opted_in(repo)
-    (sports.path / ".promptci").mkdir(exist_ok=True)
-    shutil.copy(warm_db, sports.path / ".promptci/results.duckdb")
+    """The task opted in, pushed to a bare ``origin``, with the Actions environment set."""
+    opted = opted_in(repo)
+    (opted.path / ".promptci").mkdir(exist_ok=True)
+    shutil.copy(warm_db, opted.path / ".promptci/results.duckdb")
     remote = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
-    sports.git("remote", "add", "origin", str(remote))
-    sports.git("push", "-q", "origin", "main")
+    opted.git("remote", "add", "origin", str(remote))
+    opted.git("push", "-q", "origin", "main")
     fake = FakePulls(remote)
     with json_server(fake.handle) as url:
         monkeypatch.setenv("GITHUB_API_URL", url)
@@ -128,14 +129,14 @@ def ci(repo: Repo, warm_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv("GITHUB_REF_NAME", "main")
         monkeypatch.delenv("GITHUB_HEAD_REF", raising=False)
         monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
-        yield sports, fake
+        yield opted, fake
 
 
 def run_pass(
     repo: Repo, *extra: str, gate: tuple[str, ...] = ("--allow-insignificant",)
 ) -> tuple[int, dict[str, Any], str]:
     """One pass; by default publishing a gain that is not significant, as the PR mechanics need a PR."""
-    result = repo.run("optimize", "sports_understanding", "--push", "--format", "json", *gate, *extra)
+    result = repo.run("optimize", TASK, "--push", "--format", "json", *gate, *extra)
     passes = json.loads(result.out) if result.out.strip() else [{}]
     return result.code, passes[0], result.err
 
@@ -155,7 +156,7 @@ def test_a_pass_opens_one_pr_and_a_rerun_updates_it(ci: tuple[Repo, FakePulls], 
     assert first["test"]["delta"] > 0
     tip = remote_tip(fake)
     assert git(fake.remote, "rev-parse", f"{tip}^") == main  # HEAD plus the prompt file
-    assert git(fake.remote, "diff", "--name-only", main, tip) == "prompts/sports_understanding.yaml"
+    assert git(fake.remote, "diff", "--name-only", main, tip) == f"prompts/{TASK}.yaml"
     assert f"Promptci-Optimization: {first['id']}" in git(fake.remote, "log", "-1", "--format=%B", tip)
     assert fake.calls() == [
         ("GET", f"/repos/{SLUG}/pulls"),
@@ -168,7 +169,7 @@ def test_a_pass_opens_one_pr_and_a_rerun_updates_it(ci: tuple[Repo, FakePulls], 
     assert created["head"] == HEAD and created["base"] == "main"
     t = first["test"]
     assert created["title"] == (
-        f"promptci: optimize sports_understanding with GPO (held-out {t['before']:.3f} → {t['after']:.3f}),"
+        f"promptci: optimize {TASK} with DEMOS (held-out {t['before']:.3f} → {t['after']:.3f}),"
         f" not significant (p = {t['p_value']:.2g})"
     )
     body = created["body"]
@@ -176,13 +177,13 @@ def test_a_pass_opens_one_pr_and_a_rerun_updates_it(ci: tuple[Repo, FakePulls], 
     assert f"--optimization {first['id']}" in body
     assert fake.requests[2][2] == {"labels": ["promptci-optimization"]}
     summary = (tmp_path / "summary.md").read_text()
-    assert "PR #1 created: https://gh/pull/1" in summary and "sports_understanding" in summary
+    assert "PR #1 created: https://gh/pull/1" in summary and TASK in summary
 
     # 2. `promptci compare` on the branch against its base reports the PR body's held-out gain.
     compared = repo.run("compare", main, tip, "--optimization", first["id"], "--run-missing", "--format", "json")
     assert compared.code == 0, compared.err
     (suite,) = json.loads(compared.out)["suites"]
-    assert (suite["suite"], suite["prompt"], suite["n"]) == ("sports_understanding", "sports_understanding", t["n"])
+    assert (suite["suite"], suite["prompt"], suite["n"]) == (TASK, TASK, t["n"])
     assert suite["base_mean"] == pytest.approx(t["before"]) and suite["head_mean"] == pytest.approx(t["after"])
     assert suite["delta"] == pytest.approx(t["delta"]) and suite["p_value"] == pytest.approx(t["p_value"])
     # A reviewer's database does not know the optimization: the branch's commit trailers say the split.
@@ -226,9 +227,7 @@ def test_a_human_commit_on_the_branch_is_never_overwritten(ci: tuple[Repo, FakeP
     assert code == 0, err
     clone = tmp_path / "human"
     git(tmp_path, "clone", "-q", "-b", HEAD, str(fake.remote), str(clone))
-    (clone / "prompts/sports_understanding.yaml").write_text(
-        "# reviewed\n" + (clone / "prompts/sports_understanding.yaml").read_text()
-    )
+    (clone / f"prompts/{TASK}.yaml").write_text("# reviewed\n" + (clone / f"prompts/{TASK}.yaml").read_text())
     git(clone, "commit", "-qam", "tweak the wording after review")
     git(clone, "push", "-q", "origin", HEAD)
     human = git(clone, "rev-parse", "HEAD")
@@ -266,8 +265,8 @@ def test_no_token_or_no_api_leaves_the_branch_local_and_says_why(
 
 def test_no_pr_when_the_gain_is_below_the_minimum(ci: tuple[Repo, FakePulls], tmp_path: Path) -> None:
     repo, fake = ci
-    path = repo.path / "prompts/sports_understanding.yaml"
-    path.write_text(path.read_text().replace("  budget: {calls: 400}", "  budget: {calls: 400}\n  min_gain: 0.99"))
+    path = repo.path / f"prompts/{TASK}.yaml"
+    path.write_text(path.read_text().replace("  budget: {calls: 600}", "  budget: {calls: 600}\n  min_gain: 0.99"))
     code, result, err = run_pass(repo)
     assert code == 0, err
     assert result["branch"] is None and "publication" not in result
