@@ -8,7 +8,7 @@ somewhere to go.
 from __future__ import annotations
 
 import json
-import re
+from collections import Counter
 from collections.abc import Callable
 
 import duckdb
@@ -16,6 +16,7 @@ import pytest
 
 import promptci
 from promptci.errors import PromptciError
+from promptci.optimize.hygiene import REASONS
 from promptci.optimize.session import optimize
 from promptci.optimize.settings import Settings
 from promptci.project import Project
@@ -28,7 +29,11 @@ INITIAL = "You are a sports expert. Answer with one word, plausible or implausib
 pytestmark = pytest.mark.slow
 
 
-def test_gpo_commits_a_better_instruction_on_a_branch_with_evidence(sports: Repo) -> None:
+def test_gpo_refuses_smollm2s_junk_proposals_and_makes_no_branch(sports: Repo) -> None:
+    """SmolLM2 as its own optimizer on sports proposes only junk: meta-prompt copies, talk about
+    the rewriting, exemplar lines, answers that collapse onto one value. Hygiene refuses each
+    before scoring, with its reason; nothing wins, no branch is made, and the report says why
+    without speaking of a branch."""
     navigate = sports  # 20 cases: split 4/6/10
     navigate.write("scratch.txt", "uncommitted work")  # a dirty checkout is fine and stays as it is
     status, head = navigate.git("status", "--porcelain"), navigate.git("rev-parse", "HEAD")
@@ -43,58 +48,35 @@ def test_gpo_commits_a_better_instruction_on_a_branch_with_evidence(sports: Repo
     assert (navigate.path.parent / "pr.svg").read_text().startswith("<svg")
 
     db = duckdb.connect(str(navigate.path / ".promptci/results.duckdb"), read_only=True)
-    (opt_id, status_, before, after, branch, commit), *_ = db.execute(
-        "SELECT id, status, test_before, test_after, branch, branch_commit FROM optimizations"
+    (opt_id, status_, before, after, branch, p_value), *_ = db.execute(
+        "SELECT id, status, test_before, test_after, branch, p_value FROM optimizations"
     ).fetchall()
     rows = db.execute(
-        "SELECT step, candidate, status, dev_score, accepted, edit_distance, edit_budget, parent_step"
+        "SELECT step, candidate, status, dev_score, accepted, edit_distance, edit_budget, parent_step, text"
         " FROM trajectory WHERE optimization_id = ? ORDER BY step, candidate",
         [opt_id],
     ).fetchall()
-    assert status_ == "complete"
+    assert status_ == "complete" and branch is None and before == after and p_value == 1.0
     assert rows[0][:3] == (0, 0, "initial") and rows[0][3] is not None
     assert [r[0] for r in rows] == [0, 1, 1, 1, 2, 2, 2]
-    for step, _, kind, dev, _, distance, budget, parent in rows[1:]:
+    refused = Counter(r[2] for r in rows[1:])
+    assert set(refused) <= {*REASONS, "collapsed"} and len(refused) >= 3, refused
+    for step, _, kind, dev, accepted, distance, budget, parent, _ in rows[1:]:
         assert budget == (30 if step == 1 else 10)  # cosine schedule over 2 steps, t = |H|
-        assert parent == step - 1
-        assert (dev is not None) == (kind in ("scored", "duplicate"))
-        assert (distance is not None) == (kind not in ("unparsable", "error"))
-    assert sum(r[4] for r in rows if r[0] > 0) <= 2  # at most one move per step
-
-    # The branch: HEAD plus the prompt file, with only the instruction changed.
-    assert branch == f"promptci/optimize/sports_understanding/gpo-{opt_id.rsplit('-', 1)[1]}"
-    assert navigate.git("rev-parse", branch) == commit and navigate.git("rev-parse", f"{commit}^") == head
-    assert navigate.git("diff", "--name-only", head, commit) == "prompts/sports_understanding.yaml"
-    new_source = navigate.git("show", f"{commit}:prompts/sports_understanding.yaml")
-    assert new_source.startswith("# Owned by the evals team.\n") and INITIAL not in new_source
-    old_source = navigate.git("show", f"{head}:prompts/sports_understanding.yaml")
-    changed = [
-        line for line in navigate.git("diff", "-U0", head, commit).splitlines()
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]  # fmt: skip
-    assert changed[0] == f"-    content: {INITIAL}" and changed[1].startswith("+    content: ")
-    assert all(line.startswith("+") for line in changed[1:])  # a block scalar may take several lines
-    unchanged = [line for line in old_source.splitlines() if INITIAL not in line]
-    assert all(line in new_source.splitlines() for line in unchanged)
-    message = navigate.git("log", "-1", "--format=%B", commit)
-    assert message.startswith(
-        f"optimize sports_understanding (gpo): test {before:.3f} → {after:.3f} ({after - before:+.3f},"
-    )
+        assert parent == 0  # nothing was scored at step 1, so step 2 edits the initial prompt again
+        assert (dev is not None) == (kind == "collapsed") and not accepted
+        assert distance is not None
+    assert navigate.git("branch", "--list", "promptci/*") == ""
     assert navigate.git("status", "--porcelain") == status and navigate.git("rev-parse", "HEAD") == head
+    assert "no branch: no candidate beat the initial instruction on dev" in result.err
 
-    # The PR body carries the same numbers as the database.
-    assert f"**Held-out test: {before:.3f} → {after:.3f} ({after - before:+.3f}" in body
-    assert re.search(r"exact McNemar p = [0-9.e-]+ over 10 paired cases", body)
-    assert "```mermaid\nxychart-beta" in body and "![dev score per step](pr.svg)" in body
-    assert f"-    content: {INITIAL}" in body
+    # The report carries the same numbers and says what was refused, and why.
+    assert f"**Held-out test: {before:.3f} → {after:.3f} (+0.000" in body
+    assert "| best constant answer, " in body and "tokens per call" in body
+    assert "Refused candidates: " + ", ".join(f"{n} {k}" for k, n in refused.most_common()) + "." in body
+    assert "⚠️ The dev split has 6 cases" in body
+    assert "with the new prompt file in place" in body and "this branch" not in body
     assert f"optimization_id = '{opt_id}'" in body
-    assert "Split train/dev/test 4/6/10 (seed 0); 2 of 2 steps, 3 candidates per step" in body
-    # Made with --allow-insignificant: the body and the commit say the gain may be noise.
-    (p_value,) = db.execute("SELECT p_value FROM optimizations").fetchone()  # type: ignore[misc]
-    assert p_value >= 0.05 and body.startswith(
-        f"## promptci optimize: `sports_understanding` with GPO\n\n⚠️ **Not significant** (p = {p_value:.3g}"
-    )
-    assert "Held-out change, not significant at α = 0.05, on 10 test cases" in message
 
 
 def test_a_budget_stops_cleanly_and_resume_continues_from_the_stored_trajectory(navigate: Repo) -> None:
@@ -102,13 +84,13 @@ def test_a_budget_stops_cleanly_and_resume_continues_from_the_stored_trajectory(
     project = Project.discover(navigate.path)
     first = promptci.optimize_prompt(
         "navigate", "navigate", "opro", root=project.root, steps=2, candidates=2, options={"max_tokens": 40},
-        budget={"calls": 12}, dry_run=True,
+        budget={"calls": 7}, dry_run=True,
     )  # fmt: skip
     with pytest.raises(PromptciError, match="no setting 'optimizer_max_tokens'"):
         promptci.optimize_prompt("navigate", "navigate", "opro", root=project.root, optimizer_max_tokens=40)
     out = first.outcome
-    assert out.status == "budget" and out.usage.calls >= 12
-    assert "The search stopped early: the budget (calls 12) was spent." in first.body
+    assert out.status == "budget" and out.usage.calls >= 7  # 6 for the initial scoring, 2 optimizer samples
+    assert "The search stopped early: the budget (calls 7) was spent." in first.body
     db = project.path(project.config.db)
     with duckdb.connect(str(db), read_only=True) as con:
         stored = con.execute(
@@ -155,6 +137,7 @@ def test_an_openai_compatible_optimizer_with_faults_is_retried_and_never_crashes
     ).fetchall()
     assert [r[0] for r in rows] == [0, 1, 1, 2, 2]
     # An echo holds no real candidate: whatever it parses to is filtered, scored or skipped, never a crash.
-    assert all(r[1] in ("initial", "scored", "duplicate", "unparsable", "has-tag", "too-long", "invalid") for r in rows)
+    known = ("initial", "scored", "duplicate", "unparsable", "has-tag", "too-long", "invalid", "collapsed", *REASONS)
+    assert all(r[1] in known for r in rows)
     cached = con.execute("SELECT count(*) FROM cache WHERE model_id LIKE 'openai:echo-model@%'").fetchone()
     assert cached == (4,)  # every optimizer sample answered despite the injected faults (errors are never cached)

@@ -9,6 +9,7 @@ import random
 import duckdb
 import pytest
 
+from promptci.optimize.hygiene import REASONS
 from promptci.optimize.methods.greater import candidate_set, default_extractor, next_position
 
 from ..conftest import Repo
@@ -61,9 +62,13 @@ def test_a_short_run_moves_only_to_a_lower_train_loss_and_stores_the_trajectory(
     # reasoning, and so loss, is the same every time it is scored); otherwise nothing moves.
     current = rows[0][3]
     for step in (1, 2, 3):
-        trials = [r for r in rows if r[0] == step]
-        best = min(r[3] for r in trials)
+        trials = [r for r in rows if r[0] == step and r[3] is not None]  # hygiene's refusals have no loss
+        assert all(r[2] in REASONS for r in rows if r[0] == step and r[3] is None)
         moved = [r for r in trials if r[4]]
+        if not trials:
+            assert not moved
+            continue
+        best = min(r[3] for r in trials)
         if moved:
             assert moved == [next(r for r in trials if r[3] == best)] and best < current
             current = best
@@ -93,7 +98,7 @@ def test_catalyst_alternates_token_steps_with_proposals_used_as_restarts(repo: R
     assert len(token_step) == 3 and all(1 <= r[3] <= 2 for r in token_step)  # one token: one word, or two merged
     assert len(proposal_step) == 2  # one row per optimizer sample
     for _, status, loss, _, accepted in proposal_step:
-        assert status in ("scored", "unparsable", "duplicate", "too-long")
+        assert status in ("scored", "unparsable", "duplicate", "too-long", *REASONS)  # refused by hygiene
         assert (loss is not None) == (status == "scored")
         assert not accepted or status == "scored"
 
