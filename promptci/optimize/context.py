@@ -52,6 +52,7 @@ class Context:
     usage: Usage = field(default_factory=Usage)
     reporter: Reporter | None = None
     _fluent: dict[str, float] = field(default_factory=dict, repr=False)
+    _grams: dict[str, object] = field(default_factory=dict, repr=False)
     _baselines: dict[str, Constant | None] = field(default_factory=dict, repr=False)
     started: float = field(default_factory=time.monotonic)  # for a wall-clock budget (this process's share)
 
@@ -109,6 +110,7 @@ class Context:
             questions=self._questions,
             answers=self._answers,
             parent=parent if parent is not None else self.evaluator.initial,
+            _cache=self._grams,  # the cases' word runs, built once per optimization
         )
         small_edit = parent is not None and word_edit_distance(parent, text) <= FLUENCY_EDITS
         fluency = self._fluency if small_edit else None
