@@ -33,9 +33,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from promptci.compare.stats import paired  # noqa: E402
 from promptci.optimize import methods  # noqa: E402
 from promptci.optimize.engine import Outcome  # noqa: E402
+from promptci.optimize.output import paired_cases  # noqa: E402
 from promptci.optimize.session import optimize  # noqa: E402
 from promptci.optimize.settings import Settings  # noqa: E402
 from promptci.project import Project  # noqa: E402
@@ -123,14 +123,7 @@ def run_chain(repo: Path, task: str, chain: list[str], args: argparse.Namespace)
 
 def held_out(first: Outcome, last: Outcome) -> tuple[float, float, float, int]:
     """The initial prompt against the chain's final one, paired on the test cases: before, after, p, n."""
-    import numpy as np
-
-    before, after = first.test_before.per_case, last.test_after.per_case
-    ids = sorted(set(before) & set(after))
-    base = np.array([before[i] for i in ids], dtype=float)
-    head = np.array([after[i] for i in ids], dtype=float)
-    binary = bool(np.isin(np.concatenate([base, head]), (0.0, 1.0)).all())
-    r = paired(base, head, base >= 1.0, head >= 1.0, binary=binary)
+    r = paired_cases(first.test_before.per_case, last.test_after.per_case, 1.0).result
     return r.base_mean, r.head_mean, r.p_value, r.n
 
 

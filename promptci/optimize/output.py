@@ -33,11 +33,17 @@ class HeldOut:
 
 
 def held_out(outcome: Outcome, case_threshold: float, alpha: float = ALPHA) -> HeldOut:
+    return paired_cases(outcome.test_before.per_case, outcome.test_after.per_case, case_threshold, alpha)
+
+
+def paired_cases(
+    before: dict[str, float], after: dict[str, float], case_threshold: float, alpha: float = ALPHA
+) -> HeldOut:
+    """Two sets of per-case scores compared on the cases they share, as ``compare`` compares them."""
     import numpy as np
 
     from ..compare.stats import paired
 
-    before, after = outcome.test_before.per_case, outcome.test_after.per_case
     ids = sorted(set(before) & set(after))
     base = np.array([before[i] for i in ids], dtype=float)
     head = np.array([after[i] for i in ids], dtype=float)
