@@ -43,6 +43,7 @@ class Config(_Strict):
 
     prompts_dir: str = "prompts"
     evals_dir: str = "evals"
+    pipelines_dir: str = Field("pipelines", description="pipeline files; their names share one namespace with prompts")
     labels_file: str = "labels.yaml"
     db: str = Field(".promptci/results.duckdb", description="the DuckDB results file")
     cache_dir: str = ".promptci/cache"

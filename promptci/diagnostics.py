@@ -38,7 +38,7 @@ class Facts:
     """What one file says about itself, and what the cross-file checks need from it."""
 
     path: str
-    kind: Literal["prompt", "suite", "labels"]
+    kind: Literal["prompt", "suite", "labels", "pipeline"]
     found: list[Diagnostic] = field(default_factory=list)
     name: Located | None = None  # prompt: its declared name
     variables: list[str] = field(default_factory=list)  # prompt: declared variable names
@@ -49,3 +49,7 @@ class Facts:
     optimize: Located | None = None  # prompt: the suite its optimize: block names
     scorer_modules: list[Located] = field(default_factory=list)  # suite: modules of python scorers
     loglik: Located | None = None  # suite: its mode: loglik key, holding the suite's own provider ("" if none)
+    required: list[str] = field(default_factory=list)  # prompt: the variables it cannot do without
+    step_prompts: list[Located] = field(default_factory=list)  # pipeline: each step's prompt reference
+    step_ids: list[str] = field(default_factory=list)  # pipeline: each step's id
+    step_vars: list[list[Located]] = field(default_factory=list)  # pipeline: the variables each step binds

@@ -56,12 +56,15 @@ def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = Tr
     registry = Registry(project)
     prompts = [store.facts(project, p, "prompt", _analyse) for p in registry.files()]
     suites = [store.facts(project, p, "suite", _analyse) for p in _files(project.evals_dir)]
+    pipelines = [store.facts(project, p, "pipeline", _analyse) for p in _files(project.pipelines_dir)]
     labels = [store.facts(project, project.labels_path, "labels", _analyse)] if project.labels_path.is_file() else []
-    found = _check_duplicates(prompts)
+    found = _check_duplicates(prompts + pipelines)
     declared: dict[str, list[str]] = {}
-    for f in prompts:
+    for f in prompts + pipelines:
         if f.name:
             declared.setdefault(f.name.text, f.variables)  # the first declaration counts
+    for f in pipelines:
+        found += _check_pipeline(f, prompts, {p.name.text for p in pipelines if p.name})
     for f in suites:
         found += _check_suite(project, f, declared)
     for f in labels:
@@ -70,7 +73,7 @@ def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = Tr
     store.save()
 
     report = LintReport()
-    for f in prompts + suites + labels:
+    for f in prompts + pipelines + suites + labels:
         if _selected(project, f.path, selected):
             report.files += 1
             report.diagnostics += f.found
@@ -146,6 +149,8 @@ def _analyse(text: str, rel: str, kind: str) -> Facts:
         _analyse_prompt(a)
     elif kind == "suite":
         _analyse_suite(a)
+    elif kind == "pipeline":
+        _analyse_pipeline(a)
     elif doc is not None:
         _analyse_labels(a, text)
     return facts
@@ -157,9 +162,11 @@ def _analyse_prompt(a: _Analysis) -> None:
     from .prompts import template
     from .prompts.spec import PromptSpec
 
-    a.validate(PromptSpec)
+    spec = a.validate(PromptSpec)
     if a.doc is None:
         return
+    if isinstance(spec, PromptSpec):
+        a.facts.required = sorted(name for name, var in spec.variables.items() if var.required)
     if isinstance(a.data.get("name"), str):
         a.facts.name = a.located(a.data["name"], ("name",))
     optimize = a.data.get("optimize")
@@ -234,6 +241,26 @@ def _analyse_suite(a: _Analysis) -> None:
             a.facts.scorer_modules.append(a.located(module, ("scorers", s, "function"), value=True))
 
 
+def _analyse_pipeline(a: _Analysis) -> None:
+    from .pipelines.graph import problems
+    from .pipelines.spec import PipelineSpec
+
+    spec = a.validate(PipelineSpec)
+    if a.doc is None or not isinstance(spec, PipelineSpec):
+        return
+    a.facts.name = a.located(spec.name, ("name",))
+    a.facts.variables = sorted(spec.inputs)
+    for problem in problems(spec):
+        pos = problem.position(a.doc)
+        a.facts.found.append(
+            Diagnostic(a.facts.path, pos.line, pos.col, problem.severity, problem.code, problem.message)
+        )
+    for i, step in enumerate(spec.steps):
+        a.facts.step_ids.append(step.id)
+        a.facts.step_prompts.append(a.located(step.prompt, ("steps", i, "prompt"), value=True))
+        a.facts.step_vars.append([a.located(var, ("steps", i, "vars", var)) for var in step.vars])
+
+
 def _analyse_labels(a: _Analysis, text: str) -> None:
     from .prompts.labelfile import parse_labels
 
@@ -250,9 +277,10 @@ def _analyse_labels(a: _Analysis, text: str) -> None:
 # Phase 2: across files.
 
 
-def _check_duplicates(prompts: list[Facts]) -> list[Diagnostic]:
+def _check_duplicates(named: list[Facts]) -> list[Diagnostic]:
+    """A name declared twice, by prompts or pipelines alike: they share one namespace."""
     by_name: dict[str, list[Facts]] = defaultdict(list)
-    for f in prompts:
+    for f in named:
         if f.name:
             by_name[f.name.text].append(f)
     found = []
@@ -260,8 +288,34 @@ def _check_duplicates(prompts: list[Facts]) -> list[Diagnostic]:
         for f in owners[1:]:
             assert f.name is not None
             others = ", ".join(o.path for o in owners if o is not f)
-            message = f"prompt name '{name}' is also declared in {others}"
+            message = f"{f.kind} name '{name}' is also declared in {others}"
             found.append(Diagnostic(f.path, f.name.line, f.name.col, "error", "duplicate-name", message))
+    return found
+
+
+def _check_pipeline(f: Facts, prompts: list[Facts], pipelines: set[str]) -> list[Diagnostic]:
+    """Each step names a prompt that exists, binds only variables it declares, and all it requires."""
+    from .pipelines.graph import binding_problems
+
+    by_name = {p.name.text: p for p in reversed(prompts) if p.name}  # the first declaration counts
+    found = []
+    for step_id, ref, bound in zip(f.step_ids, f.step_prompts, f.step_vars, strict=True):
+        try:
+            name = Ref.parse(ref.text).name
+        except InputError as exc:
+            found.append(Diagnostic(f.path, ref.line, ref.col, "error", "prompt-ref", exc.message))
+            continue
+        prompt = by_name.get(name)
+        if prompt is None:
+            what = "a pipeline; a step runs one prompt" if name in pipelines else "which does not exist"
+            message = f"step '{step_id}' names prompt '{name}', {what}"
+            found.append(Diagnostic(f.path, ref.line, ref.col, "error", "unknown-prompt", message))
+            continue
+        declared = {v: v in prompt.required for v in prompt.variables}
+        at = {v.text: v for v in bound}
+        for var, code, message in binding_problems(step_id, name, at, declared):
+            where = at[var] if var else ref
+            found.append(Diagnostic(f.path, where.line, where.col, "error", code, message))
     return found
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .project import Project
 
 # Bump when the analysis changes what it reports for the same bytes.
-FORMAT = f"5:{__version__}"
+FORMAT = f"6:{__version__}"
 
 
 class LintCache:
@@ -66,6 +66,10 @@ class LintCache:
                 Located(**f["optimize"]) if f.get("optimize") else None,
                 [Located(**m) for m in f.get("scorer_modules", [])],
                 Located(**f["loglik"]) if f.get("loglik") else None,
+                f["required"],
+                [Located(**p) for p in f["step_prompts"]],
+                f["step_ids"],
+                [[Located(**v) for v in step] for step in f["step_vars"]],
             )
         else:
             facts = analyse(text, rel, kind)

@@ -47,6 +47,10 @@ class Project:
         return self.path(self.config.prompts_dir)
 
     @property
+    def pipelines_dir(self) -> Path:
+        return self.path(self.config.pipelines_dir)
+
+    @property
     def evals_dir(self) -> Path:
         return self.path(self.config.evals_dir)
 

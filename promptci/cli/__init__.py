@@ -17,7 +17,24 @@ from ..errors import ExitCode, PromptciError
 from ..interrupts import is_abandoned_query, raise_on_sigterm
 from ..redact import RedactingStream
 from ..version import __version__
-from . import cache, compare, eval, github, history, init, label, lint, log, ls, optimize, report, results, schema, show
+from . import (
+    cache,
+    compare,
+    eval,
+    github,
+    history,
+    init,
+    label,
+    lint,
+    log,
+    ls,
+    optimize,
+    report,
+    results,
+    run,
+    schema,
+    show,
+)
 from .options import State
 
 COMMANDS: list[click.Command] = [
@@ -26,6 +43,7 @@ COMMANDS: list[click.Command] = [
     ls.ls,
     show.show,
     show.render,
+    run.run,
     log.log,
     log.diff,
     label.label,

@@ -6,7 +6,7 @@ import click
 
 
 @click.command()
-@click.argument("kind", type=click.Choice(["prompt", "suite", "config"]), default="prompt")
+@click.argument("kind", type=click.Choice(["prompt", "suite", "pipeline", "config"]), default="prompt")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
 def schema(kind: str, output: Path | None) -> int:
     """Print the JSON Schema of a file format, for editor completion and validation."""

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import InputError
 from .options import State, format_option, pass_state
+
+if TYPE_CHECKING:
+    from ..prompts.spec import Variable
 
 
 @click.command()
@@ -74,18 +78,10 @@ def show(state: State, ref: str, fmt: str) -> int:
 @pass_state
 def render(state: State, ref: str, pairs: tuple[str, ...], vars_file: Path | None, fmt: str) -> int:
     """Render a prompt with variables and print the messages."""
-    from ..prompts.prompt import coerce
     from .output import emit_json
 
     prompt = state.registry.resolve(ref)
-    values: dict[str, Any] = _read_vars_file(state.project.path(vars_file)) if vars_file else {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise InputError(f"bad --var '{pair}'", hint="write --var name=value")
-        var = prompt.variables.get(key)
-        values[key] = coerce(var, raw, key) if var else raw
-    messages = prompt.render(**values)
+    messages = prompt.render(**read_vars(state, prompt.variables, pairs, vars_file))
     if fmt == "json":
         emit_json({"name": prompt.name, "content_hash": prompt.content_hash, "messages": messages})
     elif prompt.spec.template is not None:
@@ -93,6 +89,22 @@ def render(state: State, ref: str, pairs: tuple[str, ...], vars_file: Path | Non
     else:
         click.echo("\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages))
     return 0
+
+
+def read_vars(
+    state: State, declared: Mapping[str, Variable], pairs: tuple[str, ...], vars_file: Path | None
+) -> dict[str, Any]:
+    """``--vars-file`` then ``--var KEY=VALUE`` (read as the declared type), the latter winning."""
+    from ..prompts.prompt import coerce
+
+    values: dict[str, Any] = _read_vars_file(state.project.path(vars_file)) if vars_file else {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"bad --var '{pair}'", hint="write --var name=value")
+        var = declared.get(key)
+        values[key] = coerce(var, raw, key) if var else raw
+    return values
 
 
 def _read_vars_file(path: Path) -> dict[str, Any]:

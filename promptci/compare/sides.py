@@ -68,7 +68,7 @@ def load(project: Project, store: Store, side: Side, table: str) -> SideResults:
         missing = [
             i
             for i in plan.items
-            if i.request is not None and (i.task.suite_name, i.task.prompt.name, i.case.id, i.repeat) not in found
+            if i.runnable and (i.task.suite_name, i.task.prompt.name, i.case.id, i.repeat) not in found
         ]
         files = {t.prompt.name: t.prompt.path for t in plan.tasks}
         return SideResults(side, table, missing, files)
@@ -109,7 +109,7 @@ def _match(store: Store, plan: Plan, table: str) -> set[tuple[str, str, str, int
             i.task.params.digest(),
         )
         for i in plan.items
-        if i.request is not None
+        if i.runnable
     ]
     return store.side_from_items(table, keys)
 

@@ -1,10 +1,12 @@
-"""``--changed``: the suites that a change touches, through their prompts, datasets or own files."""
+"""``--changed``: the suites that a change touches, through their prompts (a pipeline's own file
+and its step prompts), datasets or own files."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import GitError
+from ..pipelines.load import Pipelines
 from ..project import Project
 from ..prompts.registry import Ref, Registry
 from .plan import read_suite
@@ -32,13 +34,20 @@ def changed_suites(project: Project, suites: list[Path], base: str | None) -> tu
     if project.config_path in changed or (project.labels_path in changed and _uses_labels(project, suites)):
         return suites, sha
     prompt_files = {name: project.root / path for name, path in registry.paths().items()}
+    pipelines = Pipelines(project, registry)
+    pipeline_names = set(pipelines.paths()) if pipelines.files() else set()
     selected = []
     for path in suites:
         suite, _ = read_suite(project, path)
         touched = {path}
         if suite.dataset:
             touched.add((path.parent / suite.dataset.path).resolve())
-        touched |= {prompt_files[n] for n in (Ref.parse(r).name for r in suite.prompts) if n in prompt_files}
+        for name in (Ref.parse(r).name for r in suite.prompts):
+            if name in pipeline_names:  # its own file and each step's prompt
+                pipeline = pipelines.get(name)
+                touched |= {project.root / pipeline.path, *(project.root / p.path for p in pipeline.prompts)}
+            elif name in prompt_files:
+                touched.add(prompt_files[name])
         if touched & changed:
             selected.append(path)
     return selected, sha

@@ -13,9 +13,11 @@ from pydantic import ValidationError
 from ..config import validation_error
 from ..errors import InputError, PromptciError
 from ..files import read_text
+from ..pipelines.load import Pipeline, Subjects
+from ..pipelines.spec import Step
 from ..project import Project
 from ..prompts.prompt import Prompt
-from ..prompts.registry import Ref, Registry
+from ..prompts.registry import Ref
 from ..providers import identity
 from ..providers.base import GenParams, Request
 from ..settings import ModelSettings
@@ -45,20 +47,36 @@ class CaseFilter:
         return cases[: self.sample] if self.sample else cases
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One step of a pipeline task: its prompt and the model it runs on."""
+
+    step: Step
+    prompt: Prompt
+    settings: ModelSettings
+    model_id: str
+    params: GenParams
+
+
 @dataclass
 class Task:
-    """One suite run against one prompt version and one model."""
+    """One suite run against one prompt (or pipeline) version and one model.
+
+    A pipeline task has one stage per step; its ``model_id`` names every step's model
+    and its ``params`` cover every step's, so that any change to them is a new identity.
+    """
 
     suite_name: str
     suite_path: Path
     suite: Suite
     suite_hash: str
-    prompt: Prompt
+    prompt: Prompt | Pipeline
     settings: ModelSettings
     model_id: str
     params: GenParams
     cases: list[EvalCase]
     repeat: int
+    stages: tuple[Stage, ...] = ()
 
     @property
     def label(self) -> str:
@@ -72,10 +90,14 @@ class Item:
     task: Task
     case: EvalCase
     repeat: int
-    request: Request | None
+    request: Request | None  # None for a pipeline's case, whose requests are made step by step
     key: str
     rendered: str
     error: str | None = None  # set when the prompt could not be rendered for this case
+
+    @property
+    def runnable(self) -> bool:
+        return self.error is None
 
 
 @dataclass
@@ -120,34 +142,70 @@ def build_plan(
     override: ModelSettings | None = None,
     case_filter: CaseFilter = CaseFilter(),
 ) -> Plan:
-    """Resolve every suite's prompts, cases and model; render every case."""
-    registry = Registry(project)
+    """Resolve every suite's prompts (and pipelines), cases and model; render every case."""
+    subjects = Subjects(project)
     plan = Plan()
     for path in suite_paths:
         suite, suite_hash = read_suite(project, path)
         cases = case_filter.apply(load_cases(project, path, suite))
+        name = project.rel(path).removeprefix(project.config.evals_dir.rstrip("/") + "/").rsplit(".", 1)[0]
         for raw in suite.prompts:
             ref = Ref.parse(raw)
             if prompts and ref.name not in prompts:
                 continue
-            prompt = registry.resolve(ref)
-            settings = project.config.model.merged(prompt.spec.model).merged(suite.model).merged(override)
-            check_likelihood(project, suite, settings, path)
-            task = Task(
-                project.rel(path).removeprefix(project.config.evals_dir.rstrip("/") + "/").rsplit(".", 1)[0],
-                path,
-                suite,
-                suite_hash,
-                prompt,
-                settings,
-                identity(settings, project.root),
-                gen_params(settings),
-                cases,
-                repeat or suite.repeat,
-            )
+            subject = subjects.resolve(ref)
+            if isinstance(subject, Pipeline):
+                task = pipeline_task(project, name, path, suite, suite_hash, subject, override)
+            else:
+                settings = project.config.model.merged(subject.spec.model).merged(suite.model).merged(override)
+                check_likelihood(project, suite, settings, path)
+                model_id, params = identity(settings, project.root), gen_params(settings)
+                task = Task(name, path, suite, suite_hash, subject, settings, model_id, params, [], 1)
+            task.cases, task.repeat = cases, repeat or suite.repeat
             plan.tasks.append(task)
             plan.items += [make_item(task, case, r) for case in cases for r in range(task.repeat)]
     return plan
+
+
+def pipeline_task(
+    project: Project,
+    name: str,
+    path: Path,
+    suite: Suite,
+    suite_hash: str,
+    pipeline: Pipeline,
+    override: ModelSettings | None,
+) -> Task:
+    """A suite's task for a pipeline, one stage per step (see :func:`pipeline_stages`)."""
+    scorer = likelihood_scorer(suite)
+    if scorer is not None:
+        rel = project.rel(path)
+        at = parse_yaml(read_text(path, rel), rel).position(("scorers", suite.scorers.index(scorer), "mode"))
+        raise InputError(
+            f"mode: loglik ranks a prompt's choices, and '{pipeline.name}' is a pipeline",
+            path=rel,
+            line=at.line,
+            col=at.col,
+            hint="score a pipeline's parsed output with mode: generate",
+        )
+    stages = pipeline_stages(project, pipeline, suite.model, override)
+    output = stages[pipeline.spec.index(pipeline.spec.output) or 0]
+    model_id = " + ".join(dict.fromkeys(s.model_id for s in stages))
+    params = GenParams(extra=(("steps", tuple((s.step.id, s.params.digest()) for s in stages)),))
+    return Task(name, path, suite, suite_hash, pipeline, output.settings, model_id, params, [], 1, tuple(stages))
+
+
+def pipeline_stages(
+    project: Project, pipeline: Pipeline, suite_model: ModelSettings | None, override: ModelSettings | None
+) -> tuple[Stage, ...]:
+    """Each step's prompt and model: the project's model, then the step prompt's, the suite's,
+    the step's own ``model:`` and the command line's, each over the last."""
+    stages = []
+    for step, prompt in zip(pipeline.spec.steps, pipeline.prompts, strict=True):
+        settings = project.config.model.merged(prompt.spec.model).merged(suite_model).merged(step.model)
+        settings = settings.merged(override)
+        stages.append(Stage(step, prompt, settings, identity(settings, project.root), gen_params(settings)))
+    return tuple(stages)
 
 
 def gen_params(settings: ModelSettings) -> GenParams:
@@ -197,7 +255,16 @@ def check_likelihood(project: Project, suite: Suite, settings: ModelSettings, pa
 
 
 def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
-    """Render one case for one repeat; a render error is kept on the item, not raised."""
+    """Render one case for one repeat; a render error is kept on the item, not raised.
+
+    A pipeline's case is only checked against the pipeline's inputs here: its steps are
+    rendered as the answers they read come in."""
+    if isinstance(task.prompt, Pipeline):
+        try:
+            inputs = task.prompt.bind(case.vars)
+        except PromptciError as exc:
+            return Item(task, case, repeat, None, "", canonical_json(case.vars), error=f"render: {exc}")
+        return Item(task, case, repeat, None, "", canonical_json(inputs))
     try:
         messages = task.prompt.render(**case.vars)
     except PromptciError as exc:

@@ -14,18 +14,20 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from ..pipelines.execute import Answer, StepResult, Trace, execute, trace_for
+from ..pipelines.steps import as_text
 from ..project import Project
 from ..providers import identity
 from ..providers.base import Completion, Request
 from ..providers.pool import ModelPool
 from ..settings import ModelSettings
-from ..store import CachedResponse, ResultRow, Store, dumps, now
-from .plan import Item, Plan, cache_key
+from ..store import CachedResponse, ResultRow, StepRow, Store, dumps, now
+from .plan import Item, Plan, Stage, cache_key
 from .scoring import Scorer, make_scorer
 from .summary import TaskSummary, summarize
 
@@ -120,23 +122,30 @@ class _Writer:
     rows: list[ResultRow] = field(default_factory=list)
     pending: list[ResultRow] = field(default_factory=list)
     cache: list[tuple[str, str, CachedResponse]] = field(default_factory=list)
+    steps: list[StepRow] = field(default_factory=list)
     last: float = field(default_factory=time.monotonic)
 
-    def add(self, row: ResultRow, cache_entry: tuple[str, str, CachedResponse] | None) -> None:
-        self.rows.append(row)
-        self.pending.append(row)
-        if cache_entry:
-            self.cache.append(cache_entry)
-        if len(self.pending) >= 64 or time.monotonic() - self.last > 0.5:
+    def add(
+        self,
+        row: ResultRow | None,
+        cache_entries: Sequence[tuple[str, str, CachedResponse]] = (),
+        steps: Sequence[StepRow] = (),
+    ) -> None:
+        if row is not None:
+            self.rows.append(row)
+            self.pending.append(row)
+        self.cache += cache_entries
+        self.steps += steps
+        if len(self.pending) + len(self.steps) >= 64 or time.monotonic() - self.last > 0.5:
             self.flush()
 
     def flush(self) -> None:
         # Taken off the buffers first: a signal held during the write is delivered as it ends,
         # and the final flush must not write the same rows again.
-        pending, cache = self.pending, self.cache
-        self.pending, self.cache, self.last = [], [], time.monotonic()
-        if pending or cache:
-            self.store.record(pending, cache)
+        pending, cache, steps = self.pending, self.cache, self.steps
+        self.pending, self.cache, self.steps, self.last = [], [], [], time.monotonic()
+        if pending or cache or steps:
+            self.store.record(pending, cache, steps)
 
 
 def run_eval(
@@ -177,9 +186,13 @@ def run_eval(
             if progress:
                 progress.start(len(plan.items), sum(1 for i in plan.items if i.key in hits))
             to_run: list[Item] = []
+            chains: list[Item] = []
             for item in plan.items:
-                if item.request is None:
+                if not item.runnable:
                     _finish(writer, scorers, run_id, item, Completion(error=item.error), cached=False, usage=usage)
+                elif item.request is None:
+                    chains.append(item)
+                    continue
                 elif item.key in hits:
                     _finish(writer, scorers, run_id, item, from_cache(hits[item.key]), cached=True, usage=usage)
                 else:
@@ -189,6 +202,9 @@ def run_eval(
                     progress.advance()
             pool = models if models is not None else ModelPool(project.root)
             skipped = _generate(pool, to_run, writer, scorers, run_id, usage, budget, jobs, progress)
+            if chains:
+                answer = _answerer(store, pool, usage, budget, jobs, use_cache, progress)
+                skipped += _run_chains(chains, answer, writer, scorers, run_id, usage, progress)
             status = "budget" if skipped else "complete"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -264,34 +280,165 @@ def complete(
     model_id = identity(settings, project.root)
     keys = [cache_key(model_id, r) for r in requests]
     answers: list[Completion] = [Completion(error="not run: budget spent") for _ in requests]
+    entries: list[tuple[str, str, CachedResponse]] = []
+
+    def on_new(i: int, completion: Completion) -> None:
+        response = to_cache(completion)
+        if response is None:
+            usage.errors += 1
+        else:
+            entries.append((keys[i], model_id, response))
+
     with Store(db or project.path(project.config.db)) as store:
-        hits = store.cache_get(keys) if use_cache else {}
-        todo = []
-        for i, key in enumerate(keys):
-            if key in hits:
-                answers[i] = from_cache(hits[key])
-                usage.cached += 1
-            else:
-                todo.append(i)
-        if todo and not usage.exceeds(budget):
-            entries: list[tuple[str, str, CachedResponse]] = []
-
-            def on_done(index: int, completion: Completion) -> None:
-                i = todo[index]
-                answers[i] = completion
-                usage.add(completion)
-                response = to_cache(completion)
-                if response is None:
-                    usage.errors += 1
-                else:
-                    entries.append((keys[i], model_id, response))
-
-            provider = (models or ModelPool(project.root)).get(settings)
-            try:
-                provider.generate([requests[i] for i in todo], on_done, lambda: usage.exceeds(budget))
-            finally:
-                store.cache_put(entries)
+        try:
+            got = answer(
+                store,
+                models or ModelPool(project.root),
+                settings,
+                requests,
+                keys,
+                usage,
+                budget=budget,
+                use_cache=use_cache,
+                on_new=on_new,
+            )
+        finally:
+            store.cache_put(entries)
+    for i, found in enumerate(got):
+        if found is not None:
+            answers[i] = found[0]
+            usage.cached += found[1]
     return answers
+
+
+def answer(
+    store: Store,
+    models: ModelPool,
+    settings: ModelSettings,
+    requests: Sequence[Request],
+    keys: Sequence[str],
+    usage: Usage,
+    *,
+    budget: Budget | None = None,
+    use_cache: bool = True,
+    jobs: int | None = None,
+    on_new: Callable[[int, Completion], None] | None = None,
+) -> list[tuple[Completion, bool] | None]:
+    """Each request's answer from the cache, else from the model, with whether it was cached;
+    None for those the budget left unrun. ``usage`` counts the new calls; ``on_new(i, c)`` is
+    told of each new answer as it arrives. Nothing is written to the cache here."""
+    hits = store.cache_get(keys) if use_cache else {}
+    got: list[tuple[Completion, bool] | None] = [None] * len(requests)
+    todo = []
+    for i, key in enumerate(keys):
+        if key in hits:
+            got[i] = (from_cache(hits[key]), True)
+        else:
+            todo.append(i)
+    if todo and not usage.exceeds(budget):
+
+        def on_done(index: int, completion: Completion) -> None:
+            usage.add(completion)
+            got[todo[index]] = (completion, False)
+            if on_new:
+                on_new(todo[index], completion)
+
+        provider = models.get(settings, jobs)
+        provider.generate([requests[i] for i in todo], on_done, lambda: usage.exceeds(budget))
+    return got
+
+
+def _answerer(
+    store: Store,
+    models: ModelPool,
+    usage: Usage,
+    budget: Budget | None,
+    jobs: int | None,
+    use_cache: bool,
+    progress: Progress | None,
+) -> Answer:
+    """How a pipeline's steps are answered in a run: through the run's cache, models and budget."""
+
+    def step_answers(
+        stage: Stage, requests: Sequence[Request], keys: Sequence[str]
+    ) -> list[tuple[Completion, bool] | None]:
+        if progress:
+            progress.status(f"step {stage.step.id} ({stage.prompt.name}) with {stage.model_id}")
+        return answer(
+            store, models, stage.settings, requests, keys, usage, budget=budget, use_cache=use_cache, jobs=jobs
+        )
+
+    return step_answers
+
+
+def _run_chains(
+    items: list[Item],
+    answer: Answer,
+    writer: _Writer,
+    scorers: dict[int, Scorer],
+    run_id: str,
+    usage: Usage,
+    progress: Progress | None,
+) -> int:
+    """Run the pipelines' cases step by step; returns how many the budget left unfinished."""
+    skipped = 0
+
+    def on_trace(trace: Trace) -> None:
+        nonlocal skipped
+        assert trace.item is not None
+        entries = [(key, model, r) for key, model, c in trace.new_answers() if (r := to_cache(c)) is not None]
+        if trace.skipped:  # its answers so far are good ones: keep them for the next run
+            skipped += 1
+            writer.add(None, entries)
+            return
+        text = trace.output_text
+        steps = trace.steps
+        completion = Completion(
+            text,
+            trace.error,
+            _total(s.completion.latency_ms for s in steps if s.completion),
+            _total(s.completion.tokens_in for s in steps if s.completion),
+            _total(s.completion.tokens_out for s in steps if s.completion),
+            _total(s.completion.cost for s in steps if s.completion),
+        )
+        row = _finish(writer, scorers, run_id, trace.item, completion, cached=trace.cached, usage=usage, add=False)
+        writer.add(row, entries, [_step_row(row, s) for s in steps])
+        if progress:
+            progress.advance()
+
+    execute([trace_for(i) for i in items], answer, on_trace)
+    return skipped
+
+
+def _total(values: Iterable[float | int | None]) -> Any:
+    found = [v for v in values if v is not None]
+    return sum(found) if found else None
+
+
+def _step_row(row: ResultRow, step: StepResult) -> StepRow:
+    c = step.completion
+    return StepRow(
+        run_id=row.run_id,
+        suite=row.suite,
+        prompt=row.prompt,
+        case_id=row.case_id,
+        repeat_index=row.repeat_index,
+        step_index=step.index,
+        step_id=step.stage.step.id,
+        step_prompt=step.stage.prompt.name,
+        step_prompt_hash=step.stage.prompt.content_hash,
+        model_id=step.stage.model_id,
+        input=step.rendered,
+        output=c.text if c else None,
+        parsed=as_text(step.parsed) if c and not step.error else None,
+        error=step.error,
+        latency_ms=c.latency_ms if c else None,
+        tokens_in=c.tokens_in if c else None,
+        tokens_out=c.tokens_out if c else None,
+        cost=c.cost if c else None,
+        cached=step.cached,
+        created_at=row.created_at,
+    )
 
 
 def _finish(
@@ -303,7 +450,9 @@ def _finish(
     *,
     cached: bool,
     usage: Usage,
-) -> None:
+    add: bool = True,
+) -> ResultRow:
+    """Score one answer into its result row, and (with ``add``) hand it to the writer."""
     task = item.task
     scores: dict[str, float] | None = None
     score = passed = note = None
@@ -346,8 +495,10 @@ def _finish(
         note=note,
         logprobs=json.dumps(completion.meta, sort_keys=True) if "logprobs" in completion.meta else None,
     )
-    response = to_cache(completion) if not cached and error is None and item.request else None
-    writer.add(row, (item.key, task.model_id, response) if response else None)
+    if add:
+        response = to_cache(completion) if not cached and error is None and item.request else None
+        writer.add(row, [(item.key, task.model_id, response)] if response else [])
+    return row
 
 
 def _config_hash(project: Project) -> str:

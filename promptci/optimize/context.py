@@ -16,6 +16,7 @@ from ..evals.dataset import EvalCase
 from ..evals.plan import Task
 from ..evals.runner import Budget, Usage
 from ..project import Project
+from ..prompts.prompt import Prompt
 from ..providers.pool import ModelPool
 from ..settings import ModelSettings
 from ..store import Store, TrajectoryRow
@@ -161,6 +162,7 @@ class Context:
 
 def question(task: Task, case: EvalCase) -> str:
     """The case's question as the task model sees it with the original prompt (the user turn)."""
+    assert isinstance(task.prompt, Prompt), "resolve_task gives a prompt's task"
     messages = task.prompt.render(**case.vars)
     users = [m["content"] for m in messages if m["role"] == "user"]
     return (users[-1] if users else messages[-1]["content"]).strip()

@@ -60,10 +60,16 @@ class Evaluator:
     ) -> None:
         self.project = project
         self.task = task
-        self.slot: Slot = instruction_slot(task.prompt.spec, position)
+        self.slot: Slot = instruction_slot(self.prompt.spec, position)
         self.db = db
         self.models = models if models is not None else ModelPool(project.root)
         self.composer: Callable[[str], str] | None = None
+
+    @property
+    def prompt(self) -> Prompt:
+        """The prompt being optimized (a pipeline's steps are optimized one prompt at a time)."""
+        assert isinstance(self.task.prompt, Prompt), "resolve_task gives a prompt's task"
+        return self.task.prompt
 
     @property
     def initial(self) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import InputError, NotFoundError
 from ..evals.plan import Task, build_plan, suite_files
+from ..pipelines.load import Pipeline
 from ..project import Project
 from ..prompts.registry import Ref, Registry
 from ..providers import parse_model_option
@@ -55,6 +56,11 @@ def resolve_task(project: Project, name: str, suite: str, base_commit: str, task
     if not plan.tasks:
         raise InputError(f"suite '{suite}' does not use prompt '{name}'", hint="add it to the suite's prompts:")
     task = plan.tasks[0]
+    if isinstance(task.prompt, Pipeline):
+        raise InputError(
+            f"'{name}' is a pipeline; optimize takes one of its step prompts",
+            hint=f"name a step's prompt: {', '.join(p.name for p in task.prompt.prompts)}",
+        )
     committed = Registry(project).resolve(Ref(name, base_commit))
     return replace(task, prompt=committed)
 

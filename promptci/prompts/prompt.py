@@ -70,21 +70,7 @@ class Prompt:
 
     def bind(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``variables`` against the declaration and fill in defaults."""
-        declared = self.spec.variables
-        unknown = sorted(set(variables) - set(declared))
-        if unknown:
-            names = ", ".join(sorted(declared)) or "none"
-            raise RenderError(f"prompt '{self.name}': undeclared variable '{unknown[0]}' (declared: {names})")
-        bound: dict[str, Any] = {}
-        for name, var in declared.items():
-            if name in variables:
-                bound[name] = _check_type(self.name, name, var, variables[name])
-            elif var.required:
-                what = f" — {var.description}" if var.description else ""
-                raise RenderError(f"prompt '{self.name}': missing required variable '{name}' ({var.type}){what}")
-            else:
-                bound[name] = var.default
-        return bound
+        return bind(f"prompt '{self.name}'", self.spec.variables, variables)
 
     def render(self, **variables: Any) -> list[dict[str, str]]:
         """The chat messages with variables filled in, as ``[{"role": …, "content": …}]``.
@@ -129,6 +115,25 @@ class Prompt:
         return pos.line, pos.col
 
 
+def bind(owner: str, declared: Mapping[str, Variable], variables: Mapping[str, Any]) -> dict[str, Any]:
+    """``variables`` checked against ``declared`` (what ``owner``, such as "prompt 'x'", takes),
+    with defaults filled in; a missing, undeclared or mistyped one raises :class:`RenderError`."""
+    unknown = sorted(set(variables) - set(declared))
+    if unknown:
+        names = ", ".join(sorted(declared)) or "none"
+        raise RenderError(f"{owner}: undeclared variable '{unknown[0]}' (declared: {names})")
+    bound: dict[str, Any] = {}
+    for name, var in declared.items():
+        if name in variables:
+            bound[name] = _check_type(owner, name, var, variables[name])
+        elif var.required:
+            what = f" — {var.description}" if var.description else ""
+            raise RenderError(f"{owner}: missing required variable '{name}' ({var.type}){what}")
+        else:
+            bound[name] = var.default
+    return bound
+
+
 def content_hash(data: Any) -> str:
     """The sha256 of a prompt's canonical JSON: comments and layout do not change it, nor do
     its ``optimize:`` settings, which say how to improve the prompt, not what it is."""
@@ -139,15 +144,13 @@ def content_hash(data: Any) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
-def _check_type(prompt: str, name: str, var: Variable, value: Any) -> Any:
+def _check_type(owner: str, name: str, var: Variable, value: Any) -> Any:
     if var.type == "any" or (value is None and not var.required):
         return value
     wanted = _PY_TYPES[var.type]
     is_bool = isinstance(value, bool)
     if not isinstance(value, wanted) or (is_bool and var.type in ("integer", "number")):
-        raise RenderError(
-            f"prompt '{prompt}': variable '{name}' should be {var.type}, got {type(value).__name__} {value!r:.40}"
-        )
+        raise RenderError(f"{owner}: variable '{name}' should be {var.type}, got {type(value).__name__} {value!r:.40}")
     return value
 
 

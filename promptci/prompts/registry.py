@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ..git import Repo
 
 PROMPT_SUFFIXES = (".yaml", ".yml")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,29 @@ def declared_name(text: str, path: str) -> str | None:
     return name if isinstance(name, str) else None
 
 
-class Registry:
-    """The prompts of one project. Git is opened only when a revision is asked for."""
+class Files(Generic[T]):
+    """Named YAML files under one directory of a project, in the working tree or at any git
+    revision or label. Git is opened only when a revision is asked for. Subclasses say which
+    directory and how one file is read."""
+
+    noun = "file"
 
     def __init__(self, project: Project) -> None:
         self.project = project
         self._repo: Repo | None = None
+
+    @property
+    def directory(self) -> str:
+        raise NotImplementedError
+
+    def _read(self, text: str, path: str, shown: str, sha: str | None) -> tuple[T, str]:
+        """The object ``text`` holds and its content hash: the file ``path`` (``shown`` in
+        messages) at commit ``sha``, or in the working tree."""
+        raise NotImplementedError
+
+    def _made(self, thing: T, lookup: Callable[[], PromptVersion]) -> T:
+        """``thing`` with the way to find its version attached."""
+        raise NotImplementedError
 
     @property
     def repo(self) -> Repo:
@@ -79,18 +98,18 @@ class Registry:
         return self._repo
 
     def files(self) -> list[Path]:
-        """The prompt files in the working tree, sorted."""
-        root = self.project.prompts_dir
+        """The files in the working tree, sorted."""
+        root = self.project.path(self.directory)
         if not root.is_dir():
             return []
         return sorted(p for p in root.rglob("*") if p.suffix in PROMPT_SUFFIXES and p.is_file())
 
     def paths(self) -> dict[str, str]:
-        """Prompt name -> file (relative to the root) in the working tree, for readable files."""
+        """Name -> file (relative to the root) in the working tree, for readable files."""
         return {name: path for path, name in self._index_worktree() if name}
 
-    def load_all(self, rev: str | None = None) -> list[Prompt]:
-        """Every prompt in the working tree or at ``rev``, validated; the first bad file raises."""
+    def load_all(self, rev: str | None = None) -> list[T]:
+        """Everything in the working tree or at ``rev``, validated; the first bad file raises."""
         if rev is None:
             return [self._load_worktree(path) for path in self.files()]
         sha = self.repo.resolve(rev)
@@ -98,25 +117,25 @@ class Registry:
         names = sorted({name for _, name in index if name})
         return [self._load_at(sha, self._find(name, index, rev), rev) for name in names]
 
-    def get(self, name: str, rev: str | None = None) -> Prompt:
-        """The prompt called ``name`` in the working tree, or at commit-ish ``rev``."""
+    def get(self, name: str, rev: str | None = None) -> T:
+        """The one called ``name`` in the working tree, or at commit-ish ``rev``."""
         if rev is None:
             return self._load_worktree(self.project.root / self._find(name, self._index_worktree(), None))
         sha = self.repo.resolve(rev)
         return self._load_at(sha, self._find(name, self._index_at(sha), rev), rev)
 
-    def get_label(self, name: str, label: str) -> Prompt:
+    def get_label(self, name: str, label: str) -> T:
         """The version of ``name`` that ``label`` points at."""
         labels = read_labels(self.project).get(name, {})
         if label == LATEST:
             return self.get(name, "HEAD")
         if label not in labels:
             known = ", ".join(sorted(labels)) or "none"
-            raise NotFoundError(f"prompt '{name}' has no label '{label}'", hint=f"labels: {known}")
+            raise NotFoundError(f"{self.noun} '{name}' has no label '{label}'", hint=f"labels: {known}")
         return self.get(name, labels[label])
 
-    def resolve(self, ref: str | Ref) -> Prompt:
-        """A prompt from ``NAME``, ``NAME@REV``, ``NAME@LABEL`` or ``NAME@latest``."""
+    def resolve(self, ref: str | Ref) -> T:
+        """From ``NAME``, ``NAME@REV``, ``NAME@LABEL`` or ``NAME@latest``."""
         ref = Ref.parse(ref) if isinstance(ref, str) else ref
         if ref.at is None:
             return self.get(ref.name)
@@ -136,27 +155,25 @@ class Registry:
                 ) from None
             raise
 
-    def _load_at(self, sha: str, path: str, rev: str) -> Prompt:
+    def _load_at(self, sha: str, path: str, rev: str) -> T:
         git_path = self.git_path(path)
         text = self.repo.read(sha, git_path)
         assert text is not None
-        doc, spec = parse_prompt(text, f"{path}@{rev}")
-        digest = content_hash(doc.data)
-        return Prompt(spec, path, text, digest, sha, lambda: self._version_at(git_path, sha, digest))
+        thing, digest = self._read(text, path, f"{path}@{rev}", sha)
+        return self._made(thing, lambda: self._version_at(git_path, sha, digest))
 
-    def _load_worktree(self, path: Path) -> Prompt:
+    def _load_worktree(self, path: Path) -> T:
         rel = self.project.rel(path)
-        text = read_text(self.project.path(path), rel, what="prompt")
-        doc, spec = parse_prompt(text, rel)
-        digest = content_hash(doc.data)
-        return Prompt(spec, rel, text, digest, None, lambda: self._version_worktree(path, digest))
+        text = read_text(self.project.path(path), rel, what=self.noun)
+        thing, digest = self._read(text, rel, rel, None)
+        return self._made(thing, lambda: self._version_worktree(path, digest))
 
     def _index_worktree(self) -> list[tuple[str, str | None]]:
         index: list[tuple[str, str | None]] = []
         for path in self.files():
             rel = self.project.rel(path)
             try:
-                text = read_text(self.project.path(path), rel, what="prompt")
+                text = read_text(self.project.path(path), rel, what=self.noun)
             except PromptciError:
                 index.append((rel, None))  # unreadable, outside the project, or not UTF-8: lint says which
                 continue
@@ -164,7 +181,7 @@ class Registry:
         return index
 
     def _index_at(self, sha: str) -> list[tuple[str, str | None]]:
-        prefix = self.git_path(self.project.config.prompts_dir)
+        prefix = self.git_path(self.directory)
         index = []
         for git_path in self.repo.list_files(sha, prefix):
             if not git_path.endswith(PROMPT_SUFFIXES):
@@ -184,22 +201,22 @@ class Registry:
             hint = f"run `promptci ls{' --rev ' + rev if rev else ''}` to see the names"
             if unreadable:
                 hint = f"these files could not be read and may declare it: {', '.join(unreadable)}; run `promptci lint`"
-            raise NotFoundError(f"no prompt named '{name}'{where}", hint=hint)
+            raise NotFoundError(f"no {self.noun} named '{name}'{where}", hint=hint)
         if len(paths) > 1:
             raise InputError(
-                f"prompt name '{name}' is declared by {len(paths)} files{where}: {', '.join(paths)}",
+                f"{self.noun} name '{name}' is declared by {len(paths)} files{where}: {', '.join(paths)}",
                 path=paths[1],
                 hint="names must be unique; rename one",
             )
         return paths[0]
 
     def _raise_unreadable(self, name: str, unreadable: list[str]) -> None:
-        """The first unreadable file's own error: it may be the prompt asked for."""
+        """The first unreadable file's own error: it may be the one asked for."""
         try:
             self._load_worktree(self.project.root / unreadable[0])
         except PromptciError as exc:
             others = f" (and {len(unreadable) - 1} more unreadable)" if len(unreadable) > 1 else ""
-            exc.hint = f"no readable file declares prompt '{name}'; this one may{others}"
+            exc.hint = f"no readable file declares {self.noun} '{name}'; this one may{others}"
             raise
 
     def git_path(self, rel: str) -> str:
@@ -221,3 +238,21 @@ class Registry:
     def _version_at(self, git_path: str, sha: str, digest: str) -> PromptVersion:
         last = self.repo.last_change(git_path, sha)
         return PromptVersion(digest, last.sha if last else sha, False)
+
+
+class Registry(Files[Prompt]):
+    """The prompts of one project."""
+
+    noun = "prompt"
+
+    @property
+    def directory(self) -> str:
+        return self.project.config.prompts_dir
+
+    def _read(self, text: str, path: str, shown: str, sha: str | None) -> tuple[Prompt, str]:
+        doc, spec = parse_prompt(text, shown)
+        digest = content_hash(doc.data)
+        return Prompt(spec, path, text, digest, sha), digest
+
+    def _made(self, thing: Prompt, lookup: Callable[[], PromptVersion]) -> Prompt:
+        return replace(thing, _commit_lookup=lookup)

@@ -13,18 +13,29 @@ from typing import Any
 
 from pydantic import BaseModel
 
-SCHEMA_FILES = {"prompt": "prompt.schema.json", "suite": "suite.schema.json", "config": "config.schema.json"}
+SCHEMA_FILES = {
+    "prompt": "prompt.schema.json",
+    "suite": "suite.schema.json",
+    "pipeline": "pipeline.schema.json",
+    "config": "config.schema.json",
+}
 
 
 def json_schema(kind: str, methods: Sequence[str] | None = None) -> dict[str, Any]:
-    """The JSON Schema for ``prompt``, ``suite`` or ``config`` files; ``methods`` (default: every
+    """The JSON Schema for ``prompt``, ``suite``, ``pipeline`` or ``config`` files; ``methods`` (default: every
     installed one) get their options described."""
     from ..config import Config
     from ..evals.suite import Suite
     from ..optimize import methods as registry
+    from ..pipelines.spec import PipelineSpec
     from ..prompts.spec import PromptSpec
 
-    models: dict[str, type[BaseModel]] = {"prompt": PromptSpec, "suite": Suite, "config": Config}
+    models: dict[str, type[BaseModel]] = {
+        "prompt": PromptSpec,
+        "suite": Suite,
+        "pipeline": PipelineSpec,
+        "config": Config,
+    }
     schema = models[kind].model_json_schema(by_alias=True)
     defs = schema.get("$defs", {})
     if "OptimizeSpec" in defs:

@@ -18,9 +18,11 @@ from .history import HistoryQueries
 from .merge import MergeCounts, MergeQueries
 from .records import (
     RESULT_COLUMNS,
+    STEP_COLUMNS,
     TRAJECTORY_COLUMNS,
     CachedResponse,
     ResultRow,
+    StepRow,
     TrajectoryRow,
     dumps,
     now,
@@ -29,10 +31,12 @@ from .records import (
 __all__ = [
     "RESULT_COLUMNS",
     "SIDE_COLUMNS",
+    "STEP_COLUMNS",
     "TRAJECTORY_COLUMNS",
     "CachedResponse",
     "MergeCounts",
     "ResultRow",
+    "StepRow",
     "Store",
     "TrajectoryRow",
     "dumps",

@@ -35,9 +35,11 @@ from .migrations import INTEGRITY_QUERIES, MIGRATIONS
 from .records import (
     OPTIMIZATION_UPDATABLE,
     RESULT_COLUMNS,
+    STEP_COLUMNS,
     TRAJECTORY_COLUMNS,
     CachedResponse,
     ResultRow,
+    StepRow,
     TrajectoryRow,
     now,
     placeholders,
@@ -286,11 +288,32 @@ class Core:
             self._write("INSERT INTO results VALUES " + placeholders(len(RESULT_COLUMNS), len(chunk)), params)
 
     @uninterrupted
-    def record(self, rows: Sequence[ResultRow], cache: Sequence[tuple[str, str, CachedResponse]]) -> None:
-        """Results and the answers to cache for them, in one held-signal section, so that an
-        interrupted run never keeps a result without its cached answer."""
+    def add_steps(self, rows: Sequence[StepRow]) -> None:
+        for chunk in _chunks(rows, 500):
+            params = [getattr(r, c) for r in chunk for c in STEP_COLUMNS]
+            self._write("INSERT INTO steps VALUES " + placeholders(len(STEP_COLUMNS), len(chunk)), params)
+
+    @uninterrupted
+    def record(
+        self,
+        rows: Sequence[ResultRow],
+        cache: Sequence[tuple[str, str, CachedResponse]],
+        steps: Sequence[StepRow] = (),
+    ) -> None:
+        """Results, their pipeline steps and the answers to cache for them, in one held-signal
+        section, so that an interrupted run never keeps a result without its cached answer."""
         self.add_results(rows)
+        self.add_steps(steps)
         self.cache_put(cache)
+
+    def steps(self, run_id: str) -> list[StepRow]:
+        """The pipeline steps stored for one run, by suite, pipeline, case, repeat and step."""
+        rows = self.db.execute(
+            "SELECT " + ", ".join(STEP_COLUMNS) + " FROM steps WHERE run_id = ?"
+            " ORDER BY suite, prompt, case_id, repeat_index, step_index",
+            [run_id],
+        ).fetchall()
+        return [StepRow(**dict(zip(STEP_COLUMNS, r, strict=True))) for r in rows]
 
     # optimizations
 

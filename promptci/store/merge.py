@@ -56,11 +56,11 @@ class MergeQueries(Core):
                     path=source,
                     hint="upgrade promptci",
                 )
-            return self._merge_attached("optimizations" in tables)
+            return self._merge_attached("optimizations" in tables, "steps" in tables)
         finally:
             db.execute("DETACH src")
 
-    def _merge_attached(self, has_optimizations: bool) -> MergeCounts:
+    def _merge_attached(self, has_optimizations: bool, has_steps: bool) -> MergeCounts:
         db = self.db
         db.execute("BEGIN TRANSACTION")
         try:
@@ -73,6 +73,10 @@ class MergeQueries(Core):
                 "INSERT INTO results BY NAME SELECT * FROM src.results WHERE run_id IN (SELECT unnest(?))", [new_runs]
             )
             added_results = self._count("results") - before
+            if has_steps:  # an older source has none
+                db.execute(
+                    "INSERT INTO steps BY NAME SELECT * FROM src.steps WHERE run_id IN (SELECT unnest(?))", [new_runs]
+                )
             before = self._count("cache")
             db.execute("INSERT OR IGNORE INTO cache BY NAME SELECT * FROM src.cache")
             added_cache = self._count("cache") - before

@@ -132,6 +132,35 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE cache ADD COLUMN logprobs VARCHAR;
         """,
     ),
+    (
+        6,
+        "the steps of a pipeline's answer to a case, each tied to its result row",
+        """
+        CREATE TABLE steps (
+            run_id VARCHAR NOT NULL,
+            suite VARCHAR NOT NULL,
+            prompt VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            repeat_index INTEGER NOT NULL,
+            step_index INTEGER NOT NULL,
+            step_id VARCHAR NOT NULL,
+            step_prompt VARCHAR NOT NULL,
+            step_prompt_hash VARCHAR NOT NULL,
+            model_id VARCHAR NOT NULL,
+            input VARCHAR,
+            output VARCHAR,
+            parsed VARCHAR,
+            error VARCHAR,
+            latency_ms DOUBLE,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            cost DOUBLE,
+            cached BOOLEAN NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE INDEX steps_run ON steps (run_id);
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every
@@ -143,4 +172,5 @@ INTEGRITY_QUERIES = {
     "cache": "SELECT count(*), sum(hash(COLUMNS(*))) FROM cache",
     "optimizations": "SELECT count(*), sum(hash(COLUMNS(*))) FROM optimizations",
     "trajectory": "SELECT count(*), sum(hash(COLUMNS(*))) FROM trajectory",
+    "steps": "SELECT count(*), sum(hash(COLUMNS(*))) FROM steps",
 }

@@ -47,6 +47,36 @@ RESULT_COLUMNS = [f.name for f in fields(ResultRow)]
 
 
 @dataclass(frozen=True, kw_only=True)
+class StepRow:
+    """One step of a pipeline's answer to one case. Column order matches the ``steps`` table;
+    (run_id, suite, prompt, case_id, repeat_index) is the result row it belongs to."""
+
+    run_id: str
+    suite: str
+    prompt: str  # the pipeline
+    case_id: str
+    repeat_index: int
+    step_index: int
+    step_id: str
+    step_prompt: str
+    step_prompt_hash: str
+    model_id: str
+    input: str | None  # the rendered messages, JSON
+    output: str | None  # the model's text
+    parsed: str | None  # what the step's parse: read from it (JSON unless a string)
+    error: str | None  # render, provider or parse: the case ends at this step
+    latency_ms: float | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost: float | None
+    cached: bool
+    created_at: datetime
+
+
+STEP_COLUMNS = [f.name for f in fields(StepRow)]
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrajectoryRow:
     """One candidate instruction of an optimization. Column order matches ``trajectory``.
 

@@ -52,7 +52,7 @@ def test_model_settings_merge_keeps_unset_fields() -> None:
     assert merged.params == {"a": 1, "b": 2}
 
 
-@pytest.mark.parametrize("kind", ["prompt", "suite", "config"])
+@pytest.mark.parametrize("kind", ["prompt", "suite", "pipeline", "config"])
 def test_published_schemas_are_current(kind: str) -> None:
     published = REPO_ROOT / "promptci" / "schemas" / f"{kind}.schema.json"
     assert json.loads(published.read_text()) == json_schema(kind, builtin_names()), "run `make schemas` (see README)"

@@ -209,7 +209,7 @@ class Demos(Method[DemosConfig]):
 
 
 def _final_user_turn(ctx: Context) -> int:
-    spec = ctx.evaluator.task.prompt.spec
+    spec = ctx.evaluator.prompt.spec
     messages = spec.messages or []
     users = [i for i, m in enumerate(messages) if m.role == "user"]
     if spec.template is not None or not users:

@@ -1,0 +1,1 @@
+"""Pipelines: prompts chained into one system, evaluated, compared and optimized as one."""

@@ -1,0 +1,154 @@
+"""Running pipelines across cases, one step at a time.
+
+Each step is rendered for every live case, then answered as one batch through the
+caller's ``answer`` (the eval engine's cache and models), so a step whose requests
+were seen before costs nothing: when only a downstream step changed, everything
+upstream is a cache hit. A case whose step fails to render, is refused by the
+provider or cannot be parsed ends at that step with the error recorded there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..evals.plan import Item, Stage, cache_key
+from ..providers.base import Completion, Request
+from ..yamlio import canonical_json
+from .load import Pipeline
+from .steps import StepError, as_text, context, messages, read
+
+# An answer per request: the completion and whether it came from the cache; None when the
+# budget left it unrun.
+Answer = Callable[[Stage, Sequence[Request], Sequence[str]], list[tuple[Completion, bool] | None]]
+
+
+@dataclass
+class StepResult:
+    """One step of one case as it ran."""
+
+    index: int
+    stage: Stage
+    key: str  # the request's cache key ("" when it was never sent)
+    messages: list[dict[str, str]] | None
+    completion: Completion | None = None
+    cached: bool = False
+    parsed: Any = None
+    error: str | None = None
+
+    @property
+    def rendered(self) -> str | None:
+        return canonical_json(self.messages) if self.messages is not None else None
+
+
+@dataclass
+class Trace:
+    """One case (one repeat) through the pipeline: every step that ran, and how it ended."""
+
+    stages: tuple[Stage, ...]  # the steps to run: up to and including the output step
+    inputs: dict[str, Any]
+    repeat: int = 0
+    item: Item | None = None  # the eval case it answers, if any
+    steps: list[StepResult] = field(default_factory=list)
+    error: str | None = None  # "step 'answer': parse: no match …"
+    skipped: bool = False  # the budget ran out before the last step
+    output: Any = None  # the output step's parsed value
+
+    @property
+    def alive(self) -> bool:
+        return self.error is None and not self.skipped
+
+    @property
+    def output_text(self) -> str | None:
+        return None if self.error or self.skipped else as_text(self.output)
+
+    @property
+    def cached(self) -> bool:
+        return bool(self.steps) and all(s.cached for s in self.steps)
+
+    def fail(self, result: StepResult, error: str) -> None:
+        result.error = error
+        self.error = f"step '{result.stage.step.id}': {error}"
+
+    def new_answers(self) -> list[tuple[str, str, Completion]]:
+        """(cache key, model id, completion) of each step answered by the model, not the cache,
+        that was read without error: what the cache may keep."""
+        return [
+            (s.key, s.stage.model_id, s.completion)
+            for s in self.steps
+            if s.completion is not None and not s.cached and s.error is None
+        ]
+
+    def done(self) -> dict[str, tuple[str, Any]]:
+        """Step id -> (the model's text, its parsed value), for the steps that succeeded."""
+        ok = [s for s in self.steps if s.completion and not s.error]
+        return {s.stage.step.id: (s.completion.text or "" if s.completion else "", s.parsed) for s in ok}
+
+
+def stages_to_run(pipeline: Pipeline, stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+    """The steps up to and including the pipeline's output step."""
+    last = pipeline.spec.index(pipeline.spec.output)
+    assert last is not None, "the pipeline was checked on loading"
+    return stages[: last + 1]
+
+
+def trace_for(item: Item) -> Trace:
+    """The trace an eval item of a pipeline's task starts as."""
+    pipeline = item.task.prompt
+    assert isinstance(pipeline, Pipeline), "a pipeline's task"
+    return Trace(stages_to_run(pipeline, item.task.stages), json.loads(item.rendered), item.repeat, item)
+
+
+def execute(traces: Sequence[Trace], answer: Answer, on_trace: Callable[[Trace], None] | None = None) -> None:
+    """Run every trace, step by step, each step as one batch across the traces that share their
+    steps; ``on_trace`` gets each trace once, as it ends (finished, failed at a step, or
+    skipped by the budget)."""
+    groups: dict[int, list[Trace]] = {}
+    for t in traces:
+        groups.setdefault(id(t.stages), []).append(t)
+    for group in groups.values():
+        stages = group[0].stages
+        for index, stage in enumerate(stages):
+            live = [t for t in group if t.alive]
+            _run_stage(index, stage, live, answer)
+            for t in live:
+                if t.alive and index == len(stages) - 1:
+                    t.output = t.steps[-1].parsed
+                if on_trace and (not t.alive or index == len(stages) - 1):
+                    on_trace(t)
+
+
+def _run_stage(index: int, stage: Stage, traces: list[Trace], answer: Answer) -> None:
+    sent: list[tuple[Trace, StepResult]] = []
+    requests: list[Request] = []
+    for t in traces:
+        try:
+            chat = messages(stage.step, stage.prompt, context(t.inputs, t.done()))
+        except StepError as exc:
+            result = StepResult(index, stage, "", None)
+            t.steps.append(result)
+            t.fail(result, str(exc))
+            continue
+        request = Request(tuple((m["role"], m["content"]) for m in chat), stage.params, t.repeat)
+        result = StepResult(index, stage, cache_key(stage.model_id, request), chat)
+        t.steps.append(result)
+        sent.append((t, result))
+        requests.append(request)
+    if not sent:
+        return
+    answers = answer(stage, requests, [r.key for _, r in sent])
+    for (t, result), got in zip(sent, answers, strict=True):
+        if got is None:
+            t.steps.pop()
+            t.skipped = True
+            continue
+        result.completion, result.cached = got
+        if got[0].error is not None:
+            t.fail(result, f"provider: {got[0].error}")
+            continue
+        try:
+            result.parsed = read(stage.step.parse, got[0].text or "")
+        except StepError as exc:
+            t.fail(result, str(exc))

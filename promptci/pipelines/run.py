@@ -1,0 +1,118 @@
+"""``promptci run``: one pipeline, once, on given inputs, with the trace of every step.
+
+Answers go through the project's response cache like an eval's, so a second run of
+the same inputs costs no model calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..evals.plan import pipeline_stages
+from ..evals.runner import Usage, answer, to_cache
+from ..project import Project
+from ..providers.pool import ModelPool
+from ..settings import ModelSettings
+from ..store import Store
+from .execute import Trace, execute, stages_to_run
+from .load import Pipeline, Subjects
+from .steps import as_text
+
+
+@dataclass
+class RunResult:
+    """A pipeline's answer to one set of inputs."""
+
+    pipeline: Pipeline
+    trace: Trace
+    usage: Usage
+
+    @property
+    def output(self) -> Any:
+        """The output step's parsed value; None when a step failed."""
+        return self.trace.output if self.trace.error is None else None
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.trace
+        return {
+            "pipeline": self.pipeline.name,
+            "content_hash": self.pipeline.content_hash,
+            "inputs": t.inputs,
+            "output": self.output,
+            "error": t.error,
+            "steps": [
+                {
+                    "id": s.stage.step.id,
+                    "prompt": s.stage.prompt.name,
+                    "prompt_hash": s.stage.prompt.content_hash,
+                    "model": s.stage.model_id,
+                    "messages": s.messages,
+                    "output": s.completion.text if s.completion else None,
+                    "parsed": None if s.error or s.completion is None else s.parsed,
+                    "error": s.error,
+                    "latency_ms": s.completion.latency_ms if s.completion else None,
+                    "tokens_in": s.completion.tokens_in if s.completion else None,
+                    "tokens_out": s.completion.tokens_out if s.completion else None,
+                    "cached": s.cached,
+                }
+                for s in t.steps
+            ],
+            "calls": self.usage.calls,
+            "cached": self.usage.cached,
+        }
+
+
+def run_pipeline(
+    project: Project,
+    ref: str,
+    inputs: dict[str, Any],
+    *,
+    override: ModelSettings | None = None,
+    use_cache: bool = True,
+    models: ModelPool | None = None,
+    db: Path | None = None,
+) -> RunResult:
+    """Run pipeline ``ref`` (``NAME``, ``NAME@REV`` or ``NAME@LABEL``) once on ``inputs``."""
+    pipeline = Subjects(project).pipelines.resolve(ref)
+    stages = stages_to_run(pipeline, pipeline_stages(project, pipeline, None, override))
+    trace = Trace(stages, pipeline.bind(inputs))
+    usage = Usage()
+    pool = models if models is not None else ModelPool(project.root)
+    with Store(db or project.path(project.config.db)) as store:
+
+        def step_answers(stage: Any, requests: Any, keys: Any) -> Any:
+            got = answer(store, pool, stage.settings, requests, keys, usage, use_cache=use_cache)
+            usage.cached += sum(1 for g in got if g is not None and g[1])
+            return got
+
+        try:
+            execute([trace], step_answers)
+        finally:
+            entries = [(key, model, r) for key, model, c in trace.new_answers() if (r := to_cache(c)) is not None]
+            store.cache_put(entries)
+    return RunResult(pipeline, trace, usage)
+
+
+def describe(result: RunResult) -> str:
+    """The trace as text: per step its messages, output, parsed value, latency and tokens."""
+    lines = [f"pipeline {result.pipeline.name} ({result.pipeline.content_hash[:12]})"]
+    for s in result.trace.steps:
+        c = s.completion
+        how = "cached" if s.cached else f"{c.latency_ms:.0f} ms" if c and c.latency_ms is not None else ""
+        tokens = f", {c.tokens_in or 0} -> {c.tokens_out or 0} tokens" if c else ""
+        lines.append(f"\n== step {s.stage.step.id} · {s.stage.prompt.name} · {s.stage.model_id} ({how}{tokens})")
+        for m in s.messages or []:
+            lines.append(f"[{m['role']}]\n{m['content'].rstrip()}")
+        if c is not None:
+            lines.append(f"-> {c.text!r}" if c.text is not None else "-> (no text)")
+        if s.error:
+            lines.append(f"error: {s.error}")
+        elif c is not None and s.stage.step.parse is not None:
+            lines.append(f"parsed: {as_text(s.parsed)}")
+    if result.trace.error:
+        lines.append(f"\nfailed: {result.trace.error}")
+    else:
+        lines.append(f"\noutput: {as_text(result.trace.output)}")
+    return "\n".join(lines)
