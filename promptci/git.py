@@ -107,6 +107,12 @@ class Repo:
         found = self.log(path, rev, follow=False, max_count=1)
         return found[0] if found else None
 
+    def last_change_of(self, paths: list[str], rev: str = "HEAD") -> str | None:
+        """The newest commit at or before ``rev`` that changed any of ``paths``."""
+        if not self.has_commits():
+            return None
+        return self._repo.git.log("--format=%H", "--max-count=1", rev, "--", *paths).strip() or None
+
     def is_dirty(self, path: str) -> bool:
         """Whether ``path`` differs from HEAD in the index or the working tree, or is untracked."""
         if not self.has_commits():

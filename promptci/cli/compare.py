@@ -149,13 +149,16 @@ def _run_missing(state: State, found: object, db: Path) -> None:
 
 def _print_flips(comparison: object) -> None:
     from ..compare.engine import Comparison
-    from ..compare.report import _clip
+    from ..compare.report import _clip, step_changes
 
     assert isinstance(comparison, Comparison)
     for s in comparison.suites:
+        if s.steps:
+            click.echo(f"  {s.suite} × {s.prompt}: changed per step: {step_changes(s)}")
         for f in s.flips[:20]:
+            first = f" (first step to differ: {f.first_step})" if f.first_step else ""
             click.echo(
-                f"  {s.suite} {f.direction} {f.name}\n    base: {_clip(f.base.output, 100)}\n"
+                f"  {s.suite} {f.direction} {f.name}{first}\n    base: {_clip(f.base.output, 100)}\n"
                 f"    head: {_clip(f.head.output, 100)}"
             )
 

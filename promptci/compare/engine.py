@@ -14,7 +14,7 @@ Gate policy, per suite × prompt, with ``max_drop`` and ``alpha`` from promptci.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,12 +40,34 @@ INPUT_CHARS = 200
 
 
 @dataclass(frozen=True)
+class StepOutputs:
+    """One pipeline step of one case on both sides (None where that side never reached it)."""
+
+    step: str
+    base: str | None
+    head: str | None
+    base_error: str | None = None
+    head_error: str | None = None
+
+
+@dataclass(frozen=True)
+class StepChange:
+    """How many of a pipeline's cases changed at one step, between base and head."""
+
+    step: str
+    changed: int
+    total: int
+
+
+@dataclass(frozen=True)
 class Flip:
     case_id: str
     name: str
     base: CaseSide
     head: CaseSide
     input: str = ""  # the case's own text as the model read it (its last user turn), clipped
+    first_step: str | None = None  # a pipeline's first step whose output differs between the sides
+    trace: tuple[StepOutputs, ...] = ()  # a pipeline's steps on both sides
 
     @property
     def direction(self) -> str:
@@ -68,6 +90,7 @@ class SuiteComparison:
     errors: tuple[int, int] = (0, 0)
     mismatches: list[str] = field(default_factory=list)
     prompt_file: str | None = None
+    steps: list[StepChange] = field(default_factory=list)  # a pipeline's, in run order
 
 
 @dataclass
@@ -92,6 +115,7 @@ def compare(store: Store, base: SideResults, head: SideResults, gate: GateConfig
     keys = sorted({(s, p) for s, p, _ in identity})
     pairs = store.pair_cases(base.table, head.table, keys)
     flips = _flips(store, base.table, head.table)
+    changes, traces = _step_changes(store.step_pairs(base.table, head.table))
     only: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     for suite, prompt, name, in_base in store.unpaired_cases():
         only[(suite, prompt)][1 if in_base else 0].append(name)
@@ -117,12 +141,13 @@ def compare(store: Store, base: SideResults, head: SideResults, gate: GateConfig
                 alpha,
                 _first(b_id, 3),
                 _first(h_id, 3),
-                flips.get((suite, prompt), []),
+                [_traced(f, traces.get((suite, prompt, f.case_id), ())) for f in flips.get((suite, prompt), [])],
                 added,
                 removed,
                 errors.get((suite, prompt), (0, 0)),
                 _mismatches(b_id, h_id),
                 head.prompt_files.get(prompt) or base.prompt_files.get(prompt),
+                changes.get((suite, prompt), []),
             )
         )
     return Comparison(base.side.label, head.side.label, suites)
@@ -143,6 +168,39 @@ def _flips(store: Store, base: str, head: str) -> dict[tuple[str, str], list[Fli
             )
         )
     return found
+
+
+def _step_changes(
+    rows: list[tuple[Any, ...]],
+) -> tuple[dict[tuple[str, str], list[StepChange]], dict[tuple[str, str, str], tuple[StepOutputs, ...]]]:
+    """Per suite × pipeline, how many cases changed at each step; per case, its steps on both sides."""
+    traces: dict[tuple[str, str, str], list[StepOutputs]] = defaultdict(list)
+    order: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for suite, prompt, case_id, step, at, _, _, b_out, h_out, b_err, h_err in rows:
+        traces[(suite, prompt, case_id)].append(StepOutputs(step, b_out, h_out, b_err, h_err))
+        order[(suite, prompt)].setdefault(step, at)
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for (suite, prompt, _), steps in traces.items():
+        totals[(suite, prompt)] += 1
+        for s in steps:
+            counts[(suite, prompt)][s.step] += _differs(s)
+    changes = {
+        key: [StepChange(step, counts[key][step], totals[key]) for step in sorted(steps, key=steps.__getitem__)]
+        for key, steps in order.items()
+    }
+    return changes, {key: tuple(steps) for key, steps in traces.items()}
+
+
+def _differs(s: StepOutputs) -> bool:
+    return (s.base, s.base_error) != (s.head, s.head_error)
+
+
+def _traced(flip: Flip, trace: tuple[StepOutputs, ...]) -> Flip:
+    if not trace:
+        return flip
+    first = next((s.step for s in trace if _differs(s)), None)
+    return replace(flip, first_step=first, trace=trace)
 
 
 def case_input(rendered: str | None, limit: int = INPUT_CHARS) -> str:

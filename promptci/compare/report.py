@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from dataclasses import asdict
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -75,26 +76,30 @@ def markdown(c: Comparison) -> str:
             notes.append(f"{len(s.added)} case(s) added, {len(s.removed)} removed (not paired)")
         if any(s.errors):
             notes.append(f"errored cases: {s.errors[0]} on base, {s.errors[1]} on head (not scored)")
+        if s.steps:
+            notes.append("changed per step: " + step_changes(s))
         if notes or s.flips:
             lines += [
                 "",
                 f"**{s.suite} × {s.prompt}**: " + "; ".join(notes) if notes else f"**{s.suite} × {s.prompt}**",
             ]
         if s.flips:
+            step = "first step to differ | " if s.steps else ""
             lines += [
                 "",
                 f"<details><summary>{len(s.flips)} flipped case(s)</summary>",
                 "",
-                "| case | input | flip | base output | head output |",
-                "|---|---|---|---|---|",
+                f"| case | input | flip | {step}base output | head output |",
+                "|---|---|---|---|---|" + ("---|" if s.steps else ""),
             ]
             lines += [
-                f"| {_cell(f.name)} | {_cell(f.input)} | {f.direction} | {_cell(f.base.output)}"
-                f" | {_cell(f.head.output)} |"
+                f"| {_cell(f.name)} | {_cell(f.input)} | {f.direction} | "
+                + (f"{_cell(f.first_step or '(none)')} | " if s.steps else "")
+                + f"{_cell(f.base.output)} | {_cell(f.head.output)} |"
                 for f in _ordered(s.flips)[:MAX_FLIPS]
             ]
             if len(s.flips) > MAX_FLIPS:
-                lines.append(f"| … | | {len(s.flips) - MAX_FLIPS} more | | |")
+                lines.append(f"| … | | {len(s.flips) - MAX_FLIPS} more | | |" + (" |" if s.steps else ""))
             lines += ["", "</details>"]
     lines += [
         "",
@@ -102,6 +107,11 @@ def markdown(c: Comparison) -> str:
         " 95% CI by bootstrap. Only **regressed** fails the check.</sub>",
     ]
     return "\n".join(lines) + "\n"
+
+
+def step_changes(s: SuiteComparison) -> str:
+    """``reason 31/40, answer 12/40``: per pipeline step, the cases whose output there changed."""
+    return ", ".join(f"{c.step} {c.changed}/{c.total}" for c in s.steps)
 
 
 def _ordered(flips: list[Flip]) -> list[Flip]:
@@ -145,9 +155,11 @@ def as_dict(c: Comparison) -> dict[str, Any]:
                     "direction": f.direction,
                     "base": _case_side(f.base),
                     "head": _case_side(f.head),
+                    **({"first_step": f.first_step, "trace": [asdict(t) for t in f.trace]} if s.steps else {}),
                 }
                 for f in _ordered(s.flips)
             ],
+            "steps": [asdict(c) for c in s.steps],
             "added": s.added,
             "removed": s.removed,
             "errors": {"base": s.errors[0], "head": s.errors[1]},

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -139,12 +138,13 @@ class Pipelines(Files[Pipeline]):
         return replace(thing, _commit_lookup=lambda: self._combined(thing, lookup()))
 
     def _combined(self, pipeline: Pipeline, own: PromptVersion) -> PromptVersion:
+        """Dirty when any file is; else the newest commit that changed the file or a step's prompt."""
         versions = [own, *(p.version for p in pipeline.prompts)]
         if any(v.dirty or v.commit is None for v in versions):
             return PromptVersion(pipeline.content_hash, None, True)
-        shas = {v.commit for v in versions if v.commit}
-        newest = max(shas, key=lambda sha: datetime.fromisoformat(self.repo.describe(sha).date))
-        return PromptVersion(pipeline.content_hash, newest, False)
+        paths = [self.git_path(pipeline.path), *(self.git_path(p.path) for p in pipeline.prompts)]
+        newest = self.repo.last_change_of(paths, pipeline.rev or "HEAD")
+        return PromptVersion(pipeline.content_hash, newest or own.commit, False)
 
 
 class Subjects:

@@ -74,6 +74,21 @@ FROM f LEFT JOIN bo USING (suite, prompt, case_id) LEFT JOIN hi USING (suite, pr
 ORDER BY 1, 2, 4
 """
 
+# For pipelines: each step's output on both sides, for the first repeat of every case both have.
+_STEPS = """
+WITH both_sides AS (SELECT suite, prompt, case_id FROM cmp WHERE in_b AND in_h),
+b AS (SELECT st.suite, st.prompt, st.case_id, st.step_id, st.step_index, st.output, st.error
+      FROM $base s JOIN steps st USING (run_id, suite, prompt, case_id, repeat_index)
+      WHERE s.repeat_index = 0 AND (s.suite, s.prompt, s.case_id) IN (SELECT * FROM both_sides)),
+h AS (SELECT st.suite, st.prompt, st.case_id, st.step_id, st.step_index, st.output, st.error
+      FROM $head s JOIN steps st USING (run_id, suite, prompt, case_id, repeat_index)
+      WHERE s.repeat_index = 0 AND (s.suite, s.prompt, s.case_id) IN (SELECT * FROM both_sides))
+SELECT suite, prompt, case_id, step_id, coalesce(h.step_index, b.step_index) AS step_at,
+       b.step_id IS NOT NULL, h.step_id IS NOT NULL, b.output, h.output, b.error, h.error
+FROM b FULL JOIN h USING (suite, prompt, case_id, step_id)
+ORDER BY suite, prompt, case_id, step_at
+"""
+
 
 class CompareQueries(Core):
     def _insert(self, table: str, width: int, rows: Sequence[Sequence[Any]]) -> None:
@@ -160,6 +175,12 @@ class CompareQueries(Core):
                 " FROM cmp WHERE in_b AND in_h GROUP BY ALL"
             ).fetchall()
         )
+
+    def step_pairs(self, base: str, head: str) -> list[tuple[Any, ...]]:
+        """For pipelines, per case both sides have (after :meth:`pair_cases`) and step, in run order:
+        (suite, prompt, case id, step id, index, on base, on head, base output, head output,
+        base error, head error). Empty when no side holds pipeline steps."""
+        return list(self.db.execute(sql(_STEPS, base=base, head=head)).fetchall())
 
     def flipped_cases(self, base: str, head: str) -> list[tuple[Any, ...]]:
         """Cases whose pass/fail differs, with each side's first answer (fetched for these cases only)."""
