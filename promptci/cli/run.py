@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .options import State, format_option, pass_state
+
+if TYPE_CHECKING:
+    from ..evals.trace import RunResult
 
 
 @click.command()
@@ -26,8 +30,8 @@ def run(
 
     Exits 1 when a step fails (render, provider or parse), naming the step.
     """
+    from ..evals.trace import run_pipeline
     from ..pipelines.load import Subjects
-    from ..pipelines.run import describe, run_pipeline
     from ..providers import parse_model_option
     from ..settings import ModelSettings
     from .output import emit_json
@@ -43,3 +47,28 @@ def run(
     else:
         click.echo(describe(result))
     return 1 if result.trace.error else 0
+
+
+def describe(result: RunResult) -> str:
+    """The trace as text: per step its messages, output, parsed value, latency and tokens."""
+    from ..pipelines.steps import as_text
+
+    lines = [f"pipeline {result.pipeline.name} ({result.pipeline.content_hash[:12]})"]
+    for s in result.trace.steps:
+        c = s.completion
+        how = "cached" if s.cached else f"{c.latency_ms:.0f} ms" if c and c.latency_ms is not None else ""
+        tokens = f", {c.tokens_in or 0} -> {c.tokens_out or 0} tokens" if c else ""
+        lines.append(f"\n== step {s.stage.step.id} · {s.stage.prompt.name} · {s.stage.model_id} ({how}{tokens})")
+        for m in s.messages or []:
+            lines.append(f"[{m['role']}]\n{m['content'].rstrip()}")
+        if c is not None:
+            lines.append(f"-> {c.text!r}" if c.text is not None else "-> (no text)")
+        if s.error:
+            lines.append(f"error: {s.error}")
+        elif c is not None and s.stage.step.parse is not None:
+            lines.append(f"parsed: {as_text(s.parsed)}")
+    if result.trace.error:
+        lines.append(f"\nfailed: {result.trace.error}")
+    else:
+        lines.append(f"\noutput: {as_text(result.trace.output)}")
+    return "\n".join(lines)

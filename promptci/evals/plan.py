@@ -6,20 +6,19 @@ import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from ..config import validation_error
 from ..errors import InputError, PromptciError
 from ..files import read_text
+from ..pipelines.execute import Stage
 from ..pipelines.load import Pipeline, Subjects
-from ..pipelines.spec import Step
 from ..project import Project
 from ..prompts.prompt import Prompt
 from ..prompts.registry import Ref
 from ..providers import identity
-from ..providers.base import GenParams, Request
+from ..providers.base import GenParams, Request, cache_key
 from ..settings import ModelSettings
 from ..yamlio import canonical_json, parse_yaml
 from .dataset import EvalCase, load_cases
@@ -45,17 +44,6 @@ class CaseFilter:
             # By case id, so every machine of a CI matrix agrees without talking to the others.
             cases = [c for c in cases if int(c.id, 16) % n == i - 1]
         return cases[: self.sample] if self.sample else cases
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One step of a pipeline task: its prompt and the model it runs on."""
-
-    step: Step
-    prompt: Prompt
-    settings: ModelSettings
-    model_id: str
-    params: GenParams
 
 
 @dataclass
@@ -282,16 +270,3 @@ def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
         request = replace(request, choices=tuple(str(o) for o in options), normalize=loglik.normalize, prior=prior)
     key = cache_key(task.model_id, request)
     return Item(task, case, repeat, request, key, canonical_json(messages))
-
-
-def cache_key(model_id: str, request: Request) -> str:
-    """Content-addressed: the rendered messages, the model, the parameters and the repeat index."""
-    material: dict[str, Any] = {
-        "model": model_id,
-        "messages": request.messages,
-        "params": request.params.digest(),
-        "repeat": request.repeat,
-    }
-    if request.choices:  # a likelihood ranking, not a generation: its own answer
-        material.update(choices=request.choices, normalize=request.normalize, prior=request.prior)
-    return hashlib.sha256(canonical_json(material).encode()).hexdigest()

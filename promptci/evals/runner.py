@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..pipelines.execute import Answer, StepResult, Trace, execute, trace_for
+from ..pipelines.execute import Answer, Stage, StepResult, Trace, execute, stages_to_run
+from ..pipelines.load import Pipeline
 from ..pipelines.steps import as_text
 from ..project import Project
 from ..providers import identity
-from ..providers.base import Completion, Request
+from ..providers.base import Completion, Request, cache_key
 from ..providers.pool import ModelPool
 from ..settings import ModelSettings
 from ..store import CachedResponse, ResultRow, StepRow, Store, dumps, now
-from .plan import Item, Plan, Stage, cache_key
+from .plan import Item, Plan
 from .scoring import Scorer, make_scorer
 from .summary import TaskSummary, summarize
 
@@ -385,7 +386,8 @@ def _run_chains(
 
     def on_trace(trace: Trace) -> None:
         nonlocal skipped
-        assert trace.item is not None
+        item = trace.owner
+        assert isinstance(item, Item)
         entries = [(key, model, r) for key, model, c in trace.new_answers() if (r := to_cache(c)) is not None]
         if trace.skipped:  # its answers so far are good ones: keep them for the next run
             skipped += 1
@@ -401,13 +403,21 @@ def _run_chains(
             _total(s.completion.tokens_out for s in steps if s.completion),
             _total(s.completion.cost for s in steps if s.completion),
         )
-        row = _finish(writer, scorers, run_id, trace.item, completion, cached=trace.cached, usage=usage, add=False)
+        row = _finish(writer, scorers, run_id, item, completion, cached=trace.cached, usage=usage, add=False)
         writer.add(row, entries, [_step_row(row, s) for s in steps])
         if progress:
             progress.advance()
 
-    execute([trace_for(i) for i in items], answer, on_trace)
+    execute([_trace(i) for i in items], answer, on_trace)
     return skipped
+
+
+def _trace(item: Item) -> Trace:
+    """The trace an eval item of a pipeline's task starts as."""
+    pipeline = item.task.prompt
+    assert isinstance(pipeline, Pipeline), "a pipeline's task"
+    stages = stages_to_run(pipeline, item.task.stages)
+    return Trace(stages, json.loads(item.rendered), item.repeat, item)
 
 
 def _total(values: Iterable[float | int | None]) -> Any:

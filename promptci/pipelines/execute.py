@@ -9,16 +9,29 @@ provider or cannot be parsed ends at that step with the error recorded there.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..evals.plan import Item, Stage, cache_key
-from ..providers.base import Completion, Request
+from ..prompts.prompt import Prompt
+from ..providers.base import Completion, GenParams, Request, cache_key
+from ..settings import ModelSettings
 from ..yamlio import canonical_json
 from .load import Pipeline
+from .spec import Step
 from .steps import StepError, as_text, context, messages, read
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step as it runs: its prompt and the model it runs on, settings merged."""
+
+    step: Step
+    prompt: Prompt
+    settings: ModelSettings
+    model_id: str
+    params: GenParams
+
 
 # An answer per request: the completion and whether it came from the cache; None when the
 # budget left it unrun.
@@ -50,7 +63,7 @@ class Trace:
     stages: tuple[Stage, ...]  # the steps to run: up to and including the output step
     inputs: dict[str, Any]
     repeat: int = 0
-    item: Item | None = None  # the eval case it answers, if any
+    owner: Any = None  # what the caller runs it for, such as an eval item
     steps: list[StepResult] = field(default_factory=list)
     error: str | None = None  # "step 'answer': parse: no match …"
     skipped: bool = False  # the budget ran out before the last step
@@ -92,13 +105,6 @@ def stages_to_run(pipeline: Pipeline, stages: tuple[Stage, ...]) -> tuple[Stage,
     last = pipeline.spec.index(pipeline.spec.output)
     assert last is not None, "the pipeline was checked on loading"
     return stages[: last + 1]
-
-
-def trace_for(item: Item) -> Trace:
-    """The trace an eval item of a pipeline's task starts as."""
-    pipeline = item.task.prompt
-    assert isinstance(pipeline, Pipeline), "a pipeline's task"
-    return Trace(stages_to_run(pipeline, item.task.stages), json.loads(item.rendered), item.repeat, item)
 
 
 def execute(traces: Sequence[Trace], answer: Answer, on_trace: Callable[[Trace], None] | None = None) -> None:

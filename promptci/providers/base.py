@@ -77,3 +77,17 @@ def apply_stop(text: str, stop: Sequence[str]) -> str:
     """Cut ``text`` at the first stop sequence."""
     cut = min((i for s in stop if (i := text.find(s)) >= 0), default=-1)
     return text[:cut] if cut >= 0 else text
+
+
+def cache_key(model_id: str, request: Request) -> str:
+    """The response cache's key, content-addressed: the rendered messages, the model, the parameters
+    and the repeat index (and, for a likelihood ranking, the choices)."""
+    material: dict[str, Any] = {
+        "model": model_id,
+        "messages": request.messages,
+        "params": request.params.digest(),
+        "repeat": request.repeat,
+    }
+    if request.choices:  # a likelihood ranking, not a generation: its own answer
+        material.update(choices=request.choices, normalize=request.normalize, prior=request.prior)
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()

@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..evals.plan import pipeline_stages
-from ..evals.runner import Usage, answer, to_cache
+from ..pipelines.execute import Trace, execute, stages_to_run
+from ..pipelines.load import Pipeline, Subjects
 from ..project import Project
 from ..providers.pool import ModelPool
 from ..settings import ModelSettings
 from ..store import Store
-from .execute import Trace, execute, stages_to_run
-from .load import Pipeline, Subjects
-from .steps import as_text
+from .plan import pipeline_stages
+from .runner import Usage, answer, to_cache
 
 
 @dataclass
@@ -93,26 +92,3 @@ def run_pipeline(
             entries = [(key, model, r) for key, model, c in trace.new_answers() if (r := to_cache(c)) is not None]
             store.cache_put(entries)
     return RunResult(pipeline, trace, usage)
-
-
-def describe(result: RunResult) -> str:
-    """The trace as text: per step its messages, output, parsed value, latency and tokens."""
-    lines = [f"pipeline {result.pipeline.name} ({result.pipeline.content_hash[:12]})"]
-    for s in result.trace.steps:
-        c = s.completion
-        how = "cached" if s.cached else f"{c.latency_ms:.0f} ms" if c and c.latency_ms is not None else ""
-        tokens = f", {c.tokens_in or 0} -> {c.tokens_out or 0} tokens" if c else ""
-        lines.append(f"\n== step {s.stage.step.id} · {s.stage.prompt.name} · {s.stage.model_id} ({how}{tokens})")
-        for m in s.messages or []:
-            lines.append(f"[{m['role']}]\n{m['content'].rstrip()}")
-        if c is not None:
-            lines.append(f"-> {c.text!r}" if c.text is not None else "-> (no text)")
-        if s.error:
-            lines.append(f"error: {s.error}")
-        elif c is not None and s.stage.step.parse is not None:
-            lines.append(f"parsed: {as_text(s.parsed)}")
-    if result.trace.error:
-        lines.append(f"\nfailed: {result.trace.error}")
-    else:
-        lines.append(f"\noutput: {as_text(result.trace.output)}")
-    return "\n".join(lines)
