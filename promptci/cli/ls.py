@@ -10,17 +10,24 @@ from .options import State, format_option, pass_state
 @format_option()
 @pass_state
 def ls(state: State, rev: str | None, fmt: str) -> int:
-    """List the prompts in the registry."""
+    """List the prompts and pipelines in the registry.
+
+    A pipeline's variables are its inputs, and its hash covers its step prompts.
+    """
+    from ..pipelines.load import Pipelines
     from ..prompts.labelfile import read_labels
     from .output import emit_json, table
 
     prompts = state.registry.load_all(rev)
+    pipelines = Pipelines(state.project, state.registry).load_all(rev)
     labels = read_labels(state.project)
+    entries = [("prompt", p) for p in prompts] + [("pipeline", p) for p in pipelines]
     if fmt == "json":
         emit_json(
             [
                 {
                     "name": p.name,
+                    "kind": kind,
                     "path": p.path,
                     "description": p.spec.description,
                     "variables": sorted(p.variables),
@@ -28,13 +35,13 @@ def ls(state: State, rev: str | None, fmt: str) -> int:
                     "content_hash": p.content_hash,
                     "tags": p.spec.tags,
                 }
-                for p in prompts
+                for kind, p in entries
             ]
         )
         return 0
     rows = [
         (p.name, p.path, ", ".join(p.variables), ", ".join(sorted(labels.get(p.name, {}))), p.content_hash[:12])
-        for p in prompts
+        for _, p in entries
     ]
     table(("name", "path", "variables", "labels", "hash"), rows)
     return 0
