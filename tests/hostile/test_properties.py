@@ -50,6 +50,11 @@ FRAGMENTS = st.sampled_from(
         "prompts: [x]\n",
         "scorers: [{type: exact}]\n",
         "variables: {a: string}\n",
+        "steps:\n  - id: a\n    prompt: sentiment\n    vars: {review: '{{ inputs.r }}'}\n",
+        "  - id: b\n    prompt: sentiment\n    vars: {review: '{{ steps.a.output }}'}\n",
+        "inputs: {r: string}\n",
+        "output: a\n",
+        "    parse: {regex: '(\\w+'}\n",
     ]
 )
 CONTENT = st.one_of(
@@ -94,6 +99,7 @@ LOADERS = {
     "prompt": ("prompts/fuzz.yaml", [["ls"], ["show", "fuzz"], ["render", "fuzz"], ["lint"]]),
     "suite": ("evals/fuzz.yaml", [["eval", "evals/fuzz.yaml", "--sample", "1"], ["lint"]]),
     "config": ("promptci.yaml", [["ls"], ["lint"]]),
+    "pipeline": ("pipelines/fuzz.yaml", [["ls"], ["run", "fuzz", "--var", "r=x"], ["lint"]]),
     "labels": ("labels.yaml", [["label", "ls"], ["lint"]]),
     "dataset": ("evals/rows.jsonl", [["eval", "evals/data.yaml"]]),
     "csv": ("evals/rows.csv", [["eval", "evals/csv.yaml"]]),

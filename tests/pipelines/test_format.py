@@ -119,6 +119,14 @@ BROKEN = [
     ("a step nothing reads", 'reply: "{{ steps.draft.output }}"', 'reply: "{{ inputs.review }}"', 6, 9, "unused-step"),
     ("an output that is no step", "output: label", "output: labels", 16, 9, "unknown-step"),
     ("a template that does not parse", "steps.draft.output }}", "steps.draft.output }", 14, 14, "jinja"),
+    (
+        "a template past its limits",
+        "steps.draft.output }}",
+        "steps.draft.output ~ 'a' * 10**10 }}",
+        14,
+        14,
+        "template-limit",
+    ),
 ]
 
 
