@@ -191,3 +191,9 @@ def test_breaking_the_first_step_fails_compare_and_names_it(repo: Repo, katan: C
     md = (repo.path / "c.md").read_text()
     assert "changed per step: first 8/8, second 8/8" in md and "| first step to differ |" in md
     assert "(first step to differ: first)" in result.out
+    page = repo.path / "report.html"
+    assert repo.run("report", "--html", str(page), "--compare", str(out)).code == ExitCode.OK
+    html = page.read_text()
+    assert "Changed per step: <strong>first</strong> 8/8" in html
+    assert html.count(", step by step</summary>") == 8
+    assert html.count("← first to differ") == 8
