@@ -204,7 +204,11 @@ class Repo:
     def commit_file_on_new_branch(
         self, branch: str, path: str, content: bytes, message: str, base: str = "HEAD"
     ) -> str:
-        """Create ``branch`` at a commit of ``base`` plus ``path`` set to ``content``.
+        """Create ``branch`` at a commit of ``base`` plus ``path`` set to ``content``."""
+        return self.commit_files_on_new_branch(branch, {path: content}, message, base)
+
+    def commit_files_on_new_branch(self, branch: str, files: dict[str, bytes], message: str, base: str = "HEAD") -> str:
+        """Create ``branch`` at one commit of ``base`` plus each path of ``files`` set to its content.
 
         A temporary index is used, so the working tree, the real index and the current
         branch are untouched: a dirty checkout does not matter. Refuses an existing branch.
@@ -217,13 +221,16 @@ class Repo:
         if self._ref_exists(ref):
             raise GitError(f"branch {branch} already exists", hint="delete it or let promptci pick a new id")
         with tempfile.TemporaryDirectory() as tmp:
-            blob_file = os.path.join(tmp, "blob")
-            with open(blob_file, "wb") as fh:
-                fh.write(content)
-            blob = str(self._repo.git.hash_object("-w", blob_file)).strip()
+            blobs = {}
+            for i, (path, content) in enumerate(sorted(files.items())):
+                blob_file = os.path.join(tmp, f"blob{i}")
+                with open(blob_file, "wb") as fh:
+                    fh.write(content)
+                blobs[path] = str(self._repo.git.hash_object("-w", blob_file)).strip()
             with self._repo.git.custom_environment(GIT_INDEX_FILE=os.path.join(tmp, "index")):
                 self._repo.git.read_tree(parent)
-                self._repo.git.update_index("--add", "--cacheinfo", f"100644,{blob},{path}")
+                for path, blob in blobs.items():
+                    self._repo.git.update_index("--add", "--cacheinfo", f"100644,{blob},{path}")
                 tree = str(self._repo.git.write_tree()).strip()
         commit = str(self._repo.git.commit_tree(tree, "-p", parent, "-m", message)).strip()
         self._repo.git.update_ref(ref, commit, "0" * 40)  # fails if someone created it meanwhile

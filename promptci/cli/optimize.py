@@ -111,6 +111,13 @@ def _list_methods(ctx: click.Context, _: click.Parameter, value: bool) -> None:
     help="Where the instruction sits: the system message, or a line before/after the question"
     " (default: system when the prompt has one).",
 )
+@click.option(
+    "--credit",
+    type=click.Choice(["blame", "round-robin"]),
+    default="blame",
+    show_default=True,
+    help="For a pipeline: change the step the optimizer model blames for failing cases, or each step in turn.",
+)
 @click.option("--device", metavar="cpu|cuda|…", help="Local task model's device (default: cuda if present).")
 @click.option("--dtype", metavar="auto|float32|bfloat16|float16", help="Local task model's dtype.")
 @click.option("--resume", metavar="ID", help="Continue a stopped optimization from its stored trajectory.")
@@ -166,6 +173,7 @@ def optimize(
     split: str,
     seed: int,
     position: str | None,
+    credit: str,
     device: str | None,
     dtype: str | None,
     resume: str | None,
@@ -185,8 +193,12 @@ def optimize(
     output: Path | None,
     fmt: str,
 ) -> int:
-    """Search for a better instruction (OPRO, GPO, GReaTer) or few-shot demonstrations (demos) for
-    prompt NAME on an eval suite, or use any installed method (--list-methods).
+    """Search for a better instruction (OPRO, GPO, GReaTer, TextGrad) or few-shot demonstrations (demos)
+    for prompt NAME on an eval suite, or use any installed method (--list-methods).
+
+    NAME may be a pipeline: with gpo, opro or textgrad, one step's instruction changes at a
+    time (the step blamed for failing train cases, or each in turn with --credit round-robin),
+    every candidate scored end to end, and the winner may change several prompt files.
 
     The suite's cases are split (seeded) into train, dev and test. The optimizer sees
     train and dev only; test scores the initial and the chosen instruction once, with
@@ -225,6 +237,7 @@ def optimize(
     settings = Settings(
         method=method, steps=steps or 0, candidates=candidates, split=parse_fractions(split), seed=seed,
         position=position, budget=budget, device=device, dtype=dtype, config=parse_sets(method, sets),
+        credit=credit,
     )  # fmt: skip
     plot = output.with_suffix(".svg") if output else None
     with OptimizeProgress(method, settings.budget) as progress:

@@ -56,6 +56,7 @@ class Context:
     _grams: dict[str, object] = field(default_factory=dict, repr=False)
     _baselines: dict[str, Constant | None] = field(default_factory=dict, repr=False)
     started: float = field(default_factory=time.monotonic)  # for a wall-clock budget (this process's share)
+    feedback: list[str] = field(default_factory=list)  # what credit assignment said about the instruction
 
     @property
     def models(self) -> ModelPool:

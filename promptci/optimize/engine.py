@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
@@ -144,6 +144,11 @@ class Outcome:
     constant_dev: Constant | None = None  # the best constant answer on dev and on test
     constant_test: Constant | None = None
     describe: Callable[[str], str] = str  # a candidate's text as tables show it
+    # A pipeline's: each prompt file the winner changes (path, before, after); per search step
+    # the step changed, whether it was blamed or its turn, and the votes; the blamed steps' feedback.
+    files: list[tuple[str, str, str]] = field(default_factory=list)
+    rounds: list[tuple[int, str, str, dict[str, int]]] = field(default_factory=list)
+    feedback: list[tuple[int, str, str]] = field(default_factory=list)
 
     def rejected(self) -> dict[str, int]:
         """Candidates refused before or instead of scoring, by reason (those the budget stopped are not)."""

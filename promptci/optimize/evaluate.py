@@ -17,6 +17,7 @@ from ..evals.baseline import answer_key, collapsed, expected_text
 from ..evals.dataset import EvalCase
 from ..evals.plan import Plan, Task, make_item
 from ..evals.runner import Budget, run_eval
+from ..pipelines.load import Pipeline, version_hash
 from ..project import Project
 from ..prompts.prompt import Prompt, content_hash
 from ..prompts.registry import parse_prompt
@@ -83,20 +84,24 @@ class Evaluator:
         """
         if self.composer is not None:
             return self.composer(instruction)
-        return replace_scalar(
-            self.task.prompt.source, self.task.prompt.path, self.slot.loc, self.slot.compose(instruction)
-        )
+        return replace_scalar(self.prompt.source, self.prompt.path, self.slot.loc, self.slot.compose(instruction))
 
     def variant(self, instruction: str) -> Prompt:
         """The prompt with ``instruction`` in its slot, as a new version."""
         source = self.source(instruction)
-        doc, spec = parse_prompt(source, self.task.prompt.path)
-        return Prompt(spec, self.task.prompt.path, source, content_hash(doc.data))
+        doc, spec = parse_prompt(source, self.prompt.path)
+        return Prompt(spec, self.prompt.path, source, content_hash(doc.data))
+
+    def task_for(self, instruction: str, cases: list[EvalCase]) -> Task:
+        """The task that scores ``instruction`` on ``cases``."""
+        return replace(self.task, prompt=self.variant(instruction), cases=cases, repeat=1)
 
     def score(self, instruction: str, cases: list[EvalCase], budget: Budget | None = None) -> Scored:
         """Mean score over ``cases``; ``complete`` is False when the budget cut it short."""
-        prompt = self.variant(instruction)
-        task = replace(self.task, prompt=prompt, cases=cases, repeat=1)
+        return self.score_task(self.task_for(instruction, cases), cases, budget)
+
+    def score_task(self, task: Task, cases: list[EvalCase], budget: Budget | None = None) -> Scored:
+        """``task`` (a variant of this evaluator's) scored on ``cases``."""
         plan = Plan([task], [make_item(task, case, 0) for case in cases])
         report = run_eval(self.project, plan, budget=budget, db=self.db, models=self.models)
         per_case = {r.case_id: r.score for r in report.rows if r.error is None and r.score is not None}
@@ -121,6 +126,44 @@ class Evaluator:
             {r.case_id: r.output or "" for r in report.rows if r.case_id in per_case},
             _margin(report.rows, by_id),
         )
+
+
+class StepEvaluator(Evaluator):
+    """Scores instruction variants of one step of a pipeline task, end to end, with the other
+    steps' prompts held at ``prompts``: the steps before it are answered from the cache."""
+
+    def __init__(
+        self,
+        project: Project,
+        task: Task,
+        index: int,
+        prompts: tuple[Prompt, ...],
+        position: str | None = None,
+        db: Path | None = None,
+        models: ModelPool | None = None,
+    ) -> None:
+        self.index = index
+        self.prompts = prompts
+        super().__init__(project, task, position, db, models)
+
+    @property
+    def prompt(self) -> Prompt:
+        return self.prompts[self.index]
+
+    def task_for(self, instruction: str, cases: list[EvalCase]) -> Task:
+        prompts = (*self.prompts[: self.index], self.variant(instruction), *self.prompts[self.index + 1 :])
+        return pipeline_variant(self.task, prompts, cases)
+
+
+def pipeline_variant(task: Task, prompts: tuple[Prompt, ...], cases: list[EvalCase]) -> Task:
+    """``task``'s pipeline with each step running ``prompts``, as a new version, on ``cases``."""
+    pipeline = task.prompt
+    assert isinstance(pipeline, Pipeline), "a pipeline's task"
+    changed = replace(
+        pipeline, prompts=prompts, content_hash=version_hash(pipeline.file_hash, prompts), _commit_lookup=None
+    )
+    stages = tuple(replace(stage, prompt=p) for stage, p in zip(task.stages, prompts, strict=True))
+    return replace(task, prompt=changed, stages=stages, cases=cases, repeat=1)
 
 
 def _margin(rows: list[ResultRow], cases: dict[str, EvalCase]) -> float | None:

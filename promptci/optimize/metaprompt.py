@@ -1,4 +1,4 @@
-"""The optimizer models' meta-prompts for OPRO and GPO, and parsing their replies.
+"""The optimizer models' meta-prompts for OPRO, GPO and TextGrad, and parsing their replies.
 
 Both follow the papers and reference code as summarised in the project's optimizer
 notes; where the two disagree (GPO's order of retrieved prompts), the code's choice is
@@ -75,6 +75,26 @@ def gpo(
     )
     parts.append(f"You are allowed to change up to {edit_words} words in the current prompt.")
     parts.append("Wrap the new prompt with <START> and <END>.")
+    return "\n".join(parts)
+
+
+def textgrad(current: str, feedback: Sequence[str], exemplars: Sequence[Exemplar], position: str) -> str:
+    """TextGrad's update (textual gradient descent): the instruction, the feedback on it from
+    failing cases (the textual gradient), and a few examples; the reply is the new instruction."""
+    parts = [
+        "Here is an instruction that a model follows to answer questions:",
+        f"<INS>{current or '(empty)'}</INS>",
+        "",
+        "Feedback on the answers it led to, from questions the model got wrong:",
+    ]
+    parts += [f"- {text}" for text in feedback] or ["- (no feedback: every example below was answered correctly)"]
+    parts.append("\nExamples of the task, with the instruction's place marked <INS>:\n")
+    for ex in exemplars:
+        parts.append(f"Input:\n{with_placeholder(ex.question, position, '<INS>')}\nExpected output:\n{ex.answer}\n")
+    parts.append(
+        "Write an improved instruction that addresses the feedback. Keep what works. Reply with the new"
+        " instruction only, between <INS> and </INS>."
+    )
     return "\n".join(parts)
 
 

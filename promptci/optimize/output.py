@@ -93,13 +93,26 @@ def read_held_out_spec(message: str) -> dict[str, str] | None:
 
 
 def prompt_diff(outcome: Outcome) -> str:
-    lines = difflib.unified_diff(
-        outcome.source_before.splitlines(keepends=True),
-        outcome.source_after.splitlines(keepends=True),
-        f"a/{outcome.path}",
-        f"b/{outcome.path}",
+    """The unified diff of every prompt file the winner changes (a pipeline's: one per step)."""
+    changes = outcome.files or [(outcome.path, outcome.source_before, outcome.source_after)]
+    return "".join(
+        "".join(
+            difflib.unified_diff(
+                before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+            )
+        )
+        for path, before, after in changes
     )
-    return "".join(lines)
+
+
+def credit_table(outcome: Outcome) -> list[str]:
+    """A pipeline's search, step by step: the step it changed, why, and the blame votes."""
+    lines = ["| search step | step changed | chosen | blame votes |", "|---|---|---|---|"]
+    for step, target, chosen_by, votes in outcome.rounds:
+        why = "blamed most" if chosen_by == "blame" else "its turn"
+        tally = ", ".join(f"{k} {v}" for k, v in votes.items()) or "–"
+        lines.append(f"| {step} | {target} | {why} | {tally} |")
+    return lines
 
 
 def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None, branch: bool = True) -> str:
@@ -143,6 +156,11 @@ def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None, branch
     diff = prompt_diff(outcome)
     if diff:
         lines += ["", "### Prompt diff", "", "```diff", diff.rstrip("\n"), "```"]
+    if outcome.rounds:
+        lines += ["", "### Credit: the step each search step changed", "", *credit_table(outcome)]
+        if outcome.feedback:
+            shown = [f"- step {n}, `{step}`: {_cell(text, 200)}" for n, step, text in outcome.feedback[:10]]
+            lines += ["", "<details><summary>Feedback on the blamed steps</summary>", "", *shown, "", "</details>"]
     lines += ["", "### Dev score per step", "", mermaid(outcome)]
     if plot:
         lines += ["", f"![dev score per step]({plot})"]

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError, NotFoundError
-from ..evals.plan import Task, build_plan, suite_files
-from ..pipelines.load import Pipeline
+from ..evals.plan import Task, build_plan, pipeline_stages, suite_files
+from ..pipelines.load import Pipeline, Pipelines
 from ..project import Project
 from ..prompts.registry import Ref, Registry
 from ..providers import parse_model_option
@@ -21,7 +22,7 @@ from ..settings import ModelSettings
 from ..store import Store
 from . import methods
 from .context import Reporter
-from .engine import Outcome, run, start
+from .engine import Method, Outcome, run, start
 from .output import ALPHA, HeldOut, branch_name, commit_message, held_out, pr_body
 from .settings import Settings
 
@@ -56,11 +57,10 @@ def resolve_task(project: Project, name: str, suite: str, base_commit: str, task
     if not plan.tasks:
         raise InputError(f"suite '{suite}' does not use prompt '{name}'", hint="add it to the suite's prompts:")
     task = plan.tasks[0]
-    if isinstance(task.prompt, Pipeline):
-        raise InputError(
-            f"'{name}' is a pipeline; optimize takes one of its step prompts",
-            hint=f"name a step's prompt: {', '.join(p.name for p in task.prompt.prompts)}",
-        )
+    if isinstance(task.prompt, Pipeline):  # the pipeline and its steps as committed at the base
+        pipeline = Pipelines(project).get(name, base_commit)
+        stages = pipeline_stages(project, pipeline, task.suite.model, override)
+        return replace(task, prompt=pipeline, stages=stages)
     committed = Registry(project).resolve(Ref(name, base_commit))
     return replace(task, prompt=committed)
 
@@ -121,10 +121,13 @@ def optimize(
             n_train = len(split_cases(task.cases, settings.split, settings.seed).train)
             settings = replace(settings, steps=method.default_steps(n_train))
     optimizer = _optimizer_settings(settings.optimizer_model, task.settings)
-    ctx = start(project, task, settings, optimizer, base_commit=base, opt_id=opt_id, reporter=reporter)
-    outcome = run(ctx, method)
+    if isinstance(task.prompt, Pipeline):
+        outcome = _pipeline(project, task, settings, optimizer, method, base=base, resume=resume, reporter=reporter)
+    else:
+        ctx = start(project, task, settings, optimizer, base_commit=base, opt_id=opt_id, reporter=reporter)
+        outcome = run(ctx, method)
     stats = held_out(outcome, task.suite.case_threshold, alpha)
-    with Store(ctx.db) as store:
+    with Store(project.path(project.config.db)) as store:
         store.update_optimization(outcome.id, p_value=stats.result.p_value)
     message = commit_message(outcome, stats)
     branch = commit = None
@@ -140,14 +143,42 @@ def optimize(
         reason = "dry run"
     elif reason is None:
         branch = branch_name(outcome)
-        commit = repo.commit_file_on_new_branch(
-            branch, registry.git_path(outcome.path), outcome.source_after.encode(), message, base=base
-        )
+        changes = outcome.files or [(outcome.path, outcome.source_before, outcome.source_after)]
+        files = {registry.git_path(path): after.encode() for path, _, after in changes}
+        commit = repo.commit_files_on_new_branch(branch, files, message, base=base)
         reason = ""
-        with Store(ctx.db) as store:
+        with Store(project.path(project.config.db)) as store:
             store.update_optimization(outcome.id, branch=branch, branch_commit=commit)
     body = pr_body(outcome, stats, plot=plot_link, branch=branch is not None)
     return Result(outcome, stats, body, message, branch, commit, reason)
+
+
+PIPELINE_METHODS = ("gpo", "opro", "textgrad")
+
+
+def _pipeline(
+    project: Project,
+    task: Task,
+    settings: Settings,
+    optimizer: ModelSettings,
+    method: type[Method[Any]],
+    *,
+    base: str,
+    resume: str | None,
+    reporter: Reporter | None,
+) -> Outcome:
+    """A pipeline optimized as one system, one step's instruction at a time (:mod:`.pipeline`)."""
+    from .pipeline import PipelineSearch
+
+    if resume:
+        raise InputError("a pipeline optimization cannot be resumed yet", hint="start it again: answers are cached")
+    if settings.method not in PIPELINE_METHODS:
+        raise InputError(
+            f"method '{settings.method}' does not optimize a pipeline",
+            hint=f"use one of: {', '.join(PIPELINE_METHODS)}; or optimize a step's prompt on a suite of its own",
+        )
+    search = PipelineSearch(project, task, settings, optimizer, base_commit=base, reporter=reporter)
+    return search.run(method)
 
 
 def refusal(

@@ -34,6 +34,7 @@ class Settings:
     device: str | None = None  # the local task model's device and dtype, overriding its settings
     dtype: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    credit: str = "blame"  # a pipeline's: which step changes next, the one blamed ("blame") or each in turn
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

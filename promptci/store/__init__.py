@@ -17,10 +17,12 @@ from .compare import SIDE_COLUMNS, CompareQueries
 from .history import HistoryQueries
 from .merge import MergeCounts, MergeQueries
 from .records import (
+    CREDIT_COLUMNS,
     RESULT_COLUMNS,
     STEP_COLUMNS,
     TRAJECTORY_COLUMNS,
     CachedResponse,
+    CreditRow,
     ResultRow,
     StepRow,
     TrajectoryRow,
@@ -29,11 +31,13 @@ from .records import (
 )
 
 __all__ = [
+    "CREDIT_COLUMNS",
     "RESULT_COLUMNS",
     "SIDE_COLUMNS",
     "STEP_COLUMNS",
     "TRAJECTORY_COLUMNS",
     "CachedResponse",
+    "CreditRow",
     "MergeCounts",
     "ResultRow",
     "StepRow",

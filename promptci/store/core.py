@@ -33,11 +33,13 @@ from .dbfile import (
 )
 from .migrations import INTEGRITY_QUERIES, MIGRATIONS
 from .records import (
+    CREDIT_COLUMNS,
     OPTIMIZATION_UPDATABLE,
     RESULT_COLUMNS,
     STEP_COLUMNS,
     TRAJECTORY_COLUMNS,
     CachedResponse,
+    CreditRow,
     ResultRow,
     StepRow,
     TrajectoryRow,
@@ -306,6 +308,15 @@ class Core:
         self.add_steps(steps)
         self.cache_put(cache)
 
+    def results_of(self, run_id: str) -> list[ResultRow]:
+        """One run's result rows, by suite, prompt, case and repeat."""
+        rows = self.db.execute(
+            "SELECT " + ", ".join(RESULT_COLUMNS) + " FROM results WHERE run_id = ?"
+            " ORDER BY suite, prompt, case_id, repeat_index",
+            [run_id],
+        ).fetchall()
+        return [ResultRow(**dict(zip(RESULT_COLUMNS, r, strict=True))) for r in rows]
+
     def steps(self, run_id: str) -> list[StepRow]:
         """The pipeline steps stored for one run, by suite, pipeline, case, repeat and step."""
         rows = self.db.execute(
@@ -364,6 +375,20 @@ class Core:
                 *(row.optimization_id, row.step, row.candidate),
             ],
         )
+
+    @uninterrupted
+    def add_credit(self, rows: Sequence[CreditRow]) -> None:
+        for chunk in _chunks(rows, 500):
+            params = [getattr(r, c) for r in chunk for c in CREDIT_COLUMNS]
+            self._write("INSERT INTO credit VALUES " + placeholders(len(CREDIT_COLUMNS), len(chunk)), params)
+
+    def credit(self, opt_id: str) -> list[CreditRow]:
+        rows = self.db.execute(
+            "SELECT " + ", ".join(CREDIT_COLUMNS) + " FROM credit WHERE optimization_id = ?"
+            " ORDER BY step, case_id, created_at",
+            [opt_id],
+        ).fetchall()
+        return [CreditRow(**dict(zip(CREDIT_COLUMNS, r, strict=True))) for r in rows]
 
     def trajectory(self, opt_id: str) -> list[TrajectoryRow]:
         rows = self.db.execute(

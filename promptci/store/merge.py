@@ -56,11 +56,11 @@ class MergeQueries(Core):
                     path=source,
                     hint="upgrade promptci",
                 )
-            return self._merge_attached("optimizations" in tables, "steps" in tables)
+            return self._merge_attached("optimizations" in tables, "steps" in tables, "credit" in tables)
         finally:
             db.execute("DETACH src")
 
-    def _merge_attached(self, has_optimizations: bool, has_steps: bool) -> MergeCounts:
+    def _merge_attached(self, has_optimizations: bool, has_steps: bool, has_credit: bool) -> MergeCounts:
         db = self.db
         db.execute("BEGIN TRANSACTION")
         try:
@@ -82,11 +82,16 @@ class MergeQueries(Core):
             added_cache = self._count("cache") - before
             if has_optimizations:  # an older source has none
                 db.execute(
-                    "INSERT INTO trajectory SELECT * FROM src.trajectory"
+                    "INSERT INTO trajectory BY NAME SELECT * FROM src.trajectory"
                     " WHERE optimization_id NOT IN (SELECT id FROM optimizations)"
                 )
+                if has_credit:
+                    db.execute(
+                        "INSERT INTO credit BY NAME SELECT * FROM src.credit"
+                        " WHERE optimization_id NOT IN (SELECT id FROM optimizations)"
+                    )
                 db.execute(
-                    "INSERT INTO optimizations SELECT * FROM src.optimizations"
+                    "INSERT INTO optimizations BY NAME SELECT * FROM src.optimizations"
                     " WHERE id NOT IN (SELECT id FROM optimizations)"
                 )
             db.execute("COMMIT")

@@ -161,6 +161,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX steps_run ON steps (run_id);
         """,
     ),
+    (
+        7,
+        "a pipeline optimization: the step each candidate changes, and the feedback and blame per step",
+        """
+        ALTER TABLE trajectory ADD COLUMN target VARCHAR;
+        CREATE TABLE credit (
+            optimization_id VARCHAR NOT NULL,
+            step INTEGER NOT NULL,
+            case_id VARCHAR NOT NULL,
+            step_id VARCHAR NOT NULL,
+            feedback VARCHAR NOT NULL,
+            blamed BOOLEAN NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every
@@ -173,4 +189,5 @@ INTEGRITY_QUERIES = {
     "optimizations": "SELECT count(*), sum(hash(COLUMNS(*))) FROM optimizations",
     "trajectory": "SELECT count(*), sum(hash(COLUMNS(*))) FROM trajectory",
     "steps": "SELECT count(*), sum(hash(COLUMNS(*))) FROM steps",
+    "credit": "SELECT count(*), sum(hash(COLUMNS(*))) FROM credit",
 }

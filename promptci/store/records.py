@@ -106,9 +106,27 @@ class TrajectoryRow:
     train_run: str | None
     dev_run: str | None
     created_at: datetime
+    target: str | None = None  # a pipeline's: the id of the step whose instruction the candidate changes
 
 
 TRAJECTORY_COLUMNS = [f.name for f in fields(TrajectoryRow)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreditRow:
+    """What the optimizer model said about one step of one failing case, in one step of a
+    pipeline optimization: its feedback, and whether it named the step most to blame."""
+
+    optimization_id: str
+    step: int
+    case_id: str
+    step_id: str
+    feedback: str
+    blamed: bool
+    created_at: datetime
+
+
+CREDIT_COLUMNS = [f.name for f in fields(CreditRow)]
 OPTIMIZATION_UPDATABLE = {
     "ended_at",
     "status",
