@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,6 +58,9 @@ class Context:
     _baselines: dict[str, Constant | None] = field(default_factory=dict, repr=False)
     started: float = field(default_factory=time.monotonic)  # for a wall-clock budget (this process's share)
     feedback: list[str] = field(default_factory=list)  # what credit assignment said about the instruction
+    # How a case reads to the model at the instruction's place, where that is not the prompt's own
+    # rendering (a pipeline's later step reads what the steps before it wrote).
+    questions: Callable[[EvalCase], str] | None = None
 
     @property
     def models(self) -> ModelPool:
@@ -94,9 +98,16 @@ class Context:
 
     def exemplars(self, step: int, n: int) -> list[Exemplar]:
         """``n`` random train cases, seeded by the step, as the task model sees them."""
+        chosen = self.exemplar_cases(step, n)
+        return [Exemplar(self.question(c), expected_text(c)) for c in chosen]
+
+    def exemplar_cases(self, step: int, n: int) -> list[EvalCase]:
+        """The train cases :meth:`exemplars` shows at ``step``."""
         rng = random.Random(self.settings.seed * 1_000_003 + step)
-        chosen = rng.sample(self.split.train, min(n, len(self.split.train)))
-        return [Exemplar(question(self.evaluator.task, c), expected_text(c)) for c in chosen]
+        return rng.sample(self.split.train, min(n, len(self.split.train)))
+
+    def question(self, case: EvalCase) -> str:
+        return self.questions(case) if self.questions else question(self.evaluator.task, case)
 
     def screen(self, text: str, limits: Hygiene, *, parent: str | None = None, meta: str = "") -> str | None:
         """Why ``text`` may not be scored (a :data:`.hygiene.REASONS` entry), or None.
@@ -121,7 +132,7 @@ class Context:
     @cached_property
     def _questions(self) -> list[str]:
         s = self.split
-        return [question(self.evaluator.task, c) for c in (*s.train, *s.dev, *s.test)]
+        return [self.question(c) for c in (*s.train, *s.dev, *s.test)]
 
     @cached_property
     def _answers(self) -> set[str]:

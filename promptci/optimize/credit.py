@@ -164,7 +164,8 @@ def _loss_prompt(trace: CaseTrace) -> str:
     )
 
 
-def _user_turn(step: StepRow) -> str:
+def user_turn(step: StepRow) -> str:
+    """The last user message a step was given, clipped."""
     try:
         messages = json.loads(step.input or "[]")
     except ValueError:
@@ -185,7 +186,7 @@ def _step_prompt(step: StepRow, instructions: dict[str, str], feedback: str, bef
         f'This is step "{step.step_id}" of a system of steps. It was given an instruction and an input, and'
         " wrote an output.\n"
         f"Instruction: {_clip(instructions.get(step.step_id)) or '(none)'}\n"
-        f"Input:\n{_user_turn(step)}\n"
+        f"Input:\n{user_turn(step)}\n"
         f"Output:\n{_clip(output)}\n"
         f"Feedback on this output: {_clip(feedback)}\n"
         "Reply in two lines.\n"

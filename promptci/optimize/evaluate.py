@@ -105,6 +105,9 @@ class Evaluator:
         plan = Plan([task], [make_item(task, case, 0) for case in cases])
         report = run_eval(self.project, plan, budget=budget, db=self.db, models=self.models)
         per_case = {r.case_id: r.score for r in report.rows if r.error is None and r.score is not None}
+        # A pipeline that ends a case at a step it cannot render or parse gave no answer: a wrong
+        # one, to the search and the held-out test (the stored row stays unscored).
+        per_case.update({r.case_id: 0.0 for r in report.rows if r.error and no_answer(r.error)})
         by_id = {c.id: c for c in cases}
         sizes = [(r.tokens_in or 0) + (r.tokens_out or 0) for r in report.rows if r.error is None]
         answers = {
@@ -164,6 +167,12 @@ def pipeline_variant(task: Task, prompts: tuple[Prompt, ...], cases: list[EvalCa
     )
     stages = tuple(replace(stage, prompt=p) for stage, p in zip(task.stages, prompts, strict=True))
     return replace(task, prompt=changed, stages=stages, cases=cases, repeat=1)
+
+
+def no_answer(error: str) -> bool:
+    """Whether ``error`` is a pipeline's own failure to answer (a step it could not render or
+    parse), not a provider's."""
+    return error.startswith("step '") and any(f": {kind}: " in error for kind in ("render", "parse"))
 
 
 def _margin(rows: list[ResultRow], cases: dict[str, EvalCase]) -> float | None:

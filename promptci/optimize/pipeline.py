@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, PromptciError
 from ..evals.dataset import EvalCase
 from ..evals.plan import Task
 from ..pipelines.load import Pipeline
+from ..pipelines.steps import StepError, context, messages
 from ..project import Project
 from ..prompts.prompt import Prompt, content_hash
 from ..prompts.registry import parse_prompt
@@ -248,6 +250,7 @@ class PipelineSearch:
             feedback=feedback,
         )
         method = method_cls(view)
+        view.questions = self._questions(view, step, index, state, getattr(method.config, "exemplars", 0))
         rows = method.choose(step, method.candidates(step))
         cut = any(r.status == "budget" for r in rows)
         pool = [r for r in rows if r.status == "scored" and r.dev_score is not None]
@@ -325,6 +328,33 @@ class PipelineSearch:
             error = next((r.error for r in trace if r.error), None)
             failing.append(credits.CaseTrace(case, scored.outputs.get(case.id), error, trace))
         return failing[:CREDIT_CASES]
+
+    def _questions(
+        self, view: Context, step: int, index: int, state: dict[str, str], n: int
+    ) -> Callable[[EvalCase], str]:
+        """How cases read at step ``index``'s place. The first step's input comes from the case
+        alone; a later step's, for the exemplars the method shows, from the current pipeline's
+        answers to them (mostly from the cache); any other case reads as its inputs."""
+        stage, prompt = self.task.stages[index], self.prompts(state)[index]
+        found: dict[str, str] = {}
+        if index > 0 and n > 0:
+            scored = self.score(state, view.exemplar_cases(step, n))
+            with Store(self.ctx.db) as store:
+                found = {r.case_id: credits.user_turn(r) for r in store.steps(scored.run_id) if r.step_index == index}
+
+        def read(case: EvalCase) -> str:
+            if case.id in found:
+                return found[case.id]
+            if index == 0:
+                try:
+                    chat = messages(stage.step, prompt, context(self.pipeline.bind(case.vars), {}))
+                    users = [m["content"] for m in chat if m["role"] == "user"]
+                    return (users[-1] if users else chat[-1]["content"]).strip()
+                except (StepError, PromptciError):
+                    pass
+            return "\n".join(f"{k}: {v}" for k, v in case.vars.items())
+
+        return read
 
     def _view_rows(self, target: str, state: dict[str, str], current: TrajectoryRow) -> list[TrajectoryRow]:
         """What the method sees: the rows that changed ``target`` with every other step as it is

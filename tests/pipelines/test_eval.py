@@ -105,16 +105,16 @@ def test_a_step_that_cannot_be_parsed_ends_the_case_unscored_and_uncached(piped:
 def test_provider_errors_are_recorded_at_their_step(repo: Repo, katan: Callable[..., Katan]) -> None:
     server = katan("-b", "echo", "--error-rate", "1.0")
     params = {"base_url": server.base_url, "backoff": 0.01, "max_retries": 1}
-    model = f"model: {{provider: openai, model: echo-model, params: {json.dumps(params)}}}\n"
+    model = f"model: {{provider: openai, model: echo-model, params: {json.dumps(params)}}}"
     repo.write("prompts/draft.yaml", DRAFT)
     repo.write("prompts/check.yaml", CHECK)
     repo.write("pipelines/reply_then_label.yaml", PIPELINE)
-    repo.write("evals/piped.yaml", SUITE + model)
+    repo.write("evals/piped.yaml", SUITE.replace("model: {max_tokens: 8}", model))
     usage = _eval(repo)
     assert usage["errors"] == 3
     steps = _sql(repo, "SELECT step_id, error FROM steps ORDER BY case_id")
     assert [s[0] for s in steps] == ["draft"] * 3  # each case ended at its first step
-    assert all(e.startswith("provider: HTTP 500 after 1 retries") for _, e in steps), steps
+    assert all(e.startswith("provider: HTTP 500 after 1 retry") for _, e in steps), steps
     results = _sql(repo, "SELECT score, error FROM results")
     assert all(score is None and error.startswith("step 'draft': provider: ") for score, error in results)
     assert _sql(repo, "SELECT count(*) FROM cache") == [(0,)]
