@@ -69,7 +69,7 @@ def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = Tr
         found += _check_suite(project, f, declared)
     for f in labels:
         found += _check_labels(registry, f, set(declared), store)
-    found += _check_optimize(project, prompts, suites)
+    found += _check_optimize(project, prompts + pipelines, suites)
     store.save()
 
     report = LintReport()
@@ -250,11 +250,13 @@ def _analyse_pipeline(a: _Analysis) -> None:
         return
     a.facts.name = a.located(spec.name, ("name",))
     a.facts.variables = sorted(spec.inputs)
-    for problem in problems(spec):
-        pos = problem.position(a.doc)
-        a.facts.found.append(
-            Diagnostic(a.facts.path, pos.line, pos.col, problem.severity, problem.code, problem.message)
-        )
+    if spec.optimize is not None:
+        a.facts.optimize = a.located(spec.optimize.suite, ("optimize", "suite"), value=True)
+        if method_problem := _method_problem(spec.optimize.model_dump()):
+            a.add(("optimize", *method_problem[0]), "optimize", method_problem[1])
+    for found in problems(spec):
+        pos = found.position(a.doc)
+        a.facts.found.append(Diagnostic(a.facts.path, pos.line, pos.col, found.severity, found.code, found.message))
     for i, step in enumerate(spec.steps):
         a.facts.step_ids.append(step.id)
         a.facts.step_prompts.append(a.located(step.prompt, ("steps", i, "prompt"), value=True))
@@ -433,7 +435,7 @@ def _check_optimize(project: Project, prompts: list[Facts], suites: list[Facts])
             continue
         seen[prompt] = path
         if prompt not in names:
-            message = f"optimize: no prompt named '{prompt}'"
+            message = f"optimize: no prompt or pipeline named '{prompt}'"
             found.append(Diagnostic(path, named.line, named.col, "error", "optimize", message))
         elif suite.text not in refs:
             message = f"optimize: no suite named '{suite.text}' under {evals}"

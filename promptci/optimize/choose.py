@@ -18,6 +18,7 @@ from ..config import CONFIG_FILE
 from ..errors import InputError, NotFoundError
 from ..evals.changes import base_revision
 from ..files import read_text
+from ..pipelines.load import Pipelines
 from ..project import Project
 from ..prompts.registry import Registry
 from ..settings import OptimizeSpec, parse_fractions
@@ -44,10 +45,12 @@ def opted_in(project: Project) -> dict[str, OptIn]:
     """Every prompt with optimize settings, from its own file or from promptci.yaml, its method
     and options checked."""
     registry = Registry(project)
+    pipelines = Pipelines(project, registry)
     found = {p.name: OptIn(p.name, p.spec.optimize, p.path) for p in registry.load_all() if p.spec.optimize}
+    found |= {p.name: OptIn(p.name, p.spec.optimize, p.path) for p in pipelines.load_all() if p.spec.optimize}
     for optin in found.values():
         check_method(project, optin.spec, optin.source, ("optimize",))
-    paths = registry.paths()
+    paths = {**registry.paths(), **pipelines.paths()}
     for name, spec in project.config.optimize.items():
         if name in found:
             raise InputError(
@@ -58,7 +61,7 @@ def opted_in(project: Project) -> dict[str, OptIn]:
             )
         if name not in paths:
             raise NotFoundError(
-                f"optimize: no prompt named '{name}'", path=CONFIG_FILE, line=_config_line(project, name)
+                f"optimize: no prompt or pipeline named '{name}'", path=CONFIG_FILE, line=_config_line(project, name)
             )
         check_method(project, spec, CONFIG_FILE, ("optimize", name))
         found[name] = OptIn(name, spec, CONFIG_FILE)
@@ -126,21 +129,36 @@ def select(
         given = base_revision(registry, base)
         sha = repo.merge_base(given) or given  # a PR's fork point; a push's previous tip is its own
         touched = repo.changed_since(sha)
-        paths = registry.paths()
+        files = _files(project, registry)
         config_before = _config_at(project, registry, sha)
         for name, optin in optins.items():
             if name in selected:
                 continue
-            git_path = registry.git_path(paths[name])
-            if git_path in touched:
-                messages = repo.messages_touching(git_path, sha)
-                if messages and all(TRAILER in m for m in messages) and not repo.is_dirty(git_path):
+            hit = [f for f in files.get(name, []) if registry.git_path(f) in touched]
+            if hit:
+                ours = all(
+                    (messages := repo.messages_touching(registry.git_path(f), sha))
+                    and all(TRAILER in m for m in messages)
+                    and not repo.is_dirty(registry.git_path(f))
+                    for f in hit
+                )
+                if ours:
                     notes.append(f"{name}: changed only by promptci's own optimization commits; skipped")
                     continue
-                selected[name] = Selected(optin, f"{paths[name]} changed since {sha[:10]}")
+                selected[name] = Selected(optin, f"{hit[0]} changed since {sha[:10]}")
             elif optin.source == CONFIG_FILE and config_before.get(name) != optin.spec:
                 selected[name] = Selected(optin, f"its optimize settings in {CONFIG_FILE} changed since {sha[:10]}")
     return [selected[n] for n in sorted(selected)], notes
+
+
+def _files(project: Project, registry: Registry) -> dict[str, list[str]]:
+    """Each prompt's file, and each pipeline's own file then its step prompts' files."""
+    files = {name: [path] for name, path in registry.paths().items()}
+    pipelines = Pipelines(project, registry)
+    for name in pipelines.paths():
+        pipeline = pipelines.get(name)
+        files[name] = [pipeline.path, *dict.fromkeys(p.path for p in pipeline.prompts)]
+    return files
 
 
 def _config_at(project: Project, registry: Registry, sha: str) -> dict[str, OptimizeSpec | None]:

@@ -110,6 +110,8 @@ def optimize(
     method = methods.get(settings.method)
     settings = replace(settings, config=methods.configure(settings.method, settings.config))
     task = resolve_task(project, name, suite, base, settings.task_model if resume else task_model)
+    if isinstance(task.prompt, Pipeline):
+        _check_pipeline_method(settings.method, resume)
     hardware = {k: v for k, v in (("device", settings.device), ("dtype", settings.dtype)) if v}
     if hardware:
         task = replace(task, settings=task.settings.model_copy(update={"params": {**task.settings.params, **hardware}}))
@@ -122,7 +124,7 @@ def optimize(
             settings = replace(settings, steps=method.default_steps(n_train))
     optimizer = _optimizer_settings(settings.optimizer_model, task.settings)
     if isinstance(task.prompt, Pipeline):
-        outcome = _pipeline(project, task, settings, optimizer, method, base=base, resume=resume, reporter=reporter)
+        outcome = _pipeline(project, task, settings, optimizer, method, base=base, reporter=reporter)
     else:
         ctx = start(project, task, settings, optimizer, base_commit=base, opt_id=opt_id, reporter=reporter)
         outcome = run(ctx, method)
@@ -156,6 +158,16 @@ def optimize(
 PIPELINE_METHODS = ("gpo", "opro", "textgrad")
 
 
+def _check_pipeline_method(method: str, resume: str | None) -> None:
+    if resume:
+        raise InputError("a pipeline optimization cannot be resumed yet", hint="start it again: answers are cached")
+    if method not in PIPELINE_METHODS:
+        raise InputError(
+            f"method '{method}' does not optimize a pipeline",
+            hint=f"use one of: {', '.join(PIPELINE_METHODS)}; or optimize a step's prompt on a suite of its own",
+        )
+
+
 def _pipeline(
     project: Project,
     task: Task,
@@ -164,19 +176,11 @@ def _pipeline(
     method: type[Method[Any]],
     *,
     base: str,
-    resume: str | None,
     reporter: Reporter | None,
 ) -> Outcome:
     """A pipeline optimized as one system, one step's instruction at a time (:mod:`.pipeline`)."""
     from .pipeline import PipelineSearch
 
-    if resume:
-        raise InputError("a pipeline optimization cannot be resumed yet", hint="start it again: answers are cached")
-    if settings.method not in PIPELINE_METHODS:
-        raise InputError(
-            f"method '{settings.method}' does not optimize a pipeline",
-            hint=f"use one of: {', '.join(PIPELINE_METHODS)}; or optimize a step's prompt on a suite of its own",
-        )
     search = PipelineSearch(project, task, settings, optimizer, base_commit=base, reporter=reporter)
     return search.run(method)
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..prompts.spec import NAME_PATTERN, Variable
-from ..settings import ModelSettings
+from ..settings import ModelSettings, OptimizeSpec
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_PATTERN = 1000  # characters of a parse regex
@@ -88,6 +88,7 @@ class PipelineSpec(_Strict):
     output: str = Field(description="the id of the step whose parsed output is the pipeline's answer")
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    optimize: OptimizeSpec | None = Field(None, description="an opt-in optimizer pass in CI")
 
     @field_validator("inputs", mode="before")
     @classmethod

@@ -3,6 +3,8 @@ No model runs here."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from promptci.errors import ExitCode, InputError
@@ -256,3 +258,19 @@ def test_a_missing_step_prompt_at_a_revision_names_the_step(piped: Repo) -> None
     piped.commit("drop the second step's prompt")
     with pytest.raises(InputError, match="step 'label': no prompt named 'check'"):
         Pipelines(Project.discover(piped.path)).get("reply_then_label", "HEAD")
+
+
+def test_a_pipeline_opts_in_to_optimizer_passes(piped: Repo) -> None:
+    piped.write(
+        "pipelines/reply_then_label.yaml",
+        PIPELINE + "optimize: {suite: piped, method: textgrad, budget: {calls: 50}}\n",
+    )
+    piped.commit("opt the pipeline in")
+    assert piped.run("lint").code == 0
+    assert json.loads(piped.run("optimize", "--all", "--plan").out) == ["reply_then_label"]
+    assert json.loads(piped.run("optimize", "--changed", "--base", "HEAD", "--plan").out) == []
+    piped.write("prompts/check.yaml", CHECK.replace("Sentiment:", "Label:"))  # a step's prompt, not the pipeline
+    assert json.loads(piped.run("optimize", "--changed", "--base", "HEAD", "--plan").out) == ["reply_then_label"]
+    piped.write("pipelines/reply_then_label.yaml", PIPELINE + "optimize: {suite: piped, method: demos}\n")
+    result = piped.run("optimize", "reply_then_label", "--suite", "piped", "--method", "demos", "--dry-run")
+    assert result.code == ExitCode.USAGE and "method 'demos' does not optimize a pipeline" in result.err
