@@ -25,6 +25,7 @@ from .files import read_text
 from .lint_cache import LintCache
 from .project import Project
 from .prompts.registry import PROMPT_SUFFIXES, Ref, Registry
+from .settings import loglik_refusal
 from .yamlio import YamlDocument, parse_yaml
 
 
@@ -350,11 +351,9 @@ def _check_suite(project: Project, f: Facts, declared: dict[str, list[str]]) -> 
                 found.append(Diagnostic(*where, "error", "dataset", message))
             else:
                 found += [Diagnostic(*where, "warning", "answer-balance", m) for m in _answer_balance(project, f)]
-    if f.loglik is not None:  # a choice ranked by likelihood needs a provider that gives log-probabilities
-        provider = f.loglik.text or project.config.model.provider or "transformers"
-        if provider != "transformers":
-            message = f"mode: loglik needs log-probabilities, and provider '{provider}' does not give them"
-            found.append(Diagnostic(f.path, f.loglik.line, f.loglik.col, "error", "loglik", message))
+    # A choice ranked by likelihood needs a provider that gives log-probabilities.
+    if f.loglik is not None and (refusal := loglik_refusal(f.loglik.text or project.config.model.provider)):
+        found.append(Diagnostic(f.path, f.loglik.line, f.loglik.col, "error", "loglik", refusal))
     return found
 
 

@@ -141,3 +141,11 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     if len(parts) != 3 or any(p <= 0 for p in parts) or abs(sum(parts) - 1) > 1e-6:
         raise InputError(f"bad --split '{text}'", hint="three positive fractions summing to 1, e.g. 0.2/0.2/0.6")
     return parts[0], parts[1], parts[2]
+
+
+def loglik_refusal(provider: str | None) -> str | None:
+    """Why a choice ranked by likelihood cannot run on ``provider`` (None: the local default,
+    which gives log-probabilities); None when it can."""
+    if (provider or "transformers") == "transformers":
+        return None
+    return f"mode: loglik needs log-probabilities, and provider '{provider}' does not give them"

@@ -19,7 +19,7 @@ from ..prompts.prompt import Prompt
 from ..prompts.registry import Ref
 from ..providers import identity
 from ..providers.base import GenParams, Request, cache_key
-from ..settings import ModelSettings
+from ..settings import ModelSettings, loglik_refusal
 from ..yamlio import canonical_json, parse_yaml
 from .dataset import EvalCase, load_cases
 from .suite import ChoiceScorer, Suite
@@ -167,15 +167,8 @@ def pipeline_task(
     """A suite's task for a pipeline, one stage per step (see :func:`pipeline_stages`)."""
     scorer = likelihood_scorer(suite)
     if scorer is not None:
-        rel = project.rel(path)
-        at = parse_yaml(read_text(path, rel), rel).position(("scorers", suite.scorers.index(scorer), "mode"))
-        raise InputError(
-            f"mode: loglik ranks a prompt's choices, and '{pipeline.name}' is a pipeline",
-            path=rel,
-            line=at.line,
-            col=at.col,
-            hint="score a pipeline's parsed output with mode: generate",
-        )
+        message = f"mode: loglik ranks a prompt's choices, and '{pipeline.name}' is a pipeline"
+        raise _at_mode(project, path, suite, scorer, message, "score a pipeline's parsed output with mode: generate")
     stages = pipeline_stages(project, pipeline, suite.model, override)
     output = stages[pipeline.spec.index(pipeline.spec.output) or 0]
     model_id = " + ".join(dict.fromkeys(s.model_id for s in stages))
@@ -229,17 +222,18 @@ def check_likelihood(project: Project, suite: Suite, settings: ModelSettings, pa
     """A likelihood choice scorer needs a local model, which gives log-probabilities; else an
     error at the scorer's ``mode:`` line (exit 2)."""
     scorer = likelihood_scorer(suite)
-    if scorer is None or (settings.provider or "transformers") == "transformers":
-        return
+    message = loglik_refusal(settings.provider) if scorer is not None else None
+    if scorer is not None and message:
+        raise _at_mode(
+            project, path, suite, scorer, message, "use a local transformers model for this suite, or mode: generate"
+        )
+
+
+def _at_mode(project: Project, path: Path, suite: Suite, scorer: ChoiceScorer, message: str, hint: str) -> InputError:
+    """An error at the ``mode:`` line of the suite's likelihood scorer."""
     rel = project.rel(path)
     at = parse_yaml(read_text(path, rel), rel).position(("scorers", suite.scorers.index(scorer), "mode"))
-    raise InputError(
-        f"mode: loglik needs log-probabilities, and provider '{settings.provider}' does not give them",
-        path=rel,
-        line=at.line,
-        col=at.col,
-        hint="use a local transformers model for this suite, or mode: generate",
-    )
+    return InputError(message, path=rel, line=at.line, col=at.col, hint=hint)
 
 
 def make_item(task: Task, case: EvalCase, repeat: int) -> Item:

@@ -198,12 +198,11 @@ class TransformersProvider:
         done = []
         for r, context in zip(requests, contexts, strict=True):
             raw = [next(scored)[0] for _ in r.choices]
-            values = [v / max(1, len(c.encode())) if r.normalize else v for v, c in zip(raw, r.choices, strict=True)]
+            values = _per_byte(raw, r.choices) if r.normalize else raw
             meta: dict[str, Any] = {"logprobs": dict(zip(r.choices, (round(v, 4) for v in raw), strict=True))}
             if r.prior:
                 base = [next(scored)[0] for _ in r.choices]
-                if r.normalize:
-                    base = [v / max(1, len(c.encode())) for v, c in zip(base, r.choices, strict=True)]
+                base = _per_byte(base, r.choices) if r.normalize else base
                 values = [a - b for a, b in zip(_log_softmax(values), _log_softmax(base), strict=True)]
                 meta["prior"] = dict(zip(r.choices, (round(v, 4) for v in base), strict=True))
             best = max(range(len(values)), key=values.__getitem__)
@@ -231,6 +230,11 @@ def _params_key(request: Request) -> tuple[Any, ...]:
     # Sampled requests share a batch too; the batch is seeded by its first repeat index, so
     # the same requests sample the same texts (a different mix of requests may not).
     return (p.max_tokens, p.temperature, p.top_p, p.seed, p.stop)
+
+
+def _per_byte(values: list[float], choices: Sequence[str]) -> list[float]:
+    """Log-likelihoods per byte of their choice (lm-eval-harness's acc_norm)."""
+    return [v / max(1, len(c.encode())) for v, c in zip(values, choices, strict=True)]
 
 
 def _log_softmax(values: Sequence[float]) -> list[float]:
