@@ -17,10 +17,13 @@ from .errors import ExitCode, PromptciError
 from .version import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .evals.trace import RunResult
     from .optimize.session import Result
     from .prompts.prompt import Prompt
 
-__all__ = ["ExitCode", "Prompt", "PromptciError", "__version__", "load", "optimize_prompt"]
+__all__ = ["ExitCode", "Prompt", "PromptciError", "__version__", "load", "optimize_prompt", "run"]
 
 
 def load(name: str, rev: str | None = None, label: str | None = None, root: str | Path | None = None) -> Prompt:
@@ -40,6 +43,27 @@ def load(name: str, rev: str | None = None, label: str | None = None, root: str 
     if label is not None:
         return registry.get_label(name, label)
     return registry.get(name, rev)
+
+
+def run(
+    pipeline: str,
+    inputs: Mapping[str, object] | None = None,
+    *,
+    root: str | Path | None = None,
+    use_cache: bool = True,
+) -> RunResult:
+    """Run pipeline ``pipeline`` (``NAME``, ``NAME@REV`` or ``NAME@LABEL``) once on ``inputs``, as
+    ``promptci run`` does, through the project's response cache.
+
+    ``.output`` is the output step's parsed value (None when a step failed), ``.trace.error``
+    says which step failed and why, and ``.trace.steps`` holds each step's messages, output,
+    parsed value, latency and tokens; ``.to_json()`` is what ``promptci run --format json``
+    prints. Bad input raises :class:`PromptciError` subclasses.
+    """
+    from .evals.trace import run_pipeline
+    from .project import Project
+
+    return run_pipeline(Project.discover(root), pipeline, dict(inputs or {}), use_cache=use_cache)
 
 
 def optimize_prompt(

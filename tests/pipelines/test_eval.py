@@ -155,6 +155,21 @@ output: second
 }
 
 
+def test_the_python_api_runs_a_pipeline(repo: Repo, katan: Callable[..., Katan]) -> None:
+    import promptci
+
+    server = katan("-b", "echo")
+    for path, text in RELAY.items():
+        repo.write(path, text)
+    repo.use_model_server(server.base_url)
+    result = promptci.run("relay", {"review": "I feel positive about it"}, root=repo.path)
+    assert result.trace.error is None and "I feel positive about it" in result.output
+    assert [s.stage.step.id for s in result.trace.steps] == ["first", "second"] and result.usage.calls == 2
+    assert promptci.run("relay", {"review": "I feel positive about it"}, root=repo.path).usage.calls == 0
+    with pytest.raises(promptci.PromptciError, match="missing required variable 'review'"):
+        promptci.run("relay", {}, root=repo.path)
+
+
 def test_breaking_the_first_step_fails_compare_and_names_it(repo: Repo, katan: Callable[..., Katan]) -> None:
     """The echo server repeats what it reads, so the second step's answer holds the review only
     while the first step passes it on."""
