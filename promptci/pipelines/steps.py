@@ -17,6 +17,7 @@ from ..prompts.prompt import Prompt, coerce
 from .spec import Parse, Step
 
 MAX_PARSED_TEXT = 100_000  # characters of an output that a parse reads
+MAX_JSON_STARTS = 50  # brackets a json parse tries to read a value from
 
 
 class StepError(Exception):
@@ -91,12 +92,14 @@ def _first_json(text: str) -> Any:
     stripped = text.strip()
     try:
         return json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting deeper than Python recurses is no value either
         pass
-    for match in re.finditer(r"[\[{]", text):
+    for tried, match in enumerate(re.finditer(r"[\[{]", text)):
+        if tried == MAX_JSON_STARTS:
+            break
         try:
             return decoder.raw_decode(text, match.start())[0]
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     raise StepError("parse", f"no JSON value in {text[:80]!r}")
 

@@ -240,6 +240,7 @@ def test_parse_reads_the_output(parse: dict[str, object], text: str, expected: o
         ({"regex": r"\(([A-F])\)"}, "no letter here", "parse: no match for /\\(([A-F])\\)/"),
         ({"json": "answer"}, "not json at all", "parse: no JSON value"),
         ({"json": "answer"}, '{"other": 1}', "parse: the JSON has no 'answer'"),
+        ({"json": ""}, "[" * 100_000, "parse: no JSON value"),  # nested past recursion: no value, no crash
     ],
 )
 def test_a_parse_that_finds_nothing_is_a_step_error(parse: dict[str, object], text: str, message: str) -> None:
