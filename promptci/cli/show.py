@@ -10,6 +10,7 @@ from ..errors import InputError
 from .options import State, format_option, pass_state
 
 if TYPE_CHECKING:
+    from ..pipelines.load import Pipeline
     from ..prompts.spec import Variable
 
 
@@ -18,30 +19,37 @@ if TYPE_CHECKING:
 @format_option("text", "json", "yaml")
 @pass_state
 def show(state: State, ref: str, fmt: str) -> int:
-    """Show a prompt as it is in the working tree, at a revision or under a label.
+    """Show a prompt or pipeline as it is in the working tree, at a revision or under a label.
 
     --format yaml prints the file exactly as stored at that version.
     """
+    from ..pipelines.load import Pipeline, Subjects
     from .output import emit_json, short
 
-    prompt = state.registry.resolve(ref)
-    version = prompt.version
+    found = Subjects(state.project).resolve(ref)
+    version = found.version
     if fmt == "yaml":
-        click.echo(prompt.source, nl=False)
+        click.echo(found.source, nl=False)
         return 0
     if fmt == "json":
-        emit_json(
-            {
-                "name": prompt.name,
-                "path": prompt.path,
-                "rev": prompt.rev,
-                "content_hash": version.content_hash,
-                "commit": version.commit,
-                "dirty": version.dirty,
-                "spec": prompt.spec.model_dump(mode="json", exclude_none=True),
-            }
-        )
+        data = {
+            "name": found.name,
+            "kind": "pipeline" if isinstance(found, Pipeline) else "prompt",
+            "path": found.path,
+            "rev": found.rev,
+            "content_hash": version.content_hash,
+            "commit": version.commit,
+            "dirty": version.dirty,
+            "spec": found.spec.model_dump(mode="json", exclude_none=True, by_alias=True),
+        }
+        if isinstance(found, Pipeline):
+            data["steps"] = [{"prompt": p.name, "content_hash": p.content_hash} for p in found.prompts]
+        emit_json(data)
         return 0
+    if isinstance(found, Pipeline):
+        _show_pipeline(found, short(version.commit) if not version.dirty else None, version.short)
+        return 0
+    prompt = found
     spec = prompt.spec
     click.echo(click.style(prompt.name, bold=True) + f"  ({prompt.path})")
     where = "uncommitted changes" if version.dirty else f"commit {short(version.commit)}"
@@ -64,6 +72,32 @@ def show(state: State, ref: str, fmt: str) -> int:
         click.echo(click.style(f"[{m.role}]", fg="cyan"))
         click.echo(m.content.rstrip("\n") + "\n")
     return 0
+
+
+def _show_pipeline(pipeline: Pipeline, commit: str | None, version: str) -> None:
+    spec = pipeline.spec
+    click.echo(click.style(pipeline.name, bold=True) + f"  ({pipeline.path}, a pipeline)")
+    click.echo(f"version      {version}  {f'commit {commit}' if commit else 'uncommitted changes'}")
+    if spec.description:
+        click.echo(f"description  {spec.description}")
+    for name, var in spec.inputs.items():
+        extra = "required" if var.required else f"default {var.default!r}"
+        desc = f": {var.description}" if var.description else ""
+        click.echo(f"input        {name} ({var.type}, {extra}){desc}")
+    click.echo(f"output       {spec.output}")
+    for step, prompt in zip(spec.steps, pipeline.prompts, strict=True):
+        click.echo()
+        click.echo(click.style(f"[{step.id}]", fg="cyan") + f" {prompt.name} ({prompt.content_hash[:12]})")
+        for bound, source in step.vars.items():
+            click.echo(f"  {bound} = {source}")
+        if step.model:
+            settings = step.model.model_dump(exclude_none=True, exclude_defaults=True)
+            click.echo("  model: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+        if step.parse:
+            click.echo(
+                "  parse: "
+                + ", ".join(f"{k}={v}" for k, v in step.parse.model_dump(by_alias=True).items() if v is not None)
+            )
 
 
 @click.command()
