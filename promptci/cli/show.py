@@ -32,7 +32,7 @@ def show(state: State, ref: str, fmt: str) -> int:
         click.echo(found.source, nl=False)
         return 0
     if fmt == "json":
-        data = {
+        data: dict[str, Any] = {
             "name": found.name,
             "kind": "pipeline" if isinstance(found, Pipeline) else "prompt",
             "path": found.path,
