@@ -3,13 +3,18 @@ No model runs here."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
+import jinja2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promptci.errors import ExitCode, InputError
 from promptci.evals.changes import changed_suites
 from promptci.evals.plan import build_plan, suite_files
+from promptci.pipelines.graph import references
 from promptci.pipelines.load import Pipelines
 from promptci.pipelines.spec import Parse
 from promptci.pipelines.steps import StepError, read
@@ -275,3 +280,28 @@ def test_a_pipeline_opts_in_to_optimizer_passes(piped: Repo) -> None:
     piped.write("pipelines/reply_then_label.yaml", PIPELINE + "optimize: {suite: piped, method: demos}\n")
     result = piped.run("optimize", "reply_then_label", "--suite", "piped", "--method", "demos", "--dry-run")
     assert result.code == ExitCode.USAGE and "method 'demos' does not optimize a pipeline" in result.err
+
+
+TEMPLATE_BITS = st.sampled_from(
+    ["{{ ", " }}", "{% ", " %}", "inputs", "steps", ".", "[", "]", "'a'", "output", "raw", "x", "|", "tojson", " ", "1"]
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(source=st.one_of(st.text(max_size=60), st.lists(TEMPLATE_BITS, max_size=20).map("".join)))
+def test_any_step_template_is_read_without_running_it(source: str) -> None:
+    try:
+        refs = references(source)
+    except jinja2.TemplateSyntaxError:
+        return
+    assert all(isinstance(k, str) for k in refs.steps) and all(isinstance(k, str) for k in refs.inputs)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    text=st.text(max_size=200),
+    way=st.sampled_from([{"json": ""}, {"json": "a.0"}, {"regex": r"(\d+)"}, {"strip": True}]),
+)
+def test_any_output_parses_or_is_a_step_error(text: str, way: dict[str, object]) -> None:
+    with contextlib.suppress(StepError):  # anything else fails the test
+        read(Parse.model_validate(way), text)
