@@ -232,7 +232,7 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
                 break
         best = method.final()
         initial = ctx.rows[0]
-        held_back = _below_constant(ctx, best, initial)
+        held_back = below_constant(ctx, best, initial)
         if held_back:
             best = initial
         before = ctx.evaluator.score(initial.text, ctx.split.test)
@@ -293,7 +293,7 @@ def _step_note(rows: list[TrajectoryRow]) -> str:
     return note + (f" ({', '.join(f'{n} {s}' for s, n in others.most_common())})" if others else "")
 
 
-def _below_constant(ctx: Context, best: TrajectoryRow, initial: TrajectoryRow) -> str:
+def below_constant(ctx: Context, best: TrajectoryRow, initial: TrajectoryRow) -> str:
     """Why ``best`` may not replace ``initial``: its dev score does not beat the best constant
     answer's; empty when it does (or when it is the initial instruction)."""
     if best.text_hash == initial.text_hash:

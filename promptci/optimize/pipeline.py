@@ -44,7 +44,7 @@ from ..store import CreditRow, Store, TrajectoryRow, now
 from . import credit as credits
 from .context import Context, Reporter
 from .edits import normalised_hash
-from .engine import Method, Outcome, new_id
+from .engine import Method, Outcome, below_constant, new_id
 from .evaluate import Scored, StepEvaluator, pipeline_variant
 from .instruction import Slot, instruction_slot, replace_scalar
 from .settings import Settings
@@ -180,7 +180,7 @@ class PipelineSearch:
                 (r for r in ctx.rows if r.accepted and r.dev_score is not None),
                 key=lambda r: (r.dev_score or 0.0, -r.step),
             )
-            held_back = self._below_constant(best, initial)
+            held_back = below_constant(ctx, best, initial)
             if held_back:
                 best = initial
             before = self.score(self.initial, ctx.split.test)
@@ -383,14 +383,6 @@ class PipelineSearch:
         with Store(self.ctx.db) as store:
             store.add_trajectory(rows)
         self.ctx.rows.extend(rows)
-
-    def _below_constant(self, best: TrajectoryRow, initial: TrajectoryRow) -> str:
-        if best.text_hash == initial.text_hash:
-            return ""
-        constant = self.ctx.baseline("dev")
-        if constant is None or best.dev_score is None or best.dev_score > constant.score:
-            return ""
-        return f"its dev score {best.dev_score:.3f} does not beat the best constant answer, {constant}"
 
     def _outcome(
         self,

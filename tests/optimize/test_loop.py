@@ -229,7 +229,7 @@ def test_only_a_significant_held_out_gain_makes_a_branch() -> None:
 
 
 def test_no_candidate_wins_without_beating_the_constant_answer_on_dev(navigate: Repo) -> None:
-    from promptci.optimize.engine import _below_constant
+    from promptci.optimize.engine import below_constant
 
     ctx = context(navigate)
     constant = ctx.baseline("dev")
@@ -237,6 +237,6 @@ def test_no_candidate_wins_without_beating_the_constant_answer_on_dev(navigate: 
     initial = row(0, 0, "Answer True or False.", dev=0.2, status="initial")
     tied = row(1, 0, "Say True or False.", dev=constant.score)
     above = row(1, 1, "Track each step. Say True or False.", dev=constant.score + 0.01)
-    assert "does not beat the best constant answer" in _below_constant(ctx, tied, initial)
-    assert _below_constant(ctx, above, initial) == ""
-    assert _below_constant(ctx, initial, initial) == ""
+    assert "does not beat the best constant answer" in below_constant(ctx, tied, initial)
+    assert below_constant(ctx, above, initial) == ""
+    assert below_constant(ctx, initial, initial) == ""
