@@ -62,3 +62,17 @@ def format_option(*choices: str) -> Callable[[F], F]:
         show_default=True,
         help="Output format.",
     )
+
+
+def vars_options(noun: str) -> Callable[[F], F]:
+    """``--var KEY=VALUE`` (repeatable) and ``--vars-file``, for a prompt's variables or a pipeline's inputs."""
+
+    def decorate(f: F) -> F:
+        f = click.option(
+            "--vars-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help=f"A YAML or JSON mapping of {noun}s; --var wins over it.",
+        )(f)
+        return click.option("--var", "pairs", multiple=True, metavar="KEY=VALUE", help=f"One {noun}; repeatable.")(f)
+
+    return decorate

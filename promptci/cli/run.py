@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .options import State, format_option, pass_state
+from .options import State, format_option, pass_state, vars_options
 
 if TYPE_CHECKING:
     from ..evals.trace import RunResult
@@ -13,12 +13,7 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("ref", metavar="PIPELINE[@REV|@LABEL]")
-@click.option("--var", "pairs", multiple=True, metavar="KEY=VALUE", help="An input; repeatable.")
-@click.option(
-    "--vars-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A YAML or JSON mapping of inputs; --var wins over it.",
-)
+@vars_options("input")
 @click.option("--model", metavar="[PROVIDER:]MODEL", help="Run every step on this model instead.")
 @click.option("--no-cache", is_flag=True, help="Call the model even where a cached answer exists.")
 @format_option()

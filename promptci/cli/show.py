@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import InputError
-from .options import State, format_option, pass_state
+from .options import State, format_option, pass_state, vars_options
 
 if TYPE_CHECKING:
     from ..pipelines.load import Pipeline
@@ -56,10 +56,7 @@ def show(state: State, ref: str, fmt: str) -> int:
     click.echo(f"version      {version.short}  {where}")
     if spec.description:
         click.echo(f"description  {spec.description}")
-    for name, var in spec.variables.items():
-        extra = "required" if var.required else f"default {var.default!r}"
-        desc = f": {var.description}" if var.description else ""
-        click.echo(f"variable     {name} ({var.type}, {extra}){desc}")
+    _declared("variable", spec.variables)
     if spec.model:
         settings = spec.model.model_dump(exclude_none=True, exclude_defaults=True)
         click.echo("model        " + ", ".join(f"{k}={v}" for k, v in settings.items()))
@@ -74,16 +71,20 @@ def show(state: State, ref: str, fmt: str) -> int:
     return 0
 
 
+def _declared(label: str, declared: Mapping[str, Variable]) -> None:
+    for name, var in declared.items():
+        extra = "required" if var.required else f"default {var.default!r}"
+        desc = f": {var.description}" if var.description else ""
+        click.echo(f"{label:<13}{name} ({var.type}, {extra}){desc}")
+
+
 def _show_pipeline(pipeline: Pipeline, commit: str | None, version: str) -> None:
     spec = pipeline.spec
     click.echo(click.style(pipeline.name, bold=True) + f"  ({pipeline.path}, a pipeline)")
     click.echo(f"version      {version}  {f'commit {commit}' if commit else 'uncommitted changes'}")
     if spec.description:
         click.echo(f"description  {spec.description}")
-    for name, var in spec.inputs.items():
-        extra = "required" if var.required else f"default {var.default!r}"
-        desc = f": {var.description}" if var.description else ""
-        click.echo(f"input        {name} ({var.type}, {extra}){desc}")
+    _declared("input", spec.inputs)
     click.echo(f"output       {spec.output}")
     for step, prompt in zip(spec.steps, pipeline.prompts, strict=True):
         click.echo()
@@ -102,12 +103,7 @@ def _show_pipeline(pipeline: Pipeline, commit: str | None, version: str) -> None
 
 @click.command()
 @click.argument("ref", metavar="NAME[@REV|@LABEL]")
-@click.option("--var", "pairs", multiple=True, metavar="KEY=VALUE", help="A variable; repeatable.")
-@click.option(
-    "--vars-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A YAML or JSON mapping of variables; --var wins over it.",
-)
+@vars_options("variable")
 @format_option()
 @pass_state
 def render(state: State, ref: str, pairs: tuple[str, ...], vars_file: Path | None, fmt: str) -> int:

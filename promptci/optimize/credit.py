@@ -36,13 +36,28 @@ MAX_TOKENS = 96
 
 
 @dataclass(frozen=True)
+class Said:
+    """One call of a trace, as the backward pass reads it."""
+
+    step_id: str
+    index: int
+    input: str | None  # the rendered messages, as JSON
+    output: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, row: StepRow) -> Said:
+        return cls(row.step_id, row.step_index, row.input, row.output, row.error)
+
+
+@dataclass(frozen=True)
 class CaseTrace:
     """A failing case as the pipeline answered it: the steps that ran, in order."""
 
     case: EvalCase
     output: str | None  # the pipeline's answer (None when a step failed)
     error: str | None
-    steps: tuple[StepRow, ...]
+    steps: tuple[Said, ...]
 
 
 @dataclass
@@ -98,35 +113,12 @@ def single_step_traces(db: Path | None, run_id: str, prompt: str, cases: Sequenc
         return []
     wanted = {c.id: c for c in cases}
     with Store(db) as store:
-        rows = store.results_of(run_id)
-    traces = []
-    for r in rows:
-        if r.case_id not in wanted:
-            continue
-        step = StepRow(
-            run_id=r.run_id,
-            suite=r.suite,
-            prompt=r.prompt,
-            case_id=r.case_id,
-            repeat_index=r.repeat_index,
-            step_index=0,
-            step_id=prompt,
-            step_prompt=prompt,
-            step_prompt_hash=r.prompt_hash,
-            model_id=r.model_id,
-            input=r.input,
-            output=r.output,
-            parsed=r.output,
-            error=r.error,
-            latency_ms=r.latency_ms,
-            tokens_in=r.tokens_in,
-            tokens_out=r.tokens_out,
-            cost=r.cost,
-            cached=r.cached,
-            created_at=r.created_at,
-        )
-        traces.append(CaseTrace(wanted.pop(r.case_id), r.output, r.error, (step,)))
-    return traces
+        rows = [r for r in store.results_of(run_id) if r.case_id in wanted]
+    return [
+        CaseTrace(wanted.pop(r.case_id), r.output, r.error, (Said(prompt, 0, r.input, r.output, r.error),))
+        for r in rows
+        if r.case_id in wanted
+    ]
 
 
 def blamed_step(credits: Sequence[Credit], order: Sequence[str]) -> str | None:
@@ -164,7 +156,7 @@ def _loss_prompt(trace: CaseTrace) -> str:
     )
 
 
-def user_turn(step: StepRow) -> str:
+def user_turn(step: Said | StepRow) -> str:
     """The last user message a step was given, clipped."""
     try:
         messages = json.loads(step.input or "[]")
@@ -174,12 +166,12 @@ def user_turn(step: StepRow) -> str:
     return _clip(users[-1] if users else "")
 
 
-def _before(trace: CaseTrace, step: StepRow) -> str | None:
-    earlier = [s.step_id for s in trace.steps if s.step_index < step.step_index]
+def _before(trace: CaseTrace, step: Said) -> str | None:
+    earlier = [s.step_id for s in trace.steps if s.index < step.index]
     return earlier[-1] if earlier else None
 
 
-def _step_prompt(step: StepRow, instructions: dict[str, str], feedback: str, before: str | None) -> str:
+def _step_prompt(step: Said, instructions: dict[str, str], feedback: str, before: str | None) -> str:
     source = f' from step "{before}"' if before else ""
     output = step.output if step.error is None else f"{step.output or ''} (error: {step.error})"
     return (

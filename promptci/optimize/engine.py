@@ -238,8 +238,7 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
         before = ctx.evaluator.score(initial.text, ctx.split.test)
         after = before if best.text_hash == initial.text_hash else ctx.evaluator.score(best.text, ctx.split.test)
     except BaseException:
-        with Store(ctx.db) as store:
-            store.update_optimization(ctx.id, status="interrupted", ended_at=now())
+        record_interrupted(ctx)
         raise
     task = ctx.evaluator.task
     outcome = Outcome(
@@ -270,20 +269,30 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
         constant_dev=ctx.baseline("dev"),
         constant_test=ctx.baseline("test"),
     )
+    return record_outcome(ctx, outcome)
+
+
+def record_outcome(ctx: Context, outcome: Outcome) -> Outcome:
+    """Store how an optimization ended: its status, choice, held-out scores and cost."""
     with Store(ctx.db) as store:
         store.update_optimization(
             ctx.id,
-            status=status,
+            status=outcome.status,
             ended_at=now(),
-            best=best.text,
-            test_before=before.score,
-            test_after=after.score,
+            best=outcome.best.text,
+            test_before=outcome.test_before.score,
+            test_after=outcome.test_after.score,
             calls=ctx.usage.calls,
             tokens=ctx.usage.tokens,
             cost=ctx.usage.cost,
             wall_s=outcome.wall_s,
         )
     return outcome
+
+
+def record_interrupted(ctx: Context) -> None:
+    with Store(ctx.db) as store:
+        store.update_optimization(ctx.id, status="interrupted", ended_at=now())
 
 
 def _step_note(rows: list[TrajectoryRow]) -> str:

@@ -44,7 +44,7 @@ from ..store import CreditRow, Store, TrajectoryRow, now
 from . import credit as credits
 from .context import Context, Reporter
 from .edits import normalised_hash
-from .engine import Method, Outcome, below_constant, new_id
+from .engine import Method, Outcome, below_constant, new_id, record_interrupted, record_outcome
 from .evaluate import Scored, StepEvaluator, pipeline_variant
 from .instruction import Slot, instruction_slot, replace_scalar
 from .settings import Settings
@@ -186,24 +186,9 @@ class PipelineSearch:
             before = self.score(self.initial, ctx.split.test)
             after = before if best.text_hash == initial.text_hash else self.score(self._state(best), ctx.split.test)
         except BaseException:
-            with Store(ctx.db) as store:
-                store.update_optimization(ctx.id, status="interrupted", ended_at=now())
+            record_interrupted(ctx)
             raise
-        outcome = self._outcome(method_cls, status, initial, best, before, after, held_back, started)
-        with Store(ctx.db) as store:
-            store.update_optimization(
-                ctx.id,
-                status=status,
-                ended_at=now(),
-                best=best.text,
-                test_before=before.score,
-                test_after=after.score,
-                calls=ctx.usage.calls,
-                tokens=ctx.usage.tokens,
-                cost=ctx.usage.cost,
-                wall_s=outcome.wall_s,
-            )
-        return outcome
+        return record_outcome(ctx, self._outcome(method_cls, status, initial, best, before, after, held_back, started))
 
     def _initial_row(self) -> TrajectoryRow:
         ctx = self.ctx
@@ -324,7 +309,7 @@ class PipelineSearch:
         for case in batch:
             if case.id not in by_case or scored.per_case.get(case.id, 0.0) >= threshold:
                 continue
-            trace = tuple(sorted(by_case[case.id], key=lambda r: r.step_index))
+            trace = tuple(credits.Said.of(r) for r in sorted(by_case[case.id], key=lambda r: r.step_index))
             error = next((r.error for r in trace if r.error), None)
             failing.append(credits.CaseTrace(case, scored.outputs.get(case.id), error, trace))
         return failing[:CREDIT_CASES]
