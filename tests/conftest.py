@@ -84,6 +84,17 @@ class Repo:
         server = f"model:\n  provider: openai\n  model: {model}\n  params: {{base_url: '{base_url}'}}\n"
         self.write("promptci.yaml", config.replace(default, server))
 
+    def sql(self, query: str) -> list[tuple[Any, ...]]:
+        """Rows of a query on the project's results database, opened read-only."""
+        import duckdb
+
+        con = duckdb.connect(str(self.path / ".promptci/results.duckdb"), read_only=True)
+        try:
+            rows: list[tuple[Any, ...]] = con.execute(query).fetchall()
+        finally:
+            con.close()
+        return rows
+
     def run(self, *args: str) -> Result:
         """Run the CLI in-process against this repository."""
         self.capsys.readouterr()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import duckdb
 import pytest
 
 from promptci.errors import ExitCode
@@ -39,14 +38,6 @@ def piped(repo: Repo) -> Repo:
     return repo
 
 
-def _sql(repo: Repo, query: str) -> list[tuple]:  # type: ignore[type-arg]
-    con = duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True)
-    try:
-        return con.execute(query).fetchall()
-    finally:
-        con.close()
-
-
 def _eval(repo: Repo) -> dict[str, int]:
     out = repo.path / "out.json"
     result = repo.run("eval", "evals/piped.yaml", "-o", str(out))
@@ -56,11 +47,10 @@ def _eval(repo: Repo) -> dict[str, int]:
 
 def test_each_step_is_stored_and_feeds_the_next(piped: Repo) -> None:
     assert _eval(piped)["calls"] == 6  # 3 cases x 2 steps
-    (run_id,) = _sql(piped, "SELECT id FROM runs")[0]
-    results = _sql(piped, "SELECT case_id, prompt, output, score, error FROM results ORDER BY case_id")
+    (run_id,) = piped.sql("SELECT id FROM runs")[0]
+    results = piped.sql("SELECT case_id, prompt, output, score, error FROM results ORDER BY case_id")
     assert len(results) == 3 and {r[1] for r in results} == {"reply_then_label"}
-    steps = _sql(
-        piped,
+    steps = piped.sql(
         "SELECT case_id, step_index, step_id, step_prompt, input, output, parsed, error, cached, run_id"
         " FROM steps ORDER BY case_id, step_index",
     )
@@ -82,10 +72,10 @@ def test_only_the_changed_step_and_those_after_it_call_the_model(piped: Repo) ->
     piped.write("prompts/check.yaml", CHECK.replace("Sentiment:", "Sentiment, in one word:"))
     usage = _eval(piped)
     assert usage["calls"] == 3  # the draft step came from the cache
-    last = _sql(piped, "SELECT id FROM runs ORDER BY started_at DESC LIMIT 1")[0][0]
-    cached = _sql(piped, f"SELECT step_id, bool_and(cached) FROM steps WHERE run_id = '{last}' GROUP BY 1 ORDER BY 1")
+    last = piped.sql("SELECT id FROM runs ORDER BY started_at DESC LIMIT 1")[0][0]
+    cached = piped.sql(f"SELECT step_id, bool_and(cached) FROM steps WHERE run_id = '{last}' GROUP BY 1 ORDER BY 1")
     assert cached == [("draft", True), ("label", False)]
-    hashes = _sql(piped, "SELECT count(DISTINCT prompt_hash) FROM results")
+    hashes = piped.sql("SELECT count(DISTINCT prompt_hash) FROM results")
     assert hashes == [(2,)]  # the edited step prompt made a new pipeline version
 
 
@@ -93,10 +83,10 @@ def test_a_step_that_cannot_be_parsed_ends_the_case_unscored_and_uncached(piped:
     piped.write("pipelines/reply_then_label.yaml", PIPELINE.replace("(positive|negative)", "NEVER-SAID-(\\d{9})"))
     usage = _eval(piped)
     assert usage["calls"] == 6 and usage["errors"] == 3
-    rows = _sql(piped, "SELECT score, passed, error FROM results")
+    rows = piped.sql("SELECT score, passed, error FROM results")
     assert all(score is None and passed is None for score, passed, _ in rows)
     assert {e.split(" in ")[0] for _, _, e in rows} == {"step 'label': parse: no match for /NEVER-SAID-(\\d{9})/"}
-    steps = _sql(piped, "SELECT step_id, error IS NOT NULL, parsed IS NULL FROM steps ORDER BY case_id, step_index")
+    steps = piped.sql("SELECT step_id, error IS NOT NULL, parsed IS NULL FROM steps ORDER BY case_id, step_index")
     assert steps == [("draft", False, False), ("label", True, True)] * 3
     # The first steps' answers are kept; the unparsable ones are not, so they are asked again.
     assert _eval(piped)["calls"] == 3
@@ -112,12 +102,12 @@ def test_provider_errors_are_recorded_at_their_step(repo: Repo, katan: Callable[
     repo.write("evals/piped.yaml", SUITE.replace("model: {max_tokens: 8}", model))
     usage = _eval(repo)
     assert usage["errors"] == 3
-    steps = _sql(repo, "SELECT step_id, error FROM steps ORDER BY case_id")
+    steps = repo.sql("SELECT step_id, error FROM steps ORDER BY case_id")
     assert [s[0] for s in steps] == ["draft"] * 3  # each case ended at its first step
     assert all(e.startswith("provider: HTTP 500 after 1 retry") for _, e in steps), steps
-    results = _sql(repo, "SELECT score, error FROM results")
+    results = repo.sql("SELECT score, error FROM results")
     assert all(score is None and error.startswith("step 'draft': provider: ") for score, error in results)
-    assert _sql(repo, "SELECT count(*) FROM cache") == [(0,)]
+    assert repo.sql("SELECT count(*) FROM cache") == [(0,)]
 
 
 def test_run_prints_the_trace_and_reuses_the_cache(piped: Repo) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import pytest
 
 from promptci.errors import ExitCode
@@ -66,14 +65,6 @@ def piped(repo: Repo) -> Repo:
     return repo
 
 
-def _sql(repo: Repo, query: str) -> list[tuple]:  # type: ignore[type-arg]
-    con = duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True)
-    try:
-        return con.execute(query).fetchall()
-    finally:
-        con.close()
-
-
 ARGS = ("--suite", "piped", "--steps", "2", "--candidates", "2", "--split", "0.5/0.25/0.25", "--dry-run")
 
 
@@ -81,21 +72,21 @@ ARGS = ("--suite", "piped", "--steps", "2", "--candidates", "2", "--split", "0.5
 def test_steps_take_turns_and_a_candidate_reuses_the_steps_before_it(piped: Repo) -> None:
     result = piped.run("optimize", "reply_then_label", "--method", "gpo", "--credit", "round-robin", *ARGS)
     assert result.code == ExitCode.OK, result.err
-    ((opt_id, prompt, suite),) = _sql(piped, "SELECT id, prompt, suite FROM optimizations")
+    ((opt_id, prompt, suite),) = piped.sql("SELECT id, prompt, suite FROM optimizations")
     assert (prompt, suite) == ("reply_then_label", "piped")
-    rows = _sql(piped, f"SELECT step, target, text, status, dev_run FROM trajectory WHERE optimization_id = '{opt_id}'")
+    rows = piped.sql(f"SELECT step, target, text, status, dev_run FROM trajectory WHERE optimization_id = '{opt_id}'")
     initial = [r for r in rows if r[0] == 0]
     assert len(initial) == 1 and read_state(initial[0][2]) == {"draft": "", "label": ""}
     assert {r[1] for r in rows if r[0] == 1} == {"draft"} and {r[1] for r in rows if r[0] == 2} == {"label"}
     for _, _, text, status, _ in rows:
         if status not in ("unparsable", "error"):
             assert set(read_state(text) or {}) == {"draft", "label"}
-    assert _sql(piped, "SELECT count(*) FROM credit") == [(0,)]  # no blame asked for
+    assert piped.sql("SELECT count(*) FROM credit") == [(0,)]  # no blame asked for
     # A candidate for the second step is scored with the first step's answers from the cache.
     for step, target, _, status, dev_run in rows:
         if status != "scored" or not dev_run:
             continue
-        cached = dict(_sql(piped, f"SELECT step_id, bool_and(cached) FROM steps WHERE run_id = '{dev_run}' GROUP BY 1"))
+        cached = dict(piped.sql(f"SELECT step_id, bool_and(cached) FROM steps WHERE run_id = '{dev_run}' GROUP BY 1"))
         if target == "label":
             assert cached["draft"] is True, step
         else:
@@ -109,7 +100,7 @@ def test_textgrad_changes_the_blamed_step_from_its_feedback(piped: Repo) -> None
     args = (*ARGS[:3], "1", *ARGS[4:])  # one search step
     result = piped.run("optimize", "reply_then_label", "--method", "textgrad", *args)
     assert result.code == ExitCode.OK, result.err
-    credit = _sql(piped, "SELECT step, case_id, step_id, feedback, blamed FROM credit ORDER BY case_id, step_id")
+    credit = piped.sql("SELECT step, case_id, step_id, feedback, blamed FROM credit ORDER BY case_id, step_id")
     assert credit, "the initial pipeline fails some train cases, so their traces are read"
     assert {c[2] for c in credit} == {"draft", "label"} and all(c[3] for c in credit)
     per_case: dict[str, int] = {}
@@ -117,7 +108,7 @@ def test_textgrad_changes_the_blamed_step_from_its_feedback(piped: Repo) -> None
         per_case[case_id] = per_case.get(case_id, 0) + int(blamed)
     assert all(n <= 1 for n in per_case.values())
     votes = {s: sum(1 for c in credit if c[2] == s and c[4]) for s in ("draft", "label")}
-    targets = {t for (t,) in _sql(piped, "SELECT DISTINCT target FROM trajectory WHERE step = 1")}
+    targets = {t for (t,) in piped.sql("SELECT DISTINCT target FROM trajectory WHERE step = 1")}
     expected = max(votes, key=lambda s: (votes[s], s == "draft")) if any(votes.values()) else "draft"
     assert targets == {expected}
     assert "| 1 | " + expected in result.out
