@@ -135,9 +135,11 @@ class PipelineSearch:
             out.append(Prompt(spec, s.prompt.path, source, content_hash(doc.data)))
         return tuple(out)
 
-    def score(self, instructions: dict[str, str], cases: list[EvalCase]) -> Scored:
+    def score(self, instructions: dict[str, str], cases: list[EvalCase], *, limited: bool = True) -> Scored:
+        """The pipeline with ``instructions`` scored on ``cases``; within what is left of the
+        budget, unless not ``limited`` (the final held-out scoring is outside it)."""
         task = pipeline_variant(self.task, self.prompts(instructions), cases)
-        scored = self.ctx.evaluator.score_task(task, cases, budget=self.ctx.remaining())
+        scored = self.ctx.evaluator.score_task(task, cases, budget=self.ctx.remaining() if limited else None)
         self.ctx.usage.calls += scored.calls
         self.ctx.usage.tokens += scored.tokens
         self.ctx.usage.cost += scored.cost
@@ -183,8 +185,11 @@ class PipelineSearch:
             held_back = below_constant(ctx, best, initial)
             if held_back:
                 best = initial
-            before = self.score(self.initial, ctx.split.test)
-            after = before if best.text_hash == initial.text_hash else self.score(self._state(best), ctx.split.test)
+            before = self.score(self.initial, ctx.split.test, limited=False)
+            if best.text_hash == initial.text_hash:
+                after = before
+            else:
+                after = self.score(self._state(best), ctx.split.test, limited=False)
         except BaseException:
             record_interrupted(ctx)
             raise

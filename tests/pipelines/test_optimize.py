@@ -91,6 +91,7 @@ def test_steps_take_turns_and_a_candidate_reuses_the_steps_before_it(piped: Repo
             assert cached["draft"] is True, step
         else:
             assert cached["draft"] is False and cached["label"] is False, step
+    assert "over 3 paired cases" in result.out  # every test case, scored outside the budget
     assert "### Credit: the step each search step changed" in result.out
     assert "| 1 | draft | its turn |" in result.out and "| 2 | label | its turn |" in result.out
 
