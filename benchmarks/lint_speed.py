@@ -38,7 +38,7 @@ def main() -> None:
     lint = [script, "lint"] if script else [sys.executable, "-m", "promptci", "lint"]
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
-        for part in ("prompts", "evals"):
+        for part in ("prompts", "pipelines", "evals"):
             shutil.copytree(ROOT / part, project / part)
         shutil.copy(ROOT / "promptci.yaml", project / "promptci.yaml")
         cache = project / ".promptci" / "cache" / "lint.json"
@@ -54,7 +54,7 @@ def main() -> None:
             "edited": edit,
             "warm": lambda: None,
         }
-        files = len(list(project.glob("prompts/*.yaml"))) + len(list(project.glob("evals/*.yaml")))
+        files = sum(len(list(project.glob(f"{part}/*.yaml"))) for part in ("prompts", "pipelines", "evals"))
         baseline: list[float] = []
         times: dict[str, list[float]] = {name: [] for name in setups}
         wall(lint, project)  # compile .pyc files once

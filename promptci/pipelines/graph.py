@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..diagnostics import Severity
-from ..yamlio import Position, YamlDocument
-from .spec import PipelineSpec
+if TYPE_CHECKING:  # lint's warm path imports this module: it loads neither pydantic nor YAML
+    from ..diagnostics import Severity
+    from ..yamlio import Position, YamlDocument
+    from .spec import PipelineSpec
 
 STEP_FIELDS = ("output", "raw")  # steps.<id>.output is the parsed value, .raw the model's text
 
