@@ -51,9 +51,10 @@ def eval_(
     its threshold or a case errored (provider faults are recorded, not scored).
     """
     from ..evals import export
+    from ..evals.answers import Budget
     from ..evals.changes import changed_suites
     from ..evals.plan import CaseFilter, build_plan, suite_files
-    from ..evals.runner import Budget, run_eval
+    from ..evals.runner import run_eval
     from ..providers import parse_model_option
     from ..settings import ModelSettings
     from .progress import EvalProgress

@@ -16,8 +16,8 @@ from ..project import Project
 from ..providers.pool import ModelPool
 from ..settings import ModelSettings
 from ..store import Store
+from .answers import Usage, answer, to_cache
 from .plan import pipeline_stages
-from .runner import Usage, answer, to_cache
 
 
 @dataclass

@@ -12,10 +12,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
+from ..evals.answers import Budget, Usage
 from ..evals.baseline import Constant, best_constant, expected_text
 from ..evals.dataset import EvalCase
 from ..evals.plan import Task
-from ..evals.runner import Budget, Usage
 from ..project import Project
 from ..prompts.prompt import Prompt
 from ..providers.pool import ModelPool

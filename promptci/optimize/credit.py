@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..evals.answers import Budget, Usage, complete
 from ..evals.baseline import expected_text
 from ..evals.dataset import EvalCase
-from ..evals.runner import Budget, Usage, complete
 from ..project import Project
 from ..providers.base import GenParams, Request
 from ..providers.pool import ModelPool

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from ..errors import InputError
+from ..evals.answers import Usage, complete
 from ..evals.baseline import Constant
 from ..evals.plan import Task
-from ..evals.runner import Usage, complete
 from ..project import Project
 from ..providers import identity
 from ..providers.base import Completion, GenParams, Request

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import mean
 
+from ..evals.answers import Budget
 from ..evals.baseline import answer_key, collapsed, expected_text
 from ..evals.dataset import EvalCase
 from ..evals.plan import Plan, Task, make_item
-from ..evals.runner import Budget, run_eval
+from ..evals.runner import run_eval
 from ..pipelines.load import Pipeline, version_hash
 from ..project import Project
 from ..prompts.prompt import Prompt, content_hash

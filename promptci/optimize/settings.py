@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..evals.runner import Budget
+from ..evals.answers import Budget
 from .hygiene import Hygiene
 
 
