@@ -40,6 +40,9 @@ from promptci.pipelines.load import Pipelines  # noqa: E402
 from promptci.project import Project  # noqa: E402
 from promptci.store import Store  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from optimize import Progress  # noqa: E402  # the optimizer benchmark's progress lines
+
 ARMS = {  # name: (method, credit)
     "gpo-turns": ("gpo", "round-robin"),
     "gpo-blame": ("gpo", "blame"),
@@ -66,17 +69,6 @@ def make_repo(tmp: Path, pipeline: str, limit: int) -> Path:
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "pipeline"]):
         subprocess.run(["git", *args], cwd=repo, check=True)
     return repo
-
-
-class Progress:
-    def __init__(self, label: str) -> None:
-        self.label = label
-
-    def phase(self, text: str) -> None:
-        print(f"  {self.label}: {text}", flush=True)
-
-    def step(self, step: int, total: int, best: float, usage: Any, note: str, split: str = "dev") -> None:
-        print(f"  {self.label} step {step}: best on {split} {best:.3f} · {usage.calls} calls · {note}", flush=True)
 
 
 def candidate_calls(repo: Path, outcome: Outcome, steps: list[str]) -> dict[str, tuple[float, float]]:
