@@ -38,6 +38,20 @@ class GateConfig(_Strict):
         return max_drop, alpha
 
 
+class ResultsConfig(_Strict):
+    """Where ``promptci results push`` publishes runs, and where ``pull`` and ``--results`` read them."""
+
+    url: str | None = Field(
+        None, description="a directory or fsspec URL (s3://bucket/prefix) for the Parquet sets; default: the git branch"
+    )
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="fsspec storage options for url, e.g. endpoint_url; credentials belong in the environment",
+    )
+    branch: str = Field("promptci-results", description="the results branch, where no url is set")
+    remote: str = Field("origin", description="the git remote of the results branch")
+
+
 class Config(_Strict):
     """The project configuration. Every path is relative to the repository root."""
 
@@ -50,6 +64,7 @@ class Config(_Strict):
     default_branch: str | None = Field(None, description="base for --changed; default: origin's HEAD, main or master")
     model: ModelSettings = Field(default_factory=ModelSettings, description="the default model")
     gate: GateConfig = Field(default_factory=GateConfig)
+    results: ResultsConfig = Field(default_factory=ResultsConfig, description="where results are published")
     optimize: dict[str, OptimizeSpec] = Field(
         default_factory=dict, description="opt-in optimizer passes in CI, by prompt name"
     )

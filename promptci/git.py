@@ -210,10 +210,9 @@ class Repo:
     def commit_files_on_new_branch(self, branch: str, files: dict[str, bytes], message: str, base: str = "HEAD") -> str:
         """Create ``branch`` at one commit of ``base`` plus each path of ``files`` set to its content.
 
-        A temporary index is used, so the working tree, the real index and the current
-        branch are untouched: a dirty checkout does not matter. Refuses an existing branch.
+        The working tree, the real index and the current branch are untouched: a dirty
+        checkout does not matter. Refuses an existing branch.
         """
-        import os
         import tempfile
 
         parent = self.resolve(base)
@@ -221,20 +220,49 @@ class Repo:
         if self._ref_exists(ref):
             raise GitError(f"branch {branch} already exists", hint="delete it or let promptci pick a new id")
         with tempfile.TemporaryDirectory() as tmp:
-            blobs = {}
+            paths = {}
             for i, (path, content) in enumerate(sorted(files.items())):
-                blob_file = os.path.join(tmp, f"blob{i}")
-                with open(blob_file, "wb") as fh:
-                    fh.write(content)
-                blobs[path] = str(self._repo.git.hash_object("-w", blob_file)).strip()
-            with self._repo.git.custom_environment(GIT_INDEX_FILE=os.path.join(tmp, "index")):
-                self._repo.git.read_tree(parent)
-                for path, blob in blobs.items():
-                    self._repo.git.update_index("--add", "--cacheinfo", f"100644,{blob},{path}")
-                tree = str(self._repo.git.write_tree()).strip()
-        commit = str(self._repo.git.commit_tree(tree, "-p", parent, "-m", message)).strip()
+                paths[path] = Path(tmp) / f"blob{i}"
+                paths[path].write_bytes(content)
+            commit = self.commit_files(paths, parent, message)
         self._repo.git.update_ref(ref, commit, "0" * 40)  # fails if someone created it meanwhile
         return commit
+
+    def commit_files(
+        self, files: dict[str, Path], parent: str | None, message: str, remove: tuple[str, ...] = ()
+    ) -> str:
+        """A commit on top of ``parent`` (None: a first commit) whose tree is the parent's, plus each
+        path of ``files`` set to that file's content, less ``remove``. A temporary index is used,
+        so the working tree, the real index and every branch are untouched."""
+        import os
+        import tempfile
+
+        blobs = {path: str(self._repo.git.hash_object("-w", str(file))).strip() for path, file in files.items()}
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            self._repo.git.custom_environment(GIT_INDEX_FILE=os.path.join(tmp, "index")),
+        ):
+            if parent:
+                self._repo.git.read_tree(parent)
+            if remove:
+                self._repo.git.update_index("--force-remove", "--", *remove)
+            for path, blob in sorted(blobs.items()):
+                self._repo.git.update_index("--add", "--cacheinfo", f"100644,{blob},{path}")
+            tree = str(self._repo.git.write_tree()).strip()
+        return str(self._repo.git.commit_tree(tree, *(["-p", parent] if parent else []), "-m", message)).strip()
+
+    def tree_files(self, sha: str) -> list[tuple[str, int]]:
+        """(path, size in bytes) of every file at commit ``sha``."""
+        out = str(self._repo.git.ls_tree("-r", "-l", "-z", sha))
+        found = []
+        for entry in out.split("\0"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition("\t")
+            parts = meta.split()
+            if len(parts) == 4 and parts[1] == "blob" and parts[3].isdigit():
+                found.append((path, int(parts[3])))
+        return found
 
     def _ref_exists(self, ref: str) -> bool:
         try:

@@ -26,7 +26,7 @@ MASK = "***"
 _MIN_SECRET = 8  # shorter values would mask ordinary words
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"(?<=://)[^\s/@:]*(?::[^\s/@]*)?@"), MASK + "@"),
+    (re.compile(r"(://)[^\s/@:]*(?::[^\s/@]*)?@"), r"\1" + MASK + "@"),
     (
         re.compile(
             r"(?i)([?&;](?:api[-_]?key|key|token|access[-_]?token|auth|secret|password|sig|signature|code)=)[^&#\s'\"]+"
@@ -81,6 +81,14 @@ def _redact(text: str, secrets: re.Pattern[str] | None) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def rules() -> list[tuple[str, str]]:
+    """The layer as (pattern, replacement) pairs in the syntax both Python's ``re`` and RE2 read,
+    applied in order, so that SQL can redact in place (``regexp_replace``) what it copies in bulk."""
+    secrets = _secrets()
+    found = [(secrets.pattern, MASK)] if secrets is not None else []
+    return found + [(p.pattern, r) for p, r in _PATTERNS]
 
 
 def redact_any(value: Any) -> Any:

@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from ..errors import ExitCode, InputError
-from .options import State, format_option, output_option, pass_state
+from .options import State, format_option, output_option, pass_state, results_option, stored_results
 
 OUTPUTS = (".json", ".md", ".xml")
 
@@ -21,6 +21,7 @@ OUTPUTS = (".json", ".md", ".xml")
     metavar="ID",
     help="Only the held-out test cases of this optimization's suite and prompt: the comparison its PR body reports.",
 )
+@results_option
 @output_option(".json, .md or .xml JUnit")
 @format_option("text", "json", "markdown")
 @pass_state
@@ -31,6 +32,7 @@ def compare(
     run_missing: bool,
     allow_mismatch: bool,
     optimization: str | None,
+    results_url: str | None,
     outputs: tuple[Path, ...],
     fmt: str,
 ) -> int:
@@ -44,7 +46,6 @@ def compare(
     from ..compare.engine import compare as run_compare
     from ..compare.sides import load, missing_error, resolve_side
     from ..evals.changes import base_revision
-    from ..store import Store
     from .output import emit_json, table
 
     for path in outputs:
@@ -53,7 +54,7 @@ def compare(
     project = state.project
     db = project.path(project.config.db)
     default_base = None if base else base_revision(state.registry, None)
-    with Store(db, read_only=True) as store:
+    with stored_results(state, results_url) as store:
         held = _held_out(state, store, optimization) if optimization else None
         sides = [resolve_side(project, store, base, default_rev=default_base), resolve_side(project, store, head)]
         results = [_restrict(store, load(project, store, side, f"side_{i}"), held) for i, side in enumerate(sides)]
@@ -65,7 +66,7 @@ def compare(
     if missing:
         for found in missing:
             _run_missing(state, found, db)
-        with Store(db, read_only=True) as store:  # side tables live in one connection: load again, compare
+        with stored_results(state, results_url) as store:  # side tables live in one connection: load again
             results = [_restrict(store, load(project, store, side, f"side_{i}"), held) for i, side in enumerate(sides)]
             comparison = run_compare(store, results[0], results[1], project.config.gate)
     if comparison.mismatches and not allow_mismatch:

@@ -4,23 +4,22 @@ from itertools import groupby
 
 import click
 
-from .options import State, format_option, pass_state
+from .options import State, format_option, pass_state, results_option, stored_results
 
 
 @click.command()
 @click.argument("name", required=False)
 @click.option("--suite", help="Only this suite.")
+@results_option
 @format_option()
 @pass_state
-def history(state: State, name: str | None, suite: str | None, fmt: str) -> int:
+def history(state: State, name: str | None, suite: str | None, results_url: str | None, fmt: str) -> int:
     """Show scores over prompt versions: one row per version, suite and model, oldest first."""
     from ..compare.history import history as load_history
     from ..compare.history import sparkline
-    from ..store import Store
     from .output import emit_json, short, table
 
-    db = state.project.path(state.project.config.db)
-    with Store(db, read_only=True) as store:
+    with stored_results(state, results_url) as store:
         points = load_history(store, name, suite)
     if fmt == "json":
         emit_json([p.__dict__ for p in points])

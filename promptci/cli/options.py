@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -12,6 +13,7 @@ import click
 if TYPE_CHECKING:
     from ..project import Project
     from ..prompts.registry import Registry
+    from ..store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +64,35 @@ def format_option(*choices: str) -> Callable[[F], F]:
         show_default=True,
         help="Output format.",
     )
+
+
+results_option = click.option(
+    "--results",
+    "results_url",
+    metavar="URL",
+    help="Also read the runs published at this directory or fsspec URL (s3://bucket/prefix), in place.",
+)
+
+
+@contextmanager
+def stored_results(state: State, url: str | None) -> Iterator[Store]:
+    """The results database, read-only; with ``url``, the runs published there that it lacks laid
+    over it, read in place."""
+    db = state.project.path(state.project.config.db)
+    if url is None:
+        from ..store import Store
+
+        with Store(db, read_only=True) as store:
+            yield store
+        return
+    from ..results import Folder, destination, reading
+
+    where = destination(state.project, url)
+    assert isinstance(where, Folder)
+    with reading(db, where) as (store, warnings):
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+        yield store
 
 
 def vars_options(noun: str) -> Callable[[F], F]:

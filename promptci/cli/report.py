@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .options import State, pass_state
+from .options import State, pass_state, results_option, stored_results
 
 
 @click.command()
@@ -23,16 +23,17 @@ from .options import State, pass_state
     help="A `promptci compare -o report.json` to show as the latest comparison.",
 )
 @click.option("--prompt", help="Only this prompt's history.")
+@results_option
 @pass_state
-def report(state: State, html_path: Path, compare_json: Path | None, prompt: str | None) -> int:
+def report(
+    state: State, html_path: Path, compare_json: Path | None, prompt: str | None, results_url: str | None
+) -> int:
     """Write an HTML report: score history per prompt and suite, the latest comparison, flipped cases."""
     from ..compare.history import history
     from ..errors import InputError
     from ..redact import write
     from ..report.html import render
-    from ..store import Store
 
-    db = state.project.path(state.project.config.db)
     comparison = None
     if compare_json:
         from ..files import read_text
@@ -47,7 +48,7 @@ def report(state: State, html_path: Path, compare_json: Path | None, prompt: str
             raise InputError(
                 "not a version 1 compare report", path=compare_json, hint="write it with `promptci compare -o`"
             )
-    with Store(db, read_only=True) as store:
+    with stored_results(state, results_url) as store:
         points = history(store, prompt)
     write(html_path, render(points, comparison))
     click.echo(f"wrote {html_path} ({len(points)} versions)", err=True)

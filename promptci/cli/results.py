@@ -9,49 +9,65 @@ from .options import State, pass_state
 
 @click.group()
 def results() -> None:
-    """Share stored results through a git branch, so CI runs find the base's results."""
+    """Share stored results as Parquet sets (a git branch, a directory or an object store), so CI
+    runs find the base's results."""
 
 
-_remote = click.option("--remote", default="origin", show_default=True, help="The git remote.")
-_branch = click.option("--branch", default="promptci-results", show_default=True, help="The results branch.")
+_url = click.option(
+    "--url", help="A directory or fsspec URL (s3://bucket/prefix) instead of the configured destination."
+)
+_remote = click.option("--remote", help="The git remote of the results branch (default: origin).")
+_branch = click.option("--branch", help="The results branch (default: promptci-results).")
 
 
 @results.command()
+@_url
 @_remote
 @_branch
 @pass_state
-def push(state: State, remote: str, branch: str) -> int:
-    """Merge the remote's results into the local database, then push it to the results branch."""
-    from ..results_sync import push as do_push
+def push(state: State, url: str | None, remote: str | None, branch: str | None) -> int:
+    """Publish the finished runs and optimizations the destination lacks, each as its own set."""
+    from ..results import destination
+    from ..results import push as do_push
 
-    outcome = do_push(state.registry.repo, state.project.path(state.project.config.db), remote, branch)
-    for warning in outcome.warnings:
+    where = destination(state.project, url, remote=remote, branch=branch)
+    done = do_push(state.project.path(state.project.config.db), where)
+    for warning in done.warnings:
         click.echo(f"warning: {warning}", err=True)
-    got = outcome.merged
-    if got:
-        click.echo(f"merged from {remote}/{branch}: {got.runs} runs, {got.results} results", err=True)
-    click.echo(f"pushed {branch} at {outcome.commit[:10] if outcome.commit else '-'}")
+    if done.converted:
+        got = done.converted
+        click.echo(f"converted {where.name}'s results.duckdb: {got.runs} runs, {got.results} results", err=True)
+    click.echo(
+        f"pushed to {where.name}: {done.runs} runs, {done.optimizations} optimizations,"
+        f" {done.cached} cached answers ({done.files} files, {done.bytes} bytes)"
+    )
     return 0
 
 
 @results.command()
+@_url
 @_remote
 @_branch
 @pass_state
-def pull(state: State, remote: str, branch: str) -> int:
-    """Merge the results branch's database into the local one."""
-    from ..results_sync import pull as do_pull
+def pull(state: State, url: str | None, remote: str | None, branch: str | None) -> int:
+    """Copy in the published runs, optimizations and cached answers the local database lacks."""
+    from ..results import destination
+    from ..results import pull as do_pull
 
-    outcome = do_pull(state.registry.repo, state.project.path(state.project.config.db), remote, branch)
-    for warning in outcome.warnings:
+    where = destination(state.project, url, remote=remote, branch=branch)
+    done = do_pull(state.project.path(state.project.config.db), where)
+    for warning in done.warnings:
         click.echo(f"warning: {warning}", err=True)
-    if outcome.merged is None and outcome.warnings:
+    if not done.found:
+        click.echo(f"{where.name} holds no results yet; nothing to pull", err=True)
         return 0
-    if outcome.merged is None:
-        click.echo(f"{remote} has no branch {branch} yet; nothing to pull", err=True)
-        return 0
-    got = outcome.merged
-    click.echo(f"merged from {remote}/{branch}: {got.runs} runs, {got.results} results, {got.cache} cached answers")
+    if done.converted:
+        got = done.converted
+        click.echo(f"merged {where.name}'s results.duckdb: {got.runs} runs, {got.results} results", err=True)
+    click.echo(
+        f"pulled from {where.name}: {done.runs} runs, {done.optimizations} optimizations,"
+        f" {done.rows} rows, {done.cached} cached answers"
+    )
     return 0
 
 

@@ -4,7 +4,9 @@
 - :mod:`.core`: opening and checking the file, migrations, runs, results, optimizations, the cache;
 - :mod:`.compare`: each side of a comparison in a temp table, and the two paired case by case;
 - :mod:`.history`: score history per prompt version;
-- :mod:`.merge`: merging other results databases (CI shards, the results branch).
+- :mod:`.merge`: merging other results databases (CI shards);
+- :mod:`.parquet`: runs and optimizations as Parquet file sets, published and read back;
+- :mod:`.remote`: published sets read in place, as views over the local tables.
 
 The schema changes only through numbered migrations (:mod:`.migrations`), each recorded in
 ``schema_migrations`` when applied. A file that is not a promptci database, or is damaged,
@@ -29,6 +31,7 @@ from .records import (
     dumps,
     now,
 )
+from .remote import RemoteQueries
 
 __all__ = [
     "CREDIT_COLUMNS",
@@ -48,5 +51,5 @@ __all__ = [
 ]
 
 
-class Store(CompareQueries, HistoryQueries, MergeQueries):
+class Store(CompareQueries, HistoryQueries, MergeQueries, RemoteQueries):
     """An open results database. Use as a context manager; read-only opens never wait for a writer."""

@@ -420,7 +420,11 @@ class Core:
             params: list[Any] = []
             for key, model_id, r in chunk:
                 params += [key, model_id, r.output, r.tokens_in, r.tokens_out, r.cost, r.latency_ms, now(), r.logprobs]
-            self._write("INSERT OR REPLACE INTO cache VALUES " + placeholders(9, len(chunk)), params)
+            self._write(
+                "INSERT OR REPLACE INTO cache (key, model_id, output, tokens_in, tokens_out, cost, latency_ms,"
+                " created_at, logprobs) VALUES " + placeholders(9, len(chunk)),
+                params,
+            )
 
     def cache_info(self) -> dict[str, Any]:
         total = self.db.execute("SELECT count(*), coalesce(sum(length(output)), 0) FROM cache").fetchone()

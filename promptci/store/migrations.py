@@ -177,6 +177,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        8,
+        "where each cached answer was published or pulled from, so each is published once",
+        """
+        ALTER TABLE cache ADD COLUMN origin VARCHAR;
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every

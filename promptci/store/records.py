@@ -172,6 +172,12 @@ def sql(template: str, **names: str) -> str:
     return Template(template).substitute(names)
 
 
+def literal(text: str) -> str:
+    """``text`` as a SQL string literal: for what a statement cannot bind, a file path in ``COPY …
+    TO`` or ``read_parquet``, or a pattern that must be constant."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def placeholders(width: int, rows: int = 1) -> str:
     """``(?, ?, …), (…)``: ``rows`` rows of ``width`` bound parameters."""
     one = "(" + ", ".join(["?"] * width) + ")"

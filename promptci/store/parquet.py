@@ -1,0 +1,206 @@
+"""Results as Parquet: one immutable file set per run and per optimization, and batches of
+cached answers, written and read by duckdb itself.
+
+A set is a folder of one file per table (:data:`SETS`); its marker table is written last, so a
+set whose marker is missing is incomplete and never read. Every file read from elsewhere is
+checked before a row of it is used: its size, row count and uncompressed size against limits,
+its columns against the table's, and the ids in it against the set's name. Strings copied in
+pass the redaction layer in SQL. A file that fails any check refuses its whole set, untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..interrupts import uninterrupted
+from ..redact import rules
+from .core import Core
+from .dbfile import first_line
+from .records import literal, sql
+
+# kind: its tables in the order they are written; the last is the marker.
+SETS: dict[str, tuple[str, ...]] = {
+    "runs": ("results", "steps", "runs"),
+    "optimizations": ("trajectory", "credit", "optimizations"),
+}
+# table: the column that names the set its rows belong to
+KEYS = {
+    "runs": "id",
+    "results": "run_id",
+    "steps": "run_id",
+    "optimizations": "id",
+    "trajectory": "optimization_id",
+    "credit": "optimization_id",
+}
+# Done: what may be published. A run or optimization still going is published by a later push.
+_FINISHED = {
+    "runs": "SELECT id FROM runs WHERE status != 'running' ORDER BY id",
+    "optimizations": "SELECT id FROM optimizations WHERE status != 'running' ORDER BY id",
+}
+_PRESENT = {"runs": "SELECT id FROM runs", "optimizations": "SELECT id FROM optimizations"}
+
+MAX_FILE_BYTES = 512 * 2**20  # one Parquet file as stored
+MAX_FILE_ROWS = 5_000_000
+MAX_UNCOMPRESSED_BYTES = 2 * 2**30  # what one file may expand to
+
+
+class ParquetQueries(Core):
+    def finished(self, kind: str) -> list[str]:
+        """Ids of the runs or optimizations that are over, so may be published."""
+        return [r[0] for r in self.db.execute(_FINISHED[kind]).fetchall()]
+
+    def present(self, kind: str) -> set[str]:
+        return {r[0] for r in self.db.execute(_PRESENT[kind]).fetchall()}
+
+    def export_set(self, kind: str, set_id: str, directory: Path) -> list[Path]:
+        """Write the set of run or optimization ``set_id`` into ``directory``; its files, marker last.
+        A table with no rows for it (a run without pipeline steps) has no file."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.db.execute("SET VARIABLE promptci_set = ?", [set_id])
+        written = []
+        for table in SETS[kind]:
+            where = sql("FROM $t WHERE $k = getvariable('promptci_set')", t=table, k=KEYS[table])
+            row = self.db.execute("SELECT count(*) " + where).fetchone()
+            if not row or not row[0]:
+                continue
+            path = directory / f"{table}.parquet"
+            self._copy_out("SELECT * " + where + " ORDER BY ALL", path)
+            written.append(path)
+        return written
+
+    def export_cache(self, path: Path) -> list[str]:
+        """Write the cached answers not yet published to ``path``; their keys (none: no file)."""
+        keys = [r[0] for r in self.db.execute("SELECT key FROM cache WHERE origin IS NULL ORDER BY key").fetchall()]
+        if keys:
+            self._copy_out("SELECT * EXCLUDE (origin) FROM cache WHERE origin IS NULL ORDER BY key", path)
+        return keys
+
+    @uninterrupted
+    def mark_published(self, keys: Sequence[str], origin: str) -> None:
+        """Cached answers published as ``origin``, so that no later push sends them again."""
+        self.db.execute("UPDATE cache SET origin = ? WHERE key IN (SELECT unnest(?))", [origin, list(keys)])
+
+    def cache_origins(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT DISTINCT origin FROM cache WHERE origin IS NOT NULL").fetchall()}
+
+    def _copy_out(self, query: str, path: Path) -> None:
+        self.db.execute(f"COPY ({query}) TO {literal(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+
+    # reading
+
+    def register_filesystem(self, fs: Any) -> None:
+        """Read (and write) URLs of ``fs``'s protocol through it: an fsspec filesystem. duckdb's own
+        extensions are never fetched for them."""
+        self.db.execute("SET autoinstall_known_extensions = false")
+        self.db.execute("SET autoload_known_extensions = false")
+        self.db.register_filesystem(fs)
+
+    def check_file(self, table: str, location: str, set_id: str | None, size: int | None) -> None:
+        """Refuse (:class:`InputError` naming ``location``) a file that is too big, expands too far,
+        is damaged, has columns ``table`` does not, or holds rows of another set than ``set_id``."""
+        if size is not None and size > MAX_FILE_BYTES:
+            raise InputError(f"{size} bytes, over the limit of {MAX_FILE_BYTES}", path=location)
+        source = literal(location)
+        try:
+            rows = self._one(f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({source})")
+            expanded = self._one(f"SELECT coalesce(sum(total_uncompressed_size), 0) FROM parquet_metadata({source})")
+            columns = {r[0]: r[1] for r in self.db.execute(f"DESCRIBE SELECT * FROM read_parquet({source})").fetchall()}
+        except Exception as exc:
+            raise InputError(f"not a readable Parquet file ({first_line(exc)})", path=location) from None
+        if rows > MAX_FILE_ROWS or expanded > MAX_UNCOMPRESSED_BYTES:
+            raise InputError(f"{rows} rows expanding to {expanded} bytes, over the limits", path=location)
+        known = self._columns(table)
+        foreign = sorted(set(columns) - set(known))
+        if foreign:
+            raise InputError(f"not a promptci {table} file: unknown columns {', '.join(foreign[:5])}", path=location)
+        key = KEYS.get(table)
+        if key is not None and set_id is not None:
+            if key not in columns:
+                raise InputError(f"not a promptci {table} file: no {key} column", path=location)
+            try:
+                column = sql("$k", k=key)
+                other = self.db.execute(
+                    f"SELECT count(*) FROM read_parquet({source}) WHERE {column} IS DISTINCT FROM ?", [set_id]
+                ).fetchone()
+            except Exception as exc:
+                raise InputError(f"not a readable Parquet file ({first_line(exc)})", path=location) from None
+            if other and other[0]:
+                raise InputError(f"holds {other[0]} rows of sets other than {set_id}", path=location)
+
+    def _columns(self, table: str) -> dict[str, str]:
+        rows = self.db.execute(sql("DESCRIBE $t", t=table)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def _redacted(self, table: str, present: set[str]) -> str:
+        """The select list that copies ``table``'s columns found in a file, strings redacted."""
+        cells = []
+        for name, kind in self._columns(table).items():
+            if name not in present:
+                continue
+            cell = sql("$c", c=name)
+            if kind == "VARCHAR":
+                for pattern, replacement in rules():
+                    cell = f"regexp_replace({cell}, {literal(pattern)}, {literal(replacement)}, 'g')"
+            cells.append(f"{cell} AS {sql('$c', c=name)}")
+        return ", ".join(cells)
+
+    @uninterrupted
+    def import_set(self, kind: str, set_id: str, files: Mapping[str, tuple[str, int | None]]) -> int:
+        """Copy a run's or optimization's set in, all of it or nothing: ``files`` maps each table to
+        (location, size in bytes where known). Every file is checked first. The rows copied."""
+        if set_id in self.present(kind):
+            return 0
+        marker = SETS[kind][-1]
+        if marker not in files:
+            raise InputError(f"incomplete: no {marker}.parquet", path=set_id)
+        unknown = set(files) - set(SETS[kind])
+        if unknown:
+            raise InputError(f"unexpected files {', '.join(sorted(unknown))}", path=set_id)
+        for table, (location, size) in files.items():
+            self.check_file(table, location, set_id, size)
+        return self._copy_in([(t, files[t][0], "INSERT INTO", "") for t in SETS[kind] if t in files])
+
+    @uninterrupted
+    def import_cache(self, origin: str, location: str, size: int | None) -> int:
+        """Copy in the cached answers of one published batch that this database lacks."""
+        self.check_file("cache", location, None, size)
+        return self._copy_in([("cache", location, "INSERT OR IGNORE INTO", origin)])
+
+    def _copy_in(self, plan: list[tuple[str, str, str, str]]) -> int:
+        copied = 0
+        self.db.execute("BEGIN TRANSACTION")
+        try:
+            for table, location, verb, origin in plan:
+                source = f"read_parquet({literal(location)})"
+                present = {r[0] for r in self.db.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+                select = self._redacted(table, present)
+                if origin:
+                    select += f", {literal(origin)} AS origin"
+                before = self._rows(table)
+                self.db.execute(f"{verb} {sql('$t', t=table)} BY NAME SELECT {select} FROM {source}")
+                copied += self._rows(table) - before
+            self.db.execute("COMMIT")
+        except Exception as exc:
+            self.db.execute("ROLLBACK")
+            reason = f"cannot copy it in ({first_line(exc)}); nothing of it was kept"
+            raise InputError(reason, path=plan[-1][1]) from None
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return copied
+
+    def _rows(self, table: str) -> int:
+        return self._one(sql("SELECT count(*) FROM $t", t=table))
+
+    def _one(self, query: str) -> int:
+        row = self.db.execute(query).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+
+def digest(path: Path) -> str:
+    """A published batch's name: the hash of its bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:32]

@@ -1,0 +1,92 @@
+"""Reading published Parquet sets in place, without copying them in.
+
+Each table becomes a temp view of the same name: the local database's rows, then the rows of
+the sets it lacks, read by ``read_parquet`` from wherever they are published. Every query of
+the store (compare, history, report) then reads both unchanged, and duckdb reads from the
+files only the row groups a query needs. The files' footers and columns are checked before a
+view is made over them; one that fails is left out with a warning, and the rest are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import InputError
+from .parquet import KEYS, MAX_FILE_BYTES, MAX_FILE_ROWS, ParquetQueries
+from .records import literal, sql
+
+# table: the table whose ids say which sets the local database already has
+_OWNERS = {
+    "runs": "runs",
+    "results": "runs",
+    "steps": "runs",
+    "optimizations": "optimizations",
+    "trajectory": "optimizations",
+    "credit": "optimizations",
+}
+
+_R = TypeVar("_R", bound="RemoteQueries")
+
+
+class RemoteQueries(ParquetQueries):
+    @classmethod
+    def empty(cls: type[_R]) -> _R:
+        """A store in memory with the current schema and no rows, to lay published sets over."""
+        import duckdb
+
+        store = object.__new__(cls)
+        store.path = Path(":memory:")
+        store.read_only = True
+        store._snapshot = None
+        store.db = duckdb.connect()
+        store._migrate()
+        return store
+
+    def overlay(self, files: Mapping[str, Sequence[tuple[str, int | None]]]) -> list[str]:
+        """Lay ``files`` (table: [(location, size)]) over the local tables as temp views; the
+        warnings for files left out."""
+        row = self.db.execute("SELECT current_database()").fetchone()
+        catalog = sql("$c", c=str(row[0])) if row else "memory"
+        self.db.execute("SET enable_object_cache = true")  # each footer is read once
+        warnings: list[str] = []
+        for table, found in files.items():
+            usable = self._usable(table, list(found), warnings)
+            if not usable:
+                continue
+            local = f"{catalog}.main.{sql('$t', t=table)}"
+            owner = f"{catalog}.main.{sql('$t', t=_OWNERS[table])}"
+            sources = "[" + ", ".join(literal(location) for location in usable) + "]"
+            self.db.execute(
+                f"CREATE OR REPLACE TEMP VIEW {sql('$t', t=table)} AS SELECT * FROM {local}"
+                f" UNION ALL BY NAME SELECT * FROM read_parquet({sources}, union_by_name = true)"
+                f" WHERE {sql('$k', k=KEYS[table])} NOT IN (SELECT id FROM {owner})"
+            )
+        return warnings
+
+    def _usable(self, table: str, found: list[tuple[str, int | None]], warnings: list[str]) -> list[str]:
+        """The locations whose files can be read as ``table``: all of them, checked together,
+        or where that fails, one by one."""
+        if not found:
+            return []
+        known = self._columns(table)
+        sources = "[" + ", ".join(literal(location) for location, _ in found) + "]"
+        try:
+            every = f"read_parquet({sources}, union_by_name = true)"
+            columns = self.db.execute(f"DESCRIBE SELECT * FROM {every}").fetchall()
+            rows = self._one(f"SELECT max(num_rows) FROM parquet_file_metadata({sources})")
+            oversized = rows > MAX_FILE_ROWS or any(size is not None and size > MAX_FILE_BYTES for _, size in found)
+            if not oversized and all(name in known for name, *_ in columns):
+                return [location for location, _ in found]
+        except Exception:  # a damaged or foreign file among them: find it
+            pass
+        usable = []
+        for location, size in found:
+            try:
+                self.check_file(table, location, None, size)
+            except InputError as exc:
+                warnings.append(f"{location}: {exc.message}; skipped")
+                continue
+            usable.append(location)
+        return usable
