@@ -188,19 +188,6 @@ class Repo:
             raise GitError(f"git fetch {remote} {branch} failed: {_stderr(exc)}") from None
         return self.resolve(f"refs/remotes/{remote}/{branch}")
 
-    def commit_blob(self, path: Path, name: str, parent: str | None, message: str) -> str:
-        """A commit whose tree holds only ``path`` as ``name``, on top of ``parent``. The working
-        tree and the index are not touched."""
-        import tempfile
-
-        blob = str(self._repo.git.hash_object("-w", str(path))).strip()
-        with tempfile.TemporaryFile() as listing:  # mktree reads its entries from standard input
-            listing.write(f"100644 blob {blob}\t{name}\n".encode())
-            listing.seek(0)
-            tree = str(self._repo.git.mktree(istream=listing)).strip()
-        args = [tree, "-m", message] + (["-p", parent] if parent else [])
-        return str(self._repo.git.commit_tree(*args)).strip()
-
     def commit_file_on_new_branch(
         self, branch: str, path: str, content: bytes, message: str, base: str = "HEAD"
     ) -> str:

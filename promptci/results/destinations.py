@@ -22,6 +22,7 @@ from ..redact import redact
 from ..store.parquet import MAX_FILE_BYTES, SETS
 
 LEGACY_FILE = "results.duckdb"  # the whole-database snapshot the branch held before Parquet sets
+MAX_SNAPSHOT_BYTES = 4 * 2**30
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 _SET_FILE = re.compile(rf"^(runs|optimizations)/({_NAME})/([a-z_]+)\.parquet$")
 _CACHE_FILE = re.compile(r"^cache/([0-9a-f]{32})\.parquet$")
@@ -172,7 +173,9 @@ class Branch(Destination):
         """The branch's whole-database snapshot, written out, or None where it has none."""
         if self.tip is None:
             return None
-        data = self.repo.read_bytes(self.tip, LEGACY_FILE)
+        data = self.repo.read_bytes(
+            self.tip, LEGACY_FILE, limit=MAX_SNAPSHOT_BYTES, shown=f"{self.branch}:{LEGACY_FILE}"
+        )
         if data is None:
             return None
         target = scratch / LEGACY_FILE

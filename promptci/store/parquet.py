@@ -20,7 +20,7 @@ from ..interrupts import uninterrupted
 from ..redact import rules
 from .core import Core
 from .dbfile import first_line
-from .records import literal, sql
+from .records import sql
 
 # kind: its tables in the order they are written; the last is the marker.
 SETS: dict[str, tuple[str, ...]] = {
@@ -62,13 +62,12 @@ class ParquetQueries(Core):
         directory.mkdir(parents=True, exist_ok=True)
         self.db.execute("SET VARIABLE promptci_set = ?", [set_id])
         written = []
+        where = "FROM $t WHERE $k = getvariable('promptci_set')"
         for table in SETS[kind]:
-            where = sql("FROM $t WHERE $k = getvariable('promptci_set')", t=table, k=KEYS[table])
-            row = self.db.execute("SELECT count(*) " + where).fetchone()
-            if not row or not row[0]:
+            if not self._one(sql("SELECT count(*) " + where, t=table, k=KEYS[table])):
                 continue
             path = directory / f"{table}.parquet"
-            self._copy_out("SELECT * " + where + " ORDER BY ALL", path)
+            self._copy_out("SELECT * " + where + " ORDER BY ALL", path, t=table, k=KEYS[table])
             written.append(path)
         return written
 
@@ -87,8 +86,10 @@ class ParquetQueries(Core):
     def cache_origins(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT DISTINCT origin FROM cache WHERE origin IS NOT NULL").fetchall()}
 
-    def _copy_out(self, query: str, path: Path) -> None:
-        self.db.execute(f"COPY ({query}) TO {literal(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+    def _copy_out(self, query: str, path: Path, **names: str) -> None:
+        """The rows of ``query`` (a template of :func:`sql`) into a Parquet file at ``path``."""
+        statement = "COPY (" + query + ") TO $path (FORMAT parquet, COMPRESSION zstd)"
+        self.db.execute(sql(statement, {"path": str(path)}, **names))
 
     # reading
 
@@ -104,11 +105,13 @@ class ParquetQueries(Core):
         is damaged, has columns ``table`` does not, or holds rows of another set than ``set_id``."""
         if size is not None and size > MAX_FILE_BYTES:
             raise InputError(f"{size} bytes, over the limit of {MAX_FILE_BYTES}", path=location)
-        source = literal(location)
+        source: dict[str, str | list[str]] = {"f": location}
         try:
-            rows = self._one(f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({source})")
-            expanded = self._one(f"SELECT coalesce(sum(total_uncompressed_size), 0) FROM parquet_metadata({source})")
-            columns = {r[0]: r[1] for r in self.db.execute(f"DESCRIBE SELECT * FROM read_parquet({source})").fetchall()}
+            rows = self._one(sql("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($f)", source))
+            expanded = self._one(
+                sql("SELECT coalesce(sum(total_uncompressed_size), 0) FROM parquet_metadata($f)", source)
+            )
+            columns = self._file_columns(location)
         except Exception as exc:
             raise InputError(f"not a readable Parquet file ({first_line(exc)})", path=location) from None
         if rows > MAX_FILE_ROWS or expanded > MAX_UNCOMPRESSED_BYTES:
@@ -122,9 +125,8 @@ class ParquetQueries(Core):
             if key not in columns:
                 raise InputError(f"not a promptci {table} file: no {key} column", path=location)
             try:
-                column = sql("$k", k=key)
                 other = self.db.execute(
-                    f"SELECT count(*) FROM read_parquet({source}) WHERE {column} IS DISTINCT FROM ?", [set_id]
+                    sql("SELECT count(*) FROM read_parquet($f) WHERE $k IS DISTINCT FROM ?", source, k=key), [set_id]
                 ).fetchone()
             except Exception as exc:
                 raise InputError(f"not a readable Parquet file ({first_line(exc)})", path=location) from None
@@ -135,18 +137,29 @@ class ParquetQueries(Core):
         rows = self.db.execute(sql("DESCRIBE $t", t=table)).fetchall()
         return {r[0]: r[1] for r in rows}
 
-    def _redacted(self, table: str, present: set[str]) -> str:
-        """The select list that copies ``table``'s columns found in a file, strings redacted."""
-        cells = []
-        for name, kind in self._columns(table).items():
+    def _file_columns(self, location: str | list[str]) -> dict[str, str]:
+        """The columns of a Parquet file, or of a list of them read together by name."""
+        rows = self.db.execute(sql("DESCRIBE SELECT * FROM read_parquet($f, union_by_name = true)", {"f": location}))
+        return {r[0]: r[1] for r in rows.fetchall()}
+
+    def _redacted(self, table: str, present: set[str]) -> tuple[str, dict[str, str | list[str]], dict[str, str]]:
+        """The select list that copies ``table``'s columns found in a file with their strings
+        redacted: a template of :func:`sql`, its literals (the patterns) and its names."""
+        layer = rules()
+        literals: dict[str, str | list[str]] = {}
+        for j, (pattern, replacement) in enumerate(layer):
+            literals[f"p{j}"], literals[f"r{j}"] = pattern, replacement
+        names, cells = {}, []
+        for i, (name, kind) in enumerate(self._columns(table).items()):
             if name not in present:
                 continue
-            cell = sql("$c", c=name)
+            names[f"c{i}"] = name
+            cell = f"$c{i}"
             if kind == "VARCHAR":
-                for pattern, replacement in rules():
-                    cell = f"regexp_replace({cell}, {literal(pattern)}, {literal(replacement)}, 'g')"
-            cells.append(f"{cell} AS {sql('$c', c=name)}")
-        return ", ".join(cells)
+                for j in range(len(layer)):
+                    cell = f"regexp_replace({cell}, $p{j}, $r{j}, 'g')"
+            cells.append(f"{cell} AS $c{i}")
+        return ", ".join(cells), literals, names
 
     @uninterrupted
     def import_set(self, kind: str, set_id: str, files: Mapping[str, tuple[str, int | None]]) -> int:
@@ -175,13 +188,12 @@ class ParquetQueries(Core):
         self.db.execute("BEGIN TRANSACTION")
         try:
             for table, location, verb, origin in plan:
-                source = f"read_parquet({literal(location)})"
-                present = {r[0] for r in self.db.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-                select = self._redacted(table, present)
+                select, literals, names = self._redacted(table, set(self._file_columns(location)))
                 if origin:
-                    select += f", {literal(origin)} AS origin"
+                    select += ", $origin AS origin"
+                statement = verb + " $t BY NAME SELECT " + select + " FROM read_parquet($f)"
                 before = self._rows(table)
-                self.db.execute(f"{verb} {sql('$t', t=table)} BY NAME SELECT {select} FROM {source}")
+                self.db.execute(sql(statement, {**literals, "f": location, "origin": origin}, t=table, **names))
                 copied += self._rows(table) - before
             self.db.execute("COMMIT")
         except Exception as exc:

@@ -1,10 +1,12 @@
 """What the store holds, row by row, and the only ways text enters a statement: checked names
-(:func:`sql`) and rows of placeholders (:func:`placeholders`); every value is a bound parameter."""
+(:func:`sql`, which also quotes the literals a statement cannot bind) and rows of placeholders
+(:func:`placeholders`); every value is a bound parameter."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from string import Template
@@ -161,20 +163,32 @@ def now() -> datetime:
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-def sql(template: str, **names: str) -> str:
-    """``template`` with ``$name`` replaced by identifiers, each checked to be a plain one.
+class Quoted(str):
+    """A name that is not a plain identifier (a database named after its file), double-quoted."""
 
-    The only way text gets into a statement here; values are always bound parameters.
+
+def sql(template: str, literals: Mapping[str, str | list[str]] | None = None, **names: str) -> str:
+    """``template`` with ``$name`` replaced by identifiers, each checked to be a plain one (or
+    double-quoted, when :class:`Quoted`), and ``$name`` of ``literals`` by quoted SQL strings (a
+    list: a list of them).
+
+    The only way text gets into a statement here. Values are always bound parameters; literals
+    are only for what a statement cannot bind: a file path in ``COPY … TO`` or ``read_parquet``.
     """
-    for name in names.values():
-        if not _IDENTIFIER.match(name):
+    for key, name in names.items():
+        if isinstance(name, Quoted):
+            names[key] = '"' + name.replace('"', '""') + '"'
+        elif not _IDENTIFIER.match(name):
             raise ValueError(f"not an identifier: {name!r}")
-    return Template(template).substitute(names)
+    quoted = {
+        key: "[" + ", ".join(map(literal, value)) + "]" if isinstance(value, list) else literal(value)
+        for key, value in (literals or {}).items()
+    }
+    return Template(template).substitute({**names, **quoted})
 
 
 def literal(text: str) -> str:
-    """``text`` as a SQL string literal: for what a statement cannot bind, a file path in ``COPY …
-    TO`` or ``read_parquet``, or a pattern that must be constant."""
+    """``text`` as a SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 

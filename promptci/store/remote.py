@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from ..errors import InputError
 from .parquet import KEYS, MAX_FILE_BYTES, MAX_FILE_ROWS, ParquetQueries
-from .records import literal, sql
+from .records import Quoted, sql
 
 # table: the table whose ids say which sets the local database already has
 _OWNERS = {
@@ -48,21 +48,18 @@ class RemoteQueries(ParquetQueries):
         """Lay ``files`` (table: [(location, size)]) over the local tables as temp views; the
         warnings for files left out."""
         row = self.db.execute("SELECT current_database()").fetchone()
-        catalog = sql("$c", c=str(row[0])) if row else "memory"
+        catalog = Quoted(row[0] if row else "memory")
         self.db.execute("SET enable_object_cache = true")  # each footer is read once
         warnings: list[str] = []
+        view = (
+            "CREATE OR REPLACE TEMP VIEW $t AS SELECT * FROM $db.main.$t"
+            " UNION ALL BY NAME SELECT * FROM read_parquet($f, union_by_name = true)"
+            " WHERE $k NOT IN (SELECT id FROM $db.main.$owner)"
+        )
         for table, found in files.items():
             usable = self._usable(table, list(found), warnings)
-            if not usable:
-                continue
-            local = f"{catalog}.main.{sql('$t', t=table)}"
-            owner = f"{catalog}.main.{sql('$t', t=_OWNERS[table])}"
-            sources = "[" + ", ".join(literal(location) for location in usable) + "]"
-            self.db.execute(
-                f"CREATE OR REPLACE TEMP VIEW {sql('$t', t=table)} AS SELECT * FROM {local}"
-                f" UNION ALL BY NAME SELECT * FROM read_parquet({sources}, union_by_name = true)"
-                f" WHERE {sql('$k', k=KEYS[table])} NOT IN (SELECT id FROM {owner})"
-            )
+            if usable:
+                self.db.execute(sql(view, {"f": usable}, t=table, db=catalog, k=KEYS[table], owner=_OWNERS[table]))
         return warnings
 
     def _usable(self, table: str, found: list[tuple[str, int | None]], warnings: list[str]) -> list[str]:
@@ -71,14 +68,13 @@ class RemoteQueries(ParquetQueries):
         if not found:
             return []
         known = self._columns(table)
-        sources = "[" + ", ".join(literal(location) for location, _ in found) + "]"
+        locations = [location for location, _ in found]
         try:
-            every = f"read_parquet({sources}, union_by_name = true)"
-            columns = self.db.execute(f"DESCRIBE SELECT * FROM {every}").fetchall()
-            rows = self._one(f"SELECT max(num_rows) FROM parquet_file_metadata({sources})")
+            columns = self._file_columns(locations)
+            rows = self._one(sql("SELECT max(num_rows) FROM parquet_file_metadata($f)", {"f": locations}))
             oversized = rows > MAX_FILE_ROWS or any(size is not None and size > MAX_FILE_BYTES for _, size in found)
-            if not oversized and all(name in known for name, *_ in columns):
-                return [location for location, _ in found]
+            if not oversized and set(columns) <= set(known):
+                return locations
         except Exception:  # a damaged or foreign file among them: find it
             pass
         usable = []

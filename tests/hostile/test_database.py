@@ -26,7 +26,7 @@ def test_a_damaged_database_is_refused_untouched(repo: Repo) -> None:
     db = _db(repo)
     with duckdb.connect(str(db)) as con:  # enough rows that the data spans many blocks
         con.execute(
-            "INSERT INTO cache SELECT md5(i::VARCHAR), 'm', repeat(md5(i::VARCHAR), 8), 1, 1, 0, 1, now()::TIMESTAMP, NULL FROM range(50000) t(i)"
+            "INSERT INTO cache SELECT md5(i::VARCHAR), 'm', repeat(md5(i::VARCHAR), 8), 1, 1, 0, 1, now()::TIMESTAMP, NULL, NULL FROM range(50000) t(i)"
         )
     data = bytearray(db.read_bytes())
     middle = len(data) // 2

@@ -82,6 +82,27 @@ def test_pulled_strings_pass_the_redaction_layer(repo: Repo, tmp_path: Path) -> 
     assert outputs == {"key sk-*** at https://***@host/x"}
 
 
+def test_compare_lays_published_runs_over_a_local_database(repo: Repo, tmp_path: Path) -> None:
+    """One run only published, one only local, in a database whose name is no plain identifier."""
+    shared = tmp_path / "shared"
+    config = repo.path / "promptci.yaml"
+    text = config.read_text()
+    config.write_text(text.replace("db: .promptci/results.duckdb", "db: .promptci/team-results.duckdb"))
+    fail_every_case(repo)
+    repo.commit("every case errors, so no model is needed")
+    assert repo.run("eval").code == ExitCode.FAILED
+    assert repo.run("results", "push", "--url", str(shared)).code == 0
+    (published,) = _runs(repo.path / ".promptci/team-results.duckdb")
+    (repo.path / ".promptci/team-results.duckdb").unlink()
+    assert repo.run("eval").code == ExitCode.FAILED
+    (local,) = _runs(repo.path / ".promptci/team-results.duckdb")
+    assert repo.run("compare", published, local).code == ExitCode.USAGE
+    r = repo.run("compare", published, local, "--results", str(shared), "--format", "json")
+    assert r.code == 0, r.err
+    assert [s["errors"] for s in json.loads(r.out)["suites"]] == [{"base": 6, "head": 6}]
+    assert _runs(repo.path / ".promptci/team-results.duckdb") == [local]  # nothing was copied in
+
+
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A real S3-compatible server on 127.0.0.1 with one bucket; yields its endpoint."""
