@@ -241,35 +241,68 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
         record_interrupted(ctx)
         raise
     task = ctx.evaluator.task
-    outcome = Outcome(
-        id=ctx.id,
+    outcome = finished(
+        ctx,
         method=method.name,
+        status=status,
+        rows=(initial, best),
+        scores=(before, after),
+        held_back=held_back,
+        started=started,
+        sources=(task.prompt.source, ctx.evaluator.source(best.text)),
+        per_step=method.per_step(),
+        describe=method.describe,
+    )
+    return record_outcome(ctx, outcome)
+
+
+def finished(
+    ctx: Context,
+    *,
+    method: str,
+    status: str,
+    rows: tuple[TrajectoryRow, TrajectoryRow],
+    scores: tuple[Scored, Scored],
+    held_back: str,
+    started: float,
+    sources: tuple[str, str],
+    per_step: str,
+    describe: Callable[[str], str],
+    **extra: Any,
+) -> Outcome:
+    """The outcome of a search that ended: ``rows`` the initial and best candidates, ``scores``
+    their held-out test scores, ``sources`` the file before and after; the rest from ``ctx``.
+    ``extra`` sets the fields only some searches have (a pipeline's files, rounds and feedback)."""
+    task = ctx.evaluator.task
+    return Outcome(
+        id=ctx.id,
+        method=method,
         status=status,
         settings=ctx.settings,
         split=ctx.split,
         rows=list(ctx.rows),
-        initial=initial,
-        best=best,
-        test_before=before,
-        test_after=after,
+        initial=rows[0],
+        best=rows[1],
+        test_before=scores[0],
+        test_after=scores[1],
         usage=ctx.usage,
         wall_s=time.perf_counter() - started,
         optimizer_model=identity(ctx.optimizer, ctx.project.root),
         task_model=task.model_id,
-        source_before=task.prompt.source,
-        source_after=ctx.evaluator.source(best.text),
+        source_before=sources[0],
+        source_after=sources[1],
         path=task.prompt.path,
         prompt=task.prompt.name,
         suite=task.suite_name,
         base_commit=ctx.base_commit,
         unparsable=sum(r.status in ("unparsable", "error") for r in ctx.rows),
-        per_step=method.per_step(),
+        per_step=per_step,
         held_back=held_back,
-        describe=method.describe,
+        describe=describe,
         constant_dev=ctx.baseline("dev"),
         constant_test=ctx.baseline("test"),
+        **extra,
     )
-    return record_outcome(ctx, outcome)
 
 
 def record_outcome(ctx: Context, outcome: Outcome) -> Outcome:

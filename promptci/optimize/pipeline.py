@@ -38,13 +38,12 @@ from ..pipelines.steps import StepError, context, messages
 from ..project import Project
 from ..prompts.prompt import Prompt, content_hash
 from ..prompts.registry import parse_prompt
-from ..providers import identity
 from ..settings import ModelSettings
 from ..store import CreditRow, Store, TrajectoryRow, now
 from . import credit as credits
 from .context import Context, Reporter
 from .edits import normalised_hash
-from .engine import Method, Outcome, below_constant, new_id, record_interrupted, record_outcome
+from .engine import Method, Outcome, below_constant, finished, new_id, record_interrupted, record_outcome
 from .evaluate import Scored, StepEvaluator, pipeline_variant
 from .instruction import Slot, instruction_slot, replace_scalar
 from .settings import Settings
@@ -392,33 +391,17 @@ class PipelineSearch:
             for s, p in zip(self.slots, chosen, strict=True)
             if p.source != s.prompt.source
         ]
-        return Outcome(
-            id=ctx.id,
+        return finished(
+            ctx,
             method=method_cls.name,
             status=status,
-            settings=ctx.settings,
-            split=ctx.split,
-            rows=list(ctx.rows),
-            initial=initial,
-            best=best,
-            test_before=before,
-            test_after=after,
-            usage=ctx.usage,
-            wall_s=time.perf_counter() - started,
-            optimizer_model=identity(ctx.optimizer, ctx.project.root),
-            task_model=self.task.model_id,
-            source_before=self.pipeline.source,
-            source_after=self.pipeline.source,
-            path=self.pipeline.path,
-            prompt=self.pipeline.name,
-            suite=self.task.suite_name,
-            base_commit=ctx.base_commit,
-            unparsable=sum(r.status in ("unparsable", "error") for r in ctx.rows),
-            per_step=f"{ctx.settings.candidates} candidates for one step's instruction per step",
+            rows=(initial, best),
+            scores=(before, after),
             held_back=held_back,
+            started=started,
+            sources=(self.pipeline.source, self.pipeline.source),
+            per_step=f"{ctx.settings.candidates} candidates for one step's instruction per step",
             describe=describe_state,
-            constant_dev=ctx.baseline("dev"),
-            constant_test=ctx.baseline("test"),
             files=files,
             rounds=[(r.step, r.target, r.chosen_by, r.votes) for r in self.rounds],
             feedback=[(c.step, c.step_id, c.feedback) for c in self.credit if c.blamed],

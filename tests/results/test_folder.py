@@ -178,3 +178,38 @@ def test_compare_reads_the_base_straight_from_the_destination(
     page = tmp_path / "report.html"
     assert main(["-C", str(clone), "report", "--html", str(page), "--results", str(shared)]) == 0
     assert "sentiment" in page.read_text()
+
+
+def test_an_optimization_is_published_once_it_is_over(repo: Repo, tmp_path: Path) -> None:
+    from promptci.optimize.trajectory import new_row
+    from promptci.results import Folder, pull, push
+    from promptci.store import CreditRow, Store, now
+
+    shared, db = tmp_path / "shared", tmp_path / "results.duckdb"
+    with Store(db) as store:
+        store.start_optimization(
+            "opt-1", prompt="p", suite="s", method="gpo", base_commit="abc", settings="{}", initial="Say it."
+        )
+        store.add_trajectory([new_row("opt-1", 0, 0, None, "Say it.", "initial", accepted=True)])
+        store.add_credit([
+            CreditRow(
+                optimization_id="opt-1", step=1, case_id="c1", step_id="reason", feedback="too long", blamed=True,
+                created_at=now(),
+            )
+        ])  # fmt: skip
+    assert push(db, Folder(str(shared))).optimizations == 0  # still running: not yet
+    with Store(db) as store:
+        store.update_optimization("opt-1", status="complete", ended_at=now())
+    assert push(db, Folder(str(shared))).optimizations == 1
+    assert sorted(p.name for p in (shared / "optimizations/opt-1").iterdir()) == [
+        "credit.parquet",
+        "optimizations.parquet",
+        "trajectory.parquet",
+    ]
+    other = tmp_path / "other.duckdb"
+    got = pull(other, Folder(str(shared)))
+    assert (got.optimizations, got.rows) == (1, 3)
+    with Store(other, read_only=True) as store:
+        assert store.optimization("opt-1")["status"] == "complete"  # type: ignore[index]
+        assert [r.text for r in store.trajectory("opt-1")] == ["Say it."]
+        assert [r.feedback for r in store.credit("opt-1")] == ["too long"]
