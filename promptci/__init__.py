@@ -26,22 +26,49 @@ if TYPE_CHECKING:
 __all__ = ["ExitCode", "Prompt", "PromptciError", "__version__", "load", "optimize_prompt", "run"]
 
 
-def load(name: str, rev: str | None = None, label: str | None = None, root: str | Path | None = None) -> Prompt:
-    """Load the prompt ``name`` from the registry.
+def load(
+    name: str,
+    rev: str | None = None,
+    label: str | None = None,
+    root: str | Path | None = None,
+    *,
+    key: str | None = None,
+    bundle: str | Path | None = None,
+    outcomes: str | Path | None = None,
+) -> Prompt:
+    """Load the prompt ``name``.
 
-    With neither ``rev`` nor ``label`` it is read from the working tree. ``rev`` is
-    any git revision (sha, tag, branch, ``HEAD~2``); ``label`` is a label such as
-    ``production``. ``root`` is any path inside the project (default: the current
-    directory, or ``$PROMPTCI_ROOT``). Raises :class:`PromptciError` subclasses.
+    From a deploy bundle when ``bundle`` (or ``$PROMPTCI_BUNDLE``) is given: no git, and none of
+    the CLI's dependencies, are needed; ``label`` defaults to ``production``. Otherwise from the
+    registry: with neither ``rev`` nor ``label`` from the working tree; ``rev`` is any git
+    revision (sha, tag, branch, ``HEAD~2``), ``label`` a label such as ``production``; ``root``
+    is any path inside the project (default: the current directory, or ``$PROMPTCI_ROOT``).
+
+    Where the label splits traffic between versions (an A/B release), ``key`` (a user id) picks
+    one: always the same for the same key; without a key, one is drawn by the weights. A prompt
+    loaded by label can ``.record(outcome)`` to ``outcomes`` (default ``$PROMPTCI_OUTCOMES``,
+    else ``promptci-outcomes.jsonl``). Raises :class:`PromptciError` subclasses.
     """
-    from .project import Project
-    from .prompts.registry import Registry
+    import os
 
     if rev is not None and label is not None:
         raise ValueError("give rev or label, not both")
+    log = str(outcomes) if outcomes is not None else None
+    if bundle is not None or os.environ.get("PROMPTCI_BUNDLE"):
+        if rev is not None:
+            raise ValueError("a bundle holds labels, not revisions")
+        from .runtime import Bundle
+
+        return Bundle.open(bundle).prompt(name, label or "production", key, log)
+    from dataclasses import replace
+
+    from .outcomes import Release, key_hash
+    from .project import Project
+    from .prompts.registry import Registry
+
     registry = Registry(Project.discover(root))
     if label is not None:
-        return registry.get_label(name, label)
+        return replace(registry.get_label(name, label, key), release=Release(label, key_hash(key), log))
     return registry.get(name, rev)
 
 

@@ -113,6 +113,14 @@ class Repo:
             return None
         return self._repo.git.log("--format=%H", "--max-count=1", rev, "--", *paths).strip() or None
 
+    def is_ancestor(self, a: str, b: str) -> bool:
+        """Whether commit ``a`` is an ancestor of ``b`` (False where either is unknown)."""
+        try:
+            self._repo.git.merge_base("--is-ancestor", a, b)
+        except _command_error():
+            return False
+        return True
+
     def is_dirty(self, path: str) -> bool:
         """Whether ``path`` differs from HEAD in the index or the working tree, or is untracked."""
         if not self.has_commits():

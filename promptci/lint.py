@@ -273,8 +273,10 @@ def _analyse_labels(a: _Analysis, text: str) -> None:
         a.facts.found.append(Diagnostic(a.facts.path, exc.line or 1, exc.col or 1, "error", "labels", exc.message))
         return
     for prompt, entries in labels.items():
-        for label, sha in entries.items():
-            a.facts.labels.append((prompt, label, sha, *a.at((prompt, label))))
+        for label, target in entries.items():
+            # each version of a split is checked as a label of its own
+            for sha in [target] if isinstance(target, str) else [v for v, _ in target.versions]:
+                a.facts.labels.append((prompt, label, sha, *a.at((prompt, label))))
 
 
 # Phase 2: across files.

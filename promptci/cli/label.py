@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .options import State, format_option, pass_state
+
+if TYPE_CHECKING:
+    from ..prompts.labels import LabelMove
 
 
 @click.group()
@@ -23,16 +28,50 @@ def label() -> None:
 def set_(state: State, name: str, label_name: str, rev: str, no_commit: bool) -> int:
     """Point NAME@LABEL at the commit REV (default HEAD)."""
     from ..prompts.labels import set_label
+
+    _report(set_label(state.registry, name, label_name, rev, commit=not no_commit))
+    return 0
+
+
+@label.command()
+@click.argument("name")
+@click.argument("label_name", metavar="LABEL")
+@click.argument("shares", nargs=-1, required=True, metavar="REV=WEIGHT...")
+@click.option("--no-commit", is_flag=True, help="Only edit the labels file; commit it yourself.")
+@pass_state
+def split(state: State, name: str, label_name: str, shares: tuple[str, ...], no_commit: bool) -> int:
+    """Split NAME@LABEL's traffic between versions: an A/B release, e.g. `HEAD~1=0.9 HEAD=0.1`.
+
+    The weights must sum to 1. An application that loads the label with a key (a user id) always
+    gets the same version for the same key; `promptci ab report` compares how they do.
+    """
+    from ..errors import InputError
+    from ..prompts.labels import split_label
+
+    weights: dict[str, float] = {}
+    for share in shares:
+        rev, sep, weight = share.rpartition("=")
+        try:
+            if not sep or not rev:
+                raise ValueError
+            weights[rev] = float(weight)
+        except ValueError:
+            raise InputError(f"cannot read '{share}' as REV=WEIGHT", hint="e.g. HEAD~1=0.9 HEAD=0.1") from None
+    _report(split_label(state.registry, name, label_name, weights, commit=not no_commit))
+    return 0
+
+
+def _report(move: LabelMove) -> None:
+    from ..prompts.labels import describe
     from .output import short
 
-    move = set_label(state.registry, name, label_name, rev, commit=not no_commit)
+    where = f"{move.prompt}@{move.label}"
     if move.old == move.new:
-        click.echo(f"{name}@{label_name} already points at {short(move.new)}")
-        return 0
-    was = f" (was {short(move.old)})" if move.old else ""
+        click.echo(f"{where} already points at {describe(move.new)}")
+        return
+    was = f" (was {describe(move.old)})" if move.old else ""
     made = f"; committed {short(move.commit.sha)}" if move.commit else ""
-    click.echo(f"{name}@{label_name} -> {short(move.new)}{was}{made}")
-    return 0
+    click.echo(f"{where} -> {describe(move.new)}{was}{made}")
 
 
 @label.command(name="rm")
@@ -42,11 +81,10 @@ def set_(state: State, name: str, label_name: str, rev: str, no_commit: bool) ->
 @pass_state
 def rm(state: State, name: str, label_name: str, no_commit: bool) -> int:
     """Remove NAME@LABEL."""
-    from ..prompts.labels import remove_label
-    from .output import short
+    from ..prompts.labels import describe, remove_label
 
     move = remove_label(state.registry, name, label_name, commit=not no_commit)
-    click.echo(f"removed {name}@{label_name} (was {short(move.old)})")
+    click.echo(f"removed {name}@{label_name} (was {describe(move.old)})")
     return 0
 
 
@@ -61,16 +99,19 @@ def ls(state: State, name: str | None, fmt: str) -> int:
 
     labels = read_labels(state.project)
     rows = [
-        (prompt, lab, sha)
+        (prompt, lab, sha, weight)
         for prompt, entries in sorted(labels.items())
         if name is None or prompt == name
-        for lab, sha in sorted(entries.items())
+        for lab, target in sorted(entries.items())
+        for sha, weight in ([(target, None)] if isinstance(target, str) else target.versions)
     ]
     if fmt == "json":
-        emit_json([{"prompt": p, "label": lab, "commit": sha} for p, lab, sha in rows])
+        emit_json([{"prompt": p, "label": lab, "commit": sha, "weight": w} for p, lab, sha, w in rows])
         return 0
-    described = [(p, lab, short(sha), _subject(state, sha)) for p, lab, sha in rows]
-    table(("prompt", "label", "commit", "message"), described)
+    described = [
+        (p, lab, short(sha), f"{w:.0%}" if w is not None else "", _subject(state, sha)) for p, lab, sha, w in rows
+    ]
+    table(("prompt", "label", "commit", "share", "message"), described)
     return 0
 
 
@@ -90,6 +131,7 @@ def _subject(state: State, sha: str) -> str:
 @pass_state
 def history(state: State, name: str | None, label_name: str | None, fmt: str) -> int:
     """Show every label move with its author, time and commit, newest first."""
+    from ..prompts.labels import as_json, describe, kind
     from ..prompts.labels import history as label_history
     from .output import emit_json, short, table
 
@@ -100,8 +142,9 @@ def history(state: State, name: str | None, label_name: str | None, fmt: str) ->
                 {
                     "prompt": m.prompt,
                     "label": m.label,
-                    "old": m.old,
-                    "new": m.new,
+                    "kind": kind(state.registry, m),
+                    "old": as_json(m.old),
+                    "new": as_json(m.new),
                     "commit": m.commit.sha if m.commit else None,
                     "author": m.commit.author if m.commit else None,
                     "date": m.commit.date if m.commit else None,
@@ -115,10 +158,11 @@ def history(state: State, name: str | None, label_name: str | None, fmt: str) ->
             m.commit.date[:19].replace("T", " ") if m.commit else "",
             m.commit.author if m.commit else "",
             f"{m.prompt}@{m.label}",
-            f"{short(m.old)} -> {short(m.new)}",
+            kind(state.registry, m),
+            f"{describe(m.old)} -> {describe(m.new)}",
             short(m.commit.sha) if m.commit else "",
         )
         for m in moves
     ]
-    table(("date", "author", "label", "move", "commit"), rows)
+    table(("date", "author", "label", "kind", "move", "commit"), rows)
     return 0

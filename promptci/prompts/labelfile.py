@@ -1,4 +1,5 @@
-"""The labels file (``labels.yaml``): prompt -> label -> commit, read, validated and written.
+"""The labels file (``labels.yaml``): prompt -> label -> commit (or a split between commits),
+read, validated and written.
 
 Below the registry, which resolves ``NAME@LABEL`` through it; moving labels, with a
 commit for every move, is :mod:`promptci.prompts.labels`.
@@ -7,11 +8,13 @@ commit for every move, is :mod:`promptci.prompts.labels`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ..errors import InputError
 from ..files import read_text
 from ..project import Project
 from ..yamlio import YamlDocument, parse_yaml
+from .split import Split, Target
 
 LATEST = "latest"  # NAME@latest: the newest committed version (HEAD)
 LABEL_RE = re.compile(r"^[a-z][a-z0-9_.\-]*$")
@@ -21,7 +24,7 @@ HEADER = (
     "# every move is a commit, so `promptci label history` is the audit trail.\n"
 )
 
-Labels = dict[str, dict[str, str]]
+Labels = dict[str, dict[str, Target]]
 
 
 def read_labels(project: Project) -> Labels:
@@ -52,16 +55,40 @@ def parse_labels(text: str, path: str) -> tuple[Labels, YamlDocument]:
         for label, sha in entries.items():
             if not isinstance(label, str) or not LABEL_RE.match(label) or label == LATEST:
                 raise fail(f"bad label name '{label}'", str(prompt), str(label))
-            if not isinstance(sha, str) or not SHA_RE.match(sha):
+            if isinstance(sha, dict):
+                entries[label] = _split(sha, f"{prompt}@{label}", fail)
+            elif not isinstance(sha, str) or not SHA_RE.match(sha):
                 raise fail(f"label '{prompt}@{label}' must point at a full commit sha", str(prompt), label)
         labels[str(prompt)] = dict(entries)
     return labels, doc
 
 
+def _split(data: dict[object, object], where: str, fail: Callable[..., InputError]) -> Split:
+    """``{versions: {sha: weight, …}}``, checked."""
+    loc = where.split("@")
+    if set(data) != {"versions"} or not isinstance(data["versions"], dict):
+        raise fail(f"label '{where}' must be a commit sha or {{versions: {{sha: weight, …}}}}", *loc)
+    weights = data["versions"]
+    for sha in weights:
+        if not isinstance(sha, str) or not SHA_RE.match(sha):
+            raise fail(f"label '{where}': '{sha}' is not a full commit sha", *loc, "versions")
+    try:
+        return Split.of({str(k): v for k, v in weights.items()}, f"label '{where}'")  # type: ignore[misc]
+    except InputError as exc:
+        raise fail(exc.message, *loc, "versions") from None
+
+
 def dump_labels(labels: Labels) -> str:
     body = "".join(
-        f"{prompt}:\n" + "".join(f"  {label}: '{sha}'\n" for label, sha in sorted(entries.items()))
+        f"{prompt}:\n" + "".join(_dump(label, target) for label, target in sorted(entries.items()))
         for prompt, entries in sorted(labels.items())
         if entries
     )
     return HEADER + (body or "{}\n")
+
+
+def _dump(label: str, target: Target) -> str:
+    if isinstance(target, str):
+        return f"  {label}: '{target}'\n"
+    shares = ", ".join(f"'{sha}': {weight!r}" for sha, weight in target.versions)
+    return f"  {label}:\n    versions: {{{shares}}}\n"

@@ -13,17 +13,46 @@ from ..git import Commit
 from ..yamlio import atomic_write
 from .labelfile import LABEL_RE, LATEST, Labels, dump_labels, parse_labels, read_labels
 from .registry import Registry
+from .split import Split, Target
 
 
 @dataclass(frozen=True)
 class LabelMove:
-    """One label change. ``old`` is None for a new label, ``new`` is None for a removal."""
+    """One label change. ``old`` is None for a new label, ``new`` is None for a removal; either
+    is a commit, or a split of the traffic between commits."""
 
     prompt: str
     label: str
-    old: str | None
-    new: str | None
+    old: Target | None
+    new: Target | None
     commit: Commit | None = None
+
+
+def describe(target: Target | None, short: int = 10) -> str:
+    """A label's target as messages show it: a short sha, or each version's share of a split."""
+    if target is None:
+        return "-"
+    return target[:short] if isinstance(target, str) else target.describe(short)
+
+
+def as_json(target: Target | None) -> str | dict[str, dict[str, float]] | None:
+    """A label's target as the labels file writes it: a sha, or ``{versions: {sha: weight}}``."""
+    if target is None or isinstance(target, str):
+        return target
+    return {"versions": dict(target.versions)}
+
+
+def kind(registry: Registry, move: LabelMove) -> str:
+    """``new``, ``removed``, ``split`` (traffic shared between versions), ``rollback`` (back to a
+    version older than the one it replaced) or ``forward``."""
+    if move.old is None:
+        return "split" if isinstance(move.new, Split) else "new"
+    if move.new is None:
+        return "removed"
+    if isinstance(move.new, Split):
+        return "split"
+    old = move.old if isinstance(move.old, str) else max(move.old.versions, key=lambda v: v[1])[0]
+    return "rollback" if old != move.new and registry.repo.is_ancestor(move.new, old) else "forward"
 
 
 def check_label_name(label: str) -> None:
@@ -41,18 +70,41 @@ def set_label(registry: Registry, prompt: str, label: str, rev: str = "HEAD", *,
     else is staged stays staged.
     """
     check_label_name(label)
-    # Store the commit that last changed the prompt at `rev`: the version's identity,
-    # so labelling the same version twice is a no-op and label commits never chase HEAD.
+    return _move(registry, prompt, label, _version(registry, prompt, rev), commit)
+
+
+def split_label(
+    registry: Registry, prompt: str, label: str, weights: dict[str, float], *, commit: bool = True
+) -> LabelMove:
+    """Split the traffic of ``prompt@label`` between the versions at each revision of ``weights``
+    (rev: share, the shares summing to 1), as a commit: an A/B release."""
+    check_label_name(label)
+    versions: dict[str, float] = {}
+    for rev, weight in weights.items():
+        sha = _version(registry, prompt, rev)
+        if sha in versions:
+            raise InputError(f"{rev} is the same version of '{prompt}' as another revision given ({sha[:10]})")
+        versions[sha] = weight
+    return _move(registry, prompt, label, Split.of(versions, f"{prompt}@{label}"), commit)
+
+
+def _version(registry: Registry, prompt: str, rev: str) -> str:
+    """The commit that last changed ``prompt`` at ``rev``: the version's identity, so labelling the
+    same version twice is a no-op and label commits never chase HEAD."""
     found = registry.get(prompt, registry.repo.resolve(rev))  # raises when the prompt is not there
     sha = found.version.commit or found.rev
     assert sha is not None
+    return sha
+
+
+def _move(registry: Registry, prompt: str, label: str, target: Target, commit: bool) -> LabelMove:
     labels = read_labels(registry.project)
     old = labels.get(prompt, {}).get(label)
-    if old == sha:
-        return LabelMove(prompt, label, old, sha)
-    labels.setdefault(prompt, {})[label] = sha
-    verb = f"{label} -> {sha[:10]}" + (f" (was {old[:10]})" if old else "")
-    return _write(registry, LabelMove(prompt, label, old, sha), labels, f"promptci: label {prompt}@{verb}", commit)
+    if old == target:
+        return LabelMove(prompt, label, old, target)
+    labels.setdefault(prompt, {})[label] = target
+    verb = f"{label} -> {describe(target)}" + (f" (was {describe(old)})" if old else "")
+    return _write(registry, LabelMove(prompt, label, old, target), labels, f"promptci: label {prompt}@{verb}", commit)
 
 
 def remove_label(registry: Registry, prompt: str, label: str, *, commit: bool = True) -> LabelMove:
@@ -61,7 +113,7 @@ def remove_label(registry: Registry, prompt: str, label: str, *, commit: bool = 
     old = labels.get(prompt, {}).pop(label, None)
     if old is None:
         raise InputError(f"'{prompt}' has no label '{label}'", hint="see `promptci label ls`")
-    message = f"promptci: remove label {prompt}@{label} (was {old[:10]})"
+    message = f"promptci: remove label {prompt}@{label} (was {describe(old)})"
     return _write(registry, LabelMove(prompt, label, old, None), labels, message, commit)
 
 

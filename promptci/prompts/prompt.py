@@ -7,10 +7,13 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError, RenderError
-from .spec import PromptSpec, Variable
+from ..errors import InputError, PromptciError, RenderError
+
+if TYPE_CHECKING:  # pydantic is not needed to render: the runtime builds prompts without it
+    from ..outcomes import Release
+    from .spec import PromptSpec, Variable
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -43,7 +46,8 @@ class PromptVersion:
 class Prompt:
     """A prompt from the registry, as ``promptci.load`` returns it.
 
-    ``rev`` is the commit it was read from, or None for the working tree.
+    ``rev`` is the commit it was read from, or None for the working tree. ``release`` is set when
+    it was loaded by label, for :meth:`record`.
     """
 
     spec: PromptSpec
@@ -52,6 +56,7 @@ class Prompt:
     content_hash: str
     rev: str | None = None
     _commit_lookup: Callable[[], PromptVersion] | None = field(default=None, repr=False, compare=False)
+    release: Release | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -67,6 +72,15 @@ class Prompt:
         if self._commit_lookup is None:
             return PromptVersion(self.content_hash, None, True)
         return self._commit_lookup()
+
+    def record(self, outcome: float | bool, **metadata: Any) -> None:
+        """Append what happened after this version was used (a number, or a bool for pass/fail) to
+        the outcome log, for ``promptci ab report``. Only a prompt loaded by label can record."""
+        from ..outcomes import record
+
+        if self.release is None:
+            raise PromptciError(f"prompt '{self.name}' was not loaded by label, so its outcomes compare nothing")
+        record(self.release, self.name, self.content_hash, self.version.commit, outcome, metadata)
 
     def bind(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``variables`` against the declaration and fill in defaults."""

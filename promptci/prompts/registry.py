@@ -124,15 +124,17 @@ class Files(Generic[T]):
         sha = self.repo.resolve(rev)
         return self._load_at(sha, self._find(name, self._index_at(sha), rev), rev)
 
-    def get_label(self, name: str, label: str) -> T:
-        """The version of ``name`` that ``label`` points at."""
+    def get_label(self, name: str, label: str, key: str | None = None) -> T:
+        """The version of ``name`` that ``label`` points at; where the label splits traffic, the
+        version ``key`` gets (the same one every time), or one drawn by the weights."""
         labels = read_labels(self.project).get(name, {})
         if label == LATEST:
             return self.get(name, "HEAD")
         if label not in labels:
             known = ", ".join(sorted(labels)) or "none"
             raise NotFoundError(f"{self.noun} '{name}' has no label '{label}'", hint=f"labels: {known}")
-        return self.get(name, labels[label])
+        target = labels[label]
+        return self.get(name, target if isinstance(target, str) else target.choose(name, label, key))
 
     def resolve(self, ref: str | Ref) -> T:
         """From ``NAME``, ``NAME@REV``, ``NAME@LABEL`` or ``NAME@latest``."""
@@ -141,7 +143,13 @@ class Files(Generic[T]):
             return self.get(ref.name)
         labels = read_labels(self.project).get(ref.name, {})
         if ref.at in labels:
-            return self.get(ref.name, labels[ref.at])
+            target = labels[ref.at]
+            if not isinstance(target, str):
+                raise InputError(
+                    f"'{ref}' splits traffic between versions ({target.describe()}), so it names none of them",
+                    hint=f"name one version: {ref.name}@<commit>",
+                )
+            return self.get(ref.name, target)
         if ref.at == LATEST:
             return self.get(ref.name, "HEAD")
         try:

@@ -6,6 +6,7 @@
 - :mod:`.history`: score history per prompt version;
 - :mod:`.merge`: merging other results databases (CI shards);
 - :mod:`.parquet`: runs and optimizations as Parquet file sets, published and read back;
+- :mod:`.ab`: outcome logs of released versions, and the looks at each A/B comparison;
 - :mod:`.remote`: published sets read in place, as views over the local tables.
 
 The schema changes only through numbered migrations (:mod:`.migrations`), each recorded in
@@ -15,6 +16,7 @@ is refused and never modified (:mod:`.dbfile`).
 
 from __future__ import annotations
 
+from .ab import OutcomeQueries
 from .compare import SIDE_COLUMNS, CompareQueries
 from .history import HistoryQueries
 from .merge import MergeCounts, MergeQueries
@@ -51,5 +53,5 @@ __all__ = [
 ]
 
 
-class Store(CompareQueries, HistoryQueries, MergeQueries, RemoteQueries):
+class Store(CompareQueries, HistoryQueries, MergeQueries, RemoteQueries, OutcomeQueries):
     """An open results database. Use as a context manager; read-only opens never wait for a writer."""

@@ -184,6 +184,38 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE cache ADD COLUMN origin VARCHAR;
         """,
     ),
+    (
+        9,
+        "outcomes of released prompt versions, and the looks taken at each A/B comparison",
+        """
+        CREATE TABLE outcomes (
+            id VARCHAR PRIMARY KEY,
+            log VARCHAR NOT NULL,
+            line INTEGER NOT NULL,
+            ts VARCHAR NOT NULL,
+            prompt VARCHAR NOT NULL,
+            label VARCHAR NOT NULL,
+            version VARCHAR NOT NULL,
+            commit_sha VARCHAR,
+            key VARCHAR,
+            outcome DOUBLE NOT NULL,
+            boolean BOOLEAN NOT NULL,
+            metadata VARCHAR,
+            loaded_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE ab_looks (
+            prompt VARCHAR NOT NULL,
+            label VARCHAR NOT NULL,
+            version VARCHAR NOT NULL,
+            control VARCHAR NOT NULL,
+            look INTEGER NOT NULL,
+            n BIGINT NOT NULL,
+            alpha DOUBLE NOT NULL,
+            looked_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (prompt, label, version, control, look)
+        );
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every
@@ -197,4 +229,6 @@ INTEGRITY_QUERIES = {
     "trajectory": "SELECT count(*), sum(hash(COLUMNS(*))) FROM trajectory",
     "steps": "SELECT count(*), sum(hash(COLUMNS(*))) FROM steps",
     "credit": "SELECT count(*), sum(hash(COLUMNS(*))) FROM credit",
+    "outcomes": "SELECT count(*), sum(hash(COLUMNS(*))) FROM outcomes",
+    "ab_looks": "SELECT count(*), sum(hash(COLUMNS(*))) FROM ab_looks",
 }

@@ -1,0 +1,92 @@
+"""``promptci bundle``: every prompt and pipeline at the requested labels, resolved from git into
+one deterministic file (:mod:`promptci.runtime.bundle` has the format). The same repository
+state gives the same bytes: no time, host or path outside the repository goes in."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import InputError, NotFoundError
+from ..pipelines.load import Pipeline, Pipelines
+from ..project import Project
+from ..prompts.labelfile import LATEST, read_labels
+from ..prompts.prompt import Prompt
+from ..prompts.registry import Registry
+from ..prompts.split import Split
+from ..redact import redact_any
+from ..runtime.bundle import FORMAT, VERSION, digest
+
+
+def build(project: Project, names: list[str] | None = None, labels: list[str] | None = None) -> dict[str, Any]:
+    """The bundle of ``names`` (default: every prompt and pipeline at HEAD or labelled) at
+    ``labels`` (default: every label in use, plus ``latest``)."""
+    registry, pipelines = Registry(project), Pipelines(project)
+    targets = read_labels(project)
+    head = registry.repo.resolve("HEAD")
+    at_head = {p.name: p for p in registry.load_all(head)}
+    flows = {p.name: p for p in pipelines.load_all(head)}
+    known = set(at_head) | set(flows) | set(targets)
+    for name in names or []:
+        if name not in known:
+            raise NotFoundError(f"no prompt or pipeline named '{name}' at HEAD or in the labels file")
+    chosen = sorted(names or known)
+    in_use = {label for name in chosen for label in targets.get(name, {})}
+    for label in labels or []:
+        if label != LATEST and label not in in_use:
+            raise InputError(
+                f"no prompt or pipeline has the label '{label}'", hint=f"labels in use: {', '.join(sorted(in_use))}"
+            )
+    wanted = set(labels) if labels else in_use | {LATEST}
+    body: dict[str, Any] = {"format": FORMAT, "version": VERSION, "prompts": {}, "pipelines": {}}
+    for name in chosen:
+        kind = "pipelines" if name in flows else "prompts"
+        entry = body[kind].setdefault(name, {"labels": {}, "versions": {}})
+        for label, target in sorted(targets.get(name, {}).items()):
+            if label in wanted:
+                entry["labels"][label] = _shares(body, kind, name, target, registry, pipelines)
+        if LATEST in wanted and (name in at_head or name in flows):
+            latest = at_head.get(name) or flows[name]
+            entry["labels"][LATEST] = [_add(body, kind, latest, 1.0)]
+        if not entry["labels"] and not entry["versions"]:
+            del body[kind][name]  # nothing of it at the labels asked for, and no pipeline step uses it
+    if not body["prompts"] and not body["pipelines"]:
+        raise InputError("nothing to bundle at the labels asked for")
+    body = redact_any(body)  # before the digest, which then covers what is published
+    body["digest"] = digest(body)
+    return body
+
+
+def dump(body: dict[str, Any]) -> bytes:
+    """The bundle's bytes: sorted keys, so the same content is always the same file."""
+    return (json.dumps(body, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def _shares(
+    body: dict[str, Any], kind: str, name: str, target: str | Split, registry: Registry, pipelines: Pipelines
+) -> list[dict[str, Any]]:
+    versions = [(target, 1.0)] if isinstance(target, str) else list(target.versions)
+    files: Registry | Pipelines = pipelines if kind == "pipelines" else registry
+    return [_add(body, kind, files.get(name, commit), weight, commit) for commit, weight in versions]
+
+
+def _add(
+    body: dict[str, Any], kind: str, found: Prompt | Pipeline, weight: float, commit: str | None = None
+) -> dict[str, Any]:
+    """Hold ``found`` in the bundle; the share of a label that points at it."""
+    commit = commit or found.version.commit or found.rev
+    held: dict[str, Any] = {"commit": commit, "path": found.path, "source": found.source}
+    if isinstance(found, Pipeline):
+        held["pipeline"] = found.spec.model_dump(mode="json", exclude={"optimize"})
+        held["steps"] = {
+            step.id: _add_step(body, prompt) for step, prompt in zip(found.spec.steps, found.prompts, strict=True)
+        }
+    else:
+        held["prompt"] = found.spec.model_dump(mode="json", exclude={"optimize"})
+    body[kind].setdefault(found.name, {"labels": {}, "versions": {}})["versions"][found.content_hash] = held
+    return {"commit": commit, "version": found.content_hash, "weight": weight}
+
+
+def _add_step(body: dict[str, Any], prompt: Prompt) -> dict[str, str]:
+    _add(body, "prompts", prompt, 1.0)
+    return {"prompt": prompt.name, "version": prompt.content_hash}

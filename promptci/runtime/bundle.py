@@ -1,0 +1,195 @@
+"""A deploy bundle: every prompt and pipeline at the labels requested, resolved from git into one
+deterministic JSON file.
+
+::
+
+    {"format": "promptci-bundle", "version": 1, "digest": "sha256:…",
+     "prompts": {NAME: {
+         "labels": {LABEL: [{"commit": SHA, "version": HASH, "weight": 1.0}, …]},
+         "versions": {HASH: {"commit": SHA, "path": …, "source": …, "prompt": {…}}}}},
+     "pipelines": {NAME: {"labels": …, "versions": {HASH: {…, "pipeline": {…},
+                                                           "steps": {STEP: {"prompt": NAME, "version": HASH}}}}}}}
+
+A label lists one version, or several with the shares of an A/B split, in the labels file's
+order. ``digest`` is the sha256 of the canonical JSON of everything else: a truncated or edited
+bundle is refused, and so is one of a newer format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from ..errors import InputError, NotFoundError
+from ..outcomes import Release, key_hash
+from ..prompts.prompt import Prompt, PromptVersion
+from ..prompts.split import Split
+
+if TYPE_CHECKING:
+    from ..prompts.spec import PromptSpec
+
+FORMAT = "promptci-bundle"
+VERSION = 1
+BUNDLE_ENV = "PROMPTCI_BUNDLE"
+MAX_BUNDLE_BYTES = 64 * 2**20
+
+
+def canonical(data: Any) -> bytes:
+    """The one byte form of ``data`` that the digest is taken over."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def digest(body: dict[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(canonical({k: v for k, v in body.items() if k != "digest"})).hexdigest()
+
+
+@dataclass(frozen=True)
+class Variable:
+    type: str = "string"
+    description: str = ""
+    required: bool = True
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A prompt's spec as the bundle holds it: the fields of
+    :class:`~promptci.prompts.spec.PromptSpec`, already validated when the bundle was made, so
+    rebuilt without pydantic."""
+
+    name: str
+    description: str = ""
+    messages: tuple[Message, ...] | None = None
+    template: str | None = None
+    variables: dict[str, Variable] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Spec:
+        messages = data.get("messages")
+        return cls(
+            name=data["name"],
+            description=data.get("description") or "",
+            messages=tuple(Message(m["role"], m["content"]) for m in messages) if messages is not None else None,
+            template=data.get("template"),
+            variables={k: Variable(**v) for k, v in (data.get("variables") or {}).items()},
+            model=data.get("model"),
+            tags=tuple(data.get("tags") or ()),
+            metadata=data.get("metadata") or {},
+        )
+
+
+class Bundle:
+    """An opened bundle. :meth:`open` reads each file once per change of it."""
+
+    _opened: ClassVar[dict[tuple[str, int, int], Bundle]] = {}
+
+    def __init__(self, data: dict[str, Any], path: str) -> None:
+        self.data, self.path = data, path
+        self._prompts: dict[tuple[str, str], Prompt] = {}
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Bundle:
+        """The bundle at ``path`` (default ``$PROMPTCI_BUNDLE``), checked whole."""
+        where = str(path or os.environ.get(BUNDLE_ENV) or "")
+        if not where:
+            raise InputError(f"no bundle given, and ${BUNDLE_ENV} is not set", hint="write one with `promptci bundle`")
+        try:
+            stat = os.stat(where)
+        except OSError as exc:
+            raise NotFoundError(f"cannot read bundle: {exc.strerror}", path=where) from None
+        cache_key = (where, stat.st_mtime_ns, stat.st_size)
+        if cache_key not in cls._opened:
+            cls._opened = {cache_key: cls(_read(where, stat.st_size), where)}  # the newest only
+        return cls._opened[cache_key]
+
+    def names(self, kind: str = "prompts") -> list[str]:
+        return sorted(self.data[kind])
+
+    def labels(self, name: str, kind: str = "prompts") -> list[str]:
+        return sorted(self._entry(name, kind)["labels"])
+
+    def prompt(self, name: str, label: str, key: str | None = None, outcomes: str | None = None) -> Prompt:
+        """The version of prompt ``name`` that ``label`` points at; in an A/B split, the one ``key``
+        (a user id) gets, always the same for the same key, or one drawn by the weights."""
+        prompt = self._prompt(name, self.version(name, label, key))
+        return replace(prompt, release=Release(label, key_hash(key), outcomes))
+
+    def version(self, name: str, label: str, key: str | None = None, kind: str = "prompts") -> str:
+        """The content hash ``label`` points ``key`` at."""
+        entry = self._entry(name, kind)
+        shares = entry["labels"].get(label)
+        if shares is None:
+            known = ", ".join(sorted(entry["labels"])) or "none"
+            raise NotFoundError(
+                f"'{name}' has no label '{label}' in the bundle", path=self.path, hint=f"labels: {known}"
+            )
+        if len(shares) == 1:
+            return str(shares[0]["version"])
+        commit = Split(tuple((s["commit"], s["weight"]) for s in shares)).choose(name, label, key)
+        return next(str(s["version"]) for s in shares if s["commit"] == commit)
+
+    def _entry(self, name: str, kind: str) -> dict[str, Any]:
+        entries = self.data[kind]
+        if name not in entries:
+            noun = kind.rstrip("s")
+            raise NotFoundError(f"no {noun} named '{name}' in the bundle", path=self.path)
+        return cast(dict[str, Any], entries[name])
+
+    def _prompt(self, name: str, version: str) -> Prompt:
+        found = self._prompts.get((name, version))
+        if found is None:
+            held = self._entry(name, "prompts")["versions"][version]
+            try:
+                spec = Spec.of(held["prompt"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputError(f"prompt '{name}' in the bundle is malformed ({exc})", path=self.path) from None
+            identity = PromptVersion(version, held["commit"], False)
+            found = Prompt(
+                spec=cast("PromptSpec", spec),
+                path=held["path"],
+                source=held["source"],
+                content_hash=version,
+                rev=held["commit"],
+                _commit_lookup=lambda: identity,
+            )
+            self._prompts[(name, version)] = found
+        return found
+
+
+def _read(path: str, size: int) -> dict[str, Any]:
+    if size > MAX_BUNDLE_BYTES:
+        raise InputError(f"bundle of {size} bytes is over the limit of {MAX_BUNDLE_BYTES}", path=path)
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_BUNDLE_BYTES + 1)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InputError("bundle is damaged: not valid JSON (cut short?)", path=path) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError("not a promptci bundle", path=path, hint="write one with `promptci bundle`")
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise InputError(
+            f"bundle format version {version!r} is newer than this promptci reads ({VERSION})",
+            path=path,
+            hint="upgrade promptci",
+        )
+    if data.get("digest") != digest(data):
+        raise InputError("bundle digest does not match its content: it was edited or damaged", path=path)
+    for kind in ("prompts", "pipelines"):
+        if not isinstance(data.get(kind), dict):
+            raise InputError(f"bundle has no '{kind}' table", path=path)
+    return data
