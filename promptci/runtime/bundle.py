@@ -47,6 +47,11 @@ def digest(body: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical({k: v for k, v in body.items() if k != "digest"})).hexdigest()
 
 
+ROLES = ("system", "user", "assistant")
+TYPES = ("string", "integer", "number", "boolean", "array", "object", "any")
+VARIABLE_FIELDS = ("type", "description", "required", "default")
+
+
 @dataclass(frozen=True)
 class Variable:
     type: str = "string"
@@ -77,18 +82,32 @@ class Spec:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, data: dict[str, Any]) -> Spec:
-        messages = data.get("messages")
-        return cls(
-            name=data["name"],
-            description=data.get("description") or "",
-            messages=tuple(Message(m["role"], m["content"]) for m in messages) if messages is not None else None,
-            template=data.get("template"),
-            variables={k: Variable(**v) for k, v in (data.get("variables") or {}).items()},
-            model=data.get("model"),
-            tags=tuple(data.get("tags") or ()),
-            metadata=data.get("metadata") or {},
-        )
+    def of(cls, data: Any) -> Spec:
+        """From the bundle's JSON; a shape no bundle writer makes raises :class:`ValueError`."""
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ValueError("no name")
+        messages, template = data.get("messages"), data.get("template")
+        if (messages is None) == (template is None) or not isinstance(template, (str, type(None))):
+            raise ValueError("needs exactly one of messages or template")
+        if messages is not None:
+            if not isinstance(messages, list) or not all(
+                isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages
+            ):
+                raise ValueError("bad messages")
+            messages = tuple(Message(m["role"], m["content"]) for m in messages)
+        variables = data.get("variables") or {}
+        if not isinstance(variables, dict):
+            raise ValueError("bad variables")
+        found = {}
+        for name, v in variables.items():
+            if not isinstance(v, dict) or v.get("type", "string") not in TYPES or set(v) - set(VARIABLE_FIELDS):
+                raise ValueError(f"bad variable {name!r}")
+            found[name] = Variable(**{k: v[k] for k in VARIABLE_FIELDS if k in v})
+        model, metadata, tags = data.get("model"), data.get("metadata") or {}, data.get("tags") or []
+        if not isinstance(model, (dict, type(None))) or not isinstance(metadata, dict) or not isinstance(tags, list):
+            raise ValueError("bad model, metadata or tags")
+        description = data.get("description") or ""
+        return cls(data["name"], str(description), messages, template, found, model, tuple(map(str, tags)), metadata)
 
 
 class Bundle:
@@ -131,7 +150,7 @@ class Bundle:
         """The content hash ``label`` points ``key`` at."""
         entry = self._entry(name, kind)
         shares = entry["labels"].get(label)
-        if shares is None:
+        if not shares:
             known = ", ".join(sorted(entry["labels"])) or "none"
             raise NotFoundError(
                 f"'{name}' has no label '{label}' in the bundle", path=self.path, hint=f"labels: {known}"
@@ -192,4 +211,42 @@ def _read(path: str, size: int) -> dict[str, Any]:
     for kind in ("prompts", "pipelines"):
         if not isinstance(data.get(kind), dict):
             raise InputError(f"bundle has no '{kind}' table", path=path)
+        for name, entry in data[kind].items():
+            problem = _entry_problem(entry)
+            if problem:
+                raise InputError(f"bundle entry '{name}' is malformed: {problem}", path=path)
     return data
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with one entry's shape, which the digest alone cannot rule out (a digest
+    recomputed over edited content)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("labels"), dict):
+        return "no labels"
+    versions = entry.get("versions")
+    if not isinstance(versions, dict):
+        return "no versions"
+    for held in versions.values():
+        if not isinstance(held, dict) or not all(isinstance(held.get(k), str) for k in ("path", "source")):
+            return "a version without its path and source"
+        if not isinstance(held.get("commit"), (str, type(None))):
+            return "a version with a bad commit"
+    for label, shares in entry["labels"].items():
+        if not isinstance(shares, list) or not shares:
+            return f"label '{label}' points at nothing"
+        for share in shares:
+            if not isinstance(share, dict) or share.get("version") not in versions:
+                return f"label '{label}' points at a version the bundle lacks"
+            weight = share.get("weight")
+            if (
+                not isinstance(share.get("commit"), str)
+                or isinstance(weight, bool)
+                or not isinstance(weight, (int, float))
+            ):
+                return f"label '{label}' has a share without its commit and weight"
+        if len(shares) > 1:
+            try:
+                Split.of({s["commit"]: s["weight"] for s in shares})
+            except InputError as exc:
+                return f"label '{label}': {exc.message}"
+    return None
