@@ -54,7 +54,7 @@ def load(
     if rev is not None and label is not None:
         raise ValueError("give rev or label, not both")
     log = str(outcomes) if outcomes is not None else None
-    if bundle is not None or os.environ.get("PROMPTCI_BUNDLE"):
+    if bundle is not None or (rev is None and os.environ.get("PROMPTCI_BUNDLE")):
         if rev is not None:
             raise ValueError("a bundle holds labels, not revisions")
         from .runtime import Bundle

@@ -48,8 +48,11 @@ def report(
             raise InputError(
                 "not a version 1 compare report", path=compare_json, hint="write it with `promptci compare -o`"
             )
+    from ..release.ab import analyse
+
     with stored_results(state, results_url) as store:
         points = history(store, prompt)
-    write(html_path, render(points, comparison))
+        ab = [g.as_dict() for g in analyse(store, prompt, None, record=False)]
+    write(html_path, render(points, comparison, ab=ab))
     click.echo(f"wrote {html_path} ({len(points)} versions)", err=True)
     return 0

@@ -88,10 +88,16 @@ class Group:
 
 
 def analyse(
-    store: Store, prompt: str | None, label: str | None, *, alpha: float = 0.05, planned: int | None = None
+    store: Store,
+    prompt: str | None,
+    label: str | None,
+    *,
+    alpha: float = 0.05,
+    planned: int | None = None,
+    record: bool = True,
 ) -> list[Group]:
-    """Per prompt and label, each version against the main one; records a look where new outcomes
-    arrived since the last."""
+    """Per prompt and label, each version against the main one. Where new outcomes arrived since
+    the last look, this is a new look: recorded, unless not ``record`` (a read-only report)."""
     by_label: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in store.outcome_groups(prompt, label):
         by_label.setdefault((row[0], row[1]), []).append(row)
@@ -102,13 +108,13 @@ def analyse(
         results = [VersionResult(name, lab, control[2], control[3], control[4], control[5], True)]
         for row in rows:
             if row is not control:
-                results.append(_against(store, row, control, alpha, planned))
+                results.append(_against(store, row, control, alpha, planned, record))
         groups.append(Group(name, lab, tuple(results), rule, alpha))
     return groups
 
 
 def _against(
-    store: Store, row: tuple[Any, ...], control: tuple[Any, ...], alpha: float, planned: int | None
+    store: Store, row: tuple[Any, ...], control: tuple[Any, ...], alpha: float, planned: int | None, record: bool
 ) -> VersionResult:
     name, lab, version, commit, n, mean, var, boolean = row
     _, _, base, _, n0, mean0, var0, boolean0 = control
@@ -124,7 +130,8 @@ def _against(
         look = len(looks) + 1
         before = looks[-1][1] / planned if looks and planned else None
         spend = stats.spent(alpha, look, size / planned if planned else None, before)
-        store.add_look(name, lab, version, base, look, size, spend)
+        if record:
+            store.add_look(name, lab, version, base, look, size, spend)
     return VersionResult(
         name, lab, version, commit, n, mean, False, found.delta, found.ci_low, found.ci_high, found.p_value,
         found.test, look, spend, _verdict(found, spend),

@@ -58,7 +58,13 @@ def chart(points: list[Point]) -> str:
     return "".join(parts)
 
 
-def render(points: list[Point], comparison: dict[str, Any] | None, *, title: str = "promptci report") -> str:
+def render(
+    points: list[Point],
+    comparison: dict[str, Any] | None,
+    *,
+    ab: list[dict[str, Any]] | None = None,
+    title: str = "promptci report",
+) -> str:
     series: dict[tuple[str, str, str], list[Point]] = defaultdict(list)
     for p in points:
         series[(p.prompt, p.suite, p.model_id)].append(p)
@@ -69,6 +75,7 @@ def render(points: list[Point], comparison: dict[str, Any] | None, *, title: str
     data = {
         "history": [{**p.__dict__, "first_seen": p.first_seen.isoformat()} for p in points],
         "comparison": comparison,
+        "ab": ab or [],
     }
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     source = (resources.files("promptci") / "templates" / "report.html.j2").read_text(encoding="utf-8")
@@ -77,6 +84,7 @@ def render(points: list[Point], comparison: dict[str, Any] | None, *, title: str
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         charts=charts,
         comparison=comparison,
+        ab=ab or [],
         # "</" must not end the script element early.
         data_json=json.dumps(data, default=str).replace("</", "<\\/"),
     )

@@ -85,6 +85,10 @@ def test_a_split_release_from_bundle_to_ab_report(repo: Repo, tmp_path: Path) ->
     assert json.loads(again.out)[0]["versions"][1]["look"] == 1
     text = repo.run("ab", "report", str(log))
     assert "sentiment@production" in text.out and "improved (two-proportion-z)" in text.out
+    page = tmp_path / "report.html"
+    assert repo.run("report", "--html", str(page)).code == 0
+    html = page.read_text()
+    assert "A/B releases" in html and "sentiment@production" in html and 'class="verdict-improved"' in html
 
 
 def test_the_same_key_gets_the_same_version_through_git_and_bundle(repo: Repo) -> None:
