@@ -50,6 +50,7 @@ def test_the_action_runs_the_documented_commands() -> None:
         "--run-missing",
         "promptci github comment",
         "promptci results push",
+        "promptci bundle -o promptci-bundle.json",
         "promptci optimize $select --plan",
         'promptci optimize "${{ inputs.prompt }}" --push',
     ):
