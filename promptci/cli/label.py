@@ -106,7 +106,9 @@ def ls(state: State, name: str | None, fmt: str) -> int:
         for sha, weight in ([(target, None)] if isinstance(target, str) else target.versions)
     ]
     if fmt == "json":
-        emit_json([{"prompt": p, "label": lab, "commit": sha, "weight": w} for p, lab, sha, w in rows])
+        emit_json(
+            [{"prompt": p, "label": lab, "commit": sha, **({"weight": w} if w else {})} for p, lab, sha, w in rows]
+        )
         return 0
     described = [
         (p, lab, short(sha), f"{w:.0%}" if w is not None else "", _subject(state, sha)) for p, lab, sha, w in rows
