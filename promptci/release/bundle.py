@@ -78,15 +78,15 @@ def _add(
     held: dict[str, Any] = {"commit": commit, "path": found.path, "source": found.source}
     if isinstance(found, Pipeline):
         held["pipeline"] = found.spec.model_dump(mode="json", exclude={"optimize"})
-        held["steps"] = {
-            step.id: _add_step(body, prompt) for step, prompt in zip(found.spec.steps, found.prompts, strict=True)
-        }
+        held["steps"] = [  # a list: the bundle's keys are sorted, and steps run in order
+            _add_step(body, step.id, prompt) for step, prompt in zip(found.spec.steps, found.prompts, strict=True)
+        ]
     else:
         held["prompt"] = found.spec.model_dump(mode="json", exclude={"optimize"})
     body[kind].setdefault(found.name, {"labels": {}, "versions": {}})["versions"][found.content_hash] = held
     return {"commit": commit, "version": found.content_hash, "weight": weight}
 
 
-def _add_step(body: dict[str, Any], prompt: Prompt) -> dict[str, str]:
+def _add_step(body: dict[str, Any], step: str, prompt: Prompt) -> dict[str, str]:
     _add(body, "prompts", prompt, 1.0)
-    return {"prompt": prompt.name, "version": prompt.content_hash}
+    return {"id": step, "prompt": prompt.name, "version": prompt.content_hash}

@@ -8,7 +8,7 @@ deterministic JSON file.
          "labels": {LABEL: [{"commit": SHA, "version": HASH, "weight": 1.0}, …]},
          "versions": {HASH: {"commit": SHA, "path": …, "source": …, "prompt": {…}}}}},
      "pipelines": {NAME: {"labels": …, "versions": {HASH: {…, "pipeline": {…},
-                                                           "steps": {STEP: {"prompt": NAME, "version": HASH}}}}}}}
+         "steps": [{"id": STEP, "prompt": NAME, "version": HASH}, …]}}}}}
 
 A label lists one version, or several with the shares of an A/B split, in the labels file's
 order. ``digest`` is the sha256 of the canonical JSON of everything else: a truncated or edited
@@ -145,6 +145,24 @@ class Bundle:
         (a user id) gets, always the same for the same key, or one drawn by the weights."""
         prompt = self._prompt(name, self.version(name, label, key))
         return replace(prompt, release=Release(label, key_hash(key), outcomes))
+
+    def steps(self, name: str, label: str = "latest", key: str | None = None) -> dict[str, Prompt]:
+        """Pipeline ``name`` at ``label``: each step's prompt, by step id in run order, at the version
+        the pipeline was bundled with; an application runs them with its own model client."""
+        version = self.version(name, label, key, kind="pipelines")
+        held = self._entry(name, "pipelines")["versions"][version]
+        steps = held.get("steps")
+        if not isinstance(steps, list):
+            raise InputError(f"pipeline '{name}' in the bundle has no steps", path=self.path)
+        found = {}
+        for ref in steps:
+            if not isinstance(ref, dict) or not all(isinstance(ref.get(k), str) for k in ("id", "prompt")):
+                raise InputError(f"pipeline '{name}' has a malformed step in the bundle", path=self.path)
+            step, prompt, at = ref["id"], ref["prompt"], ref.get("version")
+            if at not in self._entry(prompt, "prompts")["versions"]:
+                raise InputError(f"pipeline '{name}' step '{step}' names a version the bundle lacks", path=self.path)
+            found[str(step)] = self._prompt(prompt, str(at))
+        return found
 
     def version(self, name: str, label: str, key: str | None = None, kind: str = "prompts") -> str:
         """The content hash ``label`` points ``key`` at."""

@@ -215,3 +215,29 @@ def test_outcomes_from_many_threads_are_whole_lines(repo: Repo, tmp_path: Path) 
         list(pool.map(record, range(800)))
     values = sorted(json.loads(line)["outcome"] for line in log.read_text().splitlines())
     assert values == [float(i) for i in range(800)]
+
+
+def test_a_pipeline_is_bundled_with_its_step_prompts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The dogfood pipelines of this repository, bundled from a copy of it at latest."""
+    import shutil
+
+    from promptci.runtime import Bundle
+
+    from ..conftest import REPO_ROOT, git
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for part in ("promptci.yaml", "prompts", "pipelines"):
+        source = REPO_ROOT / part
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, project / part)
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "prompts and pipelines")
+    out = tmp_path / "bundle.json"
+    assert main(["-C", str(project), "bundle", "date_cot", "-o", str(out)]) == 0
+    bundle = Bundle.open(out)
+    assert bundle.names("pipelines") == ["date_cot"] and bundle.labels("date_cot", "pipelines") == ["latest"]
+    steps = bundle.steps("date_cot")
+    assert list(steps) == ["reason", "answer"]
+    assert {p.name for p in steps.values()} == {"date_reason", "date_pick"}
+    assert "What day is it?" in steps["reason"].render(question="What day is it?")[-1]["content"]
