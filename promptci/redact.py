@@ -67,7 +67,16 @@ def _secrets() -> re.Pattern[str] | None:
 
 @functools.lru_cache(maxsize=8)
 def _compile_values(values: tuple[str, ...]) -> re.Pattern[str] | None:
-    return re.compile("|".join(map(re.escape, values))) if values else None
+    return re.compile("|".join(map(_escape, values))) if values else None
+
+
+def _escape(value: str) -> str:
+    """``value`` as a literal pattern that Python's ``re`` and RE2 both read (``re.escape`` also
+    escapes spaces and other characters that RE2 refuses to see escaped)."""
+    return "".join("\\" + c if c in _SPECIAL else c for c in value)
+
+
+_SPECIAL = frozenset(".^$*+?{}[]\\|()")
 
 
 def redact(text: str) -> str:

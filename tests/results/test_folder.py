@@ -61,7 +61,8 @@ def test_a_set_still_being_written_is_not_read(repo: Repo, tmp_path: Path) -> No
     assert _runs(clone / ".promptci/results.duckdb") == []
 
 
-def test_pulled_strings_pass_the_redaction_layer(repo: Repo, tmp_path: Path) -> None:
+def test_pulled_strings_pass_the_redaction_layer(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEAM_API_TOKEN", "open sesame #1 (v2.0)")  # RE2 must read its escaped form too
     shared = tmp_path / "shared"
     fail_every_case(repo)
     assert repo.run("eval").code == ExitCode.FAILED
@@ -70,7 +71,7 @@ def test_pulled_strings_pass_the_redaction_layer(repo: Repo, tmp_path: Path) -> 
     results = shared / "runs" / run / "results.parquet"
     with duckdb.connect() as con:  # a secret that reached a published file some other way
         con.execute(
-            f"COPY (SELECT * REPLACE ('key sk-abcdefghijklmnop at https://user:pw@host/x' AS output)"
+            f"COPY (SELECT * REPLACE ('key sk-abcdefghijklmnop at https://user:pw@host/x, open sesame #1 (v2.0)' AS output)"
             f" FROM read_parquet('{results}')) TO '{tmp_path}/r.parquet' (FORMAT parquet)"
         )
     (tmp_path / "r.parquet").replace(results)
@@ -79,7 +80,7 @@ def test_pulled_strings_pass_the_redaction_layer(repo: Repo, tmp_path: Path) -> 
     assert main(["-C", str(clone), "results", "pull", "--url", str(shared)]) == 0
     with duckdb.connect(str(clone / ".promptci/results.duckdb"), read_only=True) as con:
         outputs = {r[0] for r in con.execute("SELECT output FROM results").fetchall()}
-    assert outputs == {"key sk-*** at https://***@host/x"}
+    assert outputs == {"key sk-*** at https://***@host/x, ***"}
 
 
 def test_compare_lays_published_runs_over_a_local_database(repo: Repo, tmp_path: Path) -> None:
