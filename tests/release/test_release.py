@@ -241,3 +241,22 @@ def test_a_pipeline_is_bundled_with_its_step_prompts(tmp_path: Path, capsys: pyt
     assert list(steps) == ["reason", "answer"]
     assert {p.name for p in steps.values()} == {"date_reason", "date_pick"}
     assert "What day is it?" in steps["reason"].render(question="What day is it?")[-1]["content"]
+
+
+def test_split_labels_are_listed_linted_and_refused_where_a_version_is_needed(repo: Repo) -> None:
+    old, new = _two_versions(repo)
+    assert repo.run("label", "split", "sentiment", "production", f"{old}=0.75", f"{new}=0.25").code == 0
+    listed = json.loads(repo.run("label", "ls", "--format", "json").out)
+    assert [(e["commit"], e["weight"]) for e in listed] == [(old, 0.75), (new, 0.25)]
+    assert repo.run("lint").code == 0
+    # a split is two versions: evaluating or rendering it needs one of them named
+    render = repo.run("render", "sentiment@production", "--var", "review=ok")
+    assert render.code == ExitCode.USAGE and "splits traffic between versions" in render.err
+    # a hand edit pointing one share at a commit that does not exist is a lint error at its line
+    labels = repo.path / "labels.yaml"
+    labels.write_text(labels.read_text().replace(new, "f" * 40))
+    lint = repo.run("lint")
+    assert lint.code == ExitCode.FAILED and "labels.yaml:" in lint.out and "not a commit in this repository" in lint.out
+    labels.write_text(labels.read_text().replace("0.25", "0.5"))
+    lint = repo.run("lint")
+    assert lint.code == ExitCode.FAILED and "weights must sum to 1, not 1.25" in lint.out
