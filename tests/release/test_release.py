@@ -260,3 +260,27 @@ def test_split_labels_are_listed_linted_and_refused_where_a_version_is_needed(re
     labels.write_text(labels.read_text().replace("0.25", "0.5"))
     lint = repo.run("lint")
     assert lint.code == ExitCode.FAILED and "weights must sum to 1, not 1.25" in lint.out
+
+
+def test_looks_spend_alpha_and_numbers_get_welch(repo: Repo, tmp_path: Path) -> None:
+    """Two reports on a growing log are two looks; with a planned size they spend alpha by
+    O'Brien-Fleming, and together never more than alpha."""
+    import promptci
+
+    old, new = _two_versions(repo)
+    assert repo.run("label", "split", "sentiment", "production", f"{old}=0.5", f"{new}=0.5").code == 0
+    log = tmp_path / "outcomes.jsonl"
+    for user in range(200):
+        prompt = promptci.load("sentiment", label="production", key=f"u{user}", root=repo.path, outcomes=log)
+        prompt.record(float(user % 7) + (0.5 if prompt.version.commit == new else 0.0))  # numbers: Welch
+    first = json.loads(repo.run("ab", "report", str(log), "--planned", "200", "--format", "json").out)
+    for user in range(200, 400):
+        prompt = promptci.load("sentiment", label="production", key=f"u{user}", root=repo.path, outcomes=log)
+        prompt.record(float(user % 7) + (0.5 if prompt.version.commit == new else 0.0))
+    second = json.loads(repo.run("ab", "report", str(log), "--planned", "200", "--format", "json").out)
+    a, b = first[0]["versions"][1], second[0]["versions"][1]
+    assert (a["look"], b["look"]) == (1, 2) and a["test"] == b["test"] == "welch-t"
+    assert a["alpha"] < 0.01 < b["alpha"]  # strict early, most of alpha at the planned end
+    assert a["alpha"] + b["alpha"] <= 0.05 + 1e-12
+    expected = 0.5 if b["commit"] == new else -0.5  # the other version is the main one: it got more users
+    assert b["n"] > a["n"] and b["delta"] == pytest.approx(expected, abs=0.3)
