@@ -13,17 +13,19 @@ dependencies. The key a version was chosen by (a user id) is stored only as a ha
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import os
-import threading
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Iterator, Mapping
+
+# json, math, datetime and threading are imported where used: loading a prompt (which makes a
+# Release) must stay quick, recording is the first to need them.
 
 LOG_ENV = "PROMPTCI_OUTCOMES"
 DEFAULT_LOG = "promptci-outcomes.jsonl"
@@ -34,7 +36,6 @@ MAX_METADATA_TEXT = 1000
 MAX_LOG_BYTES = 1 << 30  # one log file, when read
 
 _locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ def record(
 ) -> None:
     """Append one outcome of ``prompt`` at ``version``: a number or a bool, and optional metadata
     (at most 32 keys of strings, numbers, bools or None)."""
+    import json
+    import math
+    from datetime import datetime, timezone
+
     if isinstance(outcome, bool):
         value: float | bool = outcome
     elif isinstance(outcome, (int, float)) and math.isfinite(outcome):
@@ -84,6 +89,8 @@ def record(
 
 
 def _metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    import math
+
     from .redact import redact
 
     if len(metadata) > MAX_METADATA_KEYS:
@@ -101,9 +108,10 @@ def _metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 def _append(path: Path, data: bytes) -> None:
     """``data`` at the end of ``path`` in one write, under a per-file lock for this process's threads."""
+    import threading
+
     where = str(path.resolve())
-    with _locks_guard:
-        lock = _locks.setdefault(where, threading.Lock())
+    lock = _locks.setdefault(where, threading.Lock())  # setdefault is atomic under the GIL
     with lock:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(where, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -157,6 +165,9 @@ def read_log(path: Path) -> Iterator[Outcome | InputError]:
 
 
 def _parse(raw: bytes, path: str, number: int) -> Outcome:
+    import json
+    import math
+
     def bad(why: str) -> InputError:
         return InputError(f"not an outcome line: {why}", path=path, line=number)
 

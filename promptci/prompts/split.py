@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
 from dataclasses import dataclass
 
 from ..errors import InputError
@@ -43,6 +42,8 @@ class Split:
     def choose(self, name: str, label: str, key: str | None = None) -> str:
         """The version ``key`` gets: always the same for the same key; by the weights without one."""
         if key is None:
+            import random
+
             point = random.random()
         else:
             digest = hashlib.sha256(f"{name}\0{label}\0{key}".encode()).digest()

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..interrupts import uninterrupted
-from ..redact import rules
+from ..redact import redact, rules
 from .core import Core
 from .dbfile import first_line
 from .records import sql
@@ -107,10 +107,13 @@ class ParquetQueries(Core):
             raise InputError(f"{size} bytes, over the limit of {MAX_FILE_BYTES}", path=location)
         source: dict[str, str | list[str]] = {"f": location}
         try:
-            rows = self._one(sql("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($f)", source))
-            expanded = self._one(
-                sql("SELECT coalesce(sum(total_uncompressed_size), 0) FROM parquet_metadata($f)", source)
-            )
+            rows, expanded = self.db.execute(
+                sql(
+                    "SELECT coalesce(max(num_rows), 0), coalesce(sum(total_uncompressed_size), 0)"
+                    " FROM parquet_metadata($f), parquet_file_metadata($f)",
+                    source,
+                )
+            ).fetchone() or (0, 0)
             columns = self._file_columns(location)
         except Exception as exc:
             raise InputError(f"not a readable Parquet file ({first_line(exc)})", path=location) from None
@@ -134,32 +137,44 @@ class ParquetQueries(Core):
                 raise InputError(f"holds {other[0]} rows of sets other than {set_id}", path=location)
 
     def _columns(self, table: str) -> dict[str, str]:
-        rows = self.db.execute(sql("DESCRIBE $t", t=table)).fetchall()
-        return {r[0]: r[1] for r in rows}
+        """A table's columns and types (the schema does not change while a store is open)."""
+        known: dict[str, dict[str, str]] = self.__dict__.setdefault("_table_columns", {})
+        if table not in known:
+            known[table] = {r[0]: r[1] for r in self.db.execute(sql("DESCRIBE $t", t=table)).fetchall()}
+        return known[table]
 
     def _file_columns(self, location: str | list[str]) -> dict[str, str]:
-        """The columns of a Parquet file, or of a list of them read together by name."""
+        """The columns of a Parquet file (read once), or of a list of them read together by name."""
+        seen: dict[str, dict[str, str]] = self.__dict__.setdefault("_file_columns_seen", {})
+        if isinstance(location, str) and location in seen:
+            return seen[location]
         rows = self.db.execute(sql("DESCRIBE SELECT * FROM read_parquet($f, union_by_name = true)", {"f": location}))
-        return {r[0]: r[1] for r in rows.fetchall()}
+        found = {r[0]: r[1] for r in rows.fetchall()}
+        if isinstance(location, str):
+            seen[location] = found
+        return found
 
     def _redacted(self, table: str, present: set[str]) -> tuple[str, dict[str, str | list[str]], dict[str, str]]:
-        """The select list that copies ``table``'s columns found in a file with their strings
-        redacted: a template of :func:`sql`, its literals (the patterns) and its names."""
-        layer = rules()
-        literals: dict[str, str | list[str]] = {}
-        for j, (pattern, replacement) in enumerate(layer):
-            literals[f"p{j}"], literals[f"r{j}"] = pattern, replacement
-        names, cells = {}, []
+        """A query that reads ``table``'s columns found in a file (``$f``) with their strings
+        redacted: a template of :func:`sql`, its literals (the patterns) and its names.
+
+        The layer's patterns, as one, are run over each row's strings joined; only a row where one
+        matches goes through the layer itself (:func:`promptci.redact.redact`), column by column.
+        Most rows hold no secret, and only one pattern is compiled for the statement."""
+        literals: dict[str, str | list[str]] = {"any": "|".join(f"(?:{pattern})" for pattern, _ in rules())}
+        names, cells, strings = {}, [], []
         for i, (name, kind) in enumerate(self._columns(table).items()):
             if name not in present:
                 continue
             names[f"c{i}"] = name
             cell = f"$c{i}"
             if kind == "VARCHAR":
-                for j in range(len(layer)):
-                    cell = f"regexp_replace({cell}, $p{j}, $r{j}, 'g')"
+                strings.append(cell)
+                cell = f"CASE WHEN promptci_secret THEN promptci_redact($c{i}) ELSE $c{i} END"
             cells.append(f"{cell} AS $c{i}")
-        return ", ".join(cells), literals, names
+        joined = "concat_ws(chr(10), " + ", ".join(strings) + ")" if strings else "''"
+        flagged = "(SELECT *, regexp_matches(" + joined + ", $any) AS promptci_secret FROM read_parquet($f))"
+        return "SELECT " + ", ".join(cells) + " FROM " + flagged, literals, names
 
     @uninterrupted
     def import_set(self, kind: str, set_id: str, files: Mapping[str, tuple[str, int | None]]) -> int:
@@ -184,17 +199,19 @@ class ParquetQueries(Core):
         return self._copy_in([("cache", location, "INSERT OR IGNORE INTO", origin)])
 
     def _copy_in(self, plan: list[tuple[str, str, str, str]]) -> int:
+        self._register_redaction()
         copied = 0
         self.db.execute("BEGIN TRANSACTION")
         try:
             for table, location, verb, origin in plan:
                 select, literals, names = self._redacted(table, set(self._file_columns(location)))
                 if origin:
-                    select += ", $origin AS origin"
-                statement = verb + " $t BY NAME SELECT " + select + " FROM read_parquet($f)"
-                before = self._rows(table)
-                self.db.execute(sql(statement, {**literals, "f": location, "origin": origin}, t=table, **names))
-                copied += self._rows(table) - before
+                    select = "SELECT *, $origin AS origin FROM (" + select + ")"
+                statement = verb + " $t BY NAME " + select
+                inserted = self.db.execute(
+                    sql(statement, {**literals, "f": location, "origin": origin}, t=table, **names)
+                )
+                copied += self._count_of(inserted)
             self.db.execute("COMMIT")
         except Exception as exc:
             self.db.execute("ROLLBACK")
@@ -205,8 +222,21 @@ class ParquetQueries(Core):
             raise
         return copied
 
-    def _rows(self, table: str) -> int:
-        return self._one(sql("SELECT count(*) FROM $t", t=table))
+    def _register_redaction(self) -> None:
+        """``promptci_redact(text)`` in SQL: the one redaction layer, for the rows that need it."""
+        if self.__dict__.get("_redaction_registered"):
+            return
+        import duckdb
+
+        self.db.execute("SELECT 1").fetchall()  # no result left pending: duckdb refuses a new function then
+        self.db.create_function("promptci_redact", redact, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"))
+        self.__dict__["_redaction_registered"] = True
+
+    @staticmethod
+    def _count_of(cursor: Any) -> int:
+        """The rows an ``INSERT`` added, as duckdb answers it."""
+        row = cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     def _one(self, query: str) -> int:
         row = self.db.execute(query).fetchone()
