@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import CONFIG_FILE
 from .diagnostics import Diagnostic, Facts, Located, Severity
@@ -24,9 +24,12 @@ from .evals.modules import repository_module
 from .files import read_text
 from .lint_cache import LintCache
 from .project import Project
-from .prompts.registry import PROMPT_SUFFIXES, Ref, Registry
+from .prompts.registry import PROMPT_SUFFIXES, Files, Ref, Registry
 from .settings import loglik_refusal
 from .yamlio import YamlDocument, parse_yaml
+
+if TYPE_CHECKING:
+    from .pipelines.load import Pipelines
 
 
 @dataclass
@@ -68,8 +71,11 @@ def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = Tr
         found += _check_pipeline(f, prompts, {p.name.text for p in pipelines if p.name})
     for f in suites:
         found += _check_suite(project, f, declared)
+    flows = {p.name.text for p in pipelines if p.name}
+    if labels:
+        from .pipelines.load import Pipelines
     for f in labels:
-        found += _check_labels(registry, f, set(declared), store)
+        found += _check_labels(registry, Pipelines(project), flows, f, set(declared), store)
     found += _check_optimize(project, prompts + pipelines, suites)
     store.save()
 
@@ -462,11 +468,14 @@ def _method_problem(block: dict[str, Any]) -> tuple[tuple[str, ...], str] | None
     return None
 
 
-def _check_labels(registry: Registry, f: Facts, names: set[str], store: LintCache) -> list[Diagnostic]:
+def _check_labels(
+    registry: Registry, pipelines: Pipelines, flows: set[str], f: Facts, names: set[str], store: LintCache
+) -> list[Diagnostic]:
     found = []
     for prompt, label, sha, line, col in f.labels:
+        files: Files[Any] = pipelines if prompt in flows else registry
         # A prompt found at a commit stays found there: git objects never change.
-        problem = None if store.label_ok(prompt, sha) else _label_problem(registry, prompt, sha)
+        problem = None if store.label_ok(prompt, sha) else _label_problem(files, prompt, sha)
         if problem:
             message = f"label '{prompt}@{label}' {problem}"
             found.append(Diagnostic(f.path, line, col, "error", "label-target", message))
@@ -478,13 +487,13 @@ def _check_labels(registry: Registry, f: Facts, names: set[str], store: LintCach
     return found
 
 
-def _label_problem(registry: Registry, prompt: str, sha: str) -> str | None:
+def _label_problem(files: Files[Any], name: str, sha: str) -> str | None:
     try:
-        registry.get(prompt, sha)
+        files.get(name, sha)
     except PromptciError as exc:
         if exc.message.startswith("unknown revision"):
             return f"points at {sha[:10]}, which is not a commit in this repository"
-        if exc.message.startswith("no prompt named"):
-            return f"points at {sha[:10]}, where the prompt does not exist"
-        return f"points at {sha[:10]}, where the prompt is broken: {exc}"
+        if exc.message.startswith(f"no {files.noun} named"):
+            return f"points at {sha[:10]}, where the {files.noun} does not exist"
+        return f"points at {sha[:10]}, where the {files.noun} is broken: {exc}"
     return None

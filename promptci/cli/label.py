@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -8,6 +8,7 @@ from .options import State, format_option, pass_state
 
 if TYPE_CHECKING:
     from ..prompts.labels import LabelMove
+    from ..prompts.registry import Files
 
 
 @click.group()
@@ -29,7 +30,7 @@ def set_(state: State, name: str, label_name: str, rev: str, no_commit: bool) ->
     """Point NAME@LABEL at the commit REV (default HEAD)."""
     from ..prompts.labels import set_label
 
-    _report(set_label(state.registry, name, label_name, rev, commit=not no_commit))
+    _report(set_label(_files(state, name), name, label_name, rev, commit=not no_commit))
     return 0
 
 
@@ -57,8 +58,16 @@ def split(state: State, name: str, label_name: str, shares: tuple[str, ...], no_
             weights[rev] = float(weight)
         except ValueError:
             raise InputError(f"cannot read '{share}' as REV=WEIGHT", hint="e.g. HEAD~1=0.9 HEAD=0.1") from None
-    _report(split_label(state.registry, name, label_name, weights, commit=not no_commit))
+    _report(split_label(_files(state, name), name, label_name, weights, commit=not no_commit))
     return 0
+
+
+def _files(state: State, name: str) -> Files[Any]:
+    """Where ``name`` lives: the pipelines, when a pipeline has that name, else the prompts."""
+    from ..pipelines.load import Pipelines
+
+    pipelines = Pipelines(state.project)
+    return pipelines if name in pipelines.paths() else state.registry
 
 
 def _report(move: LabelMove) -> None:

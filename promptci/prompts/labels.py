@@ -7,12 +7,13 @@ that file is the audit trail: who moved which label, when, and from where.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import InputError, PromptciError
 from ..git import Commit
 from ..yamlio import atomic_write
 from .labelfile import LABEL_RE, LATEST, Labels, dump_labels, parse_labels, read_labels
-from .registry import Registry
+from .registry import Files
 from .split import Split, Target
 
 
@@ -42,7 +43,7 @@ def as_json(target: Target | None) -> str | dict[str, dict[str, float]] | None:
     return {"versions": dict(target.versions)}
 
 
-def kind(registry: Registry, move: LabelMove) -> str:
+def kind(registry: Files[Any], move: LabelMove) -> str:
     """``new``, ``removed``, ``split`` (traffic shared between versions), ``rollback`` (back to a
     version older than the one it replaced) or ``forward``."""
     if move.old is None:
@@ -62,7 +63,7 @@ def check_label_name(label: str) -> None:
         raise InputError(f"bad label name '{label}'", hint="use lowercase letters, digits, '.', '_' or '-'")
 
 
-def set_label(registry: Registry, prompt: str, label: str, rev: str = "HEAD", *, commit: bool = True) -> LabelMove:
+def set_label(registry: Files[Any], prompt: str, label: str, rev: str = "HEAD", *, commit: bool = True) -> LabelMove:
     """Point ``prompt@label`` at the version of the prompt at ``rev``, as a commit.
 
     The label stores the commit that last changed the prompt's file at ``rev``.
@@ -74,7 +75,7 @@ def set_label(registry: Registry, prompt: str, label: str, rev: str = "HEAD", *,
 
 
 def split_label(
-    registry: Registry, prompt: str, label: str, weights: dict[str, float], *, commit: bool = True
+    registry: Files[Any], prompt: str, label: str, weights: dict[str, float], *, commit: bool = True
 ) -> LabelMove:
     """Split the traffic of ``prompt@label`` between the versions at each revision of ``weights``
     (rev: share, the shares summing to 1), as a commit: an A/B release."""
@@ -88,16 +89,16 @@ def split_label(
     return _move(registry, prompt, label, Split.of(versions, f"{prompt}@{label}"), commit)
 
 
-def _version(registry: Registry, prompt: str, rev: str) -> str:
+def _version(registry: Files[Any], prompt: str, rev: str) -> str:
     """The commit that last changed ``prompt`` at ``rev``: the version's identity, so labelling the
     same version twice is a no-op and label commits never chase HEAD."""
     found = registry.get(prompt, registry.repo.resolve(rev))  # raises when the prompt is not there
     sha = found.version.commit or found.rev
-    assert sha is not None
+    assert isinstance(sha, str)
     return sha
 
 
-def _move(registry: Registry, prompt: str, label: str, target: Target, commit: bool) -> LabelMove:
+def _move(registry: Files[Any], prompt: str, label: str, target: Target, commit: bool) -> LabelMove:
     labels = read_labels(registry.project)
     old = labels.get(prompt, {}).get(label)
     if old == target:
@@ -107,7 +108,7 @@ def _move(registry: Registry, prompt: str, label: str, target: Target, commit: b
     return _write(registry, LabelMove(prompt, label, old, target), labels, f"promptci: label {prompt}@{verb}", commit)
 
 
-def remove_label(registry: Registry, prompt: str, label: str, *, commit: bool = True) -> LabelMove:
+def remove_label(registry: Files[Any], prompt: str, label: str, *, commit: bool = True) -> LabelMove:
     """Delete ``prompt@label``, as a commit."""
     labels = read_labels(registry.project)
     old = labels.get(prompt, {}).pop(label, None)
@@ -117,7 +118,7 @@ def remove_label(registry: Registry, prompt: str, label: str, *, commit: bool = 
     return _write(registry, LabelMove(prompt, label, old, None), labels, message, commit)
 
 
-def _write(registry: Registry, move: LabelMove, labels: Labels, message: str, commit: bool) -> LabelMove:
+def _write(registry: Files[Any], move: LabelMove, labels: Labels, message: str, commit: bool) -> LabelMove:
     path = registry.project.labels_path
     before = path.read_text(encoding="utf-8") if path.exists() else None
     repo = registry.repo if commit else None
@@ -136,7 +137,7 @@ def _write(registry: Registry, move: LabelMove, labels: Labels, message: str, co
     return LabelMove(move.prompt, move.label, move.old, move.new, made)
 
 
-def history(registry: Registry, prompt: str | None = None, label: str | None = None) -> list[LabelMove]:
+def history(registry: Files[Any], prompt: str | None = None, label: str | None = None) -> list[LabelMove]:
     """Every label move recorded in git, newest first, optionally for one prompt or label."""
     repo = registry.repo
     commits = repo.log(repo.relpath(registry.project.labels_path))

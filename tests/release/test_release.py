@@ -227,16 +227,26 @@ def test_a_pipeline_is_bundled_with_its_step_prompts(tmp_path: Path, capsys: pyt
 
     project = tmp_path / "project"
     project.mkdir()
-    for part in ("promptci.yaml", "prompts", "pipelines"):
+    for part in ("promptci.yaml", "prompts", "pipelines", "evals"):
         source = REPO_ROOT / part
         (shutil.copytree if source.is_dir() else shutil.copy)(source, project / part)
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "prompts and pipelines")
+    first = git(project, "rev-parse", "HEAD")
+    step = project / "prompts/date_pick.yaml"
+    step.write_text(step.read_text().replace("Reply with one of", "Answer with one of", 1))
+    git(project, "commit", "-qam", "reword the answer step")
+    # a pipeline takes labels as a prompt does: its version is its file's and its step prompts'
+    assert main(["-C", str(project), "label", "set", "date_cot", "production", first]) == 0
+    assert main(["-C", str(project), "lint"]) == 0
     out = tmp_path / "bundle.json"
     assert main(["-C", str(project), "bundle", "date_cot", "-o", str(out)]) == 0
     bundle = Bundle.open(out)
-    assert bundle.names("pipelines") == ["date_cot"] and bundle.labels("date_cot", "pipelines") == ["latest"]
+    assert bundle.names("pipelines") == ["date_cot"]
+    assert bundle.labels("date_cot", "pipelines") == ["latest", "production"]
+    released, newest = bundle.steps("date_cot", "production")["answer"], bundle.steps("date_cot")["answer"]
+    assert "Reply with one of" in released.source and "Answer with one of" in newest.source
     steps = bundle.steps("date_cot")
     assert list(steps) == ["reason", "answer"]
     assert {p.name for p in steps.values()} == {"date_reason", "date_pick"}
