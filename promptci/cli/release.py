@@ -54,6 +54,7 @@ def ab() -> None:
     help="Outcomes planned per version: spend alpha by the O'Brien-Fleming rule.",
 )
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
+@click.option("--control", metavar="REV", help="The version the others are compared with (a commit or its prefix).")
 @format_option()
 @pass_state
 def report(
@@ -63,11 +64,13 @@ def report(
     prompt_name: str | None,
     planned: int | None,
     alpha: float,
+    control: str | None,
     fmt: str,
 ) -> int:
     """Load outcome logs into the results database and compare the versions of each label.
 
-    Per version: n and the mean outcome; against the label's main version (the largest share),
+    Per version: n and the mean outcome; against the label's main version (--control, else the one
+    with the most outcomes),
     the difference with a 95% CI and an unpaired test (two-proportion z or Fisher for pass/fail,
     Welch otherwise). Each report that sees new outcomes is a look, and looks spend alpha, so
     peeking daily does not inflate false positives.
@@ -80,7 +83,7 @@ def report(
         loaded = load_logs(store, list(logs))
         for problem in loaded.problems:
             click.echo(f"warning: {problem}", err=True)
-        found = analyse(store, prompt_name, label_name, alpha=alpha, planned=planned)
+        found = analyse(store, prompt_name, label_name, alpha=alpha, planned=planned, control=control)
     click.echo(
         f"loaded {loaded.new} new outcomes ({loaded.seen} already stored, {len(loaded.problems)} bad lines)", err=True
     )

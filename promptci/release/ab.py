@@ -95,22 +95,36 @@ def analyse(
     alpha: float = 0.05,
     planned: int | None = None,
     record: bool = True,
+    control: str | None = None,
 ) -> list[Group]:
     """Per prompt and label, each version against the main one. Where new outcomes arrived since
-    the last look, this is a new look: recorded, unless not ``record`` (a read-only report)."""
+    the last look, this is a new look: recorded, unless not ``record`` (a read-only report).
+    ``control`` (a commit or content hash, or a prefix of one) names the version the others are
+    compared with; by default it is the one with the most outcomes."""
     by_label: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in store.outcome_groups(prompt, label):
         by_label.setdefault((row[0], row[1]), []).append(row)
     rule = f"O'Brien-Fleming over {planned} outcomes per version" if planned else "look k spends alpha / 2^k"
     groups = []
     for (name, lab), rows in sorted(by_label.items()):
-        control = max(rows, key=lambda r: (r[4], r[2]))
-        results = [VersionResult(name, lab, control[2], control[3], control[4], control[5], True)]
+        main = _control(rows, control, f"{name}@{lab}")
+        results = [VersionResult(name, lab, main[2], main[3], main[4], main[5], True)]
         for row in rows:
-            if row is not control:
-                results.append(_against(store, row, control, alpha, planned, record))
+            if row is not main:
+                results.append(_against(store, row, main, alpha, planned, record))
         groups.append(Group(name, lab, tuple(results), rule, alpha))
     return groups
+
+
+def _control(rows: list[tuple[Any, ...]], named: str | None, where: str) -> tuple[Any, ...]:
+    if named is None:
+        return max(rows, key=lambda r: (r[4], r[2]))
+    found = [r for r in rows if str(r[2]).startswith(named) or str(r[3] or "").startswith(named)]
+    if len(found) != 1:
+        versions = ", ".join(f"{r[2][:12]} ({(r[3] or '-')[:10]})" for r in rows)
+        why = "matches no version" if not found else "matches several versions"
+        raise InputError(f"--control {named} {why} of {where}", hint=f"versions: {versions}")
+    return found[0]
 
 
 def _against(

@@ -85,6 +85,12 @@ def test_a_split_release_from_bundle_to_ab_report(repo: Repo, tmp_path: Path) ->
     assert json.loads(again.out)[0]["versions"][1]["look"] == 1
     text = repo.run("ab", "report", str(log))
     assert "sentiment@production" in text.out and "improved (two-proportion-z)" in text.out
+    flipped = json.loads(repo.run("ab", "report", str(log), "--control", new[:8], "--format", "json").out)
+    assert flipped[0]["versions"][0]["commit"] == new and flipped[0]["versions"][1]["verdict"] == "regressed"
+    nothing = repo.run("ab", "report", str(log), "--control", "0000000")
+    assert (
+        nothing.code == ExitCode.USAGE and "--control 0000000 matches no version of sentiment@production" in nothing.err
+    )
     page = tmp_path / "report.html"
     assert repo.run("report", "--html", str(page)).code == 0
     html = page.read_text()
