@@ -123,8 +123,8 @@ def run_eval(
         status = "failed"
         try:
             hits = store.cache_get(i.key for i in plan.items if i.request) if use_cache else {}
-            if progress:
-                progress.start(len(plan.items), sum(1 for i in plan.items if i.key in hits))
+            if progress:  # a pipeline's case counts once per step, and moves the bar at each
+                progress.start(sum(map(_units, plan.items)), sum(1 for i in plan.items if i.key in hits))
             to_run: list[Item] = []
             chains: list[Item] = []
             for item in plan.items:
@@ -217,9 +217,12 @@ def _answerer(
     ) -> list[tuple[Completion, bool] | None]:
         if progress:
             progress.status(f"step {stage.step.id} ({stage.prompt.name}) with {stage.model_id}")
-        return answer(
+        found = answer(
             store, models, stage.settings, requests, keys, usage, budget=budget, use_cache=use_cache, jobs=jobs
         )
+        if progress:
+            progress.advance(sum(1 for f in found if f is not None))
+        return found
 
     return step_answers
 
@@ -257,11 +260,20 @@ def _run_chains(
         )
         row = _finish(writer, scorers, run_id, item, completion, cached=trace.cached, usage=usage, add=False)
         writer.add(row, entries, [_step_row(row, s) for s in steps])
-        if progress:
-            progress.advance()
+        if progress:  # the steps a failed step left unasked
+            progress.advance(_units(item) - sum(1 for s in steps if s.completion is not None))
 
     execute([_trace(i) for i in items], answer, on_trace)
     return skipped
+
+
+def _units(item: Item) -> int:
+    """How far a case moves the progress bar: one per step it will ask for, one for a prompt's case."""
+    if item.request is not None or not item.runnable:
+        return 1
+    pipeline = item.task.prompt
+    assert isinstance(pipeline, Pipeline), "a pipeline's task"
+    return len(stages_to_run(pipeline, item.task.stages))
 
 
 def _trace(item: Item) -> Trace:

@@ -202,3 +202,37 @@ def test_breaking_the_first_step_fails_compare_and_names_it(repo: Repo, katan: C
     assert "Changed per step: <strong>first</strong> 8/8" in html
     assert html.count(", step by step</summary>") == 8
     assert html.count("← first to differ") == 8
+
+
+class _Recorder:
+    """A progress bar that remembers how it was moved."""
+
+    def __init__(self) -> None:
+        self.total, self.moves, self.statuses = 0, [], []
+
+    def start(self, total: int, cached: int) -> None:
+        self.total = total
+
+    def advance(self, n: int = 1) -> None:
+        self.moves.append(n)
+
+    def status(self, text: str) -> None:
+        self.statuses.append(text)
+
+
+def test_the_progress_bar_moves_at_every_step(piped: Repo) -> None:
+    from promptci.evals.plan import build_plan
+    from promptci.evals.runner import run_eval
+    from promptci.project import Project
+
+    project = Project.discover(piped.path)
+    recorder = _Recorder()
+    run_eval(project, build_plan(project, [piped.path / "evals/piped.yaml"]), progress=recorder)
+    assert recorder.total == 6  # 3 cases x 2 steps
+    assert recorder.moves[:2] == [3, 3] and sum(recorder.moves) == 6  # each step moves it, not only the last
+    assert [s.split(" (")[0] for s in recorder.statuses] == ["step draft", "step label"]
+    # A case that fails at its first step moves the bar past the steps it never asks for.
+    piped.write("pipelines/reply_then_label.yaml", PIPELINE.replace("{{ inputs.review }}", "{{ inputs.review.nope }}"))
+    recorder = _Recorder()
+    run_eval(project, build_plan(project, [piped.path / "evals/piped.yaml"]), progress=recorder)
+    assert recorder.total == 6 and sum(recorder.moves) == 6
