@@ -173,6 +173,17 @@ class Repo:
         data: bytes = blob.data_stream.read()
         return data
 
+    def extract(self, sha: str, paths: list[str], target: Path) -> None:
+        """The files ``paths`` of commit ``sha`` written under ``target`` (one ``git archive``)."""
+        import io
+        import tarfile
+
+        if not paths:
+            return
+        data = self._repo.git.archive("--format=tar", sha, "--", *paths, stdout_as_string=False)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(target, filter="data")
+
     def add_worktree(self, path: Path, sha: str) -> None:
         """Check ``sha`` out, detached, in a new worktree at ``path``."""
         try:
@@ -247,7 +258,7 @@ class Repo:
         return str(self._repo.git.commit_tree(tree, *(["-p", parent] if parent else []), "-m", message)).strip()
 
     def tree_files(self, sha: str) -> list[tuple[str, int]]:
-        """(path, size in bytes) of every file at commit ``sha``."""
+        """(path, size in bytes) of every regular file at commit ``sha`` (no links, no submodules)."""
         out = str(self._repo.git.ls_tree("-r", "-l", "-z", sha))
         found = []
         for entry in out.split("\0"):
@@ -255,7 +266,7 @@ class Repo:
                 continue
             meta, _, path = entry.partition("\t")
             parts = meta.split()
-            if len(parts) == 4 and parts[1] == "blob" and parts[3].isdigit():
+            if len(parts) == 4 and parts[0] in ("100644", "100755") and parts[1] == "blob" and parts[3].isdigit():
                 found.append((path, int(parts[3])))
         return found
 

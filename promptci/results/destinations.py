@@ -6,6 +6,7 @@ what it holds, makes files readable by duckdb, and publishes new files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -87,6 +88,9 @@ class Destination:
         """The fsspec filesystem duckdb must read locations through (None: duckdb reads them itself)."""
         return None
 
+    def prefetch(self, entries: list[Entry], scratch: Path) -> None:
+        """Make many entries readable at once, where that is cheaper than one by one."""
+
 
 class Folder(Destination):
     """A directory, or anything fsspec reaches (``s3://bucket/prefix``, ``gcs://…``, ``memory://…``).
@@ -158,16 +162,33 @@ class Branch(Destination):
         return Listing.of(Entry(path, path, size) for path, size in self.repo.tree_files(self.tip))
 
     def readable(self, entries: Mapping[str, Entry], scratch: Path) -> dict[str, tuple[str, int | None]]:
-        """The entries' blobs written out into ``scratch`` (duckdb cannot read a git tree)."""
+        """The entries' blobs written out into ``scratch`` (duckdb cannot read a git tree), unless
+        :meth:`prefetch` wrote them there already."""
         assert self.tip is not None
         found = {}
         for key, entry in entries.items():
-            data = self.repo.read_bytes(self.tip, entry.path, limit=MAX_FILE_BYTES, shown=f"{self.name}:{entry.path}")
             target = scratch / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data or b"")
+            if not target.is_file():
+                shown = f"{self.name}:{entry.path}"
+                data = self.repo.read_bytes(self.tip, entry.path, limit=MAX_FILE_BYTES, shown=shown)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data or b"")
             found[key] = (str(target), entry.size)
         return found
+
+    def prefetch(self, entries: list[Entry], scratch: Path) -> None:
+        """Write many blobs out at once (``git archive``, a few hundred paths a call); one over
+        the size limit is left for :meth:`readable` to refuse."""
+        import tarfile
+
+        from ..errors import GitError
+
+        if self.tip is None:
+            return
+        paths = [e.path for e in entries if e.size is not None and e.size <= MAX_FILE_BYTES]
+        for start in range(0, len(paths), 300):
+            with contextlib.suppress(GitError, tarfile.TarError, OSError):  # read one by one instead
+                self.repo.extract(self.tip, paths[start : start + 300], scratch)
 
     def legacy_copy(self, scratch: Path) -> Path | None:
         """The branch's whole-database snapshot, written out, or None where it has none."""

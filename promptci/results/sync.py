@@ -113,22 +113,27 @@ def pull(db: Path, destination: Destination) -> Pulled:
                 store.register_filesystem(fs)
             for kind in SETS:
                 have = store.present(kind)
+                missing = [e for i, files in listing.sets[kind].items() if i not in have for e in files.values()]
+                destination.prefetch(missing, scratch)
+                found, refused = {}, {}
                 for set_id, entries in sorted(listing.sets[kind].items()):
                     if set_id in have:
                         continue
                     try:
-                        rows = store.import_set(kind, set_id, destination.readable(entries, scratch / kind / set_id))
+                        found[set_id] = destination.readable(entries, scratch)
                     except InputError as exc:
-                        done.warnings.append(f"{destination.name}: {kind}/{set_id}: {exc.message}; skipped")
-                        continue
-                    done.rows += rows
-                    setattr(done, kind, getattr(done, kind) + 1)
+                        refused[set_id] = exc.message
+                copied, rows, problems = store.import_sets(kind, found)
+                for set_id, why in sorted({**refused, **problems}.items()):
+                    done.warnings.append(f"{destination.name}: {kind}/{set_id}: {why}; skipped")
+                done.rows += rows
+                setattr(done, kind, len(copied))
             origins = store.cache_origins()
             for name, entry in sorted(listing.cache.items()):
                 if name in origins:
                     continue
                 try:
-                    location, size = destination.readable({name: entry}, scratch / "cache")[name]
+                    location, size = destination.readable({name: entry}, scratch)[name]
                     done.cached += store.import_cache(name, location, size)
                 except InputError as exc:
                     done.warnings.append(f"{destination.name}: cache/{name}.parquet: {exc.message}; skipped")

@@ -173,7 +173,10 @@ class ParquetQueries(Core):
                 cell = f"CASE WHEN promptci_secret THEN promptci_redact($c{i}) ELSE $c{i} END"
             cells.append(f"{cell} AS $c{i}")
         joined = "concat_ws(chr(10), " + ", ".join(strings) + ")" if strings else "''"
-        flagged = "(SELECT *, regexp_matches(" + joined + ", $any) AS promptci_secret FROM read_parquet($f))"
+        flagged = (
+            "(SELECT *, regexp_matches(" + joined + ", $any) AS promptci_secret"
+            " FROM read_parquet($f, union_by_name = true))"
+        )
         return "SELECT " + ", ".join(cells) + " FROM " + flagged, literals, names
 
     @uninterrupted
@@ -182,6 +185,50 @@ class ParquetQueries(Core):
         (location, size in bytes where known). Every file is checked first. The rows copied."""
         if set_id in self.present(kind):
             return 0
+        self._check_set(kind, set_id, files)
+        return self._copy_in([(t, [files[t][0]], "INSERT INTO", "") for t in SETS[kind] if t in files])
+
+    @uninterrupted
+    def import_sets(
+        self, kind: str, sets: Mapping[str, Mapping[str, tuple[str, int | None]]]
+    ) -> tuple[list[str], int, dict[str, str]]:
+        """Copy in many sets of one kind: each is checked, and the good ones are copied together,
+        one statement a table (or, where that fails, one set at a time, each whole or not at all).
+        The sets copied, the rows, and why each refused set was refused."""
+        refused: dict[str, str] = {}
+        good: dict[str, Mapping[str, tuple[str, int | None]]] = {}
+        have = self.present(kind)
+        for set_id, files in sets.items():
+            if set_id in have:
+                continue
+            try:
+                self._check_set(kind, set_id, files)
+            except InputError as exc:
+                refused[set_id] = exc.message
+                continue
+            good[set_id] = files
+        if not good:
+            return [], 0, refused
+        plan = [
+            (table, [files[table][0] for files in good.values() if table in files], "INSERT INTO", "")
+            for table in SETS[kind]
+            if any(table in files for files in good.values())
+        ]
+        try:
+            return list(good), self._copy_in(plan), refused
+        except InputError:  # damage the checks could not see: find it, one set at a time
+            pass
+        copied, rows = [], 0
+        for set_id, files in good.items():
+            try:
+                rows += self.import_set(kind, set_id, files)
+            except InputError as exc:
+                refused[set_id] = exc.message
+                continue
+            copied.append(set_id)
+        return copied, rows, refused
+
+    def _check_set(self, kind: str, set_id: str, files: Mapping[str, tuple[str, int | None]]) -> None:
         marker = SETS[kind][-1]
         if marker not in files:
             raise InputError(f"incomplete: no {marker}.parquet", path=set_id)
@@ -190,15 +237,15 @@ class ParquetQueries(Core):
             raise InputError(f"unexpected files {', '.join(sorted(unknown))}", path=set_id)
         for table, (location, size) in files.items():
             self.check_file(table, location, set_id, size)
-        return self._copy_in([(t, files[t][0], "INSERT INTO", "") for t in SETS[kind] if t in files])
 
     @uninterrupted
     def import_cache(self, origin: str, location: str, size: int | None) -> int:
         """Copy in the cached answers of one published batch that this database lacks."""
         self.check_file("cache", location, None, size)
-        return self._copy_in([("cache", location, "INSERT OR IGNORE INTO", origin)])
+        return self._copy_in([("cache", [location], "INSERT OR IGNORE INTO", origin)])
 
-    def _copy_in(self, plan: list[tuple[str, str, str, str]]) -> int:
+    def _copy_in(self, plan: list[tuple[str, list[str], str, str]]) -> int:
+        """In one transaction, for each (table, files, verb, origin): the files' rows, redacted."""
         self._register_redaction()
         copied = 0
         self.db.execute("BEGIN TRANSACTION")
@@ -216,7 +263,7 @@ class ParquetQueries(Core):
         except Exception as exc:
             self.db.execute("ROLLBACK")
             reason = f"cannot copy it in ({first_line(exc)}); nothing of it was kept"
-            raise InputError(reason, path=plan[-1][1]) from None
+            raise InputError(reason, path=plan[-1][1][0] if len(plan[-1][1]) == 1 else None) from None
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
