@@ -99,7 +99,9 @@ class PipelineSearch:
         base_commit: str,
         reporter: Reporter | None = None,
         db: Path | None = None,
+        resume: str | None = None,
     ) -> None:
+        """A new search, or with ``resume`` the stored optimization of that id, continued."""
         pipeline = task.prompt
         assert isinstance(pipeline, Pipeline), "a pipeline's task"
         if settings.credit not in CREDIT_MODES:
@@ -113,7 +115,9 @@ class PipelineSearch:
         db = db or project.path(project.config.db)
         evaluator = StepEvaluator(project, task, 0, tuple(s.prompt for s in self.slots), settings.position, db=db)
         split = split_cases(task.cases, settings.split, settings.seed)
-        self.ctx = Context(new_id(), project, settings, evaluator, split, optimizer, db, base_commit, reporter=reporter)
+        opt_id = resume or new_id()
+        self.ctx = Context(opt_id, project, settings, evaluator, split, optimizer, db, base_commit, reporter=reporter)
+        self.resume = resume is not None
         self.rounds: list[Round] = []
         self.credit: list[CreditRow] = []
 
@@ -148,23 +152,31 @@ class PipelineSearch:
         ctx = self.ctx
         started = time.perf_counter()
         with Store(ctx.db) as store:
-            store.start_optimization(
-                ctx.id,
-                prompt=self.pipeline.name,
-                suite=self.task.suite_name,
-                method=ctx.settings.method,
-                base_commit=ctx.base_commit,
-                settings=ctx.settings.to_json(),
-                initial=state_text(self.initial),
-            )
+            if self.resume:
+                self._restore(store)
+            else:
+                store.start_optimization(
+                    ctx.id,
+                    prompt=self.pipeline.name,
+                    suite=self.task.suite_name,
+                    method=ctx.settings.method,
+                    base_commit=ctx.base_commit,
+                    settings=ctx.settings.to_json(),
+                    initial=state_text(self.initial),
+                )
         status = "complete"
         try:
-            if ctx.reporter:
-                ctx.reporter.phase("loading the model, then scoring the initial pipeline on train and dev")
-            current = self._initial_row()
-            self._store([current])
+            if ctx.rows:  # resumed: on from the last step taken, at the pipeline it had moved to
+                current = max((r for r in ctx.rows if r.accepted), key=lambda r: r.step)
+                first = max(r.step for r in ctx.rows) + 1
+            else:
+                if ctx.reporter:
+                    ctx.reporter.phase("loading the model, then scoring the initial pipeline on train and dev")
+                current = self._initial_row()
+                self._store([current])
+                first = 1
             total = ctx.settings.steps
-            for step in range(1, total + 1):
+            for step in range(first, total + 1):
                 if ctx.spent():
                     status = "budget"
                     break
@@ -193,6 +205,27 @@ class PipelineSearch:
             record_interrupted(ctx)
             raise
         return record_outcome(ctx, self._outcome(method_cls, status, initial, best, before, after, held_back, started))
+
+    def _restore(self, store: Store) -> None:
+        """What a stored search had done: its rows, its feedback and blame, each step's choice and
+        what it spent (the backward passes' share included only as far as the rows record it)."""
+        ctx = self.ctx
+        ctx.rows = store.trajectory(ctx.id)
+        last = max((r.step for r in ctx.rows), default=-1)
+        store.drop_credit_after(ctx.id, last)  # a step stopped before its candidates were stored runs again
+        self.credit = store.credit(ctx.id)
+        store.update_optimization(ctx.id, status="running", ended_at=None)
+        for row in ctx.rows:
+            ctx.usage.calls += row.calls
+            ctx.usage.tokens += row.tokens
+            ctx.usage.cost += row.cost
+        order = [s.id for s in self.slots]
+        for step in sorted({r.step for r in ctx.rows if r.step > 0}):
+            target = next((r.target for r in ctx.rows if r.step == step and r.target), order[0])
+            said = [c for c in self.credit if c.step == step]
+            votes = {s: sum(c.blamed and c.step_id == s for c in said) for s in order}
+            blamed = ctx.settings.credit == "blame" and votes.get(target, 0) > 0
+            self.rounds.append(Round(step, target, "blame" if blamed else "turn", votes))
 
     def _initial_row(self) -> TrajectoryRow:
         ctx = self.ctx

@@ -111,7 +111,7 @@ def optimize(
     settings = replace(settings, config=methods.configure(settings.method, settings.config))
     task = resolve_task(project, name, suite, base, settings.task_model if resume else task_model)
     if isinstance(task.prompt, Pipeline):
-        _check_pipeline_method(settings.method, resume)
+        _check_pipeline_method(settings.method)
     hardware = {k: v for k, v in (("device", settings.device), ("dtype", settings.dtype)) if v}
     if hardware:
         task = replace(task, settings=task.settings.model_copy(update={"params": {**task.settings.params, **hardware}}))
@@ -124,7 +124,7 @@ def optimize(
             settings = replace(settings, steps=method.default_steps(n_train))
     optimizer = _optimizer_settings(settings.optimizer_model, task.settings)
     if isinstance(task.prompt, Pipeline):
-        outcome = _pipeline(project, task, settings, optimizer, method, base=base, reporter=reporter)
+        outcome = _pipeline(project, task, settings, optimizer, method, base=base, reporter=reporter, resume=opt_id)
     else:
         ctx = start(project, task, settings, optimizer, base_commit=base, opt_id=opt_id, reporter=reporter)
         outcome = run(ctx, method)
@@ -158,9 +158,7 @@ def optimize(
 PIPELINE_METHODS = ("gpo", "opro", "textgrad")
 
 
-def _check_pipeline_method(method: str, resume: str | None) -> None:
-    if resume:
-        raise InputError("a pipeline optimization cannot be resumed yet", hint="start it again: answers are cached")
+def _check_pipeline_method(method: str) -> None:
     if method not in PIPELINE_METHODS:
         raise InputError(
             f"method '{method}' does not optimize a pipeline",
@@ -177,11 +175,12 @@ def _pipeline(
     *,
     base: str,
     reporter: Reporter | None,
+    resume: str | None = None,
 ) -> Outcome:
     """A pipeline optimized as one system, one step's instruction at a time (:mod:`.pipeline`)."""
     from .pipeline import PipelineSearch
 
-    search = PipelineSearch(project, task, settings, optimizer, base_commit=base, reporter=reporter)
+    search = PipelineSearch(project, task, settings, optimizer, base_commit=base, reporter=reporter, resume=resume)
     return search.run(method)
 
 

@@ -382,6 +382,11 @@ class Core:
             params = [getattr(r, c) for r in chunk for c in CREDIT_COLUMNS]
             self._write("INSERT INTO credit VALUES " + placeholders(len(CREDIT_COLUMNS), len(chunk)), params)
 
+    @uninterrupted
+    def drop_credit_after(self, opt_id: str, step: int) -> None:
+        """Forget the feedback of steps after ``step``, whose candidates were never stored."""
+        self._write("DELETE FROM credit WHERE optimization_id = ? AND step > ?", [opt_id, step])
+
     def credit(self, opt_id: str) -> list[CreditRow]:
         rows = self.db.execute(
             "SELECT " + ", ".join(CREDIT_COLUMNS) + " FROM credit WHERE optimization_id = ?"

@@ -113,3 +113,21 @@ def test_textgrad_changes_the_blamed_step_from_its_feedback(piped: Repo) -> None
     expected = max(votes, key=lambda s: (votes[s], s == "draft")) if any(votes.values()) else "draft"
     assert targets == {expected}
     assert "| 1 | " + expected in result.out
+
+
+@pytest.mark.slow
+def test_a_stopped_pipeline_optimization_resumes_where_it_stopped(piped: Repo) -> None:
+    args = (*ARGS[:3], "1", *ARGS[4:])  # one search step, then one more on resume
+    first = piped.run("optimize", "reply_then_label", "--method", "textgrad", *args)
+    assert first.code == ExitCode.OK, first.err
+    ((opt_id,),) = piped.sql("SELECT id FROM optimizations")
+    before = piped.sql(f"SELECT step, candidate, text, target FROM trajectory WHERE optimization_id = '{opt_id}'")
+    credit = piped.sql("SELECT step, case_id, step_id, feedback FROM credit ORDER BY ALL")
+    resumed = piped.run("optimize", "--resume", opt_id, "--steps", "2", "--dry-run")
+    assert resumed.code == ExitCode.OK, resumed.err
+    after = piped.sql(f"SELECT step, candidate, text, target FROM trajectory WHERE optimization_id = '{opt_id}'")
+    assert [r for r in after if r[0] <= 1] == before  # what was done stays as it was
+    assert {r[0] for r in after} == {0, 1, 2} and piped.sql("SELECT count(*) FROM optimizations") == [(1,)]
+    again = piped.sql("SELECT step, case_id, step_id, feedback FROM credit ORDER BY ALL")
+    assert [c for c in again if c[0] == 1] == [c for c in credit if c[0] == 1]  # step 1's feedback, once
+    assert "| 1 | " in resumed.out and "| 2 | " in resumed.out  # the credit table covers both steps
