@@ -71,6 +71,13 @@ class Context:
     def budget(self) -> Budget | None:
         return self.settings.limits
 
+    def count_stored(self) -> None:
+        """Add what the stored rows spent to the usage: a resumed search goes on from there."""
+        for row in self.rows:
+            self.usage.calls += row.calls
+            self.usage.tokens += row.tokens
+            self.usage.cost += row.cost
+
     def spent(self) -> bool:
         seconds = self.settings.budget.get("seconds")
         if seconds is not None and time.monotonic() - self.started >= seconds:

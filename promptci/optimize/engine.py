@@ -196,10 +196,7 @@ def start(
         else:
             ctx.rows = store.trajectory(ctx.id)
             store.update_optimization(ctx.id, status="running", ended_at=None)
-    for row in ctx.rows:
-        ctx.usage.calls += row.calls
-        ctx.usage.tokens += row.tokens
-        ctx.usage.cost += row.cost
+    ctx.count_stored()
     return ctx
 
 

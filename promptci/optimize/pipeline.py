@@ -215,10 +215,7 @@ class PipelineSearch:
         store.drop_credit_after(ctx.id, last)  # a step stopped before its candidates were stored runs again
         self.credit = store.credit(ctx.id)
         store.update_optimization(ctx.id, status="running", ended_at=None)
-        for row in ctx.rows:
-            ctx.usage.calls += row.calls
-            ctx.usage.tokens += row.tokens
-            ctx.usage.cost += row.cost
+        ctx.count_stored()
         order = [s.id for s in self.slots]
         for step in sorted({r.step for r in ctx.rows if r.step > 0}):
             target = next((r.target for r in ctx.rows if r.step == step and r.target), order[0])
