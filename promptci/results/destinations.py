@@ -64,6 +64,10 @@ class Listing:
     def ids(self, kind: str) -> set[str]:
         return set(self.sets[kind])
 
+    def lacking(self, kind: str, have: set[str]) -> dict[str, dict[str, Entry]]:
+        """The sets of ``kind`` held here but not in ``have``, by id, in id order."""
+        return {i: files for i, files in sorted(self.sets[kind].items()) if i not in have}
+
     def size(self) -> int:
         every = [e for sets in self.sets.values() for files in sets.values() for e in files.values()]
         return sum(e.size or 0 for e in [*every, *self.cache.values()])

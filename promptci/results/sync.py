@@ -50,13 +50,15 @@ def push(db: Path, destination: Destination, attempts: int = 8, backoff: float =
     done = Pushed()
     with scratch_dir() as tmp:
         scratch = Path(tmp)
+        converted = False
         for attempt in range(attempts):
             listing = destination.listing()
-            if listing.legacy is not None and isinstance(destination, Branch):
+            if listing.legacy is not None and isinstance(destination, Branch) and not converted:
                 done.converted, warning = _convert(db, destination, scratch)
+                converted = True  # what it held is merged; a retry only drops it from the tree
                 if warning:
                     done.warnings.append(warning)
-            files, plan = _export(db, listing, scratch / f"try{attempt}")
+            files, plan = _export(db, listing, scratch / "sets", scratch / f"cache{attempt}.parquet")
             if not files and listing.legacy is None:
                 return done
             counts = f"{len(plan['runs'])} runs, {len(plan['optimizations'])} optimizations"
@@ -72,8 +74,11 @@ def push(db: Path, destination: Destination, attempts: int = 8, backoff: float =
     raise GitError(f"could not push to {destination.name}: it kept moving after {attempts} tries", hint="try again")
 
 
-def _export(db: Path, listing: Listing, scratch: Path) -> tuple[list[tuple[str, Path]], dict[str, list[str]]]:
-    """The files to publish, in order (each set's marker after its other files), and what they hold."""
+def _export(
+    db: Path, listing: Listing, scratch: Path, batch: Path
+) -> tuple[list[tuple[str, Path]], dict[str, list[str]]]:
+    """The files to publish, in order (each set's marker after its other files), and what they
+    hold. A finished set never changes, so one written out by an earlier try is used again."""
     files: list[tuple[str, Path]] = []
     plan: dict[str, list[str]] = {"runs": [], "optimizations": [], "cache": [], "batch": []}
     with Store(db) as store:
@@ -82,11 +87,13 @@ def _export(db: Path, listing: Listing, scratch: Path) -> tuple[list[tuple[str, 
             for set_id in store.finished(kind):
                 if set_id in have:
                     continue
-                for path in store.export_set(kind, set_id, scratch / kind / set_id):
-                    files.append((f"{kind}/{set_id}/{path.name}", path))
+                directory = scratch / kind / set_id
+                if directory.is_dir():
+                    paths = [p for t in SETS[kind] if (p := directory / f"{t}.parquet").is_file()]
+                else:
+                    paths = store.export_set(kind, set_id, directory)
+                files += [(f"{kind}/{set_id}/{path.name}", path) for path in paths]
                 plan[kind].append(set_id)
-        batch = scratch / "cache.parquet"
-        scratch.mkdir(parents=True, exist_ok=True)
         keys = store.export_cache(batch)
         if keys:
             name = digest(batch)
@@ -112,13 +119,10 @@ def pull(db: Path, destination: Destination) -> Pulled:
             if fs is not None:
                 store.register_filesystem(fs)
             for kind in SETS:
-                have = store.present(kind)
-                missing = [e for i, files in listing.sets[kind].items() if i not in have for e in files.values()]
-                destination.prefetch(missing, scratch)
+                lacking = listing.lacking(kind, store.present(kind))
+                destination.prefetch([e for files in lacking.values() for e in files.values()], scratch)
                 found, refused = {}, {}
-                for set_id, entries in sorted(listing.sets[kind].items()):
-                    if set_id in have:
-                        continue
+                for set_id, entries in lacking.items():
                     try:
                         found[set_id] = destination.readable(entries, scratch)
                     except InputError as exc:
@@ -166,10 +170,7 @@ def reading(db: Path, destination: Folder) -> Iterator[tuple[Store, list[str]]]:
             store.register_filesystem(fs)
         files: dict[str, list[tuple[str, int | None]]] = {}
         for kind, tables in SETS.items():
-            have = store.present(kind)
-            for set_id, entries in sorted(listing.sets[kind].items()):
-                if set_id in have:
-                    continue
+            for entries in listing.lacking(kind, store.present(kind)).values():
                 for table in tables:
                     if table in entries:
                         files.setdefault(table, []).append((entries[table].location, entries[table].size))
