@@ -23,6 +23,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "array": (list, tuple),
     "object": (dict,),
 }
+VARIABLE_TYPES = (*_PY_TYPES, "any")  # what a variable's ``type`` may be
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ..errors import InputError, NotFoundError
 from ..outcomes import Release, key_hash
-from ..prompts.prompt import Prompt, PromptVersion
+from ..prompts.prompt import VARIABLE_TYPES, Prompt, PromptVersion
 from ..prompts.split import Split
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ def digest(body: dict[str, Any]) -> str:
 
 
 ROLES = ("system", "user", "assistant")
-TYPES = ("string", "integer", "number", "boolean", "array", "object", "any")
 VARIABLE_FIELDS = ("type", "description", "required", "default")
 
 
@@ -100,7 +99,11 @@ class Spec:
             raise ValueError("bad variables")
         found = {}
         for name, v in variables.items():
-            if not isinstance(v, dict) or v.get("type", "string") not in TYPES or set(v) - set(VARIABLE_FIELDS):
+            if (
+                not isinstance(v, dict)
+                or v.get("type", "string") not in VARIABLE_TYPES
+                or set(v) - set(VARIABLE_FIELDS)
+            ):
                 raise ValueError(f"bad variable {name!r}")
             found[name] = Variable(**{k: v[k] for k in VARIABLE_FIELDS if k in v})
         model, metadata, tags = data.get("model"), data.get("metadata") or {}, data.get("tags") or []

@@ -300,3 +300,12 @@ def test_looks_spend_alpha_and_numbers_get_welch(repo: Repo, tmp_path: Path) -> 
     assert a["alpha"] + b["alpha"] <= 0.05 + 1e-12
     expected = 0.5 if b["commit"] == new else -0.5  # the other version is the main one: it got more users
     assert b["n"] > a["n"] and b["delta"] == pytest.approx(expected, abs=0.3)
+
+
+def test_the_runtime_knows_every_variable_type_the_prompt_format_does() -> None:
+    from typing import get_args
+
+    from promptci.prompts.prompt import VARIABLE_TYPES
+    from promptci.prompts.spec import VariableType
+
+    assert set(VARIABLE_TYPES) == set(get_args(VariableType))
