@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InputError
 from .files import read_text
+from .names import check_branch, check_remote
 from .settings import ModelSettings, OptimizeSpec
 from .yamlio import YamlDocument, parse_yaml
 
@@ -50,6 +51,16 @@ class ResultsConfig(_Strict):
     )
     branch: str = Field("promptci-results", description="the results branch, where no url is set")
     remote: str = Field("origin", description="the git remote of the results branch")
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, value: str) -> str:
+        return check_remote(value)
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        return check_branch(value)
 
 
 class Config(_Strict):

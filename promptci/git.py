@@ -93,7 +93,7 @@ class Repo:
             args.append("--follow")
         if max_count:
             args.append(f"--max-count={max_count}")
-        out = self._repo.git.log(*args, rev, "--", path)
+        out = self._repo.git.log(*args, "--end-of-options", rev, "--", path)
         commits = []
         for record in out.split("\x1e")[1:]:
             header, _, names = record.partition("\n")
@@ -111,12 +111,12 @@ class Repo:
         """The newest commit at or before ``rev`` that changed any of ``paths``."""
         if not self.has_commits():
             return None
-        return self._repo.git.log("--format=%H", "--max-count=1", rev, "--", *paths).strip() or None
+        return self._repo.git.log("--format=%H", "--max-count=1", "--end-of-options", rev, "--", *paths).strip() or None
 
     def is_ancestor(self, a: str, b: str) -> bool:
         """Whether commit ``a`` is an ancestor of ``b`` (False where either is unknown)."""
         try:
-            self._repo.git.merge_base("--is-ancestor", a, b)
+            self._repo.git.merge_base("--is-ancestor", "--end-of-options", a, b)
         except _command_error():
             return False
         return True
@@ -129,7 +129,7 @@ class Repo:
 
     def merge_base(self, a: str, b: str = "HEAD") -> str | None:
         try:
-            return str(self._repo.git.merge_base(a, b)).strip() or None
+            return str(self._repo.git.merge_base("--end-of-options", a, b)).strip() or None
         except _command_error():
             return None
 
@@ -151,7 +151,7 @@ class Repo:
     def changed_since(self, base: str) -> set[str]:
         """Paths that differ between ``base`` and the working tree: committed, staged,
         unstaged and untracked changes alike (deleted and renamed files included)."""
-        names = str(self._repo.git.diff("--name-only", "--no-renames", base)).splitlines()
+        names = str(self._repo.git.diff("--name-only", "--no-renames", "--end-of-options", base, "--")).splitlines()
         untracked = str(self._repo.git.ls_files("--others", "--exclude-standard")).splitlines()
         return {n for n in names + untracked if n}
 
@@ -180,14 +180,14 @@ class Repo:
 
         if not paths:
             return
-        data = self._repo.git.archive("--format=tar", sha, "--", *paths, stdout_as_string=False)
+        data = self._repo.git.archive("--format=tar", "--end-of-options", sha, "--", *paths, stdout_as_string=False)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             tar.extractall(target, filter="data")
 
     def add_worktree(self, path: Path, sha: str) -> None:
         """Check ``sha`` out, detached, in a new worktree at ``path``."""
         try:
-            self._repo.git.worktree("add", "--detach", "--quiet", str(path), sha)
+            self._repo.git.worktree("add", "--detach", "--quiet", "--end-of-options", str(path), sha)
         except _command_error() as exc:
             raise GitError(f"cannot check out {sha[:10]}: {_stderr(exc)}") from None
 
@@ -199,13 +199,14 @@ class Repo:
 
     def fetch_branch(self, remote: str, branch: str) -> str | None:
         """Fetch ``remote``'s ``branch``; its tip sha, or None where the remote has no such branch."""
+        _check_remote_and_branch(remote, branch)
         try:
-            self._repo.git.fetch("--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
+            self._repo.git.fetch("--quiet", "--end-of-options", remote, f"+refs/heads/{branch}:{_tracking(remote, branch)}")
         except _command_error() as exc:
             if "couldn't find remote ref" in str(exc).lower():
                 return None
             raise GitError(f"git fetch {remote} {branch} failed: {_stderr(exc)}") from None
-        return self.resolve(f"refs/remotes/{remote}/{branch}")
+        return self.resolve(_tracking(remote, branch))
 
     def commit_file_on_new_branch(
         self, branch: str, path: str, content: bytes, message: str, base: str = "HEAD"
@@ -259,7 +260,7 @@ class Repo:
 
     def tree_files(self, sha: str) -> list[tuple[str, int]]:
         """(path, size in bytes) of every regular file at commit ``sha`` (no links, no submodules)."""
-        out = str(self._repo.git.ls_tree("-r", "-l", "-z", sha))
+        out = str(self._repo.git.ls_tree("-r", "-l", "-z", "--end-of-options", sha))
         found = []
         for entry in out.split("\0"):
             if not entry:
@@ -290,8 +291,9 @@ class Repo:
         return self._push(remote, sha, branch, f"--force-with-lease=refs/heads/{branch}:{expected or ''}")
 
     def _push(self, remote: str, sha: str, branch: str, *options: str) -> bool:
+        _check_remote_and_branch(remote, branch)
         try:
-            self._repo.git.push("--quiet", *options, remote, f"{sha}:refs/heads/{branch}")
+            self._repo.git.push("--quiet", *options, "--end-of-options", remote, f"{sha}:refs/heads/{branch}")
         except _command_error() as exc:
             text = str(exc).lower()
             if any(s in text for s in ("non-fast-forward", "fetch first", "rejected", "stale info")):
@@ -301,7 +303,7 @@ class Repo:
 
     def commits_not_in(self, tip: str, exclude: str) -> list[tuple[str, str, str]]:
         """(sha, author, full message) of the commits reachable from ``tip`` but not ``exclude``."""
-        out = str(self._repo.git.log("--format=%x1e%H%x1f%an <%ae>%x1f%B", tip, f"^{exclude}", "--"))
+        out = str(self._repo.git.log("--format=%x1e%H%x1f%an <%ae>%x1f%B", "--end-of-options", tip, f"^{exclude}", "--"))
         found = []
         for record in out.split("\x1e")[1:]:
             sha, author, message = record.split("\x1f", 2)
@@ -310,7 +312,7 @@ class Repo:
 
     def messages_touching(self, path: str, base: str, rev: str = "HEAD") -> list[str]:
         """The full messages of the commits in ``base..rev`` that changed ``path``."""
-        out = str(self._repo.git.log("--format=%x1e%B", f"{base}..{rev}", "--", path))
+        out = str(self._repo.git.log("--format=%x1e%B", "--end-of-options", f"{base}..{rev}", "--", path))
         return [m.strip() for m in out.split("\x1e")[1:]]
 
     def find_message(self, text: str) -> tuple[str, str] | None:
@@ -322,10 +324,10 @@ class Repo:
         return sha.strip(), message.strip()
 
     def tree(self, sha: str) -> str:
-        return str(self._repo.git.rev_parse(f"{sha}^{{tree}}"))
+        return str(self._repo.git.rev_parse("--end-of-options", f"{sha}^{{tree}}"))
 
     def parents(self, sha: str) -> list[str]:
-        return str(self._repo.git.rev_parse(f"{sha}^@")).split()
+        return str(self._repo.git.rev_parse("--end-of-options", f"{sha}^@")).split()
 
     def commit_only(self, paths: list[str], message: str) -> Commit:
         """Commit exactly ``paths`` (staging them), leaving anything else staged as it was."""
@@ -342,6 +344,29 @@ def init_repo(path: Path) -> None:
     import git
 
     git.Repo.init(path)
+
+
+def _check_remote_and_branch(remote: str, branch: str) -> None:
+    from .errors import InputError
+    from .names import check_branch, check_remote
+
+    try:
+        check_remote(remote)
+        check_branch(branch)
+    except ValueError as exc:
+        raise InputError(f"refusing remote {remote!r}, branch {branch!r}: {exc}") from None
+
+
+def _tracking(remote: str, branch: str) -> str:
+    """The local ref a fetched branch is kept at: under the remote's name, or, for a URL or a
+    path, under a digest of it (a URL is no part of a ref name)."""
+    import hashlib
+
+    from .names import is_remote_name
+
+    if is_remote_name(remote):
+        return f"refs/remotes/{remote}/{branch}"
+    return f"refs/promptci/remotes/{hashlib.sha256(remote.encode()).hexdigest()[:16]}/{branch}"
 
 
 def _command_error() -> type[Exception]:
