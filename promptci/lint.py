@@ -198,6 +198,11 @@ def _analyse_prompt(a: _Analysis) -> None:
             parsed_all = False
             continue
         used |= names
+        if secret := template.secret_in(source):
+            line, col = secret
+            pos = a.doc.template_position(loc, line)
+            message = "the prompt holds what looks like a credential; pass it as a variable, never in the text"
+            a.facts.found.append(Diagnostic(a.facts.path, pos.line, pos.col + col - 1, "error", "secret", message))
         for line, message in template.hazards(source):
             pos = a.doc.template_position(loc, line)
             a.facts.found.append(Diagnostic(a.facts.path, pos.line, pos.col, "error", "template-limit", message))

@@ -92,6 +92,16 @@ def _redact(text: str, secrets: re.Pattern[str] | None) -> str:
     return text
 
 
+def find_secret(text: str) -> tuple[int, int] | None:
+    """The span of the first thing in ``text`` that the layer would mask, or None."""
+    secrets = _secrets()
+    spans = [m.span() for m in [secrets.search(text)] if m] if secrets is not None else []
+    for pattern, _ in _PATTERNS:
+        if match := pattern.search(text):
+            spans.append((match.end(1) if match.re.groups else match.start(), match.end()))
+    return min(spans) if spans else None
+
+
 def rules() -> list[tuple[str, str]]:
     """The layer as (pattern, replacement) pairs in the syntax both Python's ``re`` and RE2 read,
     applied in order, so that SQL can redact in place (``regexp_replace``) what it copies in bulk."""

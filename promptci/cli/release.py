@@ -30,8 +30,10 @@ def bundle(state: State, names: tuple[str, ...], labels: tuple[str, ...], output
 
     body = build(state.project, list(names) or None, list(labels) or None)
     data = dump(body)
-    if output is None:
-        click.echo(data.decode(), nl=False)
+    if output is None:  # the bytes as they are: stdout's redaction is for messages, not for what ships
+        stdout = click.get_binary_stream("stdout")
+        stdout.write(data)
+        stdout.flush()
     else:
         atomic_write(output, data.decode())
         entries = sum(len(e["labels"]) for kind in ("prompts", "pipelines") for e in body[kind].values())

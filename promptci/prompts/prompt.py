@@ -118,6 +118,9 @@ class Prompt:
         except Exception as exc:
             if sandbox.is_limit(exc):
                 raise RenderError(f"prompt '{self.name}' ({self.path}): {sandbox.describe(exc)}") from None
+            if isinstance(exc, (SyntaxError, TypeError, ValueError, LookupError, AttributeError, ArithmeticError)):
+                # what a template does with the values it is given, or cannot compile: this render fails, not promptci
+                raise RenderError(f"prompt '{self.name}' ({self.path}): {type(exc).__name__}: {exc}") from None
             raise
 
     def _template_position(self, loc: tuple[str | int, ...], line: int) -> tuple[int | None, int | None]:

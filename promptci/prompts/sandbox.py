@@ -253,6 +253,9 @@ def hazards(tree: nodes.Template) -> list[tuple[int, str]]:
     from jinja2.sandbox import MAX_RANGE
 
     found: list[tuple[int, str]] = []
+    for node in tree.find_all((nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport)):
+        tag = {nodes.Include: "include", nodes.Extends: "extends", nodes.Import: "import"}.get(type(node), "from")
+        found.append((node.lineno, f"{{% {tag} %}} needs other templates; a prompt renders on its own"))
     for macro in tree.find_all(nodes.Macro):
         for call in macro.find_all(nodes.Call):
             if isinstance(call.node, nodes.Name) and call.node.name == macro.name:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -39,10 +40,46 @@ def used_variables(source: str) -> set[str]:
 
 
 def hazards(source: str) -> list[tuple[int, str]]:
-    """``(line, message)`` for what the template is sure to run out of its limits on."""
+    """``(line, message)`` for what the template is sure to run out of its limits on, or cannot
+    render at all: what lint accepts renders."""
     from .sandbox import hazards as find
 
-    return find(environment().parse(source))
+    found = find(environment().parse(source))
+    if not found:
+        try:
+            _compile(source)
+        except (SyntaxError, RecursionError, MemoryError):  # Python's own limits on the compiled code
+            found.append((1, "template nests too deeply to compile; flatten its blocks"))
+    return found
+
+
+def secret_in(source: str) -> tuple[int, int] | None:
+    """(line, column) in ``source`` of what looks like a credential in its literal text, not in
+    its tags: a bundle ships the text as written, so ``?token={{ tok }}`` is fine and
+    ``?token=abc…`` is not."""
+    from ..redact import find_secret
+
+    literal = _blank_tags(source)
+    span = find_secret(literal)
+    if span is None:
+        return None
+    before = literal[: span[0]]
+    return before.count("\n") + 1, span[0] - (before.rfind("\n") + 1) + 1
+
+
+_CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
+_OPENER = re.compile(r"\{[{%#]")
+
+
+def _blank_tags(source: str) -> str:
+    """``source`` with every tag blanked out (its newlines kept), in one pass."""
+    parts, at = [], 0
+    while opener := _OPENER.search(source, at):
+        end = source.find(_CLOSERS[opener.group()], opener.end())
+        end = len(source) if end < 0 else end + 2
+        parts += [source[at : opener.start()], re.sub(r"[^\n]", " ", source[opener.start() : end])]
+        at = end
+    return "".join([*parts, source[at:]])
 
 
 def render(source: str, variables: dict[str, Any]) -> str:

@@ -14,7 +14,6 @@ from ..prompts.labelfile import LATEST, read_labels
 from ..prompts.prompt import Prompt
 from ..prompts.registry import Registry
 from ..prompts.split import Split
-from ..redact import redact_any
 from ..runtime.bundle import FORMAT, VERSION, digest
 
 
@@ -52,8 +51,7 @@ def build(project: Project, names: list[str] | None = None, labels: list[str] | 
             del body[kind][name]  # nothing of it at the labels asked for, and no pipeline step uses it
     if not body["prompts"] and not body["pipelines"]:
         raise InputError("nothing to bundle at the labels asked for")
-    body = redact_any(body)  # before the digest, which then covers what is published
-    body["digest"] = digest(body)
+    body["digest"] = digest(body)  # over the prompts verbatim: redaction is for what is recorded, not shipped
     return body
 
 
@@ -82,6 +80,7 @@ def _add(
             _add_step(body, step.id, prompt) for step, prompt in zip(found.spec.steps, found.prompts, strict=True)
         ]
     else:
+        _refuse_secrets(found, commit)
         held["prompt"] = found.spec.model_dump(mode="json", exclude={"optimize"})
     body[kind].setdefault(found.name, {"labels": {}, "versions": {}})["versions"][found.content_hash] = held
     return {"commit": commit, "version": found.content_hash, "weight": weight}
@@ -90,3 +89,18 @@ def _add(
 def _add_step(body: dict[str, Any], step: str, prompt: Prompt) -> dict[str, str]:
     _add(body, "prompts", prompt, 1.0)
     return {"id": step, "prompt": prompt.name, "version": prompt.content_hash}
+
+
+def _refuse_secrets(prompt: Prompt, commit: str) -> None:
+    """A bundle ships a prompt's text as written, so one that holds a credential is not bundled."""
+    from ..prompts.template import secret_in
+
+    for loc, source in prompt.spec.templates():
+        if found := secret_in(source):
+            where = ".".join(map(str, loc))
+            raise InputError(
+                f"prompt '{prompt.name}' at {commit[:10]} holds what looks like a credential in {where},"
+                f" line {found[0]}, column {found[1]}; refusing to bundle it",
+                path=prompt.path,
+                hint="pass the value as a variable; `promptci lint` shows where",
+            )
