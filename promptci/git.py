@@ -201,7 +201,9 @@ class Repo:
         """Fetch ``remote``'s ``branch``; its tip sha, or None where the remote has no such branch."""
         _check_remote_and_branch(remote, branch)
         try:
-            self._repo.git.fetch("--quiet", "--end-of-options", remote, f"+refs/heads/{branch}:{_tracking(remote, branch)}")
+            self._repo.git.fetch(
+                "--quiet", "--end-of-options", remote, f"+refs/heads/{branch}:{_tracking(remote, branch)}"
+            )
         except _command_error() as exc:
             if "couldn't find remote ref" in str(exc).lower():
                 return None
@@ -303,7 +305,9 @@ class Repo:
 
     def commits_not_in(self, tip: str, exclude: str) -> list[tuple[str, str, str]]:
         """(sha, author, full message) of the commits reachable from ``tip`` but not ``exclude``."""
-        out = str(self._repo.git.log("--format=%x1e%H%x1f%an <%ae>%x1f%B", "--end-of-options", tip, f"^{exclude}", "--"))
+        out = str(
+            self._repo.git.log("--format=%x1e%H%x1f%an <%ae>%x1f%B", "--end-of-options", tip, f"^{exclude}", "--")
+        )
         found = []
         for record in out.split("\x1e")[1:]:
             sha, author, message = record.split("\x1f", 2)

@@ -55,7 +55,5 @@ def check_branch(value: str) -> str:
         or ".." in value
         or not all(_BRANCH_PART.fullmatch(p) for p in parts)
     ):
-        raise ValueError(
-            "a branch is letters, digits and '._-' in '/'-separated parts, none starting with '-' or '.'"
-        )
+        raise ValueError("a branch is letters, digits and '._-' in '/'-separated parts, none starting with '-' or '.'")
     return value

@@ -20,6 +20,7 @@ One choice stated: that is the answer. None: no answer. Two different ones: the 
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,10 +37,13 @@ COMPLEMENTS = [
 
 _NEGATED_BEFORE = re.compile(r"(?:\bnot|\bnever|\bno|n't)\s+(?:\w+\s+)?[\"'“‘(]?$", re.IGNORECASE)
 _NEGATED_AFTER = re.compile(
-    r"^[\"'”’)]*\s*(?:is|are|was|were|seems|sounds|would be)\s+(?:not\b|n't\b|wrong|incorrect|false|invalid)",
+    r"[\"'”’)]*\s*(?:is|are|was|were|seems|sounds|would be)\s+(?:not\b|n't\b|wrong|incorrect|false|invalid)",
     re.IGNORECASE,
 )
-_ASKED = re.compile(r"^[^.!\n]*\?")  # the rest of its sentence ends with a question mark
+_ASKED = re.compile(r"[^.!\n]*\?")  # the rest of its sentence ends with a question mark
+# How far around a choice negation and questions are looked for: every reading stays linear in
+# the output's length, whatever a model writes.
+_BEFORE, _AFTER, _SENTENCE = 80, 80, 400
 _MARKER = re.compile(
     r"\b(?:(?:final|correct|right|best)\s+)?answer\s*(?:is|would be|will be|:|=|-)\s*"
     r"|\b(?:correct|right|best)\s+(?:option|choice|order|one)\s*(?:is|:)\s*",
@@ -82,10 +86,13 @@ def read_choice(
             if inner.choice is not None:
                 return Reading(inner.choice, "pattern")
     mentions = _mentions(output, choices)
+    starts = [m.start for m in mentions]
+    newlines = [i for i, c in enumerate(output) if c == "\n"]
     for marker in reversed(list(_MARKER.finditer(output))):
-        line_end = output.find("\n", marker.end())
-        segment_end = len(output) if line_end < 0 else line_end
-        after = [m for m in mentions if marker.end() <= m.start < segment_end]
+        line = bisect.bisect_left(newlines, marker.end())
+        segment_end = newlines[line] if line < len(newlines) else len(output)
+        first = bisect.bisect_left(starts, marker.end())
+        after = mentions[first : first + 1] if first < len(mentions) and starts[first] < segment_end else []
         after += _letters_after_marker(output, choices, marker.end(), segment_end)
         if after:
             return Reading(min(after, key=lambda m: m.start).choice, "answer")
@@ -108,9 +115,10 @@ def _mentions(output: str, choices: Sequence[str]) -> list[_Mention]:
     found: list[_Mention] = []
     for choice in choices:
         for start, end in _spans(output, choice):
-            if _ASKED.match(output[end:]):
+            if _ASKED.match(output, end, end + _SENTENCE):
                 continue
-            if _NEGATED_BEFORE.search(output[:start]) or _NEGATED_AFTER.match(output[end:]):
+            negated_before = _NEGATED_BEFORE.search(output, max(0, start - _BEFORE), start)
+            if negated_before or _NEGATED_AFTER.match(output, end, end + _AFTER):
                 if choice in complement:
                     found.append(_Mention(start, end, complement[choice]))
                 continue

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from pydantic import ValidationError
 from ..config import validation_error
 from ..errors import InputError, PromptciError
 from ..files import read_text
+from ..patterns import compile_user
 from ..pipelines.execute import Stage
 from ..pipelines.load import Pipeline, Subjects
 from ..project import Project
@@ -37,7 +37,10 @@ class CaseFilter:
 
     def apply(self, cases: list[EvalCase]) -> list[EvalCase]:
         if self.pattern:
-            regex = re.compile(self.pattern)
+            try:
+                regex = compile_user(self.pattern)
+            except ValueError as exc:
+                raise InputError(f"--filter {self.pattern!r}: {exc}") from None
             cases = [c for c in cases if regex.search(c.name) or regex.search(c.id)]
         if self.shard:
             i, n = self.shard

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..patterns import compile_user
 from ..plugins import registrar
 from .choice import read_choice
 from .dataset import EvalCase
@@ -73,7 +74,7 @@ def _contains_scorer(scorer: ContainsScorer, root: Path) -> ScoreFn:
 
 @register(RegexScorer)
 def _regex_scorer(scorer: RegexScorer, root: Path) -> ScoreFn:
-    pattern = re.compile(scorer.pattern, re.IGNORECASE if scorer.ignore_case else 0)
+    pattern = compile_user(scorer.pattern, scorer.ignore_case)
     return lambda out, case: float(pattern.search(out) is not None)
 
 
@@ -139,7 +140,7 @@ def _choice(output: str, case: EvalCase, scorer: ChoiceScorer) -> float:
         raise InputError(f"case {case.name} has no list of choices in column '{scorer.choices_from}'")
     if scorer.mode == "loglik":  # the provider ranked the choices: the output is one of them, verbatim
         return _any(case, lambda e: str(e).strip().casefold() == output.strip().casefold())
-    pattern = re.compile(scorer.answer_pattern) if scorer.answer_pattern else None
+    pattern = compile_user(scorer.answer_pattern) if scorer.answer_pattern else None
     reading = read_choice(output, [str(c) for c in choices], pattern=pattern, pick=scorer.pick)
     if reading.choice is None:
         return Noted(0.0, reading.note) if reading.note else 0.0
@@ -175,10 +176,11 @@ def _numeric(output: str, case: EvalCase, scorer: NumericScorer) -> float:
 
 def _json(output: str, scorer: JsonScorer) -> float:
     text = output.strip()
-    fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", text, re.DOTALL)
+    if len(text) >= 6 and text.startswith("```") and text.endswith("```"):  # a fenced block, read without a regex
+        text = text[3:-3].removeprefix("json").strip()
     try:
-        value = json.loads(fenced.group(1) if fenced else text)
-    except json.JSONDecodeError:
+        value = json.loads(text)
+    except (ValueError, RecursionError):  # nesting deeper than Python recurses is no value either
         return 0.0
     if scorer.schema_ is None:
         return 1.0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..patterns import check as check_pattern
+from ..patterns import compile_user
 from ..settings import ModelSettings
 
 
@@ -39,11 +40,7 @@ class RegexScorer(_Scorer):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
-        return value
+        return check_pattern(value)
 
 
 class ChoiceScorer(_Scorer):
@@ -76,11 +73,7 @@ class ChoiceScorer(_Scorer):
     def _pattern(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        try:
-            compiled = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"answer_pattern does not compile: {exc}") from None
-        if compiled.groups == 0:
+        if compile_user(value).groups == 0:
             raise ValueError("answer_pattern needs a group around the answer, e.g. 'Answer: (\\w+)'")
         return value
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..patterns import check as check_pattern
 from ..prompts.spec import NAME_PATTERN, Variable
 from ..settings import ModelSettings, OptimizeSpec
 
@@ -37,10 +37,7 @@ class Parse(_Strict):
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"regex does not compile: {exc}") from None
+            check_pattern(value)
         return value
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from ..errors import PromptciError, RenderError
+from ..patterns import compile_user
 from ..prompts.prompt import Prompt, coerce
 from .spec import Parse, Step
 
@@ -71,10 +72,10 @@ def read(parse: Parse | None, text: str) -> Any:
         return text.strip()
     text = text[:MAX_PARSED_TEXT]
     if parse.regex is not None:
-        match = re.search(parse.regex, text)
+        match = compile_user(parse.regex).search(text)
         if match is None:
             raise StepError("parse", f"no match for /{parse.regex}/ in {text[:80]!r}")
-        found = match.group(1) if match.re.groups else match.group(0)
+        found = match.group(1) if compile_user(parse.regex).groups else match.group(0)
         if found is None:
             raise StepError("parse", f"/{parse.regex}/ matched, but its first group is empty")
         return found
