@@ -7,7 +7,10 @@ Whether a path stays inside the project is :meth:`promptci.project.Project.path`
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import InputError
 
@@ -22,22 +25,44 @@ def read_text(path: Path, shown: str, *, limit: int = MAX_TEXT_BYTES, what: str 
 
 def read_bytes(path: Path, shown: str, *, limit: int = MAX_TEXT_BYTES, what: str = "file") -> bytes:
     """The bytes of ``path``, refusing more than ``limit`` without reading them."""
+    with open_regular(path, shown, limit=limit, what=what) as fh:
+        data = fh.read(limit + 1)
+    check_size(len(data), shown, limit=limit, what=what)  # it grew since it was opened
+    return data
+
+
+def open_regular(path: Path, shown: str, *, limit: int, what: str = "file") -> BinaryIO:
+    """``path`` opened for reading, if it is a regular file of at most ``limit`` bytes.
+
+    A FIFO, a device (``/dev/zero``, also through a link), a socket or a directory is refused
+    before a byte is read; the file is opened without blocking, so a FIFO cannot hang it.
+    """
     try:
-        with path.open("rb") as fh:
-            data = fh.read(limit + 1)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except IsADirectoryError:
         raise InputError(f"cannot read {what}: it is a directory", path=shown) from None
     except OSError as exc:
         raise InputError(f"cannot read {what}: {exc.strerror or exc}", path=shown) from None
-    check_size(len(data), shown, limit=limit, what=what)
-    return data
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"cannot read {what}: it is a directory", path=shown)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"cannot read {what}: not a regular file", path=shown)
+        check_size(info.st_size, shown, limit=limit, what=what)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def check_size(size: int, shown: str, *, limit: int = MAX_TEXT_BYTES, what: str = "file") -> None:
     """Refuse ``size`` bytes when it is over ``limit``."""
     if size > limit:
         raise InputError(
-            f"{what} is larger than {limit // (1024 * 1024)} MiB; refusing to read it",
+            f"{what} is larger than {_size(limit)}; refusing to read it",
             path=shown,
             hint="split it, or keep large data in a dataset file",
         )
@@ -58,3 +83,9 @@ def decode(data: bytes, shown: str) -> str:
             col=col,
             hint="save the file as UTF-8",
         ) from None
+
+
+def _size(limit: int) -> str:
+    return (
+        f"{limit // 2**30} GiB" if limit >= 2**30 else f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes"
+    )

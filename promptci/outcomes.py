@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import InputError
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Mapping
 
 # json, math, datetime and threading are imported where used: loading a prompt (which makes a
 # Release) must stay quick, recording is the first to need them.
@@ -34,6 +34,7 @@ MAX_LINE_BYTES = 16 * 1024  # a line longer than this is refused when read
 MAX_METADATA_KEYS = 32
 MAX_METADATA_TEXT = 1000
 MAX_LOG_BYTES = 1 << 30  # one log file, when read
+MAX_OUTCOME = 1e12  # the largest magnitude an outcome may have: sums and variances stay finite
 
 _locks: dict[str, threading.Lock] = {}
 
@@ -124,89 +125,79 @@ def _append(path: Path, data: bytes) -> None:
             os.close(fd)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One line of an outcome log, read back."""
+@dataclass
+class Framed:
+    """What :func:`frame` made of one log: its lines, and the ones refused before parsing."""
 
-    log: str
-    line: int
-    ts: str
-    prompt: str
-    label: str
-    version: str
-    commit: str | None
-    key: str | None
-    outcome: float
-    boolean: bool
-    metadata: str  # JSON
-    id: str  # the line's own id (else its hash): reading a log twice stores each outcome once
+    lines: int = 0  # lines read, blank ones included
+    staged: int = 0  # written out for the database to parse
+    problems: list[InputError] = field(default_factory=list)  # the first MAX_PROBLEMS
+    refused: int = 0  # all of them
+
+    def refuse(self, path: str, why: str, line: int | None = None) -> None:
+        self.refused += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(InputError(f"not an outcome line: {why}", path=path, line=line or self.lines))
 
 
-def read_log(path: Path) -> Iterator[Outcome | InputError]:
-    """Each line of ``path`` as an :class:`Outcome`, or an :class:`InputError` naming the file and
-    line of one that cannot be read (the rest are still read)."""
-    shown = str(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        yield InputError(f"cannot read outcome log: {exc.strerror}", path=shown)
-        return
-    if size > MAX_LOG_BYTES:
-        yield InputError(f"outcome log of {size} bytes is over the limit of {MAX_LOG_BYTES}", path=shown)
-        return
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield _parse(raw, shown, number)
-            except InputError as exc:
-                yield exc
+MAX_PROBLEMS = 20
+_CHUNK = 8 << 20
 
 
-def _parse(raw: bytes, path: str, number: int) -> Outcome:
-    import json
-    import math
+def frame(path: Path, out: BinaryIO, progress: Callable[[int, int], None] | None = None) -> Framed:
+    """Each line of the log at ``path`` as a JSON line ``{"n": LINE, "r": TEXT}`` on ``out``,
+    for the database to parse and check (:meth:`promptci.store.Store.load_outcomes`).
 
-    def bad(why: str) -> InputError:
-        return InputError(f"not an outcome line: {why}", path=path, line=number)
+    Only a regular file is read, and no more than :data:`MAX_LOG_BYTES` of it; a line over
+    :data:`MAX_LINE_BYTES`, not UTF-8, or cut off at the end (a write that did not finish) is
+    refused here by file and line. ``progress`` is called with the bytes read so far and the size.
+    """
+    from json.encoder import encode_basestring
 
+    from .files import open_regular
+
+    shown, framed = str(path), Framed()
+    with open_regular(path, shown, limit=MAX_LOG_BYTES, what="outcome log") as fh:
+        rest, done, skipping, size = b"", 0, False, os.fstat(fh.fileno()).st_size
+        while chunk := fh.read(_CHUNK):
+            done += len(chunk)
+            if skipping:  # the rest of a line already refused as too long
+                end = chunk.find(b"\n")
+                if end < 0:
+                    continue
+                chunk, skipping = chunk[end + 1 :], False
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            staged = []
+            for raw in lines:
+                framed.lines += 1
+                why = _framing(raw)
+                if why is None:
+                    staged.append(b'{"n":%d,"r":%s}\n' % (framed.lines, encode_basestring(raw.decode()).encode()))
+                elif why:
+                    framed.refuse(shown, why)
+            if len(rest) > MAX_LINE_BYTES:  # a line with no end in sight: refuse it now, skip to its end
+                framed.lines += 1
+                framed.refuse(shown, _framing(rest) or "")
+                rest, skipping = b"", True
+            out.write(b"".join(staged))
+            framed.staged += len(staged)
+            if progress is not None:
+                progress(done, size)
+        if rest.strip():
+            framed.lines += 1
+            framed.refuse(shown, "cut off (no end of line): a write that did not finish")
+    return framed
+
+
+def _framing(raw: bytes) -> str | None:
+    """Why a line is refused before parsing ('' for a blank line, skipped quietly), or None."""
     if len(raw) > MAX_LINE_BYTES:
-        raise bad(f"{len(raw)} bytes, over the limit of {MAX_LINE_BYTES}")
-    if not raw.endswith(b"\n"):
-        raise bad("cut off (no end of line): a write that did not finish")
+        return f"over the limit of {MAX_LINE_BYTES} bytes"
+    if not raw.strip():
+        return ""
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise bad(f"invalid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("v") != FORMAT:
-        raise bad(f"not format {FORMAT}")
-    text = {k: data.get(k) for k in ("ts", "prompt", "label", "version")}
-    for name, value in text.items():
-        if not isinstance(value, str) or not value or len(value) > 200:
-            raise bad(f"'{name}' must be a non-empty string")
-    outcome = data.get("outcome")
-    is_bool = isinstance(outcome, bool)
-    if not is_bool and (not isinstance(outcome, (int, float)) or not math.isfinite(outcome)):
-        raise bad("'outcome' must be a finite number or a bool")
-    commit, key = data.get("commit"), data.get("key")
-    if not all(v is None or (isinstance(v, str) and len(v) <= 80) for v in (commit, key)):
-        raise bad("'commit' and 'key' must be short strings or null")
-    line_id = data.get("id")
-    metadata = data.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise bad("'metadata' must be an object")
-    return Outcome(
-        log=path,
-        line=number,
-        ts=text["ts"],  # type: ignore[arg-type]
-        prompt=text["prompt"],  # type: ignore[arg-type]
-        label=text["label"],  # type: ignore[arg-type]
-        version=text["version"],  # type: ignore[arg-type]
-        commit=commit,
-        key=key,
-        outcome=float(outcome),  # type: ignore[arg-type]
-        boolean=is_bool,
-        metadata=json.dumps(metadata, sort_keys=True),
-        id=line_id if isinstance(line_id, str) and 0 < len(line_id) <= 64 else hashlib.sha256(raw).hexdigest()[:32],
-    )
+        raw.decode()
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 (byte {exc.start + 1})"
+    return None

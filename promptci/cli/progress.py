@@ -96,3 +96,23 @@ class OptimizeProgress(_Bar):
             self._progress.update(self._task, description=text, completed=step, total=total)
         else:
             print(text, file=sys.stderr, flush=True)
+
+
+class LoadProgress(_Bar):
+    """Bytes read of each log being loaded; off a terminal, a plain line every few seconds."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        super().__init__()
+        self._tasks: dict[Any, Any] = {}
+        self._every, self._last = every, 0.0
+
+    def __call__(self, log: Any, done: int, total: int) -> None:
+        import time
+
+        if self._progress is not None:
+            if log not in self._tasks:
+                self._tasks[log] = self._progress.add_task(f"loading {log}", total=max(total, 1))
+            self._progress.update(self._tasks[log], completed=min(done, total))
+        elif time.monotonic() - self._last >= self._every:
+            self._last = time.monotonic()
+            print(f"loading {log}: {done / 2**20:.0f} of {total / 2**20:.0f} MiB", file=sys.stderr, flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -31,9 +32,9 @@ def bundle(state: State, names: tuple[str, ...], labels: tuple[str, ...], output
     body = build(state.project, list(names) or None, list(labels) or None)
     data = dump(body)
     if output is None:  # the bytes as they are: stdout's redaction is for messages, not for what ships
-        stdout = click.get_binary_stream("stdout")
-        stdout.write(data)
-        stdout.flush()
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     else:
         atomic_write(output, data.decode())
         entries = sum(len(e["labels"]) for kind in ("prompts", "pipelines") for e in body[kind].values())
@@ -80,15 +81,17 @@ def report(
     from ..release.ab import analyse, load_logs, render
     from ..store import Store
     from .output import emit_json
+    from .progress import LoadProgress
 
     with Store(state.project.path(state.project.config.db)) as store:
-        loaded = load_logs(store, list(logs))
+        with LoadProgress() as progress:
+            loaded = load_logs(store, list(logs), progress)
         for problem in loaded.problems:
             click.echo(f"warning: {problem}", err=True)
+        if loaded.refused > len(loaded.problems):
+            click.echo(f"warning: and {loaded.refused - len(loaded.problems)} more bad lines", err=True)
         found = analyse(store, prompt_name, label_name, alpha=alpha, planned=planned, control=control)
-    click.echo(
-        f"loaded {loaded.new} new outcomes ({loaded.seen} already stored, {len(loaded.problems)} bad lines)", err=True
-    )
+    click.echo(f"loaded {loaded.new} new outcomes ({loaded.seen} already stored, {loaded.refused} bad lines)", err=True)
     if fmt == "json":
         emit_json([f.as_dict() for f in found])
     else:

@@ -80,7 +80,7 @@ def _add(
             _add_step(body, step.id, prompt) for step, prompt in zip(found.spec.steps, found.prompts, strict=True)
         ]
     else:
-        _refuse_secrets(found, commit)
+        _refuse_secrets(found, commit or "")
         held["prompt"] = found.spec.model_dump(mode="json", exclude={"optimize"})
     body[kind].setdefault(found.name, {"labels": {}, "versions": {}})["versions"][found.content_hash] = held
     return {"commit": commit, "version": found.content_hash, "weight": weight}

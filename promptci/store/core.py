@@ -226,6 +226,18 @@ class Core:
                 self.db.execute("ROLLBACK")
                 raise
 
+    def _register_redaction(self) -> None:
+        """``promptci_redact(text)`` in SQL: the one redaction layer, for the rows that need it."""
+        if self.__dict__.get("_redaction_registered"):
+            return
+        import duckdb
+
+        from ..redact import redact
+
+        self.db.execute("SELECT 1").fetchall()  # no result left pending: duckdb refuses a new function then
+        self.db.create_function("promptci_redact", redact, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"))
+        self.__dict__["_redaction_registered"] = True
+
     def _write(self, sql: str, params: Sequence[Any]) -> None:
         """Every write: its strings pass the redaction layer first."""
         self.db.execute(sql, redact_any(list(params)))

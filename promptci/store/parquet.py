@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..interrupts import uninterrupted
-from ..redact import redact, rules
+from ..redact import rules
 from .core import Core
 from .dbfile import first_line
 from .records import sql
@@ -268,16 +268,6 @@ class ParquetQueries(Core):
             self.db.execute("ROLLBACK")
             raise
         return copied
-
-    def _register_redaction(self) -> None:
-        """``promptci_redact(text)`` in SQL: the one redaction layer, for the rows that need it."""
-        if self.__dict__.get("_redaction_registered"):
-            return
-        import duckdb
-
-        self.db.execute("SELECT 1").fetchall()  # no result left pending: duckdb refuses a new function then
-        self.db.create_function("promptci_redact", redact, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"))
-        self.__dict__["_redaction_registered"] = True
 
     @staticmethod
     def _count_of(cursor: Any) -> int:

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 import promptci
 from promptci.errors import PromptciError
-from promptci.outcomes import Outcome, read_log
+from promptci.release.ab import load_logs
+from promptci.store import Store
 from tests.conftest import Repo
 from tests.hostile.test_properties import EXAMPLES
 
@@ -89,17 +90,20 @@ def test_a_bundle_whose_digest_was_forged_over_any_content_is_refused_cleanly(bu
 
 
 def test_any_bytes_in_an_outcome_log_are_read_line_by_line(tmp_path: Path) -> None:
-    good = json.dumps({"v": 1, "id": "a", "ts": "t", "prompt": "p", "label": "l", "version": "v", "outcome": 1}) + "\n"
+    good = json.dumps({"v": 1, "ts": "t", "prompt": "p", "label": "l", "version": "v", "outcome": 1}) + "\n"
 
-    @SETTINGS
-    @given(junk=st.binary(max_size=300), before=st.integers(0, 3), after=st.integers(0, 3))
-    def run(junk: bytes, before: int, after: int) -> None:
-        path = tmp_path / "log.jsonl"
-        path.write_bytes((good * before).encode() + junk + b"\n" + (good * after).encode())
-        found = list(read_log(path))
-        outcomes = [o for o in found if isinstance(o, Outcome)]
-        problems = [p for p in found if isinstance(p, PromptciError)]
-        assert len(outcomes) >= before + after
-        assert all(p.path == str(path) and p.line for p in problems)
+    with Store(tmp_path / "results.duckdb") as store:
 
-    run()
+        @SETTINGS
+        @given(junk=st.binary(max_size=300), before=st.integers(0, 3), after=st.integers(0, 3))
+        def run(junk: bytes, before: int, after: int) -> None:
+            path = tmp_path / "log.jsonl"
+            lines = [good.replace('"t"', f'"t{i}"') for i in range(before + after)]  # each line its own outcome
+            path.write_bytes("".join(lines[:before]).encode() + junk + b"\n" + "".join(lines[before:]).encode())
+            store.db.execute("DELETE FROM outcomes")
+            loaded = load_logs(store, [path])
+            assert loaded.new >= before + after
+            assert loaded.new + loaded.refused <= before + after + 1 + junk.count(b"\n")
+            assert all(p.startswith(f"{path}:") for p in loaded.problems)
+
+        run()
