@@ -180,7 +180,7 @@ class Repo:
 
         if not paths:
             return
-        data = self._repo.git.archive("--format=tar", "--end-of-options", sha, "--", *paths, stdout_as_string=False)
+        data = self._repo.git.archive("--format=tar", "--end-of-options", sha, *paths, stdout_as_string=False)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             tar.extractall(target, filter="data")
 

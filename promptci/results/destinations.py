@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..files import check_size
 from ..git import Repo
 from ..redact import redact
 from ..store.parquet import MAX_FILE_BYTES, SETS
@@ -83,6 +84,12 @@ class Destination:
         """Each entry as (a location duckdb can read, its size)."""
         return {key: (e.location, e.size) for key, e in entries.items()}
 
+    def local_copy(self, entry: Entry, scratch: Path) -> Path:
+        """``entry`` as a local file of at most :data:`MAX_FILE_BYTES`, so that what is checked is
+        what is read."""
+        location, _ = self.readable({entry.path: entry}, scratch)[entry.path]
+        return Path(location)
+
     def publish(self, files: list[tuple[str, Path]], message: str, drop_legacy: bool) -> bool:
         """Add ``files`` (layout path, local file), in order; False when another publisher got in
         first and the caller should list again and retry."""
@@ -136,6 +143,17 @@ class Folder(Destination):
 
     def filesystem(self) -> Any | None:
         return None if self.local else self.fs
+
+    def local_copy(self, entry: Entry, scratch: Path) -> Path:
+        if self.local:
+            return Path(entry.location)
+        if entry.size is None or entry.size > MAX_FILE_BYTES:
+            raise InputError(f"{entry.size} bytes, over the limit of {MAX_FILE_BYTES}", path=entry.path)
+        target = scratch / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.fs.get_file(f"{self.root}/{entry.path}", str(target))
+        check_size(target.stat().st_size, entry.path, limit=MAX_FILE_BYTES)
+        return target
 
     def publish(self, files: list[tuple[str, Path]], message: str, drop_legacy: bool) -> bool:
         for path, local in files:

@@ -46,6 +46,10 @@ _PRESENT = {"runs": "SELECT id FROM runs", "optimizations": "SELECT id FROM opti
 MAX_FILE_BYTES = 512 * 2**20  # one Parquet file as stored
 MAX_FILE_ROWS = 5_000_000
 MAX_UNCOMPRESSED_BYTES = 2 * 2**30  # what one file may expand to
+MAX_VALUE_BYTES = 64 * 2**20  # one string in it
+_UNIT = {"score", "train_score", "dev_score", "test_before", "test_after", "p_value"}  # in [0, 1]
+_NON_NEGATIVE = {"latency_ms", "cost", "wall_s", "tokens_in", "tokens_out", "calls", "tokens", "repeat_index"}
+_DIGESTS = {("cache", "key")}  # sha-256 hex digests
 
 
 class ParquetQueries(Core):
@@ -123,6 +127,7 @@ class ParquetQueries(Core):
         foreign = sorted(set(columns) - set(known))
         if foreign:
             raise InputError(f"not a promptci {table} file: unknown columns {', '.join(foreign[:5])}", path=location)
+        self._check_values(table, location, columns)
         key = KEYS.get(table)
         if key is not None and set_id is not None:
             if key not in columns:
@@ -135,6 +140,41 @@ class ParquetQueries(Core):
                 raise InputError(f"not a readable Parquet file ({first_line(exc)})", path=location) from None
             if other and other[0]:
                 raise InputError(f"holds {other[0]} rows of sets other than {set_id}", path=location)
+
+    def _check_values(self, table: str, location: str, columns: Mapping[str, str]) -> None:
+        """Refuse a file whose strings decode to more than the limits (a dictionary page repeats one
+        entry as often as it likes, whatever the file's metadata claims), or whose numbers are not
+        finite, or out of their range: counted by decoding it, streamed, never held whole."""
+        texts = [c for c, kind in columns.items() if kind in ("VARCHAR", "BLOB")]
+        numbers = [c for c, kind in columns.items() if kind in ("DOUBLE", "FLOAT", "INTEGER", "BIGINT", "HUGEINT")]
+        names = {f"c{i}": c for i, c in enumerate(columns)}
+        ref = {c: f"$c{i}" for i, c in enumerate(columns)}
+        width = {c: ("octet_length" if columns[c] == "BLOB" else "strlen") + f"({ref[c]})" for c in texts}
+        decoded = " + ".join(f"coalesce(sum({width[c]}), 0)" for c in texts) or "0"
+        longest = "greatest(" + ", ".join(f"coalesce(max({width[c]}), 0)" for c in texts) + ")"
+        bad = [f"NOT isfinite({ref[c]}::DOUBLE)" for c in numbers]
+        bad += [f"{ref[c]} NOT BETWEEN 0 AND 1" for c in numbers if c in _UNIT]
+        bad += [f"{ref[c]} < 0" for c in numbers if c in _NON_NEGATIVE]
+        bad += [f"NOT regexp_full_match({ref[c]}, '[0-9a-f]{{64}}')" for c in texts if (table, c) in _DIGESTS]
+        query = (
+            "SELECT " + decoded + ", " + (longest if texts else "0") + ", "
+            + ("count(*) FILTER (WHERE " + " OR ".join(bad) + ")" if bad else "0")
+            + " FROM read_parquet($f)"
+        )  # fmt: skip
+        try:
+            size, widest, wrong = self.db.execute(sql(query, {"f": location}, **names)).fetchone() or (0, 0, 0)
+        except Exception as exc:
+            raise InputError(f"not a readable Parquet file ({first_line(exc)})", path=location) from None
+        if size > MAX_UNCOMPRESSED_BYTES or widest > MAX_VALUE_BYTES:
+            raise InputError(
+                f"its strings decode to {size} bytes (the longest {widest}), over the limits", path=location
+            )
+        if wrong:
+            raise InputError(
+                f"{wrong} rows hold values out of range"
+                " (not finite, a score outside [0, 1], a negative count, a malformed key)",
+                path=location,
+            )
 
     def _columns(self, table: str) -> dict[str, str]:
         """A table's columns and types (the schema does not change while a store is open)."""
@@ -281,5 +321,11 @@ class ParquetQueries(Core):
 
 
 def digest(path: Path) -> str:
-    """A published batch's name: the hash of its bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    """A published batch's name: the hash of its bytes (at most :data:`MAX_FILE_BYTES` are read)."""
+    from ..files import open_regular
+
+    found = hashlib.sha256()
+    with open_regular(path, str(path), limit=MAX_FILE_BYTES, what="Parquet file") as fh:
+        while chunk := fh.read(1 << 20):
+            found.update(chunk)
+    return found.hexdigest()[:32]
