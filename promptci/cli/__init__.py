@@ -116,6 +116,9 @@ def _run(args: list[str], debug: bool) -> int:
     except click.ClickException as exc:  # bad usage: unknown option, missing argument …
         exc.show()
         return int(ExitCode.USAGE)
+    except SystemExit as exc:  # promptci never exits from inside a command: a plugin did
+        click.echo(f"error: code run by this command called exit({exc.code!r}); nothing it did counts", err=True)
+        return int(ExitCode.INTERNAL)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("\ninterrupted", err=True)
         return int(ExitCode.INTERRUPTED)

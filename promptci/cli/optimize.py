@@ -65,9 +65,12 @@ class _MethodName(click.ParamType):  # type: ignore[type-arg]
 def _list_methods(ctx: click.Context, _: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from ..optimize.methods import describe, names
+    from ..optimize.methods import describe, loadable
 
-    click.echo("\n\n".join(describe(name) for name in names()))
+    found, broken = loadable()
+    click.echo("\n\n".join(describe(name) for name in found))
+    for problem in broken:
+        click.echo(f"warning: {problem}", err=True)
     ctx.exit(0)
 
 

@@ -16,6 +16,11 @@ def schema(kind: str, output: Path | None) -> int:
     from ..yamlio import atomic_write
 
     text = json.dumps(json_schema(kind), indent=2) + "\n"
+    if kind != "suite":  # the others hold optimize: blocks, whose options come from every method
+        from ..optimize.methods import loadable
+
+        for problem in loadable()[1]:
+            click.echo(f"warning: {problem}; its options are left out", err=True)
     if output:
         atomic_write(output, text)
         click.echo(f"wrote {output}", err=True)

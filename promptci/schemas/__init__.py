@@ -39,7 +39,7 @@ def json_schema(kind: str, methods: Sequence[str] | None = None) -> dict[str, An
     schema = models[kind].model_json_schema(by_alias=True)
     defs = schema.get("$defs", {})
     if "OptimizeSpec" in defs:
-        names = registry.names() if methods is None else list(methods)
+        names = registry.loadable()[0] if methods is None else list(methods)
         defs["OptimizeSpec"]["properties"]["method"]["examples"] = names
         defs["OptimizeSpec"]["allOf"] = [_method_options(defs, name, registry) for name in names]
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": f"promptci {kind}"}

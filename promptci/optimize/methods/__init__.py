@@ -64,6 +64,13 @@ class OptionError(InputError):
         self.key = key
 
 
+class PluginError(OptionError):
+    """An installed method that cannot be loaded."""
+
+
+_BROKEN: dict[str, str] = {}
+
+
 def get(name: str) -> type[Method[Any]]:
     """The method class called ``name``, imported (or loaded from its entry point) on first use."""
     if name in _REGISTERED:
@@ -71,7 +78,7 @@ def get(name: str) -> type[Method[Any]]:
     if name in builtin_names():
         importlib.import_module(f"{__name__}.{name}")
     elif name in _entry_points():
-        loaded = _entry_points()[name].load()
+        loaded = _load(_entry_points()[name])
         if isinstance(loaded, type):
             _REGISTERED.setdefault(name, loaded)
     else:
@@ -80,6 +87,33 @@ def get(name: str) -> type[Method[Any]]:
     if found is None:
         raise InputError(f"method '{name}' did not register a class named '{name}'")
     return found
+
+
+def _load(point: EntryPoint) -> Any:
+    """An installed plugin's class. Whatever its import does, a failure is this one method's
+    error (:class:`PluginError`), remembered, never the end of the command."""
+    if point.name in _BROKEN:
+        raise PluginError(_BROKEN[point.name], None)
+    try:
+        return point.load()
+    except (Exception, SystemExit) as exc:  # a plugin's import may do anything, exit included
+        _BROKEN[point.name] = (
+            f"method plugin '{point.name}' ({point.value}) failed to load: {type(exc).__name__}: {exc}"
+        )
+        raise PluginError(_BROKEN[point.name], None) from None
+
+
+def loadable() -> tuple[list[str], list[str]]:
+    """The methods that load, and a line for each one that does not (a broken plugin)."""
+    found, broken = [], []
+    for name in names():
+        try:
+            get(name)
+        except PluginError as exc:
+            broken.append(exc.message)
+            continue
+        found.append(name)
+    return found, broken
 
 
 def configure(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
