@@ -203,3 +203,15 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deep a JSON-like ``value`` nests (counted without recursion, and no further than just
+    past ``limit``), so that a value is refused before anything walks it recursively."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if depth <= limit and isinstance(item, (dict, list, tuple)):
+            todo += [(child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)]
+    return deepest

@@ -13,8 +13,10 @@ from typing import Any
 from ..errors import InputError
 from ..files import MAX_DATASET_BYTES, read_text
 from ..project import Project
-from ..yamlio import canonical_json
+from ..yamlio import canonical_json, nesting_depth
 from .suite import Suite
+
+MAX_DEPTH = 64  # levels a value of a case may nest: everything after walks it
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ def _read_jsonl(text: str, shown: str) -> list[tuple[int, dict[str, Any]]]:
             raise InputError(f"invalid JSON: {exc.msg}", path=shown, line=line_no, col=exc.colno) from None
         if not isinstance(row, dict):
             raise InputError("each line must be a JSON object", path=shown, line=line_no)
+        if nesting_depth(row, MAX_DEPTH) > MAX_DEPTH:
+            raise InputError(f"JSON nests deeper than {MAX_DEPTH} levels", path=shown, line=line_no)
         rows.append((line_no, row))
     return rows
 
@@ -105,7 +109,8 @@ def _cell(value: str | None) -> Any:
     # Cells holding a JSON list or object (choices, say) are read as such.
     if value and value[0] in "[{":
         try:
-            return json.loads(value)
+            parsed = json.loads(value)
         except (json.JSONDecodeError, RecursionError):
             return value
+        return parsed if nesting_depth(parsed, MAX_DEPTH) <= MAX_DEPTH else value
     return value

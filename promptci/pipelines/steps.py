@@ -15,10 +15,12 @@ from typing import Any
 from ..errors import PromptciError, RenderError
 from ..patterns import compile_user
 from ..prompts.prompt import Prompt, coerce
+from ..yamlio import nesting_depth
 from .spec import Parse, Step
 
 MAX_PARSED_TEXT = 100_000  # characters of an output that a parse reads
 MAX_JSON_STARTS = 50  # brackets a json parse tries to read a value from
+MAX_JSON_DEPTH = 64  # levels a parsed value may nest
 
 
 class StepError(Exception):
@@ -80,7 +82,10 @@ def read(parse: Parse | None, text: str) -> Any:
             raise StepError("parse", f"/{parse.regex}/ matched, but its first group is empty")
         return found
     assert parse.json_ is not None
-    return _json_path(_first_json(text), parse.json_)
+    value = _first_json(text)
+    if nesting_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:  # later steps, scorers and the store all walk it
+        raise StepError("parse", f"the JSON value nests deeper than {MAX_JSON_DEPTH} levels")
+    return _json_path(value, parse.json_)
 
 
 def as_text(value: Any) -> str:
