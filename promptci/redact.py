@@ -147,22 +147,54 @@ def append_summary(path: str | Path, text: str) -> None:
         fh.write(redact(text))
 
 
+# What a terminal would act on rather than show: C0 and C1 controls (escape sequences, carriage
+# return, backspace), DEL, and the bidirectional overrides that reorder what a reader sees.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_STYLE = re.compile("\x1b\\[[0-9;]*m")  # colour and weight: what promptci's own output uses
+_CURSOR = re.compile("\x1b\\[[0-9;?]*[A-Za-z]")  # and a live progress display, besides
+
+
+def inert(text: str) -> str:
+    """``text`` with every control character written out (``\\x1b``), newlines and tabs kept:
+    a model's output or a file's text shown on a terminal cannot move the cursor, rewrite a
+    line, set the title or hide what follows."""
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
 class RedactingStream:
-    """A text stream that redacts what is written to it (the CLI's stdout and stderr).
+    """A text stream that redacts what is written to it (the CLI's stdout and stderr), and
+    makes it inert (:func:`inert`), on a terminal and off it. The escape sequences promptci
+    styles its own output with pass: colour, and with ``live`` (a progress display) cursor moves.
 
     A reader that stops early (``promptci compare | head -2``) closes the pipe; what is
     written after that is dropped, so the command ends with its own exit code, not a
     broken pipe's.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, live: bool = False) -> None:
         self._stream = stream
+        self._kept = _CURSOR if live else _STYLE
         self.closed_pipe = False
+
+    def live(self) -> RedactingStream:
+        """The same stream for a live progress display, whose cursor moves pass."""
+        return RedactingStream(self._stream, live=True)
+
+    def _inert(self, text: str) -> str:
+        if "\x1b" not in text:
+            return inert(text) if _CONTROL.search(text) else text
+        parts, at = [], 0
+        for kept in self._kept.finditer(text):
+            parts += [inert(text[at : kept.start()]), kept.group()]
+            at = kept.end()
+        return "".join([*parts, inert(text[at:])])
 
     def write(self, text: str) -> int:
         if not self.closed_pipe:
             try:
-                self._stream.write(redact(text))
+                self._stream.write(self._inert(redact(text)))
             except BrokenPipeError:
                 self._closed()
         return len(text)

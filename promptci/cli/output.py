@@ -11,7 +11,8 @@ import click
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    # ASCII only: every control or bidirectional character in a value is a \\u escape, never raw
+    click.echo(json.dumps(data, indent=2, ensure_ascii=True, default=str))
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
@@ -22,12 +23,15 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from ..redact import inert
 
     t = Table(title=title, header_style="bold", box=None, pad_edge=False)
     for col in columns:
         t.add_column(col, overflow="fold")
-    for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
+    for row in rows:  # as Text: a cell's "[" is never read as rich markup, nor its escapes as styles
+        t.add_row(*(Text(inert("" if v is None else str(v))) for v in row))
     Console().print(t)
 
 

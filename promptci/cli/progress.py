@@ -7,6 +7,14 @@ from types import TracebackType
 from typing import Any
 
 
+def _live(stream: Any) -> Any:
+    """stderr as a live display may write it: still redacted, its control characters escaped, but
+    for the cursor moves the display itself makes."""
+    from ..redact import RedactingStream
+
+    return stream.live() if isinstance(stream, RedactingStream) else stream
+
+
 class _Bar:
     """A started rich progress bar (description, bar, n/total, then ``clock``) on a terminal, else nothing."""
 
@@ -34,7 +42,7 @@ class _Bar:
                 BarColumn(),
                 MofNCompleteColumn(),
                 clock,
-                console=Console(stderr=True),
+                console=Console(file=_live(sys.stderr)),
                 transient=True,
             )
             self._progress.start()
@@ -109,9 +117,11 @@ class LoadProgress(_Bar):
     def __call__(self, log: Any, done: int, total: int) -> None:
         import time
 
+        from ..redact import inert
+
         if self._progress is not None:
             if log not in self._tasks:
-                self._tasks[log] = self._progress.add_task(f"loading {log}", total=max(total, 1))
+                self._tasks[log] = self._progress.add_task(f"loading {inert(str(log))}", total=max(total, 1))
             self._progress.update(self._tasks[log], completed=min(done, total))
         elif time.monotonic() - self._last >= self._every:
             self._last = time.monotonic()

@@ -85,6 +85,6 @@ def render(
         charts=charts,
         comparison=comparison,
         ab=ab or [],
-        # "</" must not end the script element early.
-        data_json=json.dumps(data, default=str).replace("</", "<\\/"),
+        # No "<", ">" or "&" in the script element: no string can end it or open a comment in it.
+        data_json=json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
     )
