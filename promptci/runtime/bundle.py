@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ..errors import InputError, NotFoundError
+from ..files import open_regular
 from ..outcomes import Release, key_hash
 from ..prompts.prompt import VARIABLE_TYPES, Prompt, PromptVersion
 from ..prompts.split import Split
@@ -212,7 +213,7 @@ class Bundle:
 def _read(path: str, size: int) -> dict[str, Any]:
     if size > MAX_BUNDLE_BYTES:
         raise InputError(f"bundle of {size} bytes is over the limit of {MAX_BUNDLE_BYTES}", path=path)
-    with open(path, "rb") as fh:
+    with open_regular(Path(path), path, limit=MAX_BUNDLE_BYTES, what="bundle") as fh:  # no FIFO, no device
         raw = fh.read(MAX_BUNDLE_BYTES + 1)
     try:
         data = json.loads(raw)

@@ -141,10 +141,11 @@ class ParquetQueries(Core):
             if other and other[0]:
                 raise InputError(f"holds {other[0]} rows of sets other than {set_id}", path=location)
 
-    def _check_values(self, table: str, location: str, columns: Mapping[str, str]) -> None:
+    def _check_values(self, table: str, location: str | list[str], columns: Mapping[str, str]) -> None:
         """Refuse a file whose strings decode to more than the limits (a dictionary page repeats one
         entry as often as it likes, whatever the file's metadata claims), or whose numbers are not
         finite, or out of their range: counted by decoding it, streamed, never held whole."""
+        where = location if isinstance(location, str) else None
         texts = [c for c, kind in columns.items() if kind in ("VARCHAR", "BLOB")]
         numbers = [c for c, kind in columns.items() if kind in ("DOUBLE", "FLOAT", "INTEGER", "BIGINT", "HUGEINT")]
         names = {f"c{i}": c for i, c in enumerate(columns)}
@@ -159,21 +160,19 @@ class ParquetQueries(Core):
         query = (
             "SELECT " + decoded + ", " + (longest if texts else "0") + ", "
             + ("count(*) FILTER (WHERE " + " OR ".join(bad) + ")" if bad else "0")
-            + " FROM read_parquet($f)"
+            + " FROM read_parquet($f, union_by_name = true)"
         )  # fmt: skip
         try:
             size, widest, wrong = self.db.execute(sql(query, {"f": location}, **names)).fetchone() or (0, 0, 0)
         except Exception as exc:
-            raise InputError(f"not a readable Parquet file ({first_line(exc)})", path=location) from None
+            raise InputError(f"not a readable Parquet file ({first_line(exc)})", path=where) from None
         if size > MAX_UNCOMPRESSED_BYTES or widest > MAX_VALUE_BYTES:
-            raise InputError(
-                f"its strings decode to {size} bytes (the longest {widest}), over the limits", path=location
-            )
+            raise InputError(f"its strings decode to {size} bytes (the longest {widest}), over the limits", path=where)
         if wrong:
             raise InputError(
                 f"{wrong} rows hold values out of range"
                 " (not finite, a score outside [0, 1], a negative count, a malformed key)",
-                path=location,
+                path=where,
             )
 
     def _columns(self, table: str) -> dict[str, str]:

@@ -74,8 +74,9 @@ class RemoteQueries(ParquetQueries):
             rows = self._one(sql("SELECT max(num_rows) FROM parquet_file_metadata($f)", {"f": locations}))
             oversized = rows > MAX_FILE_ROWS or any(size is not None and size > MAX_FILE_BYTES for _, size in found)
             if not oversized and set(columns) <= set(known):
+                self._check_values(table, locations, columns)  # decoded sizes and values, all files in one scan
                 return locations
-        except Exception:  # a damaged or foreign file among them: find it
+        except Exception:  # a damaged, foreign or out-of-range file among them: find it
             pass
         usable = []
         for location, size in found:
