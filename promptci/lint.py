@@ -199,10 +199,9 @@ def _analyse_prompt(a: _Analysis) -> None:
             continue
         used |= names
         if secret := template.secret_in(source):
-            line, col = secret
-            pos = a.doc.template_position(loc, line)
+            pos = a.doc.template_place(loc, *secret)
             message = "the prompt holds what looks like a credential; pass it as a variable, never in the text"
-            a.facts.found.append(Diagnostic(a.facts.path, pos.line, pos.col + col - 1, "error", "secret", message))
+            a.facts.found.append(Diagnostic(a.facts.path, pos.line, pos.col, "error", "secret", message))
         for line, message in template.hazards(source):
             pos = a.doc.template_position(loc, line)
             a.facts.found.append(Diagnostic(a.facts.path, pos.line, pos.col, "error", "template-limit", message))

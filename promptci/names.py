@@ -34,6 +34,9 @@ def check_remote(value: str) -> str:
     if scheme := _SCHEME.match(value):
         if scheme.group(1).lower() not in _SCHEMES:
             raise ValueError(f"a remote URL's scheme must be one of {', '.join(sorted(_SCHEMES))}")
+        authority = value[scheme.end() :].split("/", 1)[0].rsplit("@", 1)[-1]
+        if authority.startswith("-"):  # ssh would read the host as an option (-oProxyCommand=…)
+            raise ValueError("a remote URL's host cannot start with '-'")
         return value
     if _REMOTE_NAME.fullmatch(value) or "/" in value or ":" in value:
         return value  # a remote's name, a path, or scp-like user@host:path

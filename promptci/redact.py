@@ -33,7 +33,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         ),
         r"\1" + MASK,
     ),
-    (re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token)?\s*)[^\s\"',;}&]+"), r"\1" + MASK),
+    (  # the scheme word alone ("Authorization: Bearer {{ token }}") is no credential
+        re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token)\s+)?)[^\s\"',;}&]{8,}"),
+        r"\1" + MASK,
+    ),
     (re.compile(r"(?i)(\b(?:x-)?api[-_]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}&]+"), r"\1" + MASK),
     (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "sk-" + MASK),

@@ -36,6 +36,7 @@ class YamlDocument:
     data: Any
     node: yaml.Node | None
     path: str
+    text: str = ""
 
     def position(self, loc: Sequence[str | int], *, value: bool = False) -> Position:
         """Where the value at ``loc`` (a pydantic-style path) is written.
@@ -75,9 +76,21 @@ class YamlDocument:
         start = node.start_mark
         if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
             return Position(start.line + 1 + line, 1)
-        if line == 1:
-            return Position(start.line + 1, start.column + 1)
+        if line == 1:  # a quoted scalar's text starts after its quote
+            quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"')
+            return Position(start.line + 1, start.column + 1 + quoted)
         return Position(start.line + line, 1)
+
+    def template_place(self, loc: Sequence[str | int], line: int, col: int) -> Position:
+        """Where line ``line``, column ``col`` (both 1-based) of the string at ``loc`` sits in the
+        file: a block scalar's lines are indented there."""
+        pos = self.template_position(loc, line)
+        node = self._find(loc)
+        lines = self.text.split("\n")
+        if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">") and pos.line <= len(lines):
+            written = lines[pos.line - 1]
+            return Position(pos.line, len(written) - len(written.lstrip(" ")) + col)
+        return Position(pos.line, pos.col + col - 1)
 
     def _find(self, loc: Sequence[str | int]) -> yaml.Node | None:
         node = self.node
@@ -120,7 +133,7 @@ def parse_yaml(text: str, path: str) -> YamlDocument:
         raise InputError(f"invalid YAML: {exc}", path=path) from None
     finally:
         loader.dispose()
-    return YamlDocument(data, node, path)
+    return YamlDocument(data, node, path, text)
 
 
 def _check_expansion(root: yaml.Node | None, path: str) -> None:
