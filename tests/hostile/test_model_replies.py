@@ -1,0 +1,126 @@
+"""Whatever a model replies, every scorer and parse rule reads it in bounded time: user patterns run
+on RE2, the built-in readers are linear, and a pattern RE2 cannot run is refused at lint."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from promptci.evals.dataset import EvalCase
+from promptci.evals.scorers import build
+from promptci.evals.suite import Scorer
+from promptci.pipelines.spec import Parse
+from promptci.pipelines.steps import StepError, read
+from tests.conftest import Repo
+from tests.hostile.test_properties import EXAMPLES
+
+BOUND = 2.0  # seconds: each of these took from 36 s to forever before
+
+# Replies a model (or a server posing as one) may send.
+REPLIES = {
+    "a_run_then_bang": "a" * 100_000 + "!",
+    "spaces_in_a_fence": "```" + " " * 4_000 + "x",
+    "long_fence": "```json\n" + "[" * 50_000 + "\n```",
+    "one_choice_72k": "valid " * 12_000,
+    "markers_72k": "the answer is " * 5_000,
+    "negations_72k": "not " * 18_000 + "valid",
+    "questions_72k": "valid? " * 10_000,
+    "letters_72k": "(a) " * 18_000,
+    "digits_100k": "9" * 100_000,
+    "commas_100k": "1," * 50_000,
+    "nested_json": "[" * 100_000 + "]" * 100_000,
+    "newlines_100k": "\n" * 100_000,
+    "escapes": "\x1b[2J\x1b]0;owned\x07\r" * 5_000,
+    "unicode": "é✓\u202e" * 20_000,
+}
+SCORERS: dict[str, dict[str, Any]] = {
+    "exact": {"type": "exact", "case_sensitive": False},
+    "contains": {"type": "icontains"},
+    "regex": {"type": "regex", "pattern": "^(a+)+$"},
+    "regex_alt": {"type": "regex", "pattern": "(a|aa)*b", "ignore_case": True},
+    "choice": {"type": "choice", "choices": ["valid", "invalid"]},
+    "choice_letters": {"type": "choice", "choices": ["(a)", "(b)", "(c)"]},
+    "choice_pattern": {"type": "choice", "choices": ["a", "b"], "answer_pattern": "(?:x+x+)+y|answer: (\\w+)"},
+    "numeric": {"type": "numeric"},
+    "json": {"type": "json"},
+}
+
+
+def timed(call: Callable[[], Any]) -> Any:
+    start = time.perf_counter()
+    value = call()
+    took = time.perf_counter() - start
+    assert took < BOUND, f"took {took:.1f} s"
+    return value
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("scorer", sorted(SCORERS))
+@pytest.mark.parametrize("reply", sorted(REPLIES))
+def test_every_scorer_reads_any_reply_in_bounded_time(scorer: str, reply: str) -> None:
+    score = build(TypeAdapter(Scorer).validate_python(SCORERS[scorer]), Path("."))
+    value = timed(lambda: score(REPLIES[reply], EvalCase("c", "c", {}, "valid", {})))
+    assert 0.0 <= value <= 1.0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("rule", [{"regex": "^(a+)+$"}, {"regex": "(\\w+\\s?)*$"}, {"json": "a.b"}, {"json": ""}])
+@pytest.mark.parametrize("reply", sorted(REPLIES))
+def test_every_parse_rule_reads_any_reply_in_bounded_time(rule: dict[str, str], reply: str) -> None:
+    def parse() -> Any:
+        try:
+            return read(Parse.model_validate(rule), REPLIES[reply])
+        except StepError as exc:  # no match, no JSON: the step's own error, never a hang
+            return exc
+
+    timed(parse)
+
+
+def test_model_replies_fed_to_every_scorer_stay_in_bounds() -> None:
+    scorers = [build(TypeAdapter(Scorer).validate_python(spec), Path(".")) for spec in SCORERS.values()]
+    alphabet = st.sampled_from(["a", "b", "(", ")", "[", "]", "{", "}", " ", "\n", "`", "!", "?", "not ", "valid",
+                                "answer: ", "1", ",", ".", "\x1b", '"', "\\", "é"])  # fmt: skip
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=not os.environ.get("PROMPTCI_FUZZ_RANDOM"),
+    )
+    @given(parts=st.lists(alphabet, max_size=400), repeat=st.integers(1, 200))
+    def run(parts: list[str], repeat: int) -> None:
+        reply = "".join(parts) * repeat
+        for score in scorers:
+            assert 0.0 <= timed(lambda score=score: score(reply, EvalCase("c", "c", {}, "valid", {}))) <= 1.0
+
+    run()
+
+
+UNRUNNABLE = ["(a)\\1", "(?=a)b", "(?!a)b", "(?<=a)b", "(?<!a)b", "a++", "(?>a)", "\\Z", "(a"]
+
+
+@pytest.mark.parametrize("pattern", UNRUNNABLE)
+def test_a_pattern_re2_cannot_run_is_refused_at_lint_for_every_door(repo: Repo, pattern: str) -> None:
+    quoted = pattern.replace("\\", "\\\\")
+    repo.write("evals/re.yaml", f'prompts: [sentiment]\nscorers:\n  - type: regex\n    pattern: "{quoted}"\ncases:\n  - vars: {{review: fine}}\n')
+    linted = repo.run("lint", "evals/re.yaml")
+    assert linted.code == 1 and "evals/re.yaml:4:" in linted.out and "cannot run this pattern" in linted.out
+    for door in (
+        {"type": "choice", "choices": ["a", "b"], "answer_pattern": f"({pattern})"},
+        {"type": "regex", "pattern": pattern},
+    ):
+        with pytest.raises(ValidationError, match="cannot run this pattern"):
+            TypeAdapter(Scorer).validate_python(door)
+    with pytest.raises(ValidationError, match="cannot run this pattern"):
+        Parse.model_validate({"regex": pattern})
+    filtered = repo.run("eval", "--filter", pattern)
+    assert filtered.code == 2 and "cannot run this pattern" in filtered.err
