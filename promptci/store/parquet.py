@@ -50,6 +50,8 @@ MAX_VALUE_BYTES = 64 * 2**20  # one string in it
 _UNIT = {"score", "train_score", "dev_score", "test_before", "test_after", "p_value"}  # in [0, 1]
 _NON_NEGATIVE = {"latency_ms", "cost", "wall_s", "tokens_in", "tokens_out", "calls", "tokens", "repeat_index"}
 _DIGESTS = {("cache", "key")}  # sha-256 hex digests
+_NUMERIC = {"DOUBLE", "FLOAT", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+            "UINTEGER", "UBIGINT", "UHUGEINT"}  # fmt: skip
 
 
 class ParquetQueries(Core):
@@ -147,7 +149,7 @@ class ParquetQueries(Core):
         finite, or out of their range: counted by decoding it, streamed, never held whole."""
         where = location if isinstance(location, str) else None
         texts = [c for c, kind in columns.items() if kind in ("VARCHAR", "BLOB")]
-        numbers = [c for c, kind in columns.items() if kind in ("DOUBLE", "FLOAT", "INTEGER", "BIGINT", "HUGEINT")]
+        numbers = [c for c, kind in columns.items() if kind in _NUMERIC or kind.startswith("DECIMAL")]
         names = {f"c{i}": c for i, c in enumerate(columns)}
         ref = {c: f"$c{i}" for i, c in enumerate(columns)}
         width = {c: ("octet_length" if columns[c] == "BLOB" else "strlen") + f"({ref[c]})" for c in texts}

@@ -111,7 +111,10 @@ UNRUNNABLE = ["(a)\\1", "(?=a)b", "(?!a)b", "(?<=a)b", "(?<!a)b", "a++", "(?>a)"
 @pytest.mark.parametrize("pattern", UNRUNNABLE)
 def test_a_pattern_re2_cannot_run_is_refused_at_lint_for_every_door(repo: Repo, pattern: str) -> None:
     quoted = pattern.replace("\\", "\\\\")
-    repo.write("evals/re.yaml", f'prompts: [sentiment]\nscorers:\n  - type: regex\n    pattern: "{quoted}"\ncases:\n  - vars: {{review: fine}}\n')
+    repo.write(
+        "evals/re.yaml",
+        f'prompts: [sentiment]\nscorers:\n  - type: regex\n    pattern: "{quoted}"\ncases:\n  - vars: {{review: fine}}\n',
+    )
     linted = repo.run("lint", "evals/re.yaml")
     assert linted.code == 1 and "evals/re.yaml:4:" in linted.out and "cannot run this pattern" in linted.out
     for door in (
