@@ -64,7 +64,7 @@ def test_a_fifo_or_device_is_refused_before_a_byte_is_read(
 def test_the_runtime_refuses_a_fifo_or_device_as_its_bundle(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "bundle.json"
     _special(path, kind)
-    with pytest.raises(PromptciError, match="not a regular file|it is a directory"):
+    with pytest.raises(PromptciError, match=r"not a regular file|it is a directory"):
         promptci.load("sentiment", bundle=path)
 
 
