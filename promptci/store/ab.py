@@ -105,10 +105,15 @@ class OutcomeQueries(Core):
         )
         pattern = "|".join(f"(?:{p})" for p, _ in rules())
         statement = (
-            "INSERT OR IGNORE INTO outcomes (" + _OUTCOME_COLUMNS + ") SELECT DISTINCT ON (id) id, $log, n, "
-            + ", ".join(cleaned[:6]) + ", outcome, boolean, " + cleaned[6]
-            + ", ? FROM " + flagged + " ORDER BY id, n"
-        )  # fmt: skip
+            "INSERT OR IGNORE INTO outcomes ("
+            + _OUTCOME_COLUMNS
+            + ") SELECT id, $log, n, "
+            + ", ".join(cleaned[:6])
+            + ", outcome, boolean, "
+            + cleaned[6]
+            + ", ? FROM "
+            + flagged
+        )  # fmt: skip (a line twice in one log is one outcome: the key keeps one of them)
         inserted = self.db.execute(sql(statement, {"any": pattern, "log": log}), [now()]).fetchone()
         return int(inserted[0]) if inserted and inserted[0] is not None else 0
 

@@ -217,3 +217,29 @@ def test_the_cli_pulls_the_good_sets_and_names_the_refused_one(repo: Repo, share
     warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and first.name in warnings[0] and "out of range" in warnings[0]
     assert repo.sql("SELECT count(*) FROM runs") == [(1,)]
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_stops_a_long_load_at_once_and_stores_nothing(repo: Repo) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    line = json.dumps({**LINE, "metadata": {"pad": "x" * 150}})
+    with (repo.path / "big.jsonl").open("w") as fh:
+        for start in range(0, 400_000, 10_000):
+            fh.write("".join(line.replace('"v":1', f'"v":1,"id":"{start + i}"') + "\n" for i in range(10_000)))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "promptci", "ab", "report", "big.jsonl"],
+        cwd=repo.path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)  # the database is open and the log is being read
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert time.monotonic() - sent < 5
+    assert repo.sql("SELECT count(*) FROM outcomes") == [(0,)]
