@@ -243,3 +243,11 @@ def test_ctrl_c_stops_a_long_load_at_once_and_stores_nothing(repo: Repo) -> None
     assert process.returncode == 130, err
     assert time.monotonic() - sent < 5
     assert repo.sql("SELECT count(*) FROM outcomes") == [(0,)]
+
+
+def test_a_forged_cache_batch_under_any_other_name_is_refused(shared: Path, tmp_path: Path) -> None:
+    (batch,) = shared.glob("cache/*.parquet")
+    _rewrite(batch, "SELECT * REPLACE ('a forged answer' AS output) FROM read_parquet({f})")
+    batch.rename(batch.with_name("0123456789abcdef" * 2 + ".parquet"))
+    got = pull(tmp_path / "local.duckdb", Folder(str(shared)))
+    assert got.cached == 0 and any("its name is not the hash of its content" in w for w in got.warnings)

@@ -127,3 +127,57 @@ def test_a_pattern_re2_cannot_run_is_refused_at_lint_for_every_door(repo: Repo, 
         Parse.model_validate({"regex": pattern})
     filtered = repo.run("eval", "--filter", pattern)
     assert filtered.code == 2 and "cannot run this pattern" in filtered.err
+
+
+def test_parse_rules_read_any_reply_in_bounded_time() -> None:
+    rules = [
+        Parse.model_validate(r) for r in ({"regex": "^(a+)+$"}, {"regex": "(x+x+)+y"}, {"json": "a.0.b"}, {"json": ""})
+    ]
+    alphabet = st.sampled_from(["a", "x", "y", "[", "]", "{", "}", '"a"', ":", ",", "1", " ", "\n", "```", "\\"])
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=not os.environ.get("PROMPTCI_FUZZ_RANDOM"),
+    )
+    @given(parts=st.lists(alphabet, max_size=300), repeat=st.integers(1, 300))
+    def run(parts: list[str], repeat: int) -> None:
+        reply = "".join(parts) * repeat
+        for rule in rules:
+            try:
+                timed(lambda rule=rule: read(rule, reply))
+            except StepError:
+                pass  # no match, no JSON, nested too deep: that step's error
+
+    run()
+
+
+def test_any_set_item_is_an_option_or_one_clean_error_in_bounded_time() -> None:
+    from promptci.errors import InputError
+    from promptci.optimize.methods import parse_sets
+
+    levels = ["&l0 [" + ",".join(["x"] * 9) + "]"]
+    levels += [f"&l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    bombs = ["gpo.k=[" + ", ".join(levels) + "]", "gpo.k=" + "[" * 500 + "]" * 500, "gpo.k=&a [*a]"]
+    for item in bombs:
+        with pytest.raises(InputError, match="refusing"):
+            timed(lambda item=item: parse_sets("gpo", [item]))
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=not os.environ.get("PROMPTCI_FUZZ_RANDOM"),
+    )
+    @given(key=st.text(max_size=20), value=st.text(max_size=200))
+    def run(key: str, value: str) -> None:
+        try:
+            found = timed(lambda: parse_sets("gpo", [f"{key}={value}"]))
+        except InputError:
+            return
+        assert len(found) == 1
+
+    run()

@@ -136,7 +136,7 @@ def parse_sets(method: str, items: Sequence[str]) -> dict[str, Any]:
 
     Values are read as YAML: ``40``, ``0.5``, ``true``, ``a phrase``, ``[a, b]``.
     """
-    import yaml
+    from ...yamlio import parse_yaml
 
     options: dict[str, Any] = {}
     for item in items:
@@ -149,9 +149,11 @@ def parse_sets(method: str, items: Sequence[str]) -> dict[str, Any]:
                 f"--set {item}: an option of '{prefix}', but the method is '{method}'",
                 hint=f"pass --method {prefix}, or set {method}.{knob}",
             )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+        try:  # read under the same limits as every YAML file: no alias bombs, no deep nesting
+            value = parse_yaml(raw, f"--set {key.strip()}").data if raw.strip() else ""
+        except InputError as exc:
+            if "refusing" in exc.message:  # a bomb, not a plain string that is not YAML
+                raise InputError(f"--set {key.strip()}: {exc.message}") from None
             value = raw
         options[knob] = value
     return options
