@@ -76,9 +76,8 @@ class YamlDocument:
         start = node.start_mark
         if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
             return Position(start.line + 1 + line, 1)
-        if line == 1:  # a quoted scalar's text starts after its quote
-            quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"')
-            return Position(start.line + 1, start.column + 1 + quoted)
+        if line == 1:
+            return Position(start.line + 1, start.column + 1)
         return Position(start.line + line, 1)
 
     def template_place(self, loc: Sequence[str | int], line: int, col: int) -> Position:
@@ -90,7 +89,8 @@ class YamlDocument:
         if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">") and pos.line <= len(lines):
             written = lines[pos.line - 1]
             return Position(pos.line, len(written) - len(written.lstrip(" ")) + col)
-        return Position(pos.line, pos.col + col - 1)
+        quoted = line == 1 and isinstance(node, yaml.ScalarNode) and node.style in ("'", '"')
+        return Position(pos.line, pos.col + col - 1 + quoted)  # a quoted scalar's text starts after its quote
 
     def _find(self, loc: Sequence[str | int]) -> yaml.Node | None:
         node = self.node

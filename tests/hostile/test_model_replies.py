@@ -4,14 +4,13 @@ on RE2, the built-in readers are linear, and a pattern RE2 cannot run is refused
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
@@ -21,7 +20,7 @@ from promptci.evals.suite import Scorer
 from promptci.pipelines.spec import Parse
 from promptci.pipelines.steps import StepError, read
 from tests.conftest import Repo
-from tests.hostile.test_properties import EXAMPLES
+from tests.hostile.conftest import FUZZ
 
 BOUND = 2.0  # seconds: each of these took from 36 s to forever before
 
@@ -90,13 +89,7 @@ def test_model_replies_fed_to_every_scorer_stay_in_bounds() -> None:
     alphabet = st.sampled_from(["a", "b", "(", ")", "[", "]", "{", "}", " ", "\n", "`", "!", "?", "not ", "valid",
                                 "answer: ", "1", ",", ".", "\x1b", '"', "\\", "é"])  # fmt: skip
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-        derandomize=not os.environ.get("PROMPTCI_FUZZ_RANDOM"),
-    )
+    @FUZZ
     @given(parts=st.lists(alphabet, max_size=400), repeat=st.integers(1, 200))
     def run(parts: list[str], repeat: int) -> None:
         reply = "".join(parts) * repeat
@@ -136,13 +129,7 @@ def test_parse_rules_read_any_reply_in_bounded_time() -> None:
     ]
     alphabet = st.sampled_from(["a", "x", "y", "[", "]", "{", "}", '"a"', ":", ",", "1", " ", "\n", "```", "\\"])
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-        derandomize=not os.environ.get("PROMPTCI_FUZZ_RANDOM"),
-    )
+    @FUZZ
     @given(parts=st.lists(alphabet, max_size=300), repeat=st.integers(1, 300))
     def run(parts: list[str], repeat: int) -> None:
         reply = "".join(parts) * repeat
@@ -164,13 +151,7 @@ def test_any_set_item_is_an_option_or_one_clean_error_in_bounded_time() -> None:
         with pytest.raises(InputError, match="refusing"):
             timed(lambda item=item: parse_sets("gpo", [item]))
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-        derandomize=not os.environ.get("PROMPTCI_FUZZ_RANDOM"),
-    )
+    @FUZZ
     @given(key=st.text(max_size=20), value=st.text(max_size=200))
     def run(key: str, value: str) -> None:
         try:

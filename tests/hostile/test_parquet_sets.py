@@ -4,19 +4,17 @@ fails or loses what the local database held."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import duckdb
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from promptci.results import Folder, pull
 from tests.conftest import Repo
-from tests.hostile.conftest import fail_every_case
-from tests.hostile.test_properties import EXAMPLES
+from tests.hostile.conftest import FUZZ, fail_every_case
 
 DAMAGE = st.one_of(
     st.tuples(st.just("truncate"), st.floats(0, 1)),
@@ -54,13 +52,7 @@ def test_a_damaged_published_file_is_taken_whole_or_not_at_all(repo: Repo, tmp_p
     local = tmp_path / "local.duckdb"
     assert pull(local, Folder(str(shared))).runs == 2  # a database holding both runs already
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-        derandomize=not os.environ.get("PROMPTCI_FUZZ_RANDOM"),
-    )
+    @FUZZ
     @given(table=st.sampled_from(["results", "runs"]), damage=DAMAGE)
     def run(table: str, damage: tuple[str, object]) -> None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from promptci.cli import main
 from tests.conftest import Repo
-from tests.hostile.conftest import fail_every_case
+from tests.hostile.conftest import FUZZ, fail_every_case
 
 # YAML-ish fragments mixed with arbitrary bytes: anchors, aliases, tags, flow and block styles.
 FRAGMENTS = st.sampled_from(
@@ -92,9 +92,6 @@ def _outside_promptci(files: dict[str, bytes]) -> dict[str, bytes]:
     return {k: v for k, v in files.items() if not k.startswith(".promptci/")}
 
 
-# More, and random, with PROMPTCI_FUZZ_EXAMPLES=2000 PROMPTCI_FUZZ_RANDOM=1 for a long local hunt.
-EXAMPLES = int(os.environ.get("PROMPTCI_FUZZ_EXAMPLES", "60"))
-
 LOADERS = {
     "prompt": ("prompts/fuzz.yaml", [["ls"], ["show", "fuzz"], ["render", "fuzz"], ["lint"]]),
     "suite": ("evals/fuzz.yaml", [["eval", "evals/fuzz.yaml", "--sample", "1"], ["lint"]]),
@@ -123,13 +120,7 @@ def test_any_bytes_in_a_loaded_file_exit_0_1_or_2(kind: str, repo: Repo, capsys:
     target = repo.path / path
     target.parent.mkdir(parents=True, exist_ok=True)
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-        derandomize=not os.environ.get("PROMPTCI_FUZZ_RANDOM"),  # CI sees the same examples every run
-    )
+    @FUZZ
     @given(content=CONTENT)
     def run(content: bytes) -> None:
         target.write_bytes(content)

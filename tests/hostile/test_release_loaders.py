@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import promptci
@@ -19,15 +18,8 @@ from promptci.errors import PromptciError
 from promptci.release.ab import load_logs
 from promptci.store import Store
 from tests.conftest import Repo
-from tests.hostile.test_properties import EXAMPLES
+from tests.hostile.conftest import FUZZ
 
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    database=None,
-    derandomize=not os.environ.get("PROMPTCI_FUZZ_RANDOM"),
-)
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
@@ -44,7 +36,7 @@ def bundle(repo: Repo) -> bytes:
 
 
 def test_any_bytes_as_a_bundle_load_or_raise_a_promptci_error(bundle: bytes) -> None:
-    @SETTINGS
+    @FUZZ
     @given(
         cut=st.integers(0, len(bundle)),
         flips=st.lists(st.tuples(st.integers(0, len(bundle) - 1), st.integers(1, 255)), max_size=4),
@@ -74,7 +66,7 @@ def test_a_bundle_whose_digest_was_forged_over_any_content_is_refused_cleanly(bu
     body = json.loads(bundle)
     version = next(iter(body["prompts"]["sentiment"]["versions"]))
 
-    @SETTINGS
+    @FUZZ
     @given(prompt=JSONISH)
     def run(prompt: object) -> None:
         forged = json.loads(bundle)
@@ -94,7 +86,7 @@ def test_any_bytes_in_an_outcome_log_are_read_line_by_line(tmp_path: Path) -> No
 
     with Store(tmp_path / "results.duckdb") as store:
 
-        @SETTINGS
+        @FUZZ
         @given(junk=st.binary(max_size=300), before=st.integers(0, 3), after=st.integers(0, 3))
         def run(junk: bytes, before: int, after: int) -> None:
             path = tmp_path / "log.jsonl"

@@ -17,19 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import CONFIG_FILE
-from .diagnostics import Diagnostic, Facts, Located, Severity
-from .errors import InputError, PromptciError
-from .evals.modules import repository_module
-from .files import read_text
-from .lint_cache import LintCache
-from .project import Project
-from .prompts.registry import PROMPT_SUFFIXES, Files, Ref, Registry
-from .settings import loglik_refusal
-from .yamlio import YamlDocument, parse_yaml
+from ..diagnostics import Diagnostic, Facts, Located, Severity
+from ..errors import InputError, PromptciError
+from ..evals.modules import repository_module
+from ..files import read_text
+from ..lint_cache import LintCache
+from ..project import Project
+from ..prompts.registry import PROMPT_SUFFIXES, Files, Ref, Registry
+from ..settings import loglik_refusal
+from ..yamlio import YamlDocument, parse_yaml
+from .optimize import check_optimize, method_problem
 
 if TYPE_CHECKING:
-    from .pipelines.load import Pipelines
+    from ..pipelines.load import Pipelines
 
 
 @dataclass
@@ -73,10 +73,10 @@ def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = Tr
         found += _check_suite(project, f, declared)
     flows = {p.name.text for p in pipelines if p.name}
     if labels:
-        from .pipelines.load import Pipelines
+        from ..pipelines.load import Pipelines
     for f in labels:
         found += _check_labels(registry, Pipelines(project), flows, f, set(declared), store)
-    found += _check_optimize(project, prompts + pipelines, suites)
+    found += check_optimize(project, prompts + pipelines, suites)
     store.save()
 
     report = LintReport()
@@ -129,7 +129,7 @@ class _Analysis:
     def validate(self, model: Any) -> Any:
         from pydantic import ValidationError
 
-        from .config import describe_validation_error
+        from ..config import describe_validation_error
 
         if self.doc is None:
             return None
@@ -166,8 +166,8 @@ def _analyse(text: str, rel: str, kind: str) -> Facts:
 def _analyse_prompt(a: _Analysis) -> None:
     import jinja2
 
-    from .prompts import template
-    from .prompts.spec import PromptSpec
+    from ..prompts import template
+    from ..prompts.spec import PromptSpec
 
     spec = a.validate(PromptSpec)
     if a.doc is None:
@@ -179,7 +179,7 @@ def _analyse_prompt(a: _Analysis) -> None:
     optimize = a.data.get("optimize")
     if isinstance(optimize, dict) and isinstance(optimize.get("suite"), str):
         a.facts.optimize = a.located(optimize["suite"], ("optimize", "suite"), value=True)
-    if isinstance(optimize, dict) and (problem := _method_problem(optimize)):
+    if isinstance(optimize, dict) and (problem := method_problem(optimize)):
         a.add(("optimize", *problem[0]), "optimize", problem[1])
     declared = a.data.get("variables")
     a.facts.variables = sorted(declared) if isinstance(declared, dict) else []
@@ -226,7 +226,7 @@ def _templates(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
 
 
 def _analyse_suite(a: _Analysis) -> None:
-    from .evals.suite import ChoiceScorer, PythonScorer, Suite
+    from ..evals.suite import ChoiceScorer, PythonScorer, Suite
 
     suite = a.validate(Suite)
     if not isinstance(suite, Suite):
@@ -253,8 +253,8 @@ def _analyse_suite(a: _Analysis) -> None:
 
 
 def _analyse_pipeline(a: _Analysis) -> None:
-    from .pipelines.graph import problems
-    from .pipelines.spec import PipelineSpec
+    from ..pipelines.graph import problems
+    from ..pipelines.spec import PipelineSpec
 
     spec = a.validate(PipelineSpec)
     if a.doc is None or not isinstance(spec, PipelineSpec):
@@ -263,8 +263,8 @@ def _analyse_pipeline(a: _Analysis) -> None:
     a.facts.variables = sorted(spec.inputs)
     if spec.optimize is not None:
         a.facts.optimize = a.located(spec.optimize.suite, ("optimize", "suite"), value=True)
-        if method_problem := _method_problem(spec.optimize.model_dump()):
-            a.add(("optimize", *method_problem[0]), "optimize", method_problem[1])
+        if problem := method_problem(spec.optimize.model_dump()):
+            a.add(("optimize", *problem[0]), "optimize", problem[1])
     for found in problems(spec):
         pos = found.position(a.doc)
         a.facts.found.append(Diagnostic(a.facts.path, pos.line, pos.col, found.severity, found.code, found.message))
@@ -275,7 +275,7 @@ def _analyse_pipeline(a: _Analysis) -> None:
 
 
 def _analyse_labels(a: _Analysis, text: str) -> None:
-    from .prompts.labelfile import parse_labels
+    from ..prompts.labelfile import parse_labels
 
     try:
         labels, _ = parse_labels(text, a.facts.path)
@@ -310,7 +310,7 @@ def _check_duplicates(named: list[Facts]) -> list[Diagnostic]:
 
 def _check_pipeline(f: Facts, prompts: list[Facts], pipelines: set[str]) -> list[Diagnostic]:
     """Each step names a prompt that exists, binds only variables it declares, and all it requires."""
-    from .pipelines.graph import binding_problems
+    from ..pipelines.graph import binding_problems
 
     by_name = {p.name.text: p for p in reversed(prompts) if p.name}  # the first declaration counts
     found = []
@@ -374,8 +374,8 @@ def _answer_balance(project: Project, f: Facts) -> list[str]:
     (over 60% of 50 or more rows): a constant answer would score that much."""
     from collections import Counter
 
-    from .evals.dataset import load_cases
-    from .evals.suite import ChoiceScorer, Suite
+    from ..evals.dataset import load_cases
+    from ..evals.suite import ChoiceScorer, Suite
 
     path = project.root / f.path
     try:
@@ -417,59 +417,6 @@ def _answer_balance(project: Project, f: Facts) -> list[str]:
                 " always picking that position scores that; shuffle the options"
             )
     return found
-
-
-def _check_optimize(project: Project, prompts: list[Facts], suites: list[Facts]) -> list[Diagnostic]:
-    """Each optimize: block names a suite that exists and uses its prompt; one block per prompt."""
-    evals = project.config.evals_dir.rstrip("/") + "/"
-    refs = {f.path.removeprefix(evals).rsplit(".", 1)[0]: {Ref.parse(r.text).name for r in f.refs} for f in suites}
-    blocks: list[tuple[str, Located, str, Located]] = []  # prompt, where it is named, file, suite
-    found = []
-    for f in prompts:
-        if f.name and f.optimize:
-            blocks.append((f.name.text, f.name, f.path, f.optimize))
-    if project.config_path is not None and project.config.optimize:
-        doc = parse_yaml(read_text(project.config_path, CONFIG_FILE), CONFIG_FILE)
-        for name, spec in project.config.optimize.items():
-            key, value = doc.position(("optimize", name)), doc.position(("optimize", name, "suite"), value=True)
-            named, suite = Located(name, key.line, key.col), Located(spec.suite, value.line, value.col)
-            blocks.append((name, named, CONFIG_FILE, suite))
-            if problem := _method_problem(spec.model_dump()):
-                at = doc.position(("optimize", name, *problem[0]))
-                found.append(Diagnostic(CONFIG_FILE, at.line, at.col, "error", "optimize", problem[1]))
-    seen: dict[str, str] = {}
-    names = {f.name.text for f in prompts if f.name}
-    for prompt, named, path, suite in blocks:
-        if prompt in seen:
-            message = f"optimize settings for '{prompt}' are also in {seen[prompt]}; keep them in one place"
-            found.append(Diagnostic(path, named.line, named.col, "error", "optimize", message))
-            continue
-        seen[prompt] = path
-        if prompt not in names:
-            message = f"optimize: no prompt or pipeline named '{prompt}'"
-            found.append(Diagnostic(path, named.line, named.col, "error", "optimize", message))
-        elif suite.text not in refs:
-            message = f"optimize: no suite named '{suite.text}' under {evals}"
-            found.append(Diagnostic(path, suite.line, suite.col, "error", "optimize", message))
-        elif prompt not in refs[suite.text]:
-            message = f"optimize: suite '{suite.text}' does not use prompt '{prompt}'"
-            found.append(Diagnostic(path, suite.line, suite.col, "error", "optimize", message))
-    return found
-
-
-def _method_problem(block: dict[str, Any]) -> tuple[tuple[str, ...], str] | None:
-    """Where an optimize: block's method or options go wrong, and how; None when they are fine."""
-    from .optimize import methods
-
-    method, options = block.get("method", methods.DEFAULT), block.get("options") or {}
-    if not isinstance(method, str) or not isinstance(options, dict):
-        return None  # the schema check reports it
-    try:
-        methods.configure(method, options)
-    except methods.OptionError as exc:
-        loc = ("method",) if exc.key is None else ("options", *exc.key.split("."))
-        return loc, exc.message + (f" ({exc.hint})" if exc.hint else "")
-    return None
 
 
 def _check_labels(
