@@ -328,10 +328,10 @@ class Repo:
         return sha.strip(), message.strip()
 
     def tree(self, sha: str) -> str:
-        return str(self._repo.git.rev_parse("--end-of-options", f"{sha}^{{tree}}"))
+        return str(self._repo.git.rev_parse("--verify", "--end-of-options", f"{sha}^{{tree}}"))
 
     def parents(self, sha: str) -> list[str]:
-        return str(self._repo.git.rev_parse("--end-of-options", f"{sha}^@")).split()
+        return str(self._repo.git.log("-1", "--format=%P", "--end-of-options", sha, "--")).split()
 
     def commit_only(self, paths: list[str], message: str) -> Commit:
         """Commit exactly ``paths`` (staging them), leaving anything else staged as it was."""
