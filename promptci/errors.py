@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     INTERNAL = 3  # a bug in promptci
     PUBLISH_FAILED = 4  # optimize --push: a branch could not be pushed or its PR not opened; it stays local
     BRANCH_CONFLICT = 5  # optimize --push: a human pushed to the PR branch; nothing was overwritten
+    NOTHING_SELECTED = 5  # eval, compare: --filter/--shard/--sample matched no case (pytest's "no tests ran")
     INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 

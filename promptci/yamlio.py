@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -210,6 +211,7 @@ def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(tmp, _file_mode())  # as open() would have made it: a bundle copied into a container stays readable
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -228,3 +230,11 @@ def nesting_depth(value: Any, limit: int) -> int:
         if depth <= limit and isinstance(item, (dict, list, tuple)):
             todo += [(child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)]
     return deepest
+
+
+@functools.lru_cache(maxsize=1)
+def _file_mode() -> int:
+    """0o666 less the process's umask: the mode a new file gets from open()."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask

@@ -5,11 +5,12 @@ from pathlib import Path
 import click
 
 from ..errors import ExitCode, InputError
-from .options import State, output_option, pass_state
+from .options import State, format_option, output_option, pass_state
+from .output import emit_json
 
 
 @click.command(name="eval")
-@click.argument("suites", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("suites", nargs=-1)
 @click.option("--prompt", "prompts", multiple=True, metavar="NAME", help="Only suites × this prompt; repeatable.")
 @click.option("--changed", is_flag=True, help="Only suites whose prompts, datasets or files changed since --base.")
 @click.option("--base", metavar="REF", help="Base for --changed (default: merge-base with the default branch).")
@@ -18,8 +19,12 @@ from .options import State, output_option, pass_state
 @click.option("--model", metavar="[PROVIDER:]MODEL", help="Run every suite on this model instead.")
 @output_option(".json, .jsonl, .csv or .xml JUnit")
 @click.option("--filter", "pattern", metavar="REGEX", help="Only cases whose name or id matches.")
-@click.option("--sample", type=click.IntRange(min=1), help="Only the first N cases of each suite.")
+@click.option(
+    "--sample", type=click.IntRange(min=1), help="A seeded random N cases of each suite (the same N every run)."
+)
+@click.option("--head", type=click.IntRange(min=1), help="Only the first N cases of each suite.")
 @click.option("--shard", metavar="I/N", help="Only shard I of N (by case id), for CI matrices.")
+@format_option()
 @click.option(
     "--budget",
     "budgets",
@@ -31,7 +36,7 @@ from .options import State, output_option, pass_state
 @pass_state
 def eval_(
     state: State,
-    suites: tuple[Path, ...],
+    suites: tuple[str, ...],
     prompts: tuple[str, ...],
     changed: bool,
     base: str | None,
@@ -41,14 +46,17 @@ def eval_(
     outputs: tuple[Path, ...],
     pattern: str | None,
     sample: int | None,
+    head: int | None,
     shard: str | None,
+    fmt: str,
     budgets: tuple[str, ...],
     no_cache: bool,
 ) -> int:
     """Run eval suites and store every result in the DuckDB results file.
 
-    Without SUITES, runs every suite under evals/. Exits 1 when a suite is below
-    its threshold or a case errored (provider faults are recorded, not scored).
+    SUITES are suite files or names under evals/; without them, every suite there. Exits 1 when a
+    suite is below its threshold or a case errored (provider faults are recorded, not scored), and
+    5 when --filter, --shard, --sample or --head leave no case to run.
     """
     from ..evals import export
     from ..evals.answers import Budget
@@ -62,16 +70,19 @@ def eval_(
 
     export.check_paths(outputs)
     project = state.project
-    paths = suite_files(project, tuple(str(p) for p in suites))
+    paths = suite_files(project, suites)
     if changed:
         paths, sha = changed_suites(project, paths, base)
         click.echo(f"--changed: {len(paths)} suite(s) affected since {sha[:10]}", err=True)
         if not paths:
             return int(ExitCode.OK)
     override = ModelSettings(**parse_model_option(model)) if model else None  # type: ignore[arg-type]
-    case_filter = CaseFilter(pattern, sample, _shard(shard))
+    case_filter = CaseFilter(pattern, sample, _shard(shard), head)
     plan = build_plan(project, paths, prompts=prompts, repeat=repeat, override=override, case_filter=case_filter)
     if not plan.items:
+        if case_filter.narrows:
+            click.echo(f"no case matches {case_filter.describe()}", err=True)
+            return int(ExitCode.NOTHING_SELECTED)
         click.echo("nothing to evaluate", err=True)
         return int(ExitCode.OK)
     with EvalProgress() as progress:
@@ -84,7 +95,10 @@ def eval_(
             progress=progress,
             git_info=_git_info(state),
         )
-    print_summary(report)
+    if fmt == "json":
+        emit_json(export.summary_dict(report))
+    else:
+        print_summary(report)
     for path in outputs:
         export.write(report, path)
         click.echo(f"wrote {path}", err=True)

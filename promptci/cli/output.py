@@ -16,8 +16,10 @@ def emit_json(data: Any) -> None:
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
-    """A table on a terminal; tab-separated columns when piped, for grep and cut."""
+    """A table on a terminal; tab-separated columns under a header row when piped, for grep, cut
+    and awk."""
     if not sys.stdout.isatty():
+        click.echo("\t".join(columns))
         for row in rows:
             click.echo("\t".join("" if v is None else str(v) for v in row))
         return

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("ref", metavar="PIPELINE[@REV|@LABEL]")
+@click.argument("ref", metavar="PIPELINE|PROMPT[@REV|@LABEL]")
 @vars_options("input")
 @click.option("--model", metavar="[PROVIDER:]MODEL", help="Run every step on this model instead.")
 @click.option("--no-cache", is_flag=True, help="Call the model even where a cached answer exists.")
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 def run(
     state: State, ref: str, pairs: tuple[str, ...], vars_file: Path | None, model: str | None, no_cache: bool, fmt: str
 ) -> int:
-    """Run a pipeline once and print its trace: each step's messages, output and parsed value.
+    """Send a prompt to its model once, or run a pipeline once, and print the reply (a prompt) or
+    the trace (each step's messages, output and parsed value), with tokens and latency: a
+    playground in the terminal, through the project's response cache.
 
     Exits 1 when a step fails (render, provider or parse), naming the step.
     """
@@ -33,8 +35,8 @@ def run(
     from .show import read_vars
 
     project = state.project
-    pipeline = Subjects(project).pipelines.resolve(ref)
-    inputs = read_vars(state, pipeline.variables, pairs, vars_file)
+    subject = Subjects(project).resolve(ref)
+    inputs = read_vars(state, subject.variables, pairs, vars_file)
     override = ModelSettings(**parse_model_option(model)) if model else None  # type: ignore[arg-type]
     result = run_pipeline(project, ref, inputs, override=override, use_cache=not no_cache)
     if fmt == "json":
@@ -46,9 +48,11 @@ def run(
 
 def describe(result: RunResult) -> str:
     """The trace as text: per step its messages, output, parsed value, latency and tokens."""
+    from ..pipelines.load import Pipeline
     from ..pipelines.steps import as_text
 
-    lines = [f"pipeline {result.pipeline.name} ({result.pipeline.content_hash[:12]})"]
+    kind = "pipeline" if isinstance(result.pipeline, Pipeline) else "prompt"
+    lines = [f"{kind} {result.pipeline.name} ({result.pipeline.content_hash[:12]})"]
     for s in result.trace.steps:
         c = s.completion
         how = "cached" if s.cached else f"{c.latency_ms:.0f} ms" if c and c.latency_ms is not None else ""

@@ -19,6 +19,8 @@ def print_summary(report: EvalReport) -> None:
             (s.suite, s.prompt, s.cases, s.passed_cases, s.errors, s.flaky, score, f"{s.threshold:.2f}", verdict)
         )
     table(("suite", "prompt", "cases", "passed", "errors", "flaky", "score", "threshold", "verdict"), rows)
+    for line in reasons(report):
+        click.echo(line, err=True)
     u = report.usage
     parts = [f"run {report.run_id}", f"{u.calls} model calls", f"{u.cached} cached", f"{report.wall_s:.1f}s"]
     if u.tokens:
@@ -28,3 +30,20 @@ def print_summary(report: EvalReport) -> None:
     if report.skipped:
         parts.append(f"budget spent: {report.skipped} not run")
     click.echo(", ".join(parts) + f" -> {report.db}", err=True)
+
+
+SHOWN = 3  # reasons printed per suite; the rest are counted
+
+
+def reasons(report: EvalReport, shown: int = SHOWN) -> list[str]:
+    """Why cases errored, then why they failed: the first few of each suite, then a count."""
+    lines = []
+    for s in report.summaries:
+        errored = [o for o in s.outcomes if o.score is None and o.reason]
+        failed = [o for o in s.outcomes if o.score is not None and o.passed is False and o.reason]
+        for what, found in (("error", errored), ("failed", failed)):
+            for o in found[:shown]:
+                lines.append(f"  {s.suite} × {s.prompt}: {what}: {o.name}: {o.reason}")
+            if len(found) > shown:
+                lines.append(f"  {s.suite} × {s.prompt}: … and {len(found) - shown} more {what} (-o FILE.json has all)")
+    return lines

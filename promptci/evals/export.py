@@ -59,6 +59,17 @@ def summary_dict(report: EvalReport) -> dict[str, Any]:
                 "score": s.score,
                 "threshold": s.threshold,
                 "passed": s.passed,
+                # every case that errored or failed, and why
+                "problems": [
+                    {
+                        "case": o.name,
+                        "case_id": o.case_id,
+                        "kind": "error" if o.score is None else "failed",
+                        "reason": o.reason,
+                    }
+                    for o in s.outcomes
+                    if o.score is None or o.passed is False
+                ],
             }
             for s in report.summaries
         ],
@@ -102,8 +113,8 @@ def _junit(report: EvalReport) -> str:
         for o in s.outcomes:
             case = ET.SubElement(el, "testcase", classname=f"{s.suite}.{s.prompt}", name=o.name)
             if o.score is None:
-                ET.SubElement(case, "error", message="every repeat errored")
+                ET.SubElement(case, "error", message=o.reason or "every repeat errored")
             elif not o.passed:
-                ET.SubElement(case, "failure", message=f"score {o.score:.3f}")
+                ET.SubElement(case, "failure", message=f"score {o.score:.3f}: {o.reason or ''}".rstrip(": "))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

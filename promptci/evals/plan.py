@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..config import validation_error
-from ..errors import InputError, PromptciError
+from ..errors import InputError, NotFoundError, PromptciError
 from ..files import read_text
 from ..patterns import compile_user
 from ..pipelines.execute import Stage
@@ -29,11 +29,27 @@ DEFAULT_MAX_TOKENS = 64
 
 @dataclass(frozen=True)
 class CaseFilter:
-    """Which cases run: a regex over case names and ids, the first N, and one shard of N."""
+    """Which cases run: a regex over case names and ids, one shard of N, then a seeded random
+    sample of N (the same N cases on every machine and at every commit, so that two sampled runs
+    compare) or the first N."""
 
     pattern: str | None = None
     sample: int | None = None
     shard: tuple[int, int] | None = None  # (i, n), 1-based
+    head: int | None = None
+    seed: int = 0
+
+    @property
+    def narrows(self) -> bool:
+        return bool(self.pattern or self.sample or self.shard or self.head)
+
+    def describe(self) -> str:
+        """The filter as eval's flags write it, for messages."""
+        parts = [f"--filter {self.pattern!r}"] if self.pattern else []
+        parts += [f"--shard {self.shard[0]}/{self.shard[1]}"] if self.shard else []
+        parts += [f"--sample {self.sample}"] if self.sample else []
+        parts += [f"--head {self.head}"] if self.head else []
+        return " ".join(parts)
 
     def apply(self, cases: list[EvalCase]) -> list[EvalCase]:
         if self.pattern:
@@ -46,7 +62,13 @@ class CaseFilter:
             i, n = self.shard
             # By case id, so every machine of a CI matrix agrees without talking to the others.
             cases = [c for c in cases if int(c.id, 16) % n == i - 1]
-        return cases[: self.sample] if self.sample else cases
+        if self.sample and self.sample < len(cases):
+            # by case id, not position: adding a case elsewhere in the suite does not reshuffle the sample
+            import random
+
+            chosen = set(random.Random(self.seed).sample(sorted(c.id for c in cases), self.sample))
+            cases = [c for c in cases if c.id in chosen]
+        return cases[: self.head] if self.head else cases
 
 
 @dataclass
@@ -98,16 +120,28 @@ class Plan:
 
 
 def suite_files(project: Project, paths: tuple[str, ...] = ()) -> list[Path]:
+    """The suite files named (a path, or a suite's name under the evals directory), else all of them."""
     if paths:
-        found = [project.path(Path(p).resolve()) for p in paths]
-        for path in found:
-            if not path.is_file():
-                raise InputError(f"no such suite file: {path}")
-        return found
+        return [_suite_file(project, p) for p in paths]
     root = project.evals_dir
     if not root.is_dir():
         return []
     return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def _suite_file(project: Project, given: str) -> Path:
+    path = Path(given)
+    if path.is_file():
+        return project.path(path.resolve())
+    for suffix in (".yaml", ".yml"):
+        named = project.evals_dir / f"{given}{suffix}"
+        if named.is_file():
+            return project.path(named)
+    known = sorted(p.stem for p in suite_files(project))
+    raise NotFoundError(
+        f"no suite '{given}': not a file, nor a suite under {project.rel(project.evals_dir)}/",
+        hint=f"suites: {', '.join(known[:12])}{' …' if len(known) > 12 else ''}" if known else None,
+    )
 
 
 def read_suite(project: Project, path: Path) -> tuple[Suite, str]:

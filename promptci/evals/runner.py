@@ -248,17 +248,22 @@ def _run_chains(
             skipped += 1
             writer.add(None, entries)
             return
-        text = trace.output_text
         steps = trace.steps
+        # A reply its parse rule cannot read is a wrong answer, scored 0 with the reason; the rest
+        # of trace errors (a provider's, a render's) are faults of the run, not of the model.
+        unread = trace.error if trace.unread else None
+        text = steps[-1].completion.text if unread and steps[-1].completion else trace.output_text
         completion = Completion(
             text,
-            trace.error,
+            None if unread else trace.error,
             _total(s.completion.latency_ms for s in steps if s.completion),
             _total(s.completion.tokens_in for s in steps if s.completion),
             _total(s.completion.tokens_out for s in steps if s.completion),
             _total(s.completion.cost for s in steps if s.completion),
         )
-        row = _finish(writer, scorers, run_id, item, completion, cached=trace.cached, usage=usage, add=False)
+        row = _finish(
+            writer, scorers, run_id, item, completion, cached=trace.cached, usage=usage, add=False, unread=unread
+        )
         writer.add(row, entries, [_step_row(row, s) for s in steps])
         if progress:  # the steps a failed step left unasked
             progress.advance(_units(item) - sum(1 for s in steps if s.completion is not None))
@@ -325,13 +330,17 @@ def _finish(
     cached: bool,
     usage: Usage,
     add: bool = True,
+    unread: str | None = None,
 ) -> ResultRow:
-    """Score one answer into its result row, and (with ``add``) hand it to the writer."""
+    """Score one answer into its result row, and (with ``add``) hand it to the writer. ``unread``:
+    why the answer could not be read (a pipeline step's parse rule); it scores 0 with that note."""
     task = item.task
     scores: dict[str, float] | None = None
     score = passed = note = None
     error = completion.error
-    if error is None and completion.text is not None:
+    if unread is not None:
+        scores, score, passed, note = {}, 0.0, False, unread
+    elif error is None and completion.text is not None:
         try:
             scores, score, note = scorers[id(task)].score(completion.text, item.case)
             passed = score >= task.suite.case_threshold

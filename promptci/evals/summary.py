@@ -30,6 +30,7 @@ class CaseOutcome:
     repeats: int
     errors: int
     flaky: bool  # repeats disagree on pass/fail
+    reason: str | None = None  # why it errored or failed: the error, the scorer's note, or what it answered
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,21 @@ def _outcome(task: Task, case_id: str, name: str, rows: list[ResultRow]) -> Case
     ok = [r for r in rows if r.error is None and r.score is not None]
     errors = len(rows) - len(ok)
     if not ok:
-        return CaseOutcome(case_id, name, None, None, len(rows), errors, False)
+        return CaseOutcome(case_id, name, None, None, len(rows), errors, False, rows[0].error)
     score = mean(r.score for r in ok if r.score is not None)
     passes = [bool(r.passed) for r in ok]
     if task.suite.aggregate == "k-of-n":
         passed = sum(passes) >= (task.suite.k or len(rows))
     else:
         passed = score >= task.suite.case_threshold
-    return CaseOutcome(case_id, name, score, passed, len(rows), errors, len(set(passes)) > 1)
+    failed = next((r for r in ok if not r.passed), None)
+    reason = _why(failed) if failed is not None and not passed else None
+    return CaseOutcome(case_id, name, score, passed, len(rows), errors, len(set(passes)) > 1, reason)
+
+
+def _why(row: ResultRow) -> str:
+    """Why a scored case failed: the scorer's note, else what it answered against what was expected."""
+    if row.note:
+        return row.note
+    answer = " ".join((row.output or "").split())
+    return f"answered {answer[:60]!r}{'…' if len(answer) > 60 else ''}, expected {row.expected}"

@@ -1,4 +1,5 @@
-"""``promptci run``: one pipeline, once, on given inputs, with the trace of every step.
+"""``promptci run``: one pipeline (or one prompt, as a pipeline of one step), once, on given
+inputs, with the trace of every step.
 
 Answers go through the project's response cache like an eval's, so a second run of
 the same inputs costs no model calls.
@@ -10,21 +11,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..pipelines.execute import Trace, execute, stages_to_run
+from ..pipelines.execute import Stage, Trace, execute, stages_to_run
 from ..pipelines.load import Pipeline, Subjects
+from ..pipelines.spec import Step
 from ..project import Project
+from ..prompts.prompt import Prompt
+from ..providers import identity
 from ..providers.pool import ModelPool
 from ..settings import ModelSettings
 from ..store import Store
 from .answers import Usage, answer, to_cache
-from .plan import pipeline_stages
+from .plan import gen_params, pipeline_stages
 
 
 @dataclass
 class RunResult:
     """A pipeline's answer to one set of inputs."""
 
-    pipeline: Pipeline
+    pipeline: Pipeline | Prompt  # a prompt runs as one step of its own
     trace: Trace
     usage: Usage
 
@@ -73,10 +77,13 @@ def run_pipeline(
     models: ModelPool | None = None,
     db: Path | None = None,
 ) -> RunResult:
-    """Run pipeline ``ref`` (``NAME``, ``NAME@REV`` or ``NAME@LABEL``) once on ``inputs``."""
-    pipeline = Subjects(project).pipelines.resolve(ref)
-    stages = stages_to_run(pipeline, pipeline_stages(project, pipeline, None, override))
-    trace = Trace(stages, pipeline.bind(inputs))
+    """Run pipeline or prompt ``ref`` (``NAME``, ``NAME@REV`` or ``NAME@LABEL``) once on ``inputs``."""
+    subject = Subjects(project).resolve(ref)
+    if isinstance(subject, Pipeline):
+        stages = stages_to_run(subject, pipeline_stages(project, subject, None, override))
+        trace = Trace(stages, subject.bind(inputs))
+    else:
+        trace = Trace((_prompt_stage(project, subject, override),), subject.bind(inputs))
     usage = Usage()
     pool = models if models is not None else ModelPool(project.root)
     with Store(db or project.path(project.config.db)) as store:
@@ -91,4 +98,17 @@ def run_pipeline(
         finally:
             entries = [(key, model, r) for key, model, c in trace.new_answers() if (r := to_cache(c)) is not None]
             store.cache_put(entries)
-    return RunResult(pipeline, trace, usage)
+    return RunResult(subject, trace, usage)
+
+
+def _prompt_stage(project: Project, prompt: Prompt, override: ModelSettings | None) -> Stage:
+    """A prompt as the one step of a pipeline: its variables passed through as they are given
+    (lists and objects as JSON, which the step reads back as they were)."""
+    structured = {name for name, var in prompt.variables.items() if var.type in ("array", "object")}
+    step = Step(
+        id="prompt",
+        prompt=prompt.name,
+        vars={n: "{{ inputs." + n + (" | tojson" if n in structured else "") + " }}" for n in prompt.variables},
+    )
+    settings = project.config.model.merged(prompt.spec.model).merged(override)
+    return Stage(step, prompt, settings, identity(settings, project.root), gen_params(settings))

@@ -50,6 +50,7 @@ class StepResult:
     cached: bool = False
     parsed: Any = None
     error: str | None = None
+    unread: bool = False  # the model answered, and its parse rule could not read the answer
 
     @property
     def rendered(self) -> str | None:
@@ -66,6 +67,7 @@ class Trace:
     owner: Any = None  # what the caller runs it for, such as an eval item
     steps: list[StepResult] = field(default_factory=list)
     error: str | None = None  # "step 'answer': parse: no match …"
+    unread: bool = False  # the error is a parse rule that could not read an answer: a wrong answer
     skipped: bool = False  # the budget ran out before the last step
     output: Any = None  # the output step's parsed value
 
@@ -81,17 +83,17 @@ class Trace:
     def cached(self) -> bool:
         return bool(self.steps) and all(s.cached for s in self.steps)
 
-    def fail(self, result: StepResult, error: str) -> None:
-        result.error = error
-        self.error = f"step '{result.stage.step.id}': {error}"
+    def fail(self, result: StepResult, error: str, *, unread: bool = False) -> None:
+        result.error, result.unread = error, unread
+        self.error, self.unread = f"step '{result.stage.step.id}': {error}", unread
 
     def new_answers(self) -> list[tuple[str, str, Completion]]:
         """(cache key, model id, completion) of each step answered by the model, not the cache,
-        that was read without error: what the cache may keep."""
+        that the model answered (read or not): what the cache may keep."""
         return [
             (s.key, s.stage.model_id, s.completion)
             for s in self.steps
-            if s.completion is not None and not s.cached and s.error is None
+            if s.completion is not None and not s.cached and (s.error is None or s.unread)
         ]
 
     def done(self) -> dict[str, tuple[str, Any]]:
@@ -156,5 +158,5 @@ def _run_stage(index: int, stage: Stage, traces: list[Trace], answer: Answer) ->
             continue
         try:
             result.parsed = read(stage.step.parse, got[0].text or "")
-        except StepError as exc:
-            t.fail(result, str(exc))
+        except StepError as exc:  # the model answered; its answer is not one the rule can read
+            t.fail(result, str(exc), unread=True)

@@ -24,7 +24,8 @@ MAX_JSON_DEPTH = 64  # levels a parsed value may nest
 
 
 class StepError(Exception):
-    """A step that could not be rendered or read: the case ends there, unscored."""
+    """A step that could not be rendered (the case ends there, an error) or whose answer its parse
+    rule could not read (the case ends there too, scored as a wrong answer)."""
 
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(f"{stage}: {message}")

@@ -79,17 +79,17 @@ def test_only_the_changed_step_and_those_after_it_call_the_model(piped: Repo) ->
     assert hashes == [(2,)]  # the edited step prompt made a new pipeline version
 
 
-def test_a_step_that_cannot_be_parsed_ends_the_case_unscored_and_uncached(piped: Repo) -> None:
+def test_a_reply_the_parse_rule_cannot_read_is_a_wrong_answer_with_its_reason(piped: Repo) -> None:
     piped.write("pipelines/reply_then_label.yaml", PIPELINE.replace("(positive|negative)", "NEVER-SAID-(\\d{9})"))
     usage = _eval(piped)
-    assert usage["calls"] == 6 and usage["errors"] == 3
-    rows = piped.sql("SELECT score, passed, error FROM results")
-    assert all(score is None and passed is None for score, passed, _ in rows)
-    assert {e.split(" in ")[0] for _, _, e in rows} == {"step 'label': parse: no match for /NEVER-SAID-(\\d{9})/"}
+    assert usage["calls"] == 6 and usage["errors"] == 0
+    rows = piped.sql("SELECT score, passed, error, note, output FROM results")
+    assert all(score == 0.0 and passed is False and error is None and output for score, passed, error, _, output in rows)
+    assert {n.split(" in ")[0] for *_, n, _ in rows} == {"step 'label': parse: no match for /NEVER-SAID-(\\d{9})/"}
     steps = piped.sql("SELECT step_id, error IS NOT NULL, parsed IS NULL FROM steps ORDER BY case_id, step_index")
     assert steps == [("draft", False, False), ("label", True, True)] * 3
-    # The first steps' answers are kept; the unparsable ones are not, so they are asked again.
-    assert _eval(piped)["calls"] == 3
+    # The model answered every step: a second run asks it nothing, and reads the same wrong answers.
+    assert _eval(piped)["calls"] == 0
 
 
 def test_provider_errors_are_recorded_at_their_step(repo: Repo, katan: Callable[..., Katan]) -> None:
