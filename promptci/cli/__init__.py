@@ -36,7 +36,8 @@ from . import (
     schema,
     show,
 )
-from .options import State
+from .options import VERBOSE, State, verbosity_options
+from .progress import QUIET
 
 COMMANDS: list[click.Command] = [
     init.init,
@@ -87,6 +88,7 @@ def cli(ctx: click.Context, root: Path | None, debug: bool) -> None:
 
 for _command in COMMANDS:
     cli.add_command(_command)
+verbosity_options(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     raise_on_sigterm()
     cwd, streams = os.getcwd(), (sys.stdout, sys.stderr)
+    VERBOSE[0] = QUIET[0] = False
     sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]
     try:
         return _run(args, debug)

@@ -107,3 +107,70 @@ def vars_options(noun: str) -> Callable[[F], F]:
         return click.option("--var", "pairs", multiple=True, metavar="KEY=VALUE", help=f"One {noun}; repeatable.")(f)
 
     return decorate
+
+
+VERBOSE = [False]  # -v: every reason, every detail
+
+
+class QuietStream:
+    """stderr under -q: only errors and warnings get through."""
+
+    KEPT = ("error", "warning", "internal error", "interrupted", "\ninterrupted")
+
+    def __init__(self, stream: Any) -> None:
+        self._stream, self._line = stream, ""
+
+    def write(self, text: str) -> int:
+        self._line += text
+        *lines, self._line = self._line.split("\n")
+        for line in lines:
+            if line.startswith(self.KEPT):
+                self._stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    import sys
+
+    from .progress import QUIET
+
+    if not value or ctx.resilient_parsing:
+        return
+    if param.name == "quiet":
+        QUIET[0] = True
+        if not isinstance(sys.stderr, QuietStream):
+            sys.stderr = QuietStream(sys.stderr)  # type: ignore[assignment]
+    else:
+        VERBOSE[0] = True
+
+
+def verbosity_options(command: click.Command) -> None:
+    """``-q/--quiet`` and ``-v/--verbose`` on ``command`` and, for a group, on each of its commands."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            verbosity_options(sub)
+    names = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    if "-q" in names or "-v" in names:
+        return
+    command.params += [
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=_verbosity,
+            help="Print only errors, warnings and results.",
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            is_flag=True,
+            expose_value=False,
+            callback=_verbosity,
+            help="Print every reason and detail.",
+        ),
+    ]

@@ -15,6 +15,13 @@ def _live(stream: Any) -> Any:
     return stream.live() if isinstance(stream, RedactingStream) else stream
 
 
+QUIET = [False]  # -q: no progress at all
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
 class _Bar:
     """A started rich progress bar (description, bar, n/total, then ``clock``) on a terminal, else nothing."""
 
@@ -25,7 +32,7 @@ class _Bar:
         self._task: Any = None
 
     def __enter__(self) -> Any:
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and not QUIET[0]:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -54,13 +61,39 @@ class _Bar:
 
 
 class EvalProgress(_Bar):
+    """A live bar on a terminal; off one (CI), a plain line every ``every`` seconds: cases done,
+    the rate and the time left."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        super().__init__()
+        self._every = every
+        self._total = self._done = self._cached = 0
+        self._started = self._last = 0.0
+
     def start(self, total: int, cached: int) -> None:
+        import time
+
+        self._total, self._cached, self._started = total, cached, time.monotonic()
+        self._last = self._started
         if self._progress is not None:
             self._task = self._progress.add_task(f"eval ({cached} cached)", total=total)
+        elif not QUIET[0]:
+            print(f"eval: {total} cases to run ({cached} cached)", file=sys.stderr, flush=True)
 
     def advance(self, n: int = 1) -> None:
+        import time
+
+        self._done += n
         if self._task is not None:
             self._progress.advance(self._task, n)
+            return
+        now = time.monotonic()
+        if self._progress is None and not QUIET[0] and now - self._last >= self._every and self._done < self._total:
+            self._last = now
+            rate = self._done / max(now - self._started, 1e-9)
+            left = (self._total - self._done) / rate if rate else 0
+            line = f"eval: {self._done} of {self._total} cases, {rate:.1f}/s, about {_duration(left)} left"
+            print(line, file=sys.stderr, flush=True)
 
     def status(self, text: str) -> None:
         if self._task is not None:
@@ -88,7 +121,7 @@ class OptimizeProgress(_Bar):
         line = f"{self.method}: {text}"
         if self._progress is not None:
             self._progress.update(self._task, description=line)
-        else:
+        elif not QUIET[0]:
             print(line, file=sys.stderr, flush=True)
 
     def step(self, step: int, total: int, best: float, usage: Any, note: str, split: str = "dev") -> None:
@@ -102,7 +135,7 @@ class OptimizeProgress(_Bar):
         text = f"{self.method} step {step}/{total} · best on {split} {best:.3f} · {used} · {note}"
         if self._progress is not None:
             self._progress.update(self._task, description=text, completed=step, total=total)
-        else:
+        elif not QUIET[0]:
             print(text, file=sys.stderr, flush=True)
 
 
@@ -123,6 +156,6 @@ class LoadProgress(_Bar):
             if log not in self._tasks:
                 self._tasks[log] = self._progress.add_task(f"loading {inert(str(log))}", total=max(total, 1))
             self._progress.update(self._tasks[log], completed=min(done, total))
-        elif time.monotonic() - self._last >= self._every:
+        elif not QUIET[0] and time.monotonic() - self._last >= self._every:
             self._last = time.monotonic()
             print(f"loading {log}: {done / 2**20:.0f} of {total / 2**20:.0f} MiB", file=sys.stderr, flush=True)

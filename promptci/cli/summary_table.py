@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..evals.runner import EvalReport
+from .options import VERBOSE
 from .output import table
 
 
@@ -19,7 +20,7 @@ def print_summary(report: EvalReport) -> None:
             (s.suite, s.prompt, s.cases, s.passed_cases, s.errors, s.flaky, score, f"{s.threshold:.2f}", verdict)
         )
     table(("suite", "prompt", "cases", "passed", "errors", "flaky", "score", "threshold", "verdict"), rows)
-    for line in reasons(report):
+    for line in reasons(report, shown=10**9 if VERBOSE[0] else SHOWN):
         click.echo(line, err=True)
     u = report.usage
     parts = [f"run {report.run_id}", f"{u.calls} model calls", f"{u.cached} cached", f"{report.wall_s:.1f}s"]
