@@ -22,7 +22,7 @@ def history(state: State, name: str | None, suite: str | None, results_url: str 
     with stored_results(state, results_url) as store:
         points = load_history(store, name, suite)
     if fmt == "json":
-        emit_json([p.__dict__ for p in points])
+        emit_json([{**p.__dict__, "partial": p.partial} for p in points])
         return 0
     if not points:
         click.echo(f"no results for {name or 'any prompt'}", err=True)
@@ -34,7 +34,9 @@ def history(state: State, name: str | None, suite: str | None, results_url: str 
             short(p.commit) if p.commit else "(uncommitted)",
             p.first_seen.strftime("%Y-%m-%d %H:%M"),
             p.prompt_hash[:12],
-            p.cases,
+            f"{p.cases}"
+            + (f" ({p.errors} errored)" if p.errors else "")
+            + (f" of {p.total}, partial" if p.partial else ""),
             f"{p.score:.3f}" if p.score is not None else "-",
             f"{p.pass_rate:.0%}" if p.pass_rate is not None else "-",
         )

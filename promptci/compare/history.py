@@ -16,13 +16,21 @@ class Point:
     commit: str | None
     model_id: str
     first_seen: datetime
-    cases: int
+    cases: int  # scored at their latest result
     score: float | None
     pass_rate: float | None
+    errors: int = 0  # cases whose latest result is an error
+    total: int = 0  # the most cases any version of this suite was run on
+
+    @property
+    def partial(self) -> bool:
+        """Run on fewer of the suite's cases than another version was (a sample, a filter)."""
+        return self.cases + self.errors < self.total
 
 
 def history(store: Store, prompt: str | None = None, suite: str | None = None) -> list[Point]:
-    """Mean score and pass rate of every stored prompt version, oldest first, per suite and model."""
+    """Mean score and pass rate of every stored prompt version, oldest first, per suite and model,
+    each case at its latest result."""
     rows = store.history_rows(prompt, suite)
     return [Point(*row) for row in rows]
 

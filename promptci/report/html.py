@@ -28,6 +28,7 @@ class Chart:
     svg: str
     points: int
     latest: float | None
+    cases: str = ""  # what the latest score is over: "24 cases", "6 cases, 34 errored, partial"
 
 
 def chart(points: list[Point]) -> str:
@@ -69,7 +70,7 @@ def render(
     for p in points:
         series[(p.prompt, p.suite, p.model_id)].append(p)
     charts = [
-        Chart(f"{prompt} × {suite}", model, chart(pts), len(pts), pts[-1].score)
+        Chart(f"{prompt} × {suite}", model, chart(pts), len(pts), pts[-1].score, _over(pts[-1]))
         for (prompt, suite, model), pts in sorted(series.items())
     ]
     data = {
@@ -88,3 +89,9 @@ def render(
         # No "<", ">" or "&" in the script element: no string can end it or open a comment in it.
         data_json=json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
     )
+
+
+def _over(p: Point) -> str:
+    """What a version's score is over: its cases, those that errored, and whether it is partial."""
+    text = f"{p.cases} cases" + (f", {p.errors} errored" if p.errors else "")
+    return text + (f", partial (of {p.total})" if p.partial else "")

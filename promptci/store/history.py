@@ -6,19 +6,42 @@ from typing import Any
 
 from .core import Core
 
+# A version's score is over the latest result of each of its cases (each repeat), so that a later
+# sampled or partial run never moves it; a case whose latest result is an error counts as an error.
 # Filters are bound as parameters; NULL means "any".
 _HISTORY = """
-SELECT suite, prompt, prompt_hash, arg_min(prompt_commit, created_at), model_id, min(created_at),
-       count(DISTINCT case_id), avg(score), avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END)
-FROM results
-WHERE error IS NULL AND (prompt = $prompt OR $prompt IS NULL) AND (suite = $suite OR $suite IS NULL)
-GROUP BY suite, prompt, prompt_hash, model_id
-ORDER BY suite, prompt, model_id, min(created_at)
+WITH rows AS (
+    SELECT * FROM results WHERE (prompt = $prompt OR $prompt IS NULL) AND (suite = $suite OR $suite IS NULL)
+), latest AS (
+    SELECT suite, prompt, prompt_hash, model_id, case_id,
+           arg_max(score, created_at) AS score, arg_max(passed, created_at) AS passed,
+           arg_max(error IS NOT NULL, created_at) AS errored
+    FROM rows GROUP BY suite, prompt, prompt_hash, model_id, case_id, repeat_index
+), cases AS (
+    SELECT suite, prompt, prompt_hash, model_id, case_id, avg(score) AS score,
+           avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END) AS passed, bool_and(errored) AS errored
+    FROM latest GROUP BY ALL
+), versions AS (
+    SELECT suite, prompt, prompt_hash, model_id,
+           count(*) FILTER (WHERE NOT errored) AS cases, avg(score) FILTER (WHERE NOT errored) AS score,
+           avg(passed) FILTER (WHERE NOT errored) AS pass_rate, count(*) FILTER (WHERE errored) AS errors,
+           count(*) AS seen
+    FROM cases GROUP BY ALL
+), first AS (
+    SELECT suite, prompt, prompt_hash, model_id, arg_min(prompt_commit, created_at) AS commit_sha,
+           min(created_at) AS first_seen
+    FROM rows GROUP BY ALL
+)
+SELECT v.suite, v.prompt, v.prompt_hash, f.commit_sha, v.model_id, f.first_seen, v.cases, v.score, v.pass_rate,
+       v.errors, max(v.seen) OVER (PARTITION BY v.suite, v.model_id) AS total
+FROM versions v JOIN first f USING (suite, prompt, prompt_hash, model_id)
+ORDER BY v.suite, v.prompt, v.model_id, f.first_seen
 """
 
 
 class HistoryQueries(Core):
     def history_rows(self, prompt: str | None = None, suite: str | None = None) -> list[tuple[Any, ...]]:
-        """(suite, prompt, prompt hash, first commit, model, first seen, cases, mean score, pass rate)
-        for every stored prompt version, oldest first, per suite and model."""
+        """(suite, prompt, prompt hash, first commit, model, first seen, cases scored, mean score, pass
+        rate, cases errored, the most cases any version of the suite has) for every stored prompt
+        version, oldest first, per suite and model; each case counted at its latest result."""
         return list(self.db.execute(_HISTORY, {"prompt": prompt, "suite": suite}).fetchall())
