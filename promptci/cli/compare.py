@@ -14,6 +14,12 @@ OUTPUTS = (".json", ".md", ".xml")
 @click.command()
 @click.argument("base", required=False)
 @click.argument("head", required=False)
+@click.argument("suites", nargs=-1)
+@click.option("--prompt", "prompts", multiple=True, metavar="NAME", help="Only suites × this prompt; repeatable.")
+@click.option("--filter", "pattern", metavar="REGEX", help="Only cases whose name or id matches, as in eval.")
+@click.option("--sample", type=click.IntRange(min=1), help="The seeded random N cases of each suite, as in eval.")
+@click.option("--head", "head_n", type=click.IntRange(min=1), help="Only the first N cases of each suite, as in eval.")
+@click.option("--shard", metavar="I/N", help="Only shard I of N (by case id), as in eval.")
 @click.option("--run-missing", is_flag=True, help="Evaluate cases a side has no stored results for.")
 @click.option("--allow-mismatch", is_flag=True, help="Compare even when models, parameters or scorers differ.")
 @click.option(
@@ -29,6 +35,12 @@ def compare(
     state: State,
     base: str | None,
     head: str | None,
+    suites: tuple[str, ...],
+    prompts: tuple[str, ...],
+    pattern: str | None,
+    sample: int | None,
+    head_n: int | None,
+    shard: str | None,
     run_missing: bool,
     allow_mismatch: bool,
     optimization: str | None,
@@ -39,13 +51,20 @@ def compare(
     """Compare eval results of two sides case by case, with paired significance tests.
 
     BASE and HEAD are git revisions or run ids. BASE defaults to the merge-base
-    with the default branch, HEAD to the working tree. Exits 1 only when a suite
-    regressed: a drop beyond gate.max_drop with p < gate.alpha.
+    with the default branch, HEAD to the working tree. SUITES (files or names under
+    evals/) limit it to those suites; without them, the suites whose prompts, scorers,
+    models or cases differ between the sides are compared, and the rest are named as
+    left out. --prompt, --filter, --sample, --head and --shard pick what eval picks,
+    so a sampled eval compares to a sampled eval. Exits 1 only when a suite
+    regressed: a drop beyond gate.max_drop with p < gate.alpha; 5 when the
+    filters leave no case.
     """
     from ..compare import report
     from ..compare.engine import compare as run_compare
-    from ..compare.sides import load, missing_error, resolve_side
+    from ..compare.sides import Scope, differing, load, missing_error, resolve_side
     from ..evals.changes import base_revision
+    from ..evals.plan import CaseFilter
+    from .eval import _shard
     from .output import emit_json, table
 
     for path in outputs:
@@ -53,11 +72,21 @@ def compare(
             raise InputError(f"cannot tell the report format of {path}", hint=f"use one of {', '.join(OUTPUTS)}")
     project = state.project
     db = project.path(project.config.db)
+    cases = CaseFilter(pattern, sample, _shard(shard), head_n)
+    scope = Scope(tuple(_as_named(project, s) for s in suites), prompts, cases)
     default_base = None if base else base_revision(state.registry, None)
+    left_out: list[str] = []
     with stored_results(state, results_url) as store:
         held = _held_out(state, store, optimization) if optimization else None
         sides = [resolve_side(project, store, base, default_rev=default_base), resolve_side(project, store, head)]
-        results = [_restrict(store, load(project, store, side, f"side_{i}"), held) for i, side in enumerate(sides)]
+        results = [
+            _restrict(store, load(project, store, side, f"side_{i}", scope), held) for i, side in enumerate(sides)
+        ]
+        if not scope.suites and held is None:
+            kept, left_out = differing(*results)
+            if left_out:
+                for found in results:
+                    found.keep(store, kept)
         missing = [found for found in results if found.missing]
         if missing and not run_missing:
             raise missing_error(missing[0])
@@ -67,8 +96,22 @@ def compare(
         for found in missing:
             _run_missing(state, found, db)
         with stored_results(state, results_url) as store:  # side tables live in one connection: load again
-            results = [_restrict(store, load(project, store, side, f"side_{i}"), held) for i, side in enumerate(sides)]
+            results = [
+                _restrict(store, load(project, store, side, f"side_{i}", scope), held) for i, side in enumerate(sides)
+            ]
+            if left_out:
+                for found in results:
+                    found.keep(store, set(found.identity or {}) - set(left_out))
             comparison = run_compare(store, results[0], results[1], project.config.gate)
+    if left_out:
+        click.echo(
+            f"left out {len(left_out)} suite(s) the same on both sides (prompts, scorers, models and cases):"
+            f" {', '.join(left_out)}; name a suite to compare it anyway",
+            err=True,
+        )
+    if cases.narrows and not comparison.suites:
+        click.echo(f"no case matches {cases.describe()}", err=True)
+        return int(ExitCode.NOTHING_SELECTED)
     if comparison.mismatches and not allow_mismatch:
         raise InputError(
             "the sides are not comparable: " + "; ".join(comparison.mismatches),
@@ -200,3 +243,12 @@ def _body_lines(project: object, comparison: object) -> dict[str, int]:
             key = "messages" if isinstance(doc.data, dict) and "messages" in doc.data else "template"
             lines[s.prompt_file] = doc.position((key,)).line
     return lines
+
+
+def _as_named(project: Any, given: str) -> str:
+    """A suite argument as the sides can find it: a file as its path from the project's root
+    (each side reads it in its own tree), else the suite's name."""
+    path = Path(given)
+    if path.is_file():
+        return str(project.rel(path))
+    return given

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..evals.plan import Item, Plan, build_plan, suite_files
+from ..evals.plan import CaseFilter, Item, Plan, build_plan, suite_files
 from ..project import Project
 from ..prompts.registry import Registry
 from ..store import Store
@@ -32,6 +32,16 @@ class Side:
     run_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What a comparison covers: the suites named (default: every suite), the prompts named
+    (default: each suite's own), and the cases eval's --filter, --shard, --sample and --head pick."""
+
+    suites: tuple[str, ...] = ()
+    prompts: tuple[str, ...] = ()
+    cases: CaseFilter = field(default_factory=CaseFilter)
+
+
 @dataclass
 class SideResults:
     """A side's results, held in a temp table of the store's connection."""
@@ -40,6 +50,13 @@ class SideResults:
     table: str
     missing: list[Item] = field(default_factory=list)
     prompt_files: dict[str, str] = field(default_factory=dict)  # prompt name -> path, for annotations
+    # suite -> what its results depend on (prompt, scorers, model, cases); None for a run's side
+    identity: dict[str, frozenset[tuple[object, ...]]] | None = None
+
+    def keep(self, store: Store, suites: set[str]) -> None:
+        """Only ``suites`` on this side, in its table and among its missing cases."""
+        store.keep_suites(self.table, sorted(suites))
+        self.missing = [i for i in self.missing if i.task.suite_name in suites]
 
 
 def resolve_side(project: Project, store: Store, text: str | None, *, default_rev: str | None = None) -> Side:
@@ -54,13 +71,13 @@ def resolve_side(project: Project, store: Store, text: str | None, *, default_re
     return Side(rev if text else f"merge-base {sha[:10]}", "rev", sha=sha)
 
 
-def load(project: Project, store: Store, side: Side, table: str) -> SideResults:
-    """Put ``side``'s stored results into temp table ``table``; for revisions also list the
-    items that have no stored result yet."""
+def load(project: Project, store: Store, side: Side, table: str, scope: Scope = Scope()) -> SideResults:
+    """Put ``side``'s stored results within ``scope`` into temp table ``table``; for revisions also
+    list the items that have no stored result yet."""
     if side.kind == "run":
         store.side_from_run(table, str(side.run_id))
         return SideResults(side, table, prompt_files=Registry(project).paths())
-    with checkout(project, side) as (_, plan):
+    with checkout(project, side, scope) as (_, plan):
         for task in plan.tasks:
             _ = task.prompt.version  # resolve the commit while the worktree exists
         found = _match(store, plan, table)
@@ -71,14 +88,36 @@ def load(project: Project, store: Store, side: Side, table: str) -> SideResults:
             if i.runnable and (i.task.suite_name, i.task.prompt.name, i.case.id, i.repeat) not in found
         ]
         files = {t.prompt.name: t.prompt.path for t in plan.tasks}
-        return SideResults(side, table, missing, files)
+        return SideResults(side, table, missing, files, _identity(plan))
+
+
+def _identity(plan: Plan) -> dict[str, frozenset[tuple[object, ...]]]:
+    """Per suite, everything its results depend on: a suite whose identity is the same on both
+    sides gives the same answers on both, so comparing it says nothing."""
+    found: dict[str, set[tuple[object, ...]]] = {}
+    for i in plan.items:
+        t = i.task
+        key = (t.prompt.name, t.prompt.content_hash, t.suite_hash, t.model_id, t.params.digest(), i.case.id, i.repeat)
+        found.setdefault(t.suite_name, set()).add(key)
+    return {suite: frozenset(keys) for suite, keys in found.items()}
+
+
+def differing(base: SideResults, head: SideResults) -> tuple[set[str], list[str]]:
+    """The suites whose prompts, scorers, models or cases differ between the sides, and those left
+    out because they do not (None: a run's side, where every suite is compared)."""
+    if base.identity is None or head.identity is None:
+        return set(), []
+    suites = set(base.identity) | set(head.identity)
+    same = sorted(s for s in suites if base.identity.get(s) == head.identity.get(s))
+    return suites - set(same), same
 
 
 @contextmanager
-def checkout(project: Project, side: Side) -> Iterator[tuple[Project, Plan]]:
-    """The project as it is on ``side`` and its eval plan; a revision gets a temporary worktree."""
+def checkout(project: Project, side: Side, scope: Scope = Scope()) -> Iterator[tuple[Project, Plan]]:
+    """The project as it is on ``side`` and its eval plan within ``scope``; a revision gets a
+    temporary worktree."""
     if side.kind == "worktree":
-        yield project, build_plan(project, suite_files(project))
+        yield project, _plan(project, scope)
         return
     repo = Registry(project).repo
     tmp = Path(tempfile.mkdtemp(prefix="promptci-side-"))
@@ -89,11 +128,16 @@ def checkout(project: Project, side: Side) -> Iterator[tuple[Project, Plan]]:
             there = worktree / project.root.relative_to(repo.toplevel)
             found = (there / "promptci.yaml").exists()
             side_project = Project.discover(there) if found else Project(there, project.config)
-            yield side_project, build_plan(side_project, suite_files(side_project))
+            yield side_project, _plan(side_project, scope)
         finally:
             repo.remove_worktree(worktree)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _plan(project: Project, scope: Scope) -> Plan:
+    suites = suite_files(project, scope.suites)
+    return build_plan(project, suites, prompts=scope.prompts, case_filter=scope.cases)
 
 
 def _match(store: Store, plan: Plan, table: str) -> set[tuple[str, str, str, int]]:

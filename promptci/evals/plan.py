@@ -130,9 +130,9 @@ def suite_files(project: Project, paths: tuple[str, ...] = ()) -> list[Path]:
 
 
 def _suite_file(project: Project, given: str) -> Path:
-    path = Path(given)
-    if path.is_file():
-        return project.path(path.resolve())
+    for path in (project.root / given, Path(given)):  # from the project's root first: a side's worktree
+        if path.is_file():
+            return project.path(path.resolve())
     for suffix in (".yaml", ".yml"):
         named = project.evals_dir / f"{given}{suffix}"
         if named.is_file():

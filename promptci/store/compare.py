@@ -142,6 +142,10 @@ class CompareQueries(Core):
             [suite, prompt],
         )
 
+    def keep_suites(self, table: str, suites: Sequence[str]) -> None:
+        """Drop the rows of side table ``table`` whose suite is not one of ``suites``."""
+        self.db.execute(sql("DELETE FROM $t WHERE suite NOT IN (SELECT unnest(?::VARCHAR[]))", t=table), [list(suites)])
+
     def side_identities(self, base: str, head: str) -> list[tuple[Any, ...]]:
         """Per side, suite and prompt: the model ids, parameter hashes, suite hashes and prompt hashes."""
         text = " UNION ALL ".join(sql(_IDENTITY, table=t, side=n) for t, n in ((base, "base"), (head, "head")))
