@@ -13,6 +13,7 @@ from .output import emit_json
 @click.argument("suites", nargs=-1)
 @click.option("--prompt", "prompts", multiple=True, metavar="NAME", help="Only suites × this prompt; repeatable.")
 @click.option("--changed", is_flag=True, help="Only suites whose prompts, datasets or files changed since --base.")
+@click.option("--all", "every", is_flag=True, help="Also the suites marked `default: false`.")
 @click.option("--base", metavar="REF", help="Base for --changed (default: merge-base with the default branch).")
 @click.option("--repeat", type=click.IntRange(min=1), help="Repeats per case, overriding the suites'.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Requests in flight for API providers.")
@@ -39,6 +40,7 @@ def eval_(
     suites: tuple[str, ...],
     prompts: tuple[str, ...],
     changed: bool,
+    every: bool,
     base: str | None,
     repeat: int | None,
     jobs: int | None,
@@ -54,14 +56,15 @@ def eval_(
 ) -> int:
     """Run eval suites and store every result in the DuckDB results file.
 
-    SUITES are suite files or names under evals/; without them, every suite there. Exits 1 when a
+    SUITES are suite files or names under evals/; without them, every suite there but those marked
+    `default: false` (--all takes them too). Exits 1 when a
     suite is below its threshold or a case errored (provider faults are recorded, not scored), and
     5 when --filter, --shard, --sample or --head leave no case to run.
     """
     from ..evals import export
     from ..evals.answers import Budget
     from ..evals.changes import changed_suites
-    from ..evals.plan import CaseFilter, build_plan, suite_files
+    from ..evals.plan import CaseFilter, build_plan, by_default, suite_files
     from ..evals.runner import run_eval
     from ..providers import parse_model_option
     from ..settings import ModelSettings
@@ -71,6 +74,10 @@ def eval_(
     export.check_paths(outputs)
     project = state.project
     paths = suite_files(project, suites)
+    if not suites and not changed and not every:
+        paths, skipped = by_default(project, paths)
+        if skipped:
+            click.echo(f"left out {', '.join(skipped)} (default: false; name them, or pass --all)", err=True)
     if changed:
         paths, sha = changed_suites(project, paths, base)
         click.echo(f"--changed: {len(paths)} suite(s) affected since {sha[:10]}", err=True)

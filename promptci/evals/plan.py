@@ -129,6 +129,15 @@ def suite_files(project: Project, paths: tuple[str, ...] = ()) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+def by_default(project: Project, paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """``paths`` less the suites marked ``default: false``, and the names of those left out."""
+    kept: list[Path] = []
+    skipped: list[Path] = []
+    for path in paths:
+        (kept if read_suite(project, path)[0].default else skipped).append(path)
+    return kept, [p.stem for p in skipped]
+
+
 def _suite_file(project: Project, given: str) -> Path:
     for path in (project.root / given, Path(given)):  # from the project's root first: a side's worktree
         if path.is_file():

@@ -190,6 +190,11 @@ class Suite(_Strict):
     model: ModelSettings | None = None
     extractor: Extractor | None = None
     tags: list[str] = Field(default_factory=list)
+    default: bool = Field(
+        True,
+        description="false: left out of a bare `promptci eval` (a slow or exploratory suite); it still runs when"
+        " named, with --all, and when --changed finds it touched",
+    )
 
     @field_validator("prompts", mode="before")
     @classmethod
