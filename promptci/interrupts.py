@@ -26,9 +26,19 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def raise_on_sigterm() -> None:
-    """Make SIGTERM (a CI job cancelled, a container stopped) interrupt like Ctrl-C."""
-    signal.signal(signal.SIGTERM, _terminate)
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While the block runs, SIGTERM (a CI job cancelled, a container stopped) interrupts like
+    Ctrl-C; then the handler that was there before is back, so that a host process, a test runner
+    say, keeps its own way of stopping."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

@@ -100,6 +100,8 @@ class Repo:
         self.capsys.readouterr()
         code = main(["-C", str(self.path), *args])
         captured = self.capsys.readouterr()
+        if code == 130:  # Ctrl-C or SIGTERM reached the command: it was meant for the test run, so stop it
+            raise KeyboardInterrupt
         return Result(code, captured.out, captured.err)
 
 

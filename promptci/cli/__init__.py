@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ..errors import ExitCode, PromptciError
-from ..interrupts import is_abandoned_query, raise_on_sigterm
+from ..interrupts import is_abandoned_query, sigterm_interrupts
 from ..redact import RedactingStream
 from ..version import __version__
 from . import (
@@ -95,12 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map every outcome to a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    raise_on_sigterm()
     cwd, streams = os.getcwd(), (sys.stdout, sys.stderr)
     VERBOSE[0] = QUIET[0] = False
     sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]
     try:
-        return _run(args, debug)
+        with sigterm_interrupts():
+            return _run(args, debug)
     finally:
         os.chdir(cwd)
         sys.stdout, sys.stderr = streams

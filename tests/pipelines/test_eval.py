@@ -84,7 +84,9 @@ def test_a_reply_the_parse_rule_cannot_read_is_a_wrong_answer_with_its_reason(pi
     usage = _eval(piped)
     assert usage["calls"] == 6 and usage["errors"] == 0
     rows = piped.sql("SELECT score, passed, error, note, output FROM results")
-    assert all(score == 0.0 and passed is False and error is None and output for score, passed, error, _, output in rows)
+    assert all(
+        score == 0.0 and passed is False and error is None and output for score, passed, error, _, output in rows
+    )
     assert {n.split(" in ")[0] for *_, n, _ in rows} == {"step 'label': parse: no match for /NEVER-SAID-(\\d{9})/"}
     steps = piped.sql("SELECT step_id, error IS NOT NULL, parsed IS NULL FROM steps ORDER BY case_id, step_index")
     assert steps == [("draft", False, False), ("label", True, True)] * 3
