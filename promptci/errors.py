@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 class ExitCode(IntEnum):
-    """Documented process exit codes (see README, "Exit codes")."""
+    """Documented process exit codes (docs/commands.md, "Exit codes")."""
 
     OK = 0
     FAILED = 1  # a check or a gate failed: lint found errors, a suite is below threshold

@@ -27,19 +27,24 @@ def _all_commands(group: click.Group, prefix: str = "") -> list[tuple[str, click
 @pytest.mark.parametrize("name,command", _all_commands(cli))
 def test_every_command_has_help_and_is_documented(name: str, command: click.Command) -> None:
     assert command.help and command.help.strip(), f"`promptci {name}` has no help text"
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert f"promptci {name}" in readme, f"`promptci {name}` is not documented in README.md"
+    assert f"promptci {name}" in _docs(), f"`promptci {name}` is not documented in README.md or docs/"
 
 
-def test_the_readme_names_only_commands_that_exist() -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
+def _docs() -> str:
+    """The README and every page under docs/."""
+    pages = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+    return "\n".join(p.read_text() for p in pages)
+
+
+def test_the_docs_name_only_commands_that_exist() -> None:
+    readme = _docs()
     known = {name.split()[0] for name, _ in _all_commands(cli)}
     named = set(re.findall(r"`promptci ([a-z][a-z-]*)", readme))
-    assert named and named <= known, f"README names commands that do not exist: {sorted(named - known)}"
+    assert named and named <= known, f"the docs name commands that do not exist: {sorted(named - known)}"
     groups = {name: {sub.split()[1] for sub, _ in _all_commands(cli) if sub.startswith(name + " ")} for name in known}
     for group, sub in re.findall(r"`promptci ([a-z]+) ([^\s`]+)", readme):
         if groups.get(group) and not sub.startswith(("-", "[")):
-            assert sub in groups[group], f"README names `promptci {group} {sub}`, which does not exist"
+            assert sub in groups[group], f"the docs name `promptci {group} {sub}`, which does not exist"
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:

@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT
 
 # `pip install promptci`, `pip install "promptci[local]"`, `install: promptci` …: the name alone.
 BARE = re.compile(
-    r"""(?:pip install[^|;&\n]*?[\s"'=]|\binstall:\s*["']?|default:\s*["'])promptci(?:\[[^\]]*\])?(?=["'\s]|$)""",
+    r"""(?:pip install[^|;&\n]*?[ \t"'=]|\binstall:\s*["']?|default:\s*["'])promptci(?:\[[^\]]*\])?(?=["'\s]|$)""",
     re.MULTILINE,
 )
 SOURCES = ["README.md", "action.yml", "pyproject.toml", ".pre-commit-hooks.yaml", "promptci.yaml"]
