@@ -125,6 +125,10 @@ def compare(
     else:
         table(report.HEADERS, report.rows(comparison), title=f"{comparison.base} → {comparison.head}")
         _print_flips(comparison)
+        for s in comparison.suites:
+            for side, count, reason in zip(("base", "head"), s.errors, s.reasons, strict=True):
+                if count:
+                    click.echo(f"{s.suite} × {s.prompt}: {count} errored on {side}; commonest: {reason}", err=True)
         click.echo(f"verdict: {comparison.verdict}", err=True)
     writers = {".json": report.to_json, ".md": report.markdown, ".xml": report.junit}
     from ..redact import write

@@ -88,6 +88,7 @@ class SuiteComparison:
     added: list[str] = field(default_factory=list)  # case names only on the head side
     removed: list[str] = field(default_factory=list)
     errors: tuple[int, int] = (0, 0)
+    reasons: tuple[str | None, str | None] = (None, None)  # each side's commonest error
     mismatches: list[str] = field(default_factory=list)
     prompt_file: str | None = None
     steps: list[StepChange] = field(default_factory=list)  # a pipeline's, in run order
@@ -120,6 +121,7 @@ def compare(store: Store, base: SideResults, head: SideResults, gate: GateConfig
     for suite, prompt, name, in_base in store.unpaired_cases():
         only[(suite, prompt)][1 if in_base else 0].append(name)
     errors = {(r[0], r[1]): (r[2], r[3]) for r in store.errored_counts()}
+    reasons = [store.error_reasons(side.table) for side in (base, head)]
     gids = pairs["gid"]
     suites = []
     for gid, (suite, prompt) in enumerate(keys):
@@ -145,6 +147,7 @@ def compare(store: Store, base: SideResults, head: SideResults, gate: GateConfig
                 added,
                 removed,
                 errors.get((suite, prompt), (0, 0)),
+                tuple(r[0] if (r := side.get((suite, prompt))) else None for side in reasons),  # type: ignore[arg-type]
                 _mismatches(b_id, h_id),
                 head.prompt_files.get(prompt) or base.prompt_files.get(prompt),
                 changes.get((suite, prompt), []),

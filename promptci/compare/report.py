@@ -76,6 +76,9 @@ def markdown(c: Comparison) -> str:
             notes.append(f"{len(s.added)} case(s) added, {len(s.removed)} removed (not paired)")
         if any(s.errors):
             notes.append(f"errored cases: {s.errors[0]} on base, {s.errors[1]} on head (not scored)")
+            for side, reason in zip(("base", "head"), s.reasons, strict=True):
+                if reason:
+                    notes.append(f"commonest error on {side}: {_cell(reason)}")
         if s.steps:
             notes.append("changed per step: " + step_changes(s))
         if notes or s.flips:
@@ -163,6 +166,7 @@ def as_dict(c: Comparison) -> dict[str, Any]:
             "added": s.added,
             "removed": s.removed,
             "errors": {"base": s.errors[0], "head": s.errors[1]},
+            "error_reasons": {"base": s.reasons[0], "head": s.reasons[1]},
             "mismatches": s.mismatches,
         }
 

@@ -180,6 +180,14 @@ class CompareQueries(Core):
             ).fetchall()
         )
 
+    def error_reasons(self, table: str) -> dict[tuple[str, str], tuple[str, int]]:
+        """Per suite and prompt of side table ``table``: its commonest error, and how many cases
+        errored in all."""
+        rows = self.db.execute(
+            sql("SELECT suite, prompt, mode(error), count(*) FROM $t WHERE error IS NOT NULL GROUP BY ALL", t=table)
+        ).fetchall()
+        return {(r[0], r[1]): (str(r[2]), int(r[3])) for r in rows}
+
     def step_pairs(self, base: str, head: str) -> list[tuple[Any, ...]]:
         """For pipelines, per case both sides have (after :meth:`pair_cases`) and step, in run order:
         (suite, prompt, case id, step id, index, on base, on head, base output, head output,
