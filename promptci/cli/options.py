@@ -155,22 +155,13 @@ def verbosity_options(command: click.Command) -> None:
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             verbosity_options(sub)
-    names = {opt for p in command.params for opt in getattr(p, "opts", [])}
-    if "-q" in names or "-v" in names:
+    taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    if "-q" in taken or "-v" in taken:
         return
-    command.params += [
-        click.Option(
-            ["-q", "--quiet"],
-            is_flag=True,
-            expose_value=False,
-            callback=_verbosity,
-            help="Print only errors, warnings and results.",
-        ),
-        click.Option(
-            ["-v", "--verbose"],
-            is_flag=True,
-            expose_value=False,
-            callback=_verbosity,
-            help="Print every reason and detail.",
-        ),
-    ]
+    for names, help_text in (
+        (["-q", "--quiet"], "Print only errors, warnings and results."),
+        (["-v", "--verbose"], "Print every reason and detail."),
+    ):
+        command.params.append(
+            click.Option(names, is_flag=True, expose_value=False, callback=_verbosity, help=help_text)
+        )
