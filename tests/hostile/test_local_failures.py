@@ -113,11 +113,13 @@ def test_a_reply_nesting_too_deep_is_that_cases_error_and_the_eval_goes_on(
     repo.commit("a relay that parses JSON")
     result = repo.run("eval")
     assert result.code in (ExitCode.OK, ExitCode.FAILED), result.err
-    rows = repo.sql("SELECT error FROM results ORDER BY case_id")
+    rows = repo.sql("SELECT error, note, score FROM results ORDER BY case_id")
     assert len(rows) == 4  # every case stored, the eval went on
-    errors = [e for (e,) in rows if e]
-    assert any("nests deeper than 64 levels" in e for e in errors)
-    assert sum(1 for (e,) in rows if not e) >= 2
+    assert all(error is None for error, _, _ in rows)
+    # A reply its parse rule cannot read is a wrong answer, with the reason beside it.
+    deep = [score for _, note, score in rows if note and "nests deeper than 64 levels" in note]
+    assert deep and all(score == 0 for score in deep)
+    assert sum(1 for _, note, score in rows if note is None and score is not None) == 2
 
 
 HOSTILE_TEXT = "\x1b[2J\x1b]0;owned\x07\rDONE \u202egnp.exe\x9b31m"

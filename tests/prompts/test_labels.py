@@ -121,4 +121,5 @@ def test_label_ls(repo: Repo, two_versions: tuple[str, str]) -> None:
     repo.run("label", "set", "summarize", "production", "HEAD~1")
     rows = json.loads(repo.run("label", "ls", "--format", "json").out)
     assert rows == [{"prompt": "summarize", "label": "production", "commit": two_versions[0]}]
-    assert repo.run("label", "ls", "summarize").out.startswith("summarize\tproduction\t")
+    header, row = repo.run("label", "ls", "summarize").out.splitlines()  # piped: the header stays
+    assert header.startswith("prompt\tlabel\tcommit") and row.startswith("summarize\tproduction\t")

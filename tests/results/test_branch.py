@@ -85,7 +85,7 @@ def test_push_and_pull_through_a_bare_remote(repo: Repo, katan: Callable[..., Ka
     assert _count(clone / ".promptci/results.duckdb", "cache") == 6
     out = tmp_path / "cmp.json"
     # The base's results came through the branch: nothing to evaluate, nothing missing.
-    assert main(["-C", str(clone), "compare", "HEAD", "HEAD", "-o", str(out)]) == 0
+    assert main(["-C", str(clone), "compare", "HEAD", "HEAD", "sentiment", "-o", str(out)]) == 0
     assert json.loads(out.read_text())["suites"][0]["n"] == 6
 
     assert main(["-C", str(clone), "eval", "--no-cache"]) == ExitCode.FAILED

@@ -137,7 +137,8 @@ def test_push_pull_and_read_in_place_on_an_object_store(repo: Repo, s3: str, tmp
     assert main(["-C", str(clone), "compare", run, run]) == ExitCode.USAGE  # not on this machine
     report = json.loads(_cli(clone, "compare", run, run, "--results", where, "--format", "json"))
     assert [s["errors"] for s in report["suites"]] == [{"base": 6, "head": 6}]
-    assert json.loads(_cli(clone, "history", "--results", where, "--format", "json")) == []  # nothing scored
+    (point,) = json.loads(_cli(clone, "history", "--results", where, "--format", "json"))
+    assert (point["cases"], point["score"], point["errors"], point["total"]) == (0, None, 6, 6)  # nothing scored
     assert not (clone / ".promptci/results.duckdb").exists()  # read in place, nothing copied
     assert main(["-C", str(clone), "results", "pull"]) == 0
     assert _runs(clone / ".promptci/results.duckdb") == [run]
