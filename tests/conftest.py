@@ -27,6 +27,14 @@ INIT_TEMPLATES = REPO_ROOT / "tests" / "fixtures" / "project"
 MODEL_CACHE = REPO_ROOT / ".promptci-test-models"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker gets its share of the cores for torch: two workers each spinning a thread
+    per core on the same cores run the model several times slower than one thread each."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // workers))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the real $HOME or global git config."""
