@@ -31,6 +31,9 @@ _PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "batch_size": (_int_at_least(1), "a whole number of at least 1"),
         "device": (lambda v: isinstance(v, str) and bool(_DEVICE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
         "dtype": (lambda v: v in ("auto", "float32", "float16", "bfloat16"), "auto, float32, float16 or bfloat16"),
+        "prefix_cache": (lambda v: isinstance(v, bool), "true or false"),
+        "prefix_cache_mb": (lambda v: _positive_number(v) or v == 0, "a number of MiB, 0 or more"),
+        "threads": (_int_at_least(1), "a whole number of at least 1"),
     },
     "openai": {
         "base_url": (lambda v: isinstance(v, str) and "://" in v, "a URL such as http://host:port/v1"),

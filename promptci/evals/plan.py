@@ -247,6 +247,9 @@ def gen_params(settings: ModelSettings) -> GenParams:
         "device",
         "dtype",
         "batch_size",
+        "prefix_cache",
+        "prefix_cache_mb",
+        "threads",
     }
     extra = tuple(sorted((k, v) for k, v in settings.params.items() if k not in provider_only))
     return GenParams(

@@ -1,13 +1,21 @@
-"""In-process generation with transformers: batched, left-padded, chat-templated.
+"""In-process generation with transformers: batched, chat-templated, shared prefixes run once.
 
 With ``models.converted_dir`` and :mod:`.differentiable` (the same model seen through its
 gradients), the only modules that import torch and transformers. Chat templates and
 padding are done here, once, for both.
+
+The rows of a batch usually begin alike: the chat template, a system message, the
+instruction, the demonstrations. That shared prefix is run once, kept in a
+:class:`~.prefix.PrefixStore` across batches and calls, and its key/value states are expanded
+over the batch; each row then runs only its own suffix, placed after the prefix with the
+padding between the two (masked, and skipped by the position ids). ``prefix_cache: false``
+in ``model.params`` runs every row whole, left-padded, as a check and for debugging.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from itertools import groupby
@@ -18,13 +26,23 @@ from ..errors import InputError
 from ..settings import ModelSettings
 from . import models
 from .base import Completion, GenParams, OnDone, Request, apply_stop
+from .prefix import MIN_SHARED, Layers, PrefixStore, plan_batches, shared_prefix
+
+DEFAULT_PREFIX_CACHE_MB = 256
 
 
 class TransformersProvider:
     """A causal LM loaded in this process, on CUDA when present, else the CPU."""
 
     def __init__(
-        self, source: models.ModelSource, *, device: str = "auto", dtype: str = "auto", batch_size: int = 16
+        self,
+        source: models.ModelSource,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 16,
+        prefix_cache_mb: float | None = DEFAULT_PREFIX_CACHE_MB,
+        threads: int | None = None,
     ) -> None:
         try:
             import torch
@@ -45,6 +63,10 @@ class TransformersProvider:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
         self._torch = torch
+        if threads or "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(threads or available_cores())
+        limit = int((prefix_cache_mb or 0) * 2**20)
+        self.prefixes = PrefixStore(self._extend, limit) if prefix_cache_mb is not None else None
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, root: Path | None = None) -> TransformersProvider:
@@ -55,6 +77,10 @@ class TransformersProvider:
             device=str(p.get("device", "auto")),
             dtype=str(p.get("dtype", "auto")),
             batch_size=int(p.get("batch_size", 16)),
+            prefix_cache_mb=float(p.get("prefix_cache_mb", DEFAULT_PREFIX_CACHE_MB))
+            if p.get("prefix_cache", True)
+            else None,
+            threads=int(p["threads"]) if "threads" in p else None,
         )
 
     def format(self, request: Request) -> str:
@@ -95,10 +121,18 @@ class TransformersProvider:
         return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
 
     def generate_ids(self, rows: Sequence[list[int]], params: GenParams, repeat: int = 0) -> list[list[int]]:
-        """The new tokens for each row of prompt ids, in one left-padded batch, cut at the end of text."""
+        """The new tokens for each row of prompt ids, in one batch, cut at the end of text.
+
+        With the prefix cache, the rows' shared prefix comes from the store and only the
+        suffixes are run; else the rows are left-padded and run whole.
+        """
         torch = self._torch
-        ids, mask = self.pad(rows, left=True)
+        shared = min(shared_prefix(rows), min(len(r) for r in rows) - 1) if self.prefixes is not None else 0
         kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if shared >= MIN_SHARED:
+            ids, mask, kwargs["cache"] = self._after_prefix(rows, shared)
+        else:
+            ids, mask = self.pad(rows, left=True)
         if params.stop:  # stop generating there, not just cut the text afterwards
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         if params.temperature > 0:
@@ -116,14 +150,49 @@ class TransformersProvider:
             new.append(row[: next((k for k, tok in enumerate(row) if tok in eos), len(row))])
         return new
 
+    def _after_prefix(self, rows: Sequence[list[int]], shared: int) -> tuple[Any, Any, Any]:
+        """Ids, attention mask and cache for ``rows`` whose first ``shared`` tokens are cached:
+        each row is the prefix, then padding, then its own suffix; the positions that
+        ``generate`` derives from the mask skip the padding."""
+        states = self._prefix_states(rows[0][:shared])
+        n = len(rows)
+        cache = self._cache([(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in states])
+        tails = [r[shared:] for r in rows]
+        width = max(len(t) for t in tails)
+        pad = self.tokenizer.pad_token_id
+        ids = [rows[0][:shared] + [pad] * (width - len(t)) + t for t in tails]
+        mask = [[1] * shared + [0] * (width - len(t)) + [1] * len(t) for t in tails]
+        torch = self._torch
+        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device), cache
+
+    def _prefix_states(self, ids: Sequence[int]) -> Layers:
+        assert self.prefixes is not None
+        return self.prefixes.states(ids)
+
+    def _cache(self, layers: Layers | None = None) -> Any:
+        from transformers import DynamicCache
+
+        return DynamicCache(layers) if layers else DynamicCache()
+
+    def _extend(self, base: Layers | None, ids: Sequence[int], start: int) -> Layers:
+        """The key/value states of ``ids``, given those of its first ``start`` tokens."""
+        torch = self._torch
+        cache = self._cache(base)
+        x = torch.tensor([list(ids[start:])], device=self.device)
+        positions = torch.arange(start, len(ids), device=self.device)[None]
+        with torch.inference_mode():
+            self.model(input_ids=x, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
     def loglik(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, int]]:
         """For each (context, continuation), the continuation's log-likelihood summed over its
         tokens, and how many tokens it has; batched, nothing generated.
 
         As lm-eval-harness does, the pair is tokenized whole and the continuation is what
         follows the context's own tokens; an empty context starts from the BOS (or EOS) token.
+        With the prefix cache, each context is run once for all its continuations, after the
+        prefix its batch shares.
         """
-        torch = self._torch
         start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
         rows: list[tuple[list[int], int]] = []
         for context, continuation in pairs:
@@ -132,6 +201,100 @@ class TransformersProvider:
             if whole[: len(head)] != head:  # the boundary merged into one token: split before it
                 head = head[:-1]
             rows.append((whole, max(1, len(head))))
+        if self.prefixes is None:
+            return self._loglik_whole(rows)
+        cases: dict[str, list[int]] = {}
+        for i, (context, _) in enumerate(pairs):
+            cases.setdefault(context, []).append(i)
+        groups = [g for g in cases.values()]
+        # Each case's context: what all its rows share, up to the token before its first continuation.
+        contexts = []
+        for g in groups:
+            n = min(shared_prefix([rows[i][0] for i in g]), min(rows[i][1] for i in g) - 1)
+            contexts.append(rows[g[0]][0][:n])
+        results: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
+        for batch in plan_batches(contexts, self.batch_size):
+            self._loglik_cases([groups[c] for c in batch], [contexts[c] for c in batch], rows, results)
+        return results
+
+    def _loglik_cases(
+        self,
+        groups: list[list[int]],
+        contexts: list[list[int]],
+        rows: list[tuple[list[int], int]],
+        results: list[tuple[float, int]],
+    ) -> None:
+        """Score the rows of ``groups`` (cases, each a list of row indices sharing its context).
+
+        Step one runs each context after the prefix the cases share (right-padded); step two
+        copies each case's states to its rows and runs their continuations.
+        """
+        torch = self._torch
+        shared = shared_prefix(contexts)
+        if shared < MIN_SHARED:
+            shared = 0
+            if any(not c for c in contexts):  # a row with nothing before it: run every row whole
+                contexts = [[] for _ in contexts]
+        base = self._prefix_states(contexts[0][:shared]) if shared else None
+        n = len(contexts)
+        cache = self._cache([(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in base] if base else None)
+        tails = [c[shared:] for c in contexts]
+        width = max(len(t) for t in tails)
+        seen = [[1] * (shared + len(t)) + [0] * (width - len(t)) for t in tails]
+        if width:
+            pad = self.tokenizer.pad_token_id
+            ids = torch.tensor([t + [pad] * (width - len(t)) for t in tails], device=self.device)
+            positions = torch.arange(shared, shared + width, device=self.device).expand(n, -1)
+            with torch.inference_mode():
+                self.model(
+                    input_ids=ids,
+                    attention_mask=torch.tensor(seen, device=self.device),
+                    position_ids=positions,
+                    cache=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+        states = [(layer.keys, layer.values) for layer in cache.layers]
+        todo = [(c, i) for c, g in enumerate(groups) for i in g if rows[i][1] < len(rows[i][0])]
+        step = 4 * self.batch_size
+        for begin in range(0, len(todo), step):
+            self._continuations(todo[begin : begin + step], contexts, seen, states, rows, results)
+
+    def _continuations(
+        self,
+        todo: list[tuple[int, int]],
+        contexts: list[list[int]],
+        seen: list[list[int]],
+        states: Layers,
+        rows: list[tuple[list[int], int]],
+        results: list[tuple[float, int]],
+    ) -> None:
+        torch = self._torch
+        pick = torch.tensor([c for c, _ in todo], device=self.device)
+        cache = self._cache([(k.index_select(0, pick), v.index_select(0, pick)) for k, v in states])
+        inputs = [rows[i][0][len(contexts[c]) : -1] for c, i in todo]
+        width = max(len(x) for x in inputs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([x + [pad] * (width - len(x)) for x in inputs], device=self.device)
+        mask = [seen[c] + [1] * len(x) + [0] * (width - len(x)) for (c, _), x in zip(todo, inputs, strict=True)]
+        positions = torch.tensor([[len(contexts[c]) + k for k in range(width)] for c, _ in todo], device=self.device)
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=ids,
+                attention_mask=torch.tensor(mask, device=self.device),
+                position_ids=positions,
+                cache=cache,
+            ).logits
+            for row, (c, i) in enumerate(todo):
+                whole, cut = rows[i]
+                offset = len(contexts[c])
+                targets = torch.tensor(whole[cut:], device=self.device)
+                logprobs = torch.log_softmax(logits[row, cut - 1 - offset : len(whole) - 1 - offset].float(), dim=-1)
+                results[i] = (float(logprobs.gather(1, targets[:, None]).sum()), len(whole) - cut)
+
+    def _loglik_whole(self, rows: list[tuple[list[int], int]]) -> list[tuple[float, int]]:
+        """Each row run whole, right-padded, shortest first: the path without the prefix cache."""
+        torch = self._torch
         results: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
         for begin in range(0, len(order), self.batch_size):
@@ -161,17 +324,18 @@ class TransformersProvider:
                 done = [Completion(error=f"{type(exc).__name__}: {exc}") for _ in batch]
             for i, completion in zip(batch, done, strict=True):
                 on_done(i, completion)
-        texts = {i: self.format(r) for i, r in enumerate(requests) if not r.choices}
-        # Batch requests that share decoding settings, shortest first, so padding stays small.
-        order = sorted(texts, key=lambda i: (_params_key(requests[i]), len(texts[i]), requests[i].repeat))
+        rows = {i: self.encode(self.format(r)) for i, r in enumerate(requests) if not r.choices}
+        # Batch requests that share decoding settings; within them, rows sharing a prefix, then by length.
+        order = sorted(rows, key=lambda i: (_params_key(requests[i]), requests[i].repeat))
         for _, group in groupby(order, key=lambda i: _params_key(requests[i])):
             indices = list(group)
-            for start in range(0, len(indices), self.batch_size):
+            for planned in plan_batches([rows[i] for i in indices], self.batch_size):
                 if should_stop():
                     return
-                batch = indices[start : start + self.batch_size]
+                batch = [indices[k] for k in planned]
+                first = requests[batch[0]]
                 try:
-                    done = self._batch([texts[i] for i in batch], requests[batch[0]].params, requests[batch[0]].repeat)
+                    done = self._batch([rows[i] for i in batch], first.params, first.repeat)
                 except RuntimeError as exc:  # out of memory, device errors: recorded, not scored
                     done = [Completion(error=f"{type(exc).__name__}: {exc}") for _ in batch]
                 for i, completion in zip(batch, done, strict=True):
@@ -211,11 +375,10 @@ class TransformersProvider:
             done.append(Completion(r.choices[best], None, per_item, tokens, 0, 0.0, meta))
         return done
 
-    def _batch(self, texts: list[str], params: GenParams, repeat: int) -> list[Completion]:
+    def _batch(self, rows: list[list[int]], params: GenParams, repeat: int) -> list[Completion]:
         start = time.perf_counter()
-        rows = [self.encode(t) for t in texts]
         new = self.generate_ids(rows, params, repeat)
-        per_item = (time.perf_counter() - start) * 1000 / len(texts)
+        per_item = (time.perf_counter() - start) * 1000 / len(rows)
         completions = []
         for prompt, out in zip(rows, new, strict=True):
             text = self.tokenizer.decode(out, skip_special_tokens=True)
@@ -241,6 +404,14 @@ def _log_softmax(values: Sequence[float]) -> list[float]:
     top = max(values)
     total = top + math.log(sum(math.exp(v - top) for v in values))
     return [v - total for v in values]
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, as containers and CI runners set it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _dtype(torch: Any, name: str, device: str) -> Any:
