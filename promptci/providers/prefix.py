@@ -133,8 +133,8 @@ class PrefixStore:
             self._entries.move_to_end(best_key)
             self.hits += best
             if best == len(key):  # stored, or inside a longer stored prefix
-                stored = self._entries[best_key]
-                return stored if best == len(best_key) else cut(stored, best)
+                found = self._entries[best_key]
+                return found if best == len(best_key) else cut(found, best)
         base = cut(self._entries[best_key], best) if best_key is not None else None
         layers = self._extend(base, key, best)
         self.computed += len(key) - best
