@@ -98,7 +98,7 @@ def store_open(rows: int, runs: int) -> tuple[float, float]:
             con.execute(
                 "INSERT INTO results SELECT 'run', 'suite', 'h', 'prompt', 'h', NULL, md5(i::VARCHAR), NULL, 0,"
                 " 'model', 'p', repeat(md5(i::VARCHAR), 8), 'positive', 'positive', '{}', 1.0, true, NULL,"
-                " 10.0, 50, 2, 0.0, false, now()::TIMESTAMP FROM range(?) t(i)",
+                " 10.0, 50, 2, 0.0, false, now()::TIMESTAMP, NULL, NULL FROM range(?) t(i)",
                 [rows],
             )
         checked = trusted = float("inf")
