@@ -62,13 +62,15 @@ class _Bar:
 
 class EvalProgress(_Bar):
     """A live bar on a terminal; off one (CI), a plain line every ``every`` seconds: cases done,
-    the rate and the time left."""
+    the rate and the time left. The rate is timed from the first case done, so loading the model
+    does not count as slow cases."""
 
     def __init__(self, every: float = 10.0) -> None:
         super().__init__()
         self._every = every
-        self._total = self._done = self._cached = 0
+        self._total = self._done = self._cached = self._first = 0
         self._started = self._last = 0.0
+        self._timing = False
 
     def start(self, total: int, cached: int) -> None:
         import time
@@ -88,9 +90,12 @@ class EvalProgress(_Bar):
             self._progress.advance(self._task, n)
             return
         now = time.monotonic()
+        if not self._timing:  # the first cases done: the clock for the rate starts here
+            self._timing, self._first, self._started = True, self._done, now
+            return
         if self._progress is None and not QUIET[0] and now - self._last >= self._every and self._done < self._total:
             self._last = now
-            rate = self._done / max(now - self._started, 1e-9)
+            rate = (self._done - self._first) / max(now - self._started, 1e-9)
             left = (self._total - self._done) / rate if rate else 0
             line = f"eval: {self._done} of {self._total} cases, {rate:.1f}/s, about {_duration(left)} left"
             print(line, file=sys.stderr, flush=True)
