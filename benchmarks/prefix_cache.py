@@ -153,7 +153,9 @@ def project(tmp: Path, name: str, system: str, demos: list[tuple[str, str]], cac
         f"dataset: {{path: data.jsonl, vars: {{sentence: input}}, expected: target, limit: {n}}}\n"
         "scorers: [{type: choice, choices: [plausible, implausible]}]\n"
     )
-    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    who = ["-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+    for cmd in (["init", "-q"], ["add", "-A"], [*who, "commit", "-qm", "bench"]):
+        subprocess.run(["git", *cmd], cwd=path, check=True)
     return path
 
 
@@ -200,6 +202,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--skip-processes", action="store_true", help="only the in-process measurements (1-3)")
+    parser.add_argument("--only-processes", action="store_true", help="only the whole-process measurements (4-5)")
     args = parser.parse_args()
     import torch
 
@@ -215,8 +218,9 @@ def main() -> None:
         f"{config.hidden_size}x{config.intermediate_size})"
     )
     timed(provider, workload("zero-shot", 4, 2, provider))  # warm-up
-    generation(provider, args, limit, params)
-    threads(provider, args)
+    if not args.only_processes:
+        generation(provider, args, limit, params)
+        threads(provider, args)
     if not args.skip_processes:
         processes(provider, args.cases)
 

@@ -14,6 +14,7 @@ in ``model.params`` runs every row whole, left-padded, as a check and for debugg
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -63,6 +64,11 @@ class TransformersProvider:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
         self._torch = torch
+        if self.device == "cpu":
+            # Masked attention over grouped key/value heads: transformers copies each key/value head
+            # once per query head it serves (three copies of the cache per layer for SmolLM2);
+            # torch's CPU attention reads the groups as they are, at half the time for a long prefix.
+            os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
         if threads or "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(threads or available_cores())
         limit = int((prefix_cache_mb or 0) * 2**20)
@@ -130,7 +136,7 @@ class TransformersProvider:
         shared = min(shared_prefix(rows), min(len(r) for r in rows) - 1) if self.prefixes is not None else 0
         kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
         if shared >= MIN_SHARED:
-            ids, mask, kwargs["cache"] = self._after_prefix(rows, shared)
+            ids, mask, kwargs["cache"] = self._after_prefix(rows, shared, params.max_tokens)
         else:
             ids, mask = self.pad(rows, left=True)
         if params.stop:  # stop generating there, not just cut the text afterwards
@@ -150,15 +156,20 @@ class TransformersProvider:
             new.append(row[: next((k for k, tok in enumerate(row) if tok in eos), len(row))])
         return new
 
-    def _after_prefix(self, rows: Sequence[list[int]], shared: int) -> tuple[Any, Any, Any]:
+    def _after_prefix(self, rows: Sequence[list[int]], shared: int, max_new: int) -> tuple[Any, Any, Any]:
         """Ids, attention mask and cache for ``rows`` whose first ``shared`` tokens are cached:
         each row is the prefix, then padding, then its own suffix; the positions that
-        ``generate`` derives from the mask skip the padding."""
+        ``generate`` derives from the mask skip the padding. The cache is copied once into
+        room for the whole generation, so each new token is written in place rather than the
+        whole cache copied again."""
         states = self._prefix_states(rows[0][:shared])
         n = len(rows)
-        cache = self._cache([(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in states])
         tails = [r[shared:] for r in rows]
         width = max(len(t) for t in tails)
+        cache = self._cache()
+        room = width + max_new + 1
+        layer = _roomy_layer()
+        cache.layers = [layer(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1), room) for k, v in states]
         pad = self.tokenizer.pad_token_id
         ids = [rows[0][:shared] + [pad] * (width - len(t)) + t for t in tails]
         mask = [[1] * shared + [0] * (width - len(t)) + [1] * len(t) for t in tails]
@@ -404,6 +415,38 @@ def _log_softmax(values: Sequence[float]) -> list[float]:
     top = max(values)
     total = top + math.log(sum(math.exp(v - top) for v in values))
     return [v - total for v in values]
+
+
+@functools.cache
+def _roomy_layer() -> Any:
+    from transformers.cache_utils import DynamicLayer
+
+    class RoomyLayer(DynamicLayer):  # type: ignore[misc]
+        """A dynamic cache layer with room reserved after its states: new states are written in
+        place (the plain layer concatenates, copying every state at every generated token)."""
+
+        def __init__(self, keys: Any, values: Any, room: int) -> None:
+            super().__init__()
+            b, h, n, d = keys.shape
+            self._k, self._v = keys.new_empty((b, h, n + room, d)), values.new_empty((b, h, n + room, d))
+            self._k[:, :, :n], self._v[:, :, :n] = keys, values
+            self.device, self.is_initialized, self.length = keys.device, True, n
+            self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+            self._view = self.keys
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            end = self.length + key_states.shape[-2]
+            if end > self._k.shape[-2] or self.keys is not self._view:  # no room, or cropped: as the plain layer
+                keys, values = super().update(key_states, value_states, *args, **kwargs)
+                self._k, self._v, self.length, self._view = keys, values, keys.shape[-2], keys
+                return keys, values
+            self._k[:, :, self.length : end], self._v[:, :, self.length : end] = key_states, value_states
+            self.length = end
+            self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+            self._view = self.keys
+            return self.keys, self.values
+
+    return RoomyLayer
 
 
 def available_cores() -> int:
