@@ -64,10 +64,11 @@ class TransformersProvider:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
         self._torch = torch
-        if self.device == "cpu":
+        if self.device == "cpu" and not torch.cuda.is_available():
             # Masked attention over grouped key/value heads: transformers copies each key/value head
             # once per query head it serves (three copies of the cache per layer for SmolLM2);
             # torch's CPU attention reads the groups as they are, at half the time for a long prefix.
+            # The switch is process-wide, so it is left alone where a GPU may run a model too.
             os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
         if threads or "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(threads or available_cores())
