@@ -58,6 +58,8 @@ def method_problem(block: dict[str, Any]) -> tuple[tuple[str, ...], str] | None:
     method, options = block.get("method", methods.DEFAULT), block.get("options") or {}
     if not isinstance(method, str) or not isinstance(options, dict):
         return None  # the schema check reports it
+    if not options and method in methods.builtin_names():
+        return None  # every built-in method runs on its defaults: no need to import it to say so
     try:
         methods.configure(method, options)
     except methods.OptionError as exc:
