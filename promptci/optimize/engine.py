@@ -113,6 +113,26 @@ class Method(Generic[C]):
         """Score the starting instruction; OPRO scores train and dev, GPO dev."""
         return row
 
+    def search(self) -> str:
+        """Run the steps not yet stored; ``complete``, or ``budget`` when the budget ended it.
+
+        By default each step proposes candidates, chooses among them and is stored as one
+        transaction. A method that drives a search of its own (GEPA) overrides this and stores
+        each of its iterations with :func:`store_step`.
+        """
+        ctx = self.ctx
+        total = self.steps()
+        first = max(r.step for r in ctx.rows) + 1
+        for step in range(first, total + 1):
+            if ctx.spent():
+                return "budget"
+            rows = self.choose(step, self.candidates(step))
+            store_step(ctx, rows)
+            report_step(ctx, self, step, rows)
+            if any(r.status == "budget" for r in rows):
+                return "budget"
+        return "complete"
+
 
 @dataclass(kw_only=True)
 class Outcome:
@@ -204,29 +224,13 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
     """Run (or continue) the search, then score the initial and chosen instructions on test."""
     started = time.perf_counter()
     method = method_cls(ctx)
-    status = "complete"
     try:
         if not ctx.rows:
             if ctx.reporter:
                 ctx.reporter.phase(f"loading the model, then scoring the initial instruction on {method.scored_on}")
             initial = method.score_initial(_initial_row(ctx, method))
-            _store_step(ctx, [initial])
-        total = method.steps()
-        first = max(r.step for r in ctx.rows) + 1
-        for step in range(first, total + 1):
-            if ctx.spent():
-                status = "budget"
-                break
-            rows = method.candidates(step)
-            if any(r.status == "budget" for r in rows):
-                status = "budget"
-            rows = method.choose(step, rows)
-            _store_step(ctx, rows)
-            if ctx.reporter:
-                top = max((_selection_score(r, method) for r in ctx.scored_rows()), default=0.0)
-                ctx.reporter.step(step, total, top, ctx.usage, _step_note(rows), method.scored_on)
-            if status == "budget":
-                break
+            store_step(ctx, [initial])
+        status = method.search()
         best = method.final()
         initial = ctx.rows[0]
         held_back = below_constant(ctx, best, initial)
@@ -353,14 +357,24 @@ def _initial_row(ctx: Context, method: Method[Any]) -> TrajectoryRow:
     return new_row(ctx.id, 0, 0, None, text, "initial", accepted=True)
 
 
-def _store_step(ctx: Context, rows: list[TrajectoryRow]) -> None:
+def store_step(ctx: Context, rows: list[TrajectoryRow]) -> None:
+    """Store one step's rows in one transaction, and add them to the trajectory."""
     with Store(ctx.db) as store:
         store.add_trajectory(rows)
     ctx.rows.extend(rows)
 
 
-def sample(ctx: Context, method: Method[Any], proposal: Proposal, step: int) -> list[Completion]:
-    """The optimizer model's ``candidates`` replies to a meta-prompt, seeded by the step.
+def report_step(ctx: Context, method: Method[Any], step: int, rows: list[TrajectoryRow]) -> None:
+    if ctx.reporter:
+        top = max((_selection_score(r, method) for r in ctx.scored_rows()), default=0.0)
+        ctx.reporter.step(step, method.steps(), top, ctx.usage, _step_note(rows), method.scored_on)
+
+
+def sample(
+    ctx: Context, method: Method[Any], proposal: Proposal, step: int, n: int | None = None, first: int = 0
+) -> list[Completion]:
+    """The optimizer model's replies to a meta-prompt, seeded by the step: ``candidates`` of
+    them, or ``n`` from the ``first``-th on.
 
     The reply is prefilled with the method's opening tag (a local model continues it; an
     API model answers afresh) and generation stops at the closing tag.
@@ -369,7 +383,7 @@ def sample(ctx: Context, method: Method[Any], proposal: Proposal, step: int) -> 
     assert isinstance(config, Proposing), f"{method.name} samples an optimizer model: its Config extends Proposing"
     params = GenParams(config.max_tokens, config.temperature, seed=s.seed * 1_000_003 + step, stop=(method.tags[1],))
     messages = (("user", proposal.text), ("assistant", method.tags[0]))
-    requests = [Request(messages, params, i) for i in range(s.candidates)]
+    requests = [Request(messages, params, i) for i in range(first, first + (s.candidates if n is None else n))]
     return complete(ctx.project, ctx.optimizer, requests, ctx.usage, budget=ctx.budget, db=ctx.db, models=ctx.models)
 
 

@@ -43,6 +43,7 @@ class Scored:
     per_call: float = 0.0  # mean tokens in and out per answer, cached ones included
     outputs: dict[str, str] = field(default_factory=dict)  # per case: the model's first answer
     margin: float | None = None  # choices ranked by likelihood: the mean margin of the gold choice
+    notes: dict[str, str] = field(default_factory=dict)  # per case: what the scorer noted, where it did
 
     def collapsed(self, cases: list[EvalCase]) -> bool:
         """Whether the answers collapsed onto one value that the expected answers do not share."""
@@ -129,6 +130,7 @@ class Evaluator:
             mean(sizes) if sizes else 0.0,
             {r.case_id: r.output or "" for r in report.rows if r.case_id in per_case},
             _margin(report.rows, by_id),
+            {r.case_id: r.note for r in report.rows if r.case_id in per_case and r.note},
         )
 
 

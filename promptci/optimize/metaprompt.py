@@ -126,3 +126,45 @@ def parse_opro(reply: str) -> str | None:
 
 def parse_gpo(reply: str) -> str | None:
     return parse(reply, "<START>", "<END>")
+
+
+@dataclass(frozen=True)
+class Reflection:
+    """One case as GEPA's reflection reads it: the task model's input, its reply, the expected
+    answer and the scorer's feedback."""
+
+    question: str
+    reply: str
+    expected: str
+    feedback: str
+
+
+def gepa(current: str, records: Sequence[Reflection], position: str) -> str:
+    """GEPA's reflection prompt (Agrawal et al., 2026, after the gepa library's default): the
+    instruction, the cases it was tried on with replies, expected answers and feedback, failing
+    cases first; the reply is the new instruction between ``<INS>`` and ``</INS>``."""
+    parts = [
+        "I gave an assistant the following instruction to perform a task for me:",
+        f"<INS>{current or '(empty)'}</INS>",
+        "",
+        "Here are inputs the assistant was given (the instruction's place is marked <INS>), its response to"
+        " each, the expected response, and feedback:",
+        "",
+    ]
+    for i, r in enumerate(records, 1):
+        parts += [
+            f"Example {i}",
+            f"Input:\n{with_placeholder(r.question, position, '<INS>')}",
+            f"Assistant's response:\n{r.reply.strip() or '(empty)'}",
+            f"Expected response:\n{r.expected}",
+            f"Feedback: {r.feedback}",
+            "",
+        ]
+    parts.append(
+        "Your task is to write a new instruction for the assistant. Read the inputs and infer what the task is"
+        " and how answers must be written. Read the responses and the feedback: say in the instruction what the"
+        " assistant must do differently, and keep what led to correct responses. Write the instruction for"
+        " every input of this task, not for these examples. Reply with the new instruction only, between <INS>"
+        " and </INS>."
+    )
+    return "\n".join(parts)
