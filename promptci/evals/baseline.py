@@ -78,12 +78,13 @@ def answer_key(suite: Suite, output: str, case: EvalCase) -> str:
 
 
 def collapsed(answers: Sequence[str], expected: Sequence[str], share: float = 0.9) -> bool:
-    """Whether one answer covers at least ``share`` of ``answers`` (five or more) while the
-    expected answers are not that uniform: the prompt made the model stop reading."""
-    given = [a for a in answers if a]  # an output with no answer is no answer, not one value
-    if len(answers) < 5 or not given:
+    """Whether one answer covers at least ``share`` of the answers given (five or more) while the
+    expected answers are not that uniform: the prompt made the model stop reading. An output with
+    no answer is neither a vote for one value nor against it: 17 × "(b)" and 3 non-answers collapsed."""
+    given = [a for a in answers if a]
+    if len(given) < 5:
         return False
-    top = Counter(given).most_common(1)[0][1] / len(answers)
+    top = Counter(given).most_common(1)[0][1] / len(given)
     gold = Counter(expected).most_common(1)[0][1] / len(expected) if expected else 1.0
     return top >= share and gold < share
 

@@ -344,7 +344,7 @@ def below_constant(ctx: Context, best: TrajectoryRow, initial: TrajectoryRow) ->
     constant = ctx.baseline("dev")
     if constant is None or best.dev_score is None or best.dev_score > constant.score:
         return ""
-    return f"its dev score {best.dev_score:.3f} does not beat the best constant answer, {constant}"
+    return f"its dev score {best.dev_score:.3f} does not beat the best constant answer on dev, {constant}"
 
 
 def _selection_score(row: TrajectoryRow, method: Method[Any]) -> float:

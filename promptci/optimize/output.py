@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import html
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -136,6 +137,9 @@ def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None, branch
         lines += ["", "Refused candidates: " + ", ".join(f"{n} {reason}" for reason, n in rejected.items()) + "."]
     if outcome.held_back:
         lines += ["", f"The search's choice was not taken: {outcome.held_back}."]
+    stuck = initial_collapse(outcome)
+    if stuck:
+        lines += ["", f"⚠️ {stuck}"]
     if n_dev < SMALL_DEV:
         lines += [
             "",
@@ -182,6 +186,20 @@ def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None, branch
     return "\n".join(lines) + "\n"
 
 
+def initial_collapse(outcome: Outcome) -> str:
+    """A warning when the initial instruction's test answers collapsed onto one value: its score
+    is then the constant answer's, and a gain over it says little about reading the cases."""
+    answers = list(outcome.test_before.answers.values())
+    if not outcome.test_before.collapsed(outcome.split.test):
+        return ""
+    top, n = Counter(a for a in answers if a).most_common(1)[0]
+    given = sum(1 for a in answers if a)
+    return (
+        f"The initial instruction's answers collapsed: {n} of {given} test answers are `{_cell(top, 40)}`"
+        f" ({len(answers) - given} cases gave no answer)."
+    )
+
+
 def opening_table(outcome: Outcome, stats: HeldOut) -> list[str]:
     """Before, after and the best constant answer on the test cases, with tokens per call."""
     r = stats.result
@@ -195,7 +213,7 @@ def opening_table(outcome: Outcome, stats: HeldOut) -> list[str]:
     ]
     constant = outcome.constant_test
     if constant is not None:
-        lines.append(f"| best constant answer, {constant.label} | {constant.score:.3f} | | 0 |")
+        lines.append(f"| best constant answer on test, {constant.label} | {constant.score:.3f} | | 0 |")
     return lines
 
 

@@ -53,6 +53,10 @@ def test_collapse_is_one_answer_for_varied_gold() -> None:
     assert not collapsed(["yes"] * 10, ["yes"] * 10)  # the gold answer is one value too
     assert not collapsed([""] * 10, gold)  # no answers at all is not one answer
     assert not collapsed(["yes"] * 4, gold[:4])  # too few to tell
+    # Non-answers are left out of the count, not counted against the collapse.
+    assert collapsed(["(b)"] * 17 + [""] * 3, ["(a)", "(b)"] * 10)
+    assert not collapsed(["(b)"] * 4 + [""] * 16, ["(a)", "(b)"] * 10)  # four answers are too few
+    assert not collapsed(["(b)"] * 15 + ["(a)"] * 3 + [""] * 2, ["(a)", "(b)"] * 10)  # 15 of 18
 
 
 def test_answer_key_reads_the_choice() -> None:

@@ -72,7 +72,7 @@ def test_gpo_refuses_smollm2s_junk_proposals_and_makes_no_branch(sports: Repo) -
 
     # The report carries the same numbers and says what was refused, and why.
     assert f"**Held-out test: {before:.3f} → {after:.3f} (+0.000" in body
-    assert "| best constant answer, " in body and "tokens per call" in body
+    assert "| best constant answer on test, " in body and "tokens per call" in body
     assert "Refused candidates: " + ", ".join(f"{n} {k}" for k, n in refused.most_common()) + "." in body
     assert "⚠️ The dev split has 6 cases" in body
     assert "with the new prompt file in place" in body and "this branch" not in body

@@ -96,6 +96,7 @@ def test_gepa_finds_the_planted_instruction_from_feedback_on_failing_cases(
         result = repo.run(
             "optimize", "parity", "--suite", "parity", "--method", "gepa", "--steps", "4", "--candidates", "2",
             "--split", "0.3/0.3/0.4", "--optimizer-model", "openai:reflector", "--dry-run", "--format", "json",
+            "-o", str(repo.path.parent / "pr.md"),
         )  # fmt: skip
     assert result.code == 0, result.err
     report = json.loads(result.out)
@@ -124,3 +125,7 @@ def test_gepa_finds_the_planted_instruction_from_feedback_on_failing_cases(
         "SELECT test_before, test_after FROM optimizations WHERE id = ?", [report["id"]]
     ).fetchone()  # type: ignore[misc]
     assert before == pytest.approx(0.5, abs=0.15) and after == 1.0
+    # The initial instruction answered "odd" to every test case: the report says so.
+    body = (repo.path.parent / "pr.md").read_text()
+    assert "⚠️ The initial instruction's answers collapsed: 16 of 16 test answers are `odd`" in body
+    assert "| best constant answer on test, " in body

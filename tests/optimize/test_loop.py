@@ -223,7 +223,7 @@ def test_only_a_significant_held_out_gain_makes_a_branch() -> None:
     )
     large = _held_out((0, 8))  # p = 0.0078
     assert large.significant and refusal(True, "budget", large) is None
-    held_back = 'its dev score 0.500 does not beat the best constant answer, 0.550 ("Yes")'
+    held_back = 'its dev score 0.500 does not beat the best constant answer on dev, 0.550 ("Yes")'
     assert refusal(False, "complete", large, held_back=held_back) == f"the search's choice was not taken: {held_back}"
     assert not replace(large, alpha=0.005).significant
 
