@@ -84,6 +84,12 @@ class Context:
             return True
         return self.usage.exceeds(self.budget)
 
+    def affords(self, calls: int) -> bool:
+        """Whether the budget left pays for ``calls`` new model calls (cached answers cost none,
+        so this is the most they can cost): work is not started that the budget would cut short."""
+        left = self.remaining()
+        return left is None or left.calls is None or left.calls >= calls
+
     def remaining(self) -> Budget | None:
         """What is left of the budget, as a budget for one eval run."""
         b = self.budget

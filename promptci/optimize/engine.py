@@ -124,7 +124,7 @@ class Method(Generic[C]):
         total = self.steps()
         first = max(r.step for r in ctx.rows) + 1
         for step in range(first, total + 1):
-            if ctx.spent():
+            if ctx.spent() or not ctx.affords(ctx.settings.candidates):
                 return "budget"
             rows = self.choose(step, self.candidates(step))
             store_step(ctx, rows)
@@ -408,7 +408,8 @@ def _candidates(ctx: Context, method: Method[Any], step: int) -> list[Trajectory
     for i, reply in enumerate(replies):
         row = classify(ctx, method, step, i, reply, proposal, seen)
         if row.status == "new":
-            if ctx.spent():
+            cases = ctx.split.train if method.scored_on == "train" else ctx.split.dev
+            if ctx.spent() or not ctx.affords(len(cases)):  # never score a candidate in part
                 row = replace(row, status="budget")
             else:
                 row = score_candidate(ctx, method, row)

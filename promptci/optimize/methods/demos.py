@@ -167,7 +167,7 @@ class Demos(Method[DemosConfig]):
             if row.text_hash in seen:
                 earlier = seen[row.text_hash]
                 row = new_row(ctx.id, step, index, parent, row.text, "duplicate", dev_score=earlier.dev_score)
-            elif ctx.spent():
+            elif ctx.spent() or not ctx.affords(len(ctx.split.dev)):  # never score a candidate in part
                 row = new_row(ctx.id, step, index, parent, row.text, "budget")
             else:
                 row = score_candidate(ctx, self, row)

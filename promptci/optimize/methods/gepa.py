@@ -146,8 +146,7 @@ class Gepa(Method[GepaConfig]):
     def evaluate(self, cases: list[EvalCase], text: str, traces: bool) -> tuple[Scored, list[dict[str, Any]] | None]:
         """``text`` scored on ``cases`` through the eval engine; the cases' traces when asked."""
         ctx = self.ctx
-        budget = ctx.remaining()
-        if budget is not None and budget.calls is not None and budget.calls < len(cases):
+        if not ctx.affords(len(cases)):
             raise _Spent  # never score a candidate in part: stop before it
         scored = ctx.score(text, cases)
         if not scored.complete:
@@ -198,8 +197,7 @@ class Gepa(Method[GepaConfig]):
         seen = scored_by_hash(ctx)
         seen.update({r.text_hash: r for r in self._pending if r.status == "scored"})
         for attempt in range(ctx.settings.candidates):
-            budget = ctx.remaining()
-            if budget is not None and budget.calls is not None and budget.calls < 1:
+            if not ctx.affords(1):
                 raise _Spent
             before = (ctx.usage.calls, ctx.usage.tokens, ctx.usage.cost)
             reply = sample(ctx, self, proposal, self._step, n=1, first=attempt)[0]
