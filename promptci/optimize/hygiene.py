@@ -11,6 +11,9 @@ An optimizer model's reply is refused before it costs a single task call when it
   improved prompt", "here is the new instruction");
 - ``copied-meta``: a run of ``meta_run`` words or more shared with the meta-prompt's own
   wording (not with the instructions and cases it quotes);
+- ``off-task``: not one word in common with the instruction it replaces, the answer labels or
+  the cases' questions (function words aside), and none that says what to do or how to answer
+  ("answer", "choose", "the letter"): a list of article titles, a greeting;
 - ``unreadable``: symbols the parent did not have (``@``, ``###``, ``$$``), or, under a local
   task model, a log-likelihood per token more than ``likelihood_drop`` nats below the parent's.
 
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REASONS = ("markup", "not-instruction", "empty", "about-rewrite", "copied-meta", "unreadable")
+REASONS = ("markup", "not-instruction", "empty", "about-rewrite", "copied-meta", "off-task", "unreadable")
 
 
 class Hygiene(BaseModel):
@@ -65,8 +68,27 @@ _REWRITING = [
         r"\bmeta-?prompt\b",
         r"\b(scores?|accuracy)\s+(of|for)\s+(the\s+|each\s+|this\s+)?(prompt|instruction)s?\b",
         r"\b(the|this|my|an?)\s+instruction\s+(that|is|was|would|should|follows|above|below)\b",
+        # a heading over a rewrite: "Improvement: …", "A corrected version:"
+        r"^\W*(an?\s+)?(improvement|correction|corrected|revision|revised|updated|new)(\s+version)?\s*:",
+        r"\byour\s+task\s+is\s+to\s+(write|generate|create|produce|rewrite)\b",
+        r"\b(end|start|beginning)\s+of\s+the\s+prompt\b",
     )
 ]
+# Function words: what a candidate shares with the task does not count these.
+_FUNCTION = set(
+    "the and for you are with that this your from but not all any can will each one its has have was were been"
+    " our out use who how why what when which then than there here into onto about only also just more most some"
+    " such very these those they them their should would could must may might shall does did done being after"
+    " before over under again other every both few own same too now its it's is be to of in on at by or as an a"
+    " if so do no".split()
+)
+# Words that make a text an instruction whatever the task: what to do, and the form of the answer.
+_DIRECTIVE = set(
+    "answer answers reply respond say state output write choose pick select decide determine identify classify"
+    " label count compute calculate solve judge check compare consider think read explain letter word words"
+    " number option options choice choices true false yes step steps carefully question questions sentence"
+    " format".split()
+)
 _NOISE = set("@#$%^~|\\<>{}`§¤¶")
 _PLAIN_PUNCT = set("-–—…&/+*=:;,.!?'\"()[]’“”‘")
 
@@ -119,6 +141,8 @@ def verdict(text: str, ref: Reference, limits: Hygiene, fluency: Callable[[str],
         return "not-instruction"
     if any(p.search(text) for p in _REWRITING) and not any(p.search(parent) for p in _REWRITING):
         return "about-rewrite"
+    if ref.parent and _off_task(tokens, ref):
+        return "off-task"
     if len(_new_symbols(text, parent)) > limits.new_symbols:
         return "unreadable"
     drop = limits.likelihood_drop
@@ -136,6 +160,24 @@ def _bare_answer(text: str, tokens: list[str], ref: Reference) -> bool:
         return False
     rest = words(m.group("rest"))
     return len(rest) <= 2 or " ".join(rest) in answers
+
+
+def _off_task(tokens: list[str], ref: Reference) -> bool:
+    """Whether the candidate's content words meet none of the task's: the parent's, the answer
+    labels' and the case questions'."""
+    content = {w for w in tokens if w not in _FUNCTION and any(ch.isalpha() for ch in w)}
+    if not content or content & _DIRECTIVE:
+        return False
+    if "task_words" not in ref._cache:
+        vocab = set(words(ref.parent or ""))
+        for answer in ref.answers:
+            vocab.update(words(answer))
+        for question in ref.questions:
+            vocab.update(words(question))
+        ref._cache["task_words"] = vocab - _FUNCTION
+    found = ref._cache["task_words"]
+    assert isinstance(found, set)
+    return not (content & found)
 
 
 def _new_label_lines(text: str, parent: str) -> bool:

@@ -130,7 +130,7 @@ def test_lint_checks_optimize_blocks(opted: Repo) -> None:
     line = next(i for i, s in enumerate(path.read_text().splitlines(), 1) if "method: sgd" in s)
     assert result.code == 1
     assert (
-        f"prompts/sentiment.yaml:{line}:3: error: unknown method 'sgd' (one of: catalyst, demos, gpo, greater, opro, textgrad)"
+        f"prompts/sentiment.yaml:{line}:3: error: unknown method 'sgd' (one of: catalyst, demos, gepa, gpo, greater, opro, textgrad)"
         in (result.out)
     )
     path.write_text(text.replace("method: opro", "method: opro\n  options: {top: 0, exemplars: 2}"))

@@ -114,6 +114,21 @@ BAD = [
     ("<|im_start|>assistant Answer with one word, True or False.", NAV, "markup"),
     ("Answer with one word, True or False.</s>", NAV, "markup"),
     ("Instructions: Always face forward. Take 10 steps backward.\n```", NAV, "markup"),
+    # junk that once passed and was scored (held-out BIG-bench runs, and GEPA's reflections on SmolLM2)
+    (
+        "1. 10 Tips to Avoiding a Business Franchise\n2. 12 Strategies to Avoid Business Franchises",
+        LOGIC,
+        "off-task",
+    ),
+    ("Welcome to the end of the Prompt", ORDER, "about-rewrite"),
+    ("Welcome to our community of friendly neighbours", ORDER, "off-task"),
+    ("A corrected version:", LOGIC, "about-rewrite"),
+    ("Improvement: Your goal is to use a positive word! Answer valid or invalid.", LOGIC, "about-rewrite"),
+    (
+        "Your task is to write, not the instruction. The assistant must decide whether to correct it.",
+        SPORTS,
+        "about-rewrite",
+    ),
     # unreadable: symbols the parent did not have
     ("@ are a sports expert. Answer with one word, plausible or implausible.", SPORTS, "unreadable"),
     ("@ @ Answer yes or no ## $$", "Answer yes or no.", "unreadable"),

@@ -21,7 +21,7 @@ TOY = REPO_ROOT / "tests/fixtures/toy_method"
 
 
 def test_every_builtin_method_declares_itself() -> None:
-    assert methods.builtin_names() == ["catalyst", "demos", "gpo", "greater", "opro", "textgrad"]
+    assert methods.builtin_names() == ["catalyst", "demos", "gepa", "gpo", "greater", "opro", "textgrad"]
     for name in methods.builtin_names():
         cls = methods.get(name)
         assert cls.name == name and cls.description and cls.default_steps(16) >= 1
@@ -96,7 +96,7 @@ def test_an_installed_method_is_listed_without_being_imported(toy_site: Path, tm
         "except SystemExit:\n    pass\nprint('toy imported:', 'promptci_toy' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert "--method [catalyst|demos|gpo|greater|opro|textgrad|toy]" in done.stdout, done.stdout + done.stderr
+    assert "--method [catalyst|demos|gepa|gpo|greater|opro|textgrad|toy]" in done.stdout, done.stdout + done.stderr
     assert "toy imported: False" in done.stdout
 
 
