@@ -1,8 +1,10 @@
 """Held-out accuracy of the initial prompt and of each optimizer, at equal budgets, beside the
 best constant answer, on BIG-bench-style tasks, with the default model as task and optimizer.
 
-Methods are any registered name (opro, gpo, greater, catalyst, demos) or a chain such as
-``gpo+demos``: each link starts from the prompt the previous one chose, with the same budget.
+Methods are any registered name (opro, gpo, gepa, greater, catalyst, demos) or a chain such as
+``gepa+demos``: each link starts from the prompt the previous one chose, with the same budget. A
+chain whose first links also ran on their own reuses that run (a copy of its repository) rather
+than repeating it exactly.
 ``--seconds S`` gives every optimization (every link) the same wall-clock search time instead
 of the same number of model calls, with a 0.4/0.2/0.4 split.
 
@@ -15,8 +17,12 @@ its held-out p (exact McNemar against the initial prompt) are printed.
 ``--data DIR`` takes any folder of BIG-bench-style JSONL (``{input, target, choices?}``); a
 task this project does not ship gets a plain prompt and a choice (or exact-match) suite.
 
-Usage: python benchmarks/optimize.py [--tasks a,b] [--methods gpo,demos,gpo+demos] [--budget 150 | --seconds 120]
-       [--candidates 4] [--limit 100] [--seed 0] [--batch-size 16] [--data DIR] [--json out.json]
+``--keep DIR`` keeps every run's repository and results database under DIR (one folder per
+method and task), so trajectories and per-case outputs can be read afterwards with
+``promptci -C DIR/METHOD/TASK db "select * from trajectory"``.
+
+Usage: python benchmarks/optimize.py [--tasks a,b] [--methods gpo,demos,gepa,gepa+demos] [--budget 150 | --seconds 120]
+       [--candidates 4] [--limit 100] [--seed 0] [--batch-size 16] [--data DIR] [--json out.json] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,10 +105,13 @@ class Progress:
         print(f"  {self.label} step {step}: best on {split} {best:.3f} · {usage.calls} calls · {note}", flush=True)
 
 
-def run_chain(repo: Path, task: str, chain: list[str], args: argparse.Namespace) -> list[Outcome]:
-    """Each method of the chain in turn, each starting from the prompt the one before chose."""
-    outcomes = []
-    for method in chain:
+def run_chain(
+    repo: Path, task: str, chain: list[str], args: argparse.Namespace, done: list[Outcome] | None = None
+) -> list[Outcome]:
+    """Each method of the chain in turn, each starting from the prompt the one before chose;
+    ``done`` holds the outcomes of links already run in ``repo``."""
+    outcomes = list(done or [])
+    for method in chain[len(outcomes) :]:
         budget = {"seconds": args.seconds} if args.seconds else {"calls": float(args.budget)}
         sizes = {"examples": args.examples, "reasoning_tokens": args.reasoning_tokens}
         known = methods.get(method).Config.model_fields  # the GReaTer sizes, for methods that have them
@@ -131,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / "evals/data/bigbench", help="a folder of task JSONL")
     parser.add_argument("--tasks", help="comma-separated (default: every task in --data)")
-    parser.add_argument("--methods", default="gpo,demos,gpo+demos", help="methods, or chains such as gpo+demos")
+    parser.add_argument("--methods", default="gpo,demos,gepa,gepa+demos", help="methods, or chains such as gpo+demos")
     parser.add_argument("--budget", type=int, default=150, help="new model calls per optimization")
     parser.add_argument("--seconds", type=float, help="a wall-clock budget per optimization instead of calls")
     parser.add_argument("--examples", type=int, default=8, help="GReaTer: train cases per step")
@@ -141,6 +151,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, help="the local model's batch size (default 16)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", type=Path, help="keep each run's repository and database under this folder")
     args = parser.parse_args()
     tasks = args.tasks.split(",") if args.tasks else sorted(p.stem for p in args.data.glob("*.jsonl"))
 
@@ -148,13 +159,26 @@ def main() -> None:
         os.environ.setdefault(f"GIT_{role}_NAME", "bench")
         os.environ.setdefault(f"GIT_{role}_EMAIL", "bench@example.com")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or Path(scratch)
         for task in tasks:
+            ran: dict[tuple[str, ...], tuple[Path, list[Outcome], float]] = {}  # chains run on this task
             for name in args.methods.split(","):
                 print(f"{task} · {name}", flush=True)
-                repo = make_repo(Path(tmp) / name, task, args.data, args.limit, args.batch_size)
+                links = tuple(name.split("+"))
+                reuse = max((k for k in ran if links[: len(k)] == k and len(k) < len(links)), key=len, default=None)
                 started = time.perf_counter()
-                chain = run_chain(repo, task, name.split("+"), args)
+                if reuse is None:
+                    repo = make_repo(Path(tmp) / name, task, args.data, args.limit, args.batch_size)
+                    chain = run_chain(repo, task, list(links), args)
+                else:  # the first links ran on their own: go on from a copy of that run
+                    source, earlier, spent = ran[reuse]
+                    repo = Path(tmp) / name / task
+                    shutil.copytree(source, repo)
+                    print(f"  reusing the {'+'.join(reuse)} run for the first links", flush=True)
+                    started -= spent
+                    chain = run_chain(repo, task, list(links), args, earlier)
+                ran[links] = (repo, chain, time.perf_counter() - started)
                 before, after, p, n = held_out(chain[0], chain[-1])
                 constant = chain[0].constant_test
                 row = {

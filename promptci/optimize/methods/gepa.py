@@ -233,6 +233,10 @@ class Gepa(Method[GepaConfig]):
             return
         row = replace(self._pending[self._child], accepted=True)
         self._pending[self._child] = row
+        self._place(index, row)
+
+    def _place(self, index: int, row: TrajectoryRow) -> None:
+        """``row`` as gepa's candidate ``index`` (its dev scores may come before its acceptance)."""
         while len(self._programs) <= index:
             self._programs.append(row)
         self._programs[index] = row
@@ -244,7 +248,7 @@ class Gepa(Method[GepaConfig]):
         row = self._pending[self._child]
         row = replace(row, dev_score=sum(dev) / len(dev) if dev else None, dev_run=self._dev_runs.get(row.text))
         self._pending[self._child] = row
-        self._programs[index] = row
+        self._place(index, row)
 
     def iteration_end(self) -> None:
         self._flush()
