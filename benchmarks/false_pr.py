@@ -34,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from promptci.optimize.session import optimize  # noqa: E402
+from promptci.optimize.session import Result, optimize  # noqa: E402
 from promptci.optimize.settings import Settings  # noqa: E402
 from promptci.project import Project  # noqa: E402
 
@@ -125,8 +125,8 @@ def make_repo(path: Path, url: str, run: int, cases: int) -> None:
         subprocess.run(["git", *cmd], cwd=path, check=True)
 
 
-def one_run(base: Path, url: str, method: str, run: int, args: argparse.Namespace) -> bool:
-    """Whether the gate would open a branch for this run."""
+def one_run(base: Path, url: str, method: str, run: int, args: argparse.Namespace) -> Result:
+    """One optimization; its ``reason`` is "dry run" when the gate would open a branch."""
     path = base / f"{method}-{run}"
     make_repo(path, url, run, args.cases)
     settings = Settings(method=method, steps=1000, candidates=args.candidates, seed=run, budget={"calls": args.budget})
@@ -134,14 +134,16 @@ def one_run(base: Path, url: str, method: str, run: int, args: argparse.Namespac
         Project.discover(path), "claim", suite="claims", settings=settings, alpha=args.alpha, dry_run=True,
         optimizer_model=f"openai:optimizer-{run}",
     )  # fmt: skip
+    return result
+
+
+def opens_pr(result: Result) -> bool:
     return result.reason == "dry run"  # the gate passed: a real run would branch and open a PR
 
 
 def false_pr_rate(method: str, runs: int, args: argparse.Namespace, base: Path, url: str) -> tuple[int, int]:
     """Branches opened, and runs made."""
-    opened = 0
-    for run in range(runs):
-        opened += one_run(base, url, method, run, args)
+    opened = sum(opens_pr(one_run(base, url, method, run, args)) for run in range(runs))
     return opened, runs
 
 
