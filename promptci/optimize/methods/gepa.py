@@ -44,6 +44,7 @@ INSTALL = "pip install 'promptci-gate[gepa]'  (or: pip install gepa==0.1.4)"
 
 
 class GepaConfig(Proposing):
+    exemplars: int = Field(0, ge=0, le=0, description="not used: a reflection shows the minibatch's own cases")
     minibatch: int = Field(3, ge=1, description="train cases a child must beat its parent on before dev scores it")
     feedback_cases: int = Field(6, ge=1, description="cases shown to the optimizer model per reflection, failing first")
     selection: Literal["pareto", "current_best"] = Field(
