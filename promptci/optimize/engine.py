@@ -113,6 +113,10 @@ class Method(Generic[C]):
         """Score the starting instruction; OPRO scores train and dev, GPO dev."""
         return row
 
+    def frontier(self) -> list[tuple[TrajectoryRow, int, int]]:
+        """For a search that keeps a Pareto frontier of dev cases, its pool (see :class:`Outcome`)."""
+        return []
+
     def search(self) -> str:
         """Run the steps not yet stored; ``complete``, or ``budget`` when the budget ended it.
 
@@ -167,6 +171,9 @@ class Outcome:
     # A pipeline's: each prompt file the winner changes (path, before, after); per search step
     # the step changed, whether it was blamed or its turn, and the votes; the blamed steps' feedback.
     files: list[tuple[str, str, str]] = field(default_factory=list)
+    # A Pareto search's (GEPA's) pool on dev: each candidate, the dev cases it is best on (ties
+    # included) and those it alone is best on.
+    frontier: list[tuple[TrajectoryRow, int, int]] = field(default_factory=list)
     rounds: list[tuple[int, str, str, dict[str, int]]] = field(default_factory=list)
     feedback: list[tuple[int, str, str]] = field(default_factory=list)
 
@@ -253,6 +260,7 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
         sources=(task.prompt.source, ctx.evaluator.source(best.text)),
         per_step=method.per_step(),
         describe=method.describe,
+        frontier=method.frontier(),
     )
     return record_outcome(ctx, outcome)
 

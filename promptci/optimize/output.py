@@ -168,6 +168,8 @@ def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None, branch
     lines += ["", "### Dev score per step", "", mermaid(outcome)]
     if plot:
         lines += ["", f"![dev score per step]({plot})"]
+    if outcome.frontier:
+        lines += ["", "### The pool on dev (Pareto frontier)", "", *frontier_table(outcome)]
     lines += ["", "### Trajectory", "", *trajectory_table(outcome)]
     every = candidate_table(outcome.rows, outcome.describe)
     lines += ["", "<details><summary>Every candidate</summary>", "", *every, "", "</details>"]
@@ -198,6 +200,23 @@ def initial_collapse(outcome: Outcome) -> str:
         f"The initial instruction's answers collapsed: {n} of {given} test answers are `{_cell(top, 40)}`"
         f" ({len(answers) - given} cases gave no answer)."
     )
+
+
+def frontier_table(outcome: Outcome) -> list[str]:
+    """Each candidate of a Pareto search's pool: its dev score and the dev cases it is best on.
+    A candidate best on no case is off the frontier; the search chose parents among the rest."""
+    n = len(outcome.split.dev)
+    lines = [
+        f"| step.cand | dev | best on (of {n} dev cases) | alone best on | on the frontier | text |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, best, sole in sorted(outcome.frontier, key=lambda f: (-(f[0].dev_score or 0.0), f[0].step)):
+        chosen = " ✓" if row.text_hash == outcome.best.text_hash else ""
+        lines.append(
+            f"| {row.step}.{row.candidate}{chosen} | {row.dev_score or 0.0:.3f} | {best} | {sole} |"
+            f" {'yes' if best else 'no'} | {_cell(outcome.describe(row.text), 120)} |"
+        )
+    return lines
 
 
 def opening_table(outcome: Outcome, stats: HeldOut) -> list[str]:

@@ -129,3 +129,8 @@ def test_gepa_finds_the_planted_instruction_from_feedback_on_failing_cases(
     body = (repo.path.parent / "pr.md").read_text()
     assert "⚠️ The initial instruction's answers collapsed: 16 of 16 test answers are `odd`" in body
     assert "| best constant answer on test, " in body
+    # The pool on dev: the planted instruction is best on every dev case and alone best where the
+    # initial one answered "odd" to an even number; the initial one ties it on the odd ones.
+    assert "### The pool on dev (Pareto frontier)" in body
+    assert f"| {step}.0 ✓ | 1.000 | 12 | 5 | yes | {PLANTED} |" in body
+    assert f"| 0.0 | 0.583 | 7 | 0 | yes | {INITIAL} |" in body

@@ -78,6 +78,7 @@ class Gepa(Method[GepaConfig]):
         self._done = 0  # iterations finished
         self._failure: Exception | None = None  # what ended a proposal inside gepa's loop
         self._dev_runs: dict[str, str] = {}  # an instruction's dev run, for its row
+        self._dev_cases: dict[str, dict[str, float]] = {}  # an instruction's dev scores, by case
         self._stored = max((r.step for r in ctx.rows), default=0)  # a resumed search replays these from the cache
 
     @classmethod
@@ -100,6 +101,21 @@ class Gepa(Method[GepaConfig]):
     def final(self) -> TrajectoryRow:
         scored = [r for r in self.ctx.scored_rows() if r.dev_score is not None]
         return best_by(scored, lambda r: (r.dev_score or 0.0, -r.step, -r.candidate))
+
+    def frontier(self) -> list[tuple[TrajectoryRow, int, int]]:
+        """The pool (every candidate scored on dev), with the dev cases each is best on."""
+        pool = [r for r in self.ctx.scored_rows() if r.dev_score is not None and r.text in self._dev_cases]
+        found = []
+        for row in pool:
+            best = sole = 0
+            for case in self.ctx.split.dev:
+                mine = self._dev_cases[row.text].get(case.id, 0.0)
+                others = [self._dev_cases[r.text].get(case.id, 0.0) for r in pool if r is not row]
+                if all(mine >= o for o in others):
+                    best += 1
+                    sole += all(mine > o for o in others)
+            found.append((row, best, sole))
+        return found
 
     def search(self) -> str:
         try:
@@ -154,6 +170,7 @@ class Gepa(Method[GepaConfig]):
             raise _Spent
         if {c.id for c in cases} == {c.id for c in ctx.split.dev}:
             self._dev_runs[text] = scored.run_id
+            self._dev_cases[text] = scored.per_case
         if self._child is not None and text == self._pending[self._child].text:
             row = self._pending[self._child]
             if {c.id for c in cases} <= {c.id for c in ctx.split.train}:
