@@ -55,4 +55,6 @@ def test_model_settings_merge_keeps_unset_fields() -> None:
 @pytest.mark.parametrize("kind", ["prompt", "suite", "pipeline", "config"])
 def test_published_schemas_are_current(kind: str) -> None:
     published = REPO_ROOT / "promptci" / "schemas" / f"{kind}.schema.json"
-    assert json.loads(published.read_text()) == json_schema(kind, builtin_names()), "run `python -m promptci.schemas` (see docs/development.md)"
+    assert json.loads(published.read_text()) == json_schema(kind, builtin_names()), (
+        "run `python -m promptci.schemas` (see docs/development.md)"
+    )
