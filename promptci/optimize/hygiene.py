@@ -168,16 +168,16 @@ def _off_task(tokens: list[str], ref: Reference) -> bool:
     content = {w for w in tokens if w not in _FUNCTION and any(ch.isalpha() for ch in w)}
     if not content or content & _DIRECTIVE:
         return False
-    if "task_words" not in ref._cache:
-        vocab = set(words(ref.parent or ""))
+    if "task_words" not in ref._cache:  # the same for every candidate of an optimization; the parent is not
+        vocab: set[str] = set()
         for answer in ref.answers:
             vocab.update(words(answer))
         for question in ref.questions:
             vocab.update(words(question))
-        ref._cache["task_words"] = vocab - _FUNCTION
+        ref._cache["task_words"] = vocab
     found = ref._cache["task_words"]
     assert isinstance(found, set)
-    return not (content & found)
+    return not (content & found) and not (content & set(words(ref.parent or "")))
 
 
 def _new_label_lines(text: str, parent: str) -> bool:

@@ -191,3 +191,14 @@ def test_any_text_gets_a_verdict_or_none(text: str, parent: str | None) -> None:
 def test_answer_as_a_verb_is_an_instruction() -> None:
     for text in ("Answer briefly and carefully.", "Answer now, after reading each step.", "Output only the letter."):
         assert verdict(text, reference(NAV), Hygiene()) is None, text
+
+
+def test_off_task_reads_each_candidates_own_parent_under_a_shared_cache() -> None:
+    """One optimization shares one cache across candidates whose parents differ: the parent's
+    words are the candidate's own parent's, not the first one judged."""
+    cache: dict[str, object] = {}
+    first = Reference(parent=LOGIC, answers=["valid", "invalid"], _cache=cache)
+    assert verdict("Weigh the premises of the argument.", first, Hygiene()) is None
+    second = Reference(parent="You track positions on a grid.", answers=["valid", "invalid"], _cache=cache)
+    assert verdict("Track each position on the grid.", second, Hygiene()) is None
+    assert verdict("Welcome to our community of friendly neighbours", second, Hygiene()) == "off-task"
