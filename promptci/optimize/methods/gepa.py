@@ -77,8 +77,7 @@ class Gepa(Method[GepaConfig]):
         self._parent: TrajectoryRow | None = None
         self._done = 0  # iterations finished
         self._failure: Exception | None = None  # what ended a proposal inside gepa's loop
-        self._dev_runs: dict[str, str] = {}  # an instruction's dev run, for its row
-        self._dev_cases: dict[str, dict[str, float]] = {}  # an instruction's dev scores, by case
+        self._dev: dict[str, Scored] = {}  # each instruction's scoring on dev
         self._stored = max((r.step for r in ctx.rows), default=0)  # a resumed search replays these from the cache
 
     @classmethod
@@ -104,13 +103,13 @@ class Gepa(Method[GepaConfig]):
 
     def frontier(self) -> list[tuple[TrajectoryRow, int, int]]:
         """The pool (every candidate scored on dev), with the dev cases each is best on."""
-        pool = [r for r in self.ctx.scored_rows() if r.dev_score is not None and r.text in self._dev_cases]
+        pool = [r for r in self.ctx.scored_rows() if r.dev_score is not None and r.text in self._dev]
         found = []
         for row in pool:
             best = sole = 0
             for case in self.ctx.split.dev:
-                mine = self._dev_cases[row.text].get(case.id, 0.0)
-                others = [self._dev_cases[r.text].get(case.id, 0.0) for r in pool if r is not row]
+                mine = self._dev[row.text].per_case.get(case.id, 0.0)
+                others = [self._dev[r.text].per_case.get(case.id, 0.0) for r in pool if r is not row]
                 if all(mine >= o for o in others):
                     best += 1
                     sole += all(mine > o for o in others)
@@ -169,8 +168,7 @@ class Gepa(Method[GepaConfig]):
         if not scored.complete:
             raise _Spent
         if {c.id for c in cases} == {c.id for c in ctx.split.dev}:
-            self._dev_runs[text] = scored.run_id
-            self._dev_cases[text] = scored.per_case
+            self._dev[text] = scored
         if self._child is not None and text == self._pending[self._child].text:
             row = self._pending[self._child]
             if {c.id for c in cases} <= {c.id for c in ctx.split.train}:
@@ -264,7 +262,8 @@ class Gepa(Method[GepaConfig]):
             return
         dev = [scores[i] for i in sorted(scores)]
         row = self._pending[self._child]
-        row = replace(row, dev_score=sum(dev) / len(dev) if dev else None, dev_run=self._dev_runs.get(row.text))
+        run = self._dev[row.text].run_id if row.text in self._dev else None
+        row = replace(row, dev_score=sum(dev) / len(dev) if dev else None, dev_run=run)
         self._pending[self._child] = row
         self._place(index, row)
 
