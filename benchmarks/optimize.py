@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from promptci.optimize import methods  # noqa: E402
-from promptci.optimize.engine import Outcome  # noqa: E402
+from promptci.optimize.outcome import Outcome  # noqa: E402
 from promptci.optimize.output import paired_cases  # noqa: E402
 from promptci.optimize.session import optimize  # noqa: E402
 from promptci.optimize.settings import Settings  # noqa: E402

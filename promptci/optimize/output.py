@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..compare.stats import PairedResult
 from ..store import TrajectoryRow
-from .engine import Outcome
+from .outcome import Outcome
 
 ALPHA = 0.05
 NOT_REFUSED = ("scored", "initial", "duplicate")

@@ -43,9 +43,10 @@ from ..store import CreditRow, Store, TrajectoryRow, now
 from . import credit as credits
 from .context import Context, Reporter
 from .edits import normalised_hash
-from .engine import Method, Outcome, below_constant, finished, new_id, record_interrupted, record_outcome
+from .engine import Method, below_constant
 from .evaluate import Scored, StepEvaluator, pipeline_variant
 from .instruction import Slot, instruction_slot, replace_scalar
+from .outcome import Outcome, finished, new_id, record_interrupted, record_outcome
 from .settings import Settings
 from .split import split_cases
 from .trajectory import new_row

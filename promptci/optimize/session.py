@@ -22,7 +22,8 @@ from ..settings import ModelSettings
 from ..store import Store
 from . import methods
 from .context import Reporter
-from .engine import Method, Outcome, run, start
+from .engine import Method, run, start
+from .outcome import Outcome
 from .output import ALPHA, HeldOut, branch_name, commit_message, held_out, pr_body
 from .settings import Settings
 
