@@ -161,6 +161,15 @@ def insert_messages(text: str, path: str, before: int, messages: list[tuple[str,
     return updated
 
 
+def literal(text: str) -> str:
+    """``text`` as template text that renders to itself."""
+    if not any(mark in text for mark in ("{{", "{%", "{#")):
+        return text
+    if "{% endraw %}" in text:
+        raise InputError("a demonstration holds '{% endraw %}' and cannot be written into a template")
+    return "{% raw %}" + text + "{% endraw %}"
+
+
 def _scalar(value: str, indent: str) -> str:
     """``value`` as a block literal where it has several lines that one can hold, else double-quoted."""
     lines = value.split("\n")

@@ -36,7 +36,7 @@ from ...evals.suite import ChoiceScorer
 from ...store import TrajectoryRow
 from ..context import Context, question
 from ..engine import Method, best_by, score_candidate, score_on, scored_by_hash
-from ..instruction import insert_messages
+from ..instruction import insert_messages, literal
 from ..settings import Options
 from ..trajectory import new_row
 from . import register
@@ -97,7 +97,7 @@ class Demos(Method[DemosConfig]):
         task = self.ctx.evaluator.task
         pairs = []
         for demo in json.loads(text or "[]"):
-            pairs += [("user", _literal(demo["user"])), ("assistant", _literal(demo["assistant"]))]
+            pairs += [("user", literal(demo["user"])), ("assistant", literal(demo["assistant"]))]
         return insert_messages(task.prompt.source, task.prompt.path, self.before, pairs)
 
     @cached_property
@@ -228,15 +228,6 @@ def _shared_start(texts: list[str]) -> str:
     first, last = min(texts), max(texts)
     n = next((i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), min(len(first), len(last)))
     return first[: first.rfind("\n", 0, n) + 1]
-
-
-def _literal(text: str) -> str:
-    """``text`` as template text that renders to itself."""
-    if not any(mark in text for mark in ("{{", "{%", "{#")):
-        return text
-    if "{% endraw %}" in text:
-        raise InputError("a demonstration holds '{% endraw %}' and cannot be written into a template")
-    return "{% raw %}" + text + "{% endraw %}"
 
 
 def _dumps(demos: list[Demo]) -> str:
