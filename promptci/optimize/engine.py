@@ -63,6 +63,7 @@ class Method(Generic[C]):
     steps_help: ClassVar[str] = "10"
     scored_on: ClassVar[str]  # "train" or "dev": the split candidates are scored on
     tags: ClassVar[tuple[str, str]]
+    searches_pipelines: ClassVar[bool] = False  # searches a pipeline's steps together (search_pipeline)
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -114,6 +115,13 @@ class Method(Generic[C]):
     def frontier(self) -> list[tuple[TrajectoryRow, int, int]]:
         """For a search that keeps a Pareto frontier of dev cases, its pool (see :class:`Outcome`)."""
         return []
+
+    def search_pipeline(self, system: Any) -> str:
+        """For a method whose class sets ``searches_pipelines``: its own search over every step of
+        a pipeline (``system``, a :class:`~promptci.optimize.pipeline.PipelineSearch`), storing
+        whole-pipeline rows; returns ``complete`` or ``budget``. Other methods change one step's
+        instruction at a time, chosen by credit."""
+        raise NotImplementedError
 
     def search(self) -> str:
         """Run the steps not yet stored; ``complete``, or ``budget`` when the budget ended it.

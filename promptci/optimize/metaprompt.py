@@ -131,22 +131,33 @@ def parse_gpo(reply: str) -> str | None:
 @dataclass(frozen=True)
 class Reflection:
     """One case as GEPA's reflection reads it: the task model's input, its reply, the expected
-    answer and the scorer's feedback."""
+    answer and the scorer's feedback; for a step of a pipeline before the last, also the
+    pipeline's final answer (``expected`` is then the expected final answer)."""
 
     question: str
     reply: str
     expected: str
     feedback: str
+    final: str | None = None
 
 
-def gepa(current: str, records: Sequence[Reflection], position: str) -> str:
+def gepa(current: str, records: Sequence[Reflection], position: str, step: tuple[str, int, int] | None = None) -> str:
     """GEPA's reflection prompt (Agrawal et al., 2026, after the gepa library's default): the
     instruction, the cases it was tried on with replies, expected answers and feedback, failing
-    cases first; the reply is the new instruction between ``<INS>`` and ``</INS>``."""
+    cases first; the reply is the new instruction between ``<INS>`` and ``</INS>``.
+
+    ``step`` (its id, its place from 1, the number of steps) says the instruction is one step
+    of a pipeline, whose response feeds the next step."""
     parts = [
         "I gave an assistant the following instruction to perform a task for me:",
         f"<INS>{current or '(empty)'}</INS>",
         "",
+    ]
+    if step is not None:
+        name, place, total = step
+        feeds = "its response goes to the next step" if place < total else "its response is the final answer"
+        parts += [f'The instruction is step "{name}" ({place} of {total}) of a pipeline: {feeds}.', ""]
+    parts += [
         "Here are inputs the assistant was given (the instruction's place is marked <INS>), its response to"
         " each, the expected response, and feedback:",
         "",
@@ -156,10 +167,15 @@ def gepa(current: str, records: Sequence[Reflection], position: str) -> str:
             f"Example {i}",
             f"Input:\n{with_placeholder(r.question, position, '<INS>')}",
             f"Assistant's response:\n{r.reply.strip() or '(empty)'}",
-            f"Expected response:\n{r.expected}",
-            f"Feedback: {r.feedback}",
-            "",
         ]
+        if r.final is not None:
+            parts += [
+                f"The pipeline's final answer:\n{r.final.strip() or '(empty)'}",
+                f"Expected final answer:\n{r.expected}",
+            ]
+        else:
+            parts.append(f"Expected response:\n{r.expected}")
+        parts += [f"Feedback: {r.feedback}", ""]
     parts.append(
         "Your task is to write a new instruction for the assistant. Read the inputs and infer what the task is"
         " and how answers must be written. Read the responses and the feedback: say in the instruction what the"

@@ -121,6 +121,7 @@ class PipelineSearch:
         self.resume = resume is not None
         self.rounds: list[Round] = []
         self.credit: list[CreditRow] = []
+        self.frontier: list[tuple[TrajectoryRow, int, int]] = []
 
     @property
     def initial(self) -> dict[str, str]:
@@ -177,6 +178,11 @@ class PipelineSearch:
                 self._store([current])
                 first = 1
             total = ctx.settings.steps
+            if method_cls.searches_pipelines:  # the method's own search over every step (GEPA)
+                method = method_cls(ctx)
+                status = method.search_pipeline(self)
+                self.frontier = method.frontier()
+                first = total + 1
             for step in range(first, total + 1):
                 if ctx.spent():
                     status = "budget"
@@ -248,14 +254,32 @@ class PipelineSearch:
     def _step(self, step: int, current: TrajectoryRow, method_cls: type[Method[Any]]) -> tuple[TrajectoryRow, bool]:
         """One search step on one pipeline step; returns the (possibly new) current row and
         whether the budget cut it short."""
-        ctx = self.ctx
         state = self._state(current)
         target, feedback = self._credit(step, state)
+        view = self.view(target, state, current, feedback)
+        index = next(i for i, s in enumerate(self.slots) if s.id == target)
+        method = method_cls(view)
+        view.questions = self.questions(view, step, index, state, getattr(method.config, "exemplars", 0))
+        rows = method.choose(step, method.candidates(step))
+        cut = any(r.status == "budget" for r in rows)
+        pool = [r for r in rows if r.status == "scored" and r.dev_score is not None]
+        pick = max(pool, key=lambda r: (r.dev_score or 0.0, -r.candidate), default=None)
+        moved = pick is not None and (pick.dev_score or 0.0) > (current.dev_score or 0.0)
+        stored = [self.full_row(r, target, state, current, accepted=moved and r is pick) for r in rows]
+        self._store(stored)
+        if moved:
+            current = next(r for r in stored if r.accepted)
+        return current, cut
+
+    def view(self, target: str, state: dict[str, str], current: TrajectoryRow, feedback: list[str]) -> Context:
+        """The optimization as a method sees it when it changes step ``target`` of the pipeline at
+        ``state``: that step's evaluator, the rows for its instruction, and the feedback on it."""
+        ctx = self.ctx
         index = next(i for i, s in enumerate(self.slots) if s.id == target)
         evaluator = StepEvaluator(
             ctx.project, self.task, index, self.prompts(state), ctx.settings.position, db=ctx.db, models=ctx.models
         )
-        view = Context(
+        return Context(
             ctx.id,
             ctx.project,
             ctx.settings,
@@ -269,29 +293,29 @@ class PipelineSearch:
             started=ctx.started,
             feedback=feedback,
         )
-        method = method_cls(view)
-        view.questions = self._questions(view, step, index, state, getattr(method.config, "exemplars", 0))
-        rows = method.choose(step, method.candidates(step))
-        cut = any(r.status == "budget" for r in rows)
-        pool = [r for r in rows if r.status == "scored" and r.dev_score is not None]
-        pick = max(pool, key=lambda r: (r.dev_score or 0.0, -r.candidate), default=None)
-        moved = pick is not None and (pick.dev_score or 0.0) > (current.dev_score or 0.0)
-        stored = [self._full(r, target, state, current, accepted=moved and r is pick) for r in rows]
-        self._store(stored)
-        if moved:
-            current = next(r for r in stored if r.accepted)
-        return current, cut
 
     def _credit(self, step: int, state: dict[str, str]) -> tuple[str, list[str]]:
         """The step to change next and the feedback on its instruction."""
         ctx = self.ctx
-        order = [s.id for s in self.slots]
-        turn = order[(step - 1) % len(order)]
         wants_feedback = ctx.settings.method == "textgrad"
         if ctx.settings.credit == "round-robin" and not wants_feedback:
-            self.rounds.append(Round(step, turn, "turn", {}))
-            return turn, []
-        traces = self._failing(step, state)
+            return self.turn(step), []
+        return self.assign(step, self._failing(step, state), state)
+
+    def turn(self, step: int) -> str:
+        """The step whose turn it is at search step ``step``, recorded as chosen so."""
+        order = [s.id for s in self.slots]
+        target = order[(step - 1) % len(order)]
+        self.rounds.append(Round(step, target, "turn", {}))
+        return target
+
+    def assign(self, step: int, traces: list[credits.CaseTrace], state: dict[str, str]) -> tuple[str, list[str]]:
+        """Credit from the failing cases ``traces``: the step to change at search step ``step``
+        (the most blamed, else the one whose turn it is) and the feedback on its instruction.
+        The feedback and the blame are stored in the ``credit`` table."""
+        ctx = self.ctx
+        order = [s.id for s in self.slots]
+        turn = order[(step - 1) % len(order)]
         found = credits.backward(
             ctx.project,
             ctx.optimizer,
@@ -335,21 +359,27 @@ class PipelineSearch:
         batch = rng.sample(ctx.split.train, min(len(ctx.split.train), 4 * CREDIT_CASES))
         scored = self.score(state, batch)
         threshold = self.task.suite.case_threshold
-        with Store(ctx.db) as store:
+        traces = self.traces(scored, batch)
+        failing = [traces[c.id] for c in batch if c.id in traces and scored.per_case.get(c.id, 0.0) < threshold]
+        return failing[:CREDIT_CASES]
+
+    def traces(self, scored: Scored, cases: list[EvalCase]) -> dict[str, credits.CaseTrace]:
+        """How the pipeline answered each of ``cases`` in the scoring ``scored``: the steps that ran, in order."""
+        with Store(self.ctx.db) as store:
             steps = store.steps(scored.run_id)
         by_case: dict[str, list[Any]] = {}
         for row in steps:
             by_case.setdefault(row.case_id, []).append(row)
-        failing = []
-        for case in batch:
-            if case.id not in by_case or scored.per_case.get(case.id, 0.0) >= threshold:
+        found = {}
+        for case in cases:
+            if case.id not in by_case:
                 continue
             trace = tuple(credits.Said.of(r) for r in sorted(by_case[case.id], key=lambda r: r.step_index))
             error = next((r.error for r in trace if r.error), None)
-            failing.append(credits.CaseTrace(case, scored.outputs.get(case.id), error, trace))
-        return failing[:CREDIT_CASES]
+            found[case.id] = credits.CaseTrace(case, scored.outputs.get(case.id), error, trace)
+        return found
 
-    def _questions(
+    def questions(
         self, view: Context, step: int, index: int, state: dict[str, str], n: int
     ) -> Callable[[EvalCase], str]:
         """How cases read at step ``index``'s place. The first step's input comes from the case
@@ -389,7 +419,7 @@ class PipelineSearch:
                 view.append(replace(r, text=full[target], text_hash=normalised_hash(full[target])))
         return view
 
-    def _full(
+    def full_row(
         self, row: TrajectoryRow, target: str, state: dict[str, str], current: TrajectoryRow, *, accepted: bool
     ) -> TrajectoryRow:
         """A method's row for one step's instruction as a row for the whole pipeline."""
@@ -436,6 +466,7 @@ class PipelineSearch:
             files=files,
             rounds=[(r.step, r.target, r.chosen_by, r.votes) for r in self.rounds],
             feedback=[(c.step, c.step_id, c.feedback) for c in self.credit if c.blamed],
+            frontier=self.frontier,
         )
 
 

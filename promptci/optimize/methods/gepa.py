@@ -18,6 +18,15 @@ Each iteration is one stored step: its refused replies, then the child with its 
 minibatch (train) score and, once in the pool, its dev score. The final choice is the best dev
 score; as for every method it must then beat the constant answer on dev and pass the held-out
 test.
+
+For a pipeline a candidate holds every step's instruction, and it is always scored end to end.
+Each iteration changes one step: the most blamed one on the failing cases of the minibatch
+(``--credit blame``: the backward pass of :mod:`promptci.optimize.credit`, stored in the
+``credit`` table), else the steps in turn. The reflection on a step reads each case's input and
+output at that step, the pipeline's final answer, the expected one, and the backward pass's
+feedback on that step. ``--set gepa.merge=true`` also lets gepa merge two pool members that
+improved different steps (its system-aware merge); a merge is stored as an iteration whose
+``target`` is ``merge``.
 """
 
 from __future__ import annotations
@@ -34,9 +43,14 @@ from ...evals.baseline import expected_text
 from ...evals.dataset import EvalCase
 from ...store import TrajectoryRow
 from .. import metaprompt
+from ..context import Context
+from ..credit import CaseTrace, user_turn
+from ..edits import normalised_hash
 from ..engine import Method, Proposal, best_by, classify, report_step, sample, score_on, scored_by_hash, store_step
-from ..evaluate import Scored, StepEvaluator
+from ..evaluate import Scored
+from ..pipeline import CREDIT_CASES, PipelineSearch, read_state, state_text
 from ..settings import Proposing
+from ..trajectory import new_row
 from . import register
 
 COMPONENT = "instruction"
@@ -51,6 +65,7 @@ class GepaConfig(Proposing):
         "pareto", description="how a parent is chosen: among the frontier of dev cases, or the best on average"
     )
     max_tokens: int = Field(160, ge=1, description="the longest reply the optimizer model may write, in tokens")
+    merge: bool = Field(False, description="for a pipeline: also merge pool members that improved different steps")
 
 
 class _Spent(Exception):
@@ -65,11 +80,11 @@ class Gepa(Method[GepaConfig]):
     steps_help = "2 passes over train in minibatches of 3 (at least 4)"
     scored_on = "dev"
     tags = ("<INS>", "</INS>")
+    searches_pipelines = True
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        if isinstance(ctx.evaluator, StepEvaluator):
-            raise InputError("gepa optimizes a prompt; a pipeline's steps are not supported by it yet")
+        self.system: PipelineSearch | None = None  # the pipeline searched, if it is one
         self._programs: list[TrajectoryRow] = []  # gepa's candidate index -> its row
         self._pending: list[TrajectoryRow] = []  # this iteration's rows
         self._child: int | None = None  # the index in _pending of the child being tried
@@ -77,7 +92,8 @@ class Gepa(Method[GepaConfig]):
         self._parent: TrajectoryRow | None = None
         self._done = 0  # iterations finished
         self._failure: Exception | None = None  # what ended a proposal inside gepa's loop
-        self._dev: dict[str, Scored] = {}  # each instruction's scoring on dev
+        self._dev: dict[str, Scored] = {}  # each candidate's scoring on dev, by its text
+        self._critique: dict[str, str] = {}  # this iteration: case id -> the backward pass's feedback on the step
         self._stored = max((r.step for r in ctx.rows), default=0)  # a resumed search replays these from the cache
 
     @classmethod
@@ -85,9 +101,10 @@ class Gepa(Method[GepaConfig]):
         return max(4, 2 * math.ceil(n_train / 3))
 
     def per_step(self) -> str:
+        changed = "one step's instruction" if self.system else "the instruction"
         return (
-            f"one child per iteration from up to {self.ctx.settings.candidates} reflection replies, tried on"
-            f" {self.config.minibatch} train cases against its parent, then on dev if better"
+            f"one child per iteration ({changed}) from up to {self.ctx.settings.candidates} reflection replies,"
+            f" tried on {self.config.minibatch} train cases against its parent, then on dev if better"
         )
 
     def score_initial(self, row: TrajectoryRow) -> TrajectoryRow:
@@ -103,7 +120,7 @@ class Gepa(Method[GepaConfig]):
 
     def frontier(self) -> list[tuple[TrajectoryRow, int, int]]:
         """The pool (every candidate scored on dev), with the dev cases each is best on."""
-        pool = [r for r in self.ctx.scored_rows() if r.dev_score is not None and r.text in self._dev]
+        pool = [r for r in self.ctx.rows if r.dev_score is not None and r.accepted and r.text in self._dev]
         found = []
         for row in pool:
             best = sole = 0
@@ -116,23 +133,31 @@ class Gepa(Method[GepaConfig]):
             found.append((row, best, sole))
         return found
 
+    def search_pipeline(self, system: Any) -> str:
+        self.system = system
+        return self.search()
+
     def search(self) -> str:
         try:
             from gepa.api import optimize
         except ImportError:
             raise InputError("--method gepa needs the gepa library", hint=INSTALL) from None
         ctx = self.ctx
-        self._programs = [ctx.rows[0]]
+        initial = ctx.rows[0]
+        self._programs = [initial]
+        seed = read_state(initial.text) if self.system else {COMPONENT: initial.text}
+        assert seed is not None, "a pipeline's initial row holds its instructions"
         settings = ctx.settings
         try:
             optimize(
-                seed_candidate={COMPONENT: ctx.rows[0].text},
+                seed_candidate=seed,
                 trainset=list(ctx.split.train),
                 valset=list(ctx.split.dev),
                 adapter=_Adapter(self),
                 candidate_selection_strategy=self.config.selection,
                 reflection_minibatch_size=min(self.config.minibatch, len(ctx.split.train)),
-                module_selector="round_robin",
+                module_selector=_Selector(self),
+                use_merge=self.config.merge and self.system is not None,
                 stop_callbacks=[self._stop],
                 callbacks=[_Events(self)],
                 logger=_Quiet(),
@@ -154,19 +179,34 @@ class Gepa(Method[GepaConfig]):
     def candidates(self, step: int) -> list[TrajectoryRow]:
         raise InputError("gepa runs its own search; it has no per-step candidates")
 
+    # -- a candidate: {"instruction": text} for a prompt, {step id: text} for a pipeline -----
+
+    def text(self, candidate: Mapping[str, str]) -> str:
+        """A candidate as a trajectory row's text."""
+        return state_text(dict(candidate)) if self.system else candidate[COMPONENT]
+
+    def score(self, candidate: Mapping[str, str], cases: list[EvalCase]) -> Scored:
+        if self.system:
+            return self.system.score(dict(candidate), cases)
+        return self.ctx.score(candidate[COMPONENT], cases)
+
     # -- what gepa calls back -------------------------------------------------------------
 
     def _stop(self, gepa_state: Any) -> bool:
         return self._failure is not None or self._done >= self.steps() or self.ctx.spent()
 
-    def evaluate(self, cases: list[EvalCase], text: str, traces: bool) -> tuple[Scored, list[dict[str, Any]] | None]:
-        """``text`` scored on ``cases`` through the eval engine; the cases' traces when asked."""
+    def evaluate(
+        self, cases: list[EvalCase], candidate: Mapping[str, str], traces: bool
+    ) -> tuple[Scored, list[dict[str, Any]] | None]:
+        """``candidate`` scored on ``cases`` through the eval engine; the cases' traces when asked."""
         ctx = self.ctx
-        if not ctx.affords(len(cases)):
+        calls = len(cases) * (len(self.system.slots) if self.system else 1)
+        if not ctx.affords(calls):
             raise _Spent  # never score a candidate in part: stop before it
-        scored = ctx.score(text, cases)
+        scored = self.score(candidate, cases)
         if not scored.complete:
             raise _Spent
+        text = self.text(candidate)
         if {c.id for c in cases} == {c.id for c in ctx.split.dev}:
             self._dev[text] = scored
         if self._child is not None and text == self._pending[self._child].text:
@@ -176,6 +216,7 @@ class Gepa(Method[GepaConfig]):
             self._pending[self._child] = _spent_on(row, scored)
         if not traces:
             return scored, None
+        steps = self.system.traces(scored, cases) if self.system else {}
         threshold = ctx.evaluator.task.suite.case_threshold
         found = []
         for case in cases:
@@ -192,35 +233,84 @@ class Gepa(Method[GepaConfig]):
                     feedback += f" The scorer noted: {note}."
             found.append(
                 {
-                    "question": ctx.question(case),
+                    "case": case.id,
+                    "question": "" if self.system else ctx.question(case),
                     "reply": scored.outputs.get(case.id, ""),
                     "expected": expected,
                     "feedback": feedback,
                     "score": score,
+                    "trace": steps.get(case.id),
                 }
             )
         return scored, found
 
-    def reflect(self, current: str, records: Sequence[Mapping[str, Any]]) -> str | None:
-        """A new instruction from the optimizer model, or None when every reply was refused."""
-        ctx = self.ctx
-        ordered = sorted(records, key=lambda r: r["score"])  # failing cases first
-        shown = [
-            metaprompt.Reflection(r["question"], r["reply"], r["expected"], r["feedback"])
-            for r in ordered[: self.config.feedback_cases]
+    def component(self, records: Sequence[Mapping[str, Any]], candidate: Mapping[str, str]) -> str:
+        """The component to change this iteration. For a pipeline, with ``--credit blame``, the
+        step the backward pass blames most on the minibatch's failing cases, else the next in turn."""
+        self._critique = {}
+        system = self.system
+        if system is None:
+            return COMPONENT
+        if self.ctx.settings.credit != "blame":
+            return system.turn(self._step)
+        threshold = self.ctx.evaluator.task.suite.case_threshold
+        failing: list[CaseTrace] = [
+            r["trace"] for r in sorted(records, key=lambda r: r["score"]) if r["score"] < threshold and r["trace"]
         ]
-        proposal = Proposal(metaprompt.gepa(current, shown, ctx.evaluator.slot.position), self._parent)
-        seen = scored_by_hash(ctx)
-        seen.update({r.text_hash: r for r in self._pending if r.status == "scored"})
+        if not self.ctx.affords(len(failing) * (len(system.slots) + 2)):
+            raise _Spent
+        target, _ = system.assign(self._step, failing[:CREDIT_CASES], dict(candidate))
+        self._critique = {c.case_id: c.feedback for c in system.credit if c.step == self._step and c.step_id == target}
+        return target
+
+    def reflections(self, name: str, records: Sequence[Mapping[str, Any]]) -> list[metaprompt.Reflection]:
+        """The cases shown for component ``name``, failing first: for a pipeline's step, its own
+        input and output in each case, the final answer, and the backward pass's feedback on it."""
+        ordered = sorted(records, key=lambda r: r["score"])[: self.config.feedback_cases]
+        if self.system is None:
+            return [metaprompt.Reflection(r["question"], r["reply"], r["expected"], r["feedback"]) for r in ordered]
+        last = self.system.slots[-1].id
+        shown = []
+        for r in ordered:
+            said = next((s for s in (r["trace"].steps if r["trace"] else ()) if s.step_id == name), None)
+            if said is None:  # the step did not run: an earlier one failed
+                continue
+            feedback = r["feedback"]
+            if r["case"] in self._critique:
+                feedback += f" On this step: {self._critique[r['case']]}"
+            final = None if name == last else r["reply"]
+            shown.append(metaprompt.Reflection(user_turn(said), said.output or "", r["expected"], feedback, final))
+        return shown
+
+    def reflect(self, name: str, candidate: Mapping[str, str], records: Sequence[Mapping[str, Any]]) -> str | None:
+        """A new text for component ``name`` from the optimizer model, or None when every reply was refused."""
+        ctx, system = self.ctx, self.system
+        parent = self._parent or self._programs[0]
+        view, step = ctx, None
+        if system is not None:  # the optimizer sees the step: its instruction, its rows, its feedback
+            state = dict(candidate)
+            index = next(i for i, s in enumerate(system.slots) if s.id == name)
+            view = system.view(name, state, parent, list(self._critique.values()))
+            view.questions = system.questions(view, self._step, index, state, 0)
+            step = (name, index + 1, len(system.slots))
+            parent = view.rows[0]
+        prompt = metaprompt.gepa(candidate[name], self.reflections(name, records), view.evaluator.slot.position, step)
+        proposal = Proposal(prompt, parent)
+        seen = scored_by_hash(view)
+        for r in self._pending:
+            if r.status == "scored":
+                own = read_state(r.text) if system else {name: r.text}
+                if own and name in own:
+                    seen[normalised_hash(own[name])] = r
         for attempt in range(ctx.settings.candidates):
             if not ctx.affords(1):
                 raise _Spent
             before = (ctx.usage.calls, ctx.usage.tokens, ctx.usage.cost)
-            reply = sample(ctx, self, proposal, self._step, n=1, first=attempt)[0]
-            row = classify(ctx, self, self._step, len(self._pending), reply, proposal, seen)
+            reply = sample(view, self, proposal, self._step, n=1, first=attempt)[0]
+            row = classify(view, self, self._step, len(self._pending), reply, proposal, seen)
             row = replace(
                 row,
-                target=COMPONENT,
+                target=name,
                 calls=ctx.usage.calls - before[0],
                 tokens=ctx.usage.tokens - before[1],
                 cost=ctx.usage.cost - before[2],
@@ -229,10 +319,12 @@ class Gepa(Method[GepaConfig]):
                 raise _Spent
             if row.status == "duplicate":  # a text already tried: ask again rather than score it twice
                 row = replace(row, train_score=None, dev_score=None)
+            if system is not None:
+                row = system.full_row(row, name, dict(candidate), self._parent or self._programs[0], accepted=False)
             self._pending.append(row)
             if row.status == "new":
                 self._child = len(self._pending) - 1
-                return row.text
+                return (read_state(row.text) or {})[name] if system else row.text
         return None
 
     # -- gepa's events --------------------------------------------------------------------
@@ -243,6 +335,13 @@ class Gepa(Method[GepaConfig]):
 
     def selected(self, index: int) -> None:
         self._parent = self._programs[index]
+
+    def merging(self, parents: Sequence[int], candidate: Mapping[str, str]) -> None:
+        """A merge of two pool members: tried like a child, stored with the target ``merge``."""
+        first = self._programs[parents[0]]
+        row = new_row(self.ctx.id, self._step, len(self._pending), first, self.text(candidate), "new", target="merge")
+        self._pending.append(row)
+        self._child = len(self._pending) - 1
 
     def accepted(self, index: int) -> None:
         if self._child is None:
@@ -298,8 +397,7 @@ class _Adapter:
     def evaluate(self, batch: list[EvalCase], candidate: dict[str, str], capture_traces: bool = False) -> Any:
         from gepa.core.adapter import EvaluationBatch
 
-        text = candidate[COMPONENT]
-        scored, traces = self.method.evaluate(batch, text, capture_traces)
+        scored, traces = self.method.evaluate(batch, candidate, capture_traces)
         scores = [scored.per_case.get(c.id, 0.0) for c in batch]
         outputs = [scored.outputs.get(c.id, "") for c in batch]
         return EvaluationBatch(outputs=outputs, scores=scores, trajectories=traces)
@@ -315,13 +413,29 @@ class _Adapter:
         new = {}
         try:
             for name in components:
-                text = self.method.reflect(candidate[name], dataset.get(name, []))
+                text = self.method.reflect(name, candidate, dataset.get(name, []))
                 if text is not None:
                     new[name] = text
         except Exception as exc:  # gepa would log it and go on; stop the search and raise it after
             self.method._failure = exc
             return {}
         return new
+
+
+class _Selector:
+    """gepa's choice of the component to change, made by the method (blame or turn)."""
+
+    def __init__(self, method: Gepa) -> None:
+        self.method = method
+
+    def __call__(
+        self, state: Any, trajectories: list[Any], subsample_scores: list[float], candidate_idx: int, candidate: Any
+    ) -> list[str]:
+        try:
+            return [self.method.component(trajectories, candidate)]
+        except Exception as exc:  # as in _propose: raised after gepa's loop
+            self.method._failure = exc
+            return []
 
 
 class _Events:
@@ -335,6 +449,9 @@ class _Events:
 
     def on_candidate_selected(self, event: Mapping[str, Any]) -> None:
         self.method.selected(event["candidate_idx"])
+
+    def on_merge_attempted(self, event: Mapping[str, Any]) -> None:
+        self.method.merging(event["parent_ids"], event["merged_candidate"])
 
     def on_candidate_accepted(self, event: Mapping[str, Any]) -> None:
         self.method.accepted(event["new_candidate_idx"])
