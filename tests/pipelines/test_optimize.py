@@ -131,4 +131,3 @@ def test_a_stopped_pipeline_optimization_resumes_where_it_stopped(piped: Repo) -
     again = piped.sql("SELECT step, case_id, step_id, feedback FROM credit ORDER BY ALL")
     assert [c for c in again if c[0] == 1] == [c for c in credit if c[0] == 1]  # step 1's feedback, once
     assert "| 1 | " in resumed.out and "| 2 | " in resumed.out  # the credit table covers both steps
-
