@@ -199,8 +199,8 @@ def optimize(
     """Search for a better instruction (OPRO, GPO, GReaTer, TextGrad) or few-shot demonstrations (demos)
     for prompt NAME on an eval suite, or use any installed method (--list-methods).
 
-    NAME may be a pipeline: with gpo, opro or textgrad, one step's instruction changes at a
-    time (the step blamed for failing train cases, or each in turn with --credit round-robin),
+    NAME may be a pipeline: with gpo, opro, textgrad or gepa, one step's instruction changes at
+    a time (the step blamed for failing train cases, or each in turn with --credit round-robin),
     every candidate scored end to end, and the winner may change several prompt files.
 
     The suite's cases are split (seeded) into train, dev and test. The optimizer sees

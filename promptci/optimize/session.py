@@ -156,7 +156,7 @@ def optimize(
     return Result(outcome, stats, body, message, branch, commit, reason)
 
 
-PIPELINE_METHODS = ("gpo", "opro", "textgrad")
+PIPELINE_METHODS = ("gpo", "opro", "textgrad", "gepa")
 
 
 def _check_pipeline_method(method: str) -> None:

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from promptci.optimize import metaprompt
+from promptci.optimize.pipeline import read_state
 
 from ..conftest import Repo, json_server
 
@@ -33,6 +34,14 @@ def test_the_reflection_prompt_holds_each_case_with_reply_expected_answer_and_fe
     assert text.rstrip().endswith("between <INS> and </INS>.")
     # After the question where the instruction follows it.
     assert "Number: 4\n<INS>" in metaprompt.gepa(INITIAL, records[:1], "after")
+    # A pipeline's first step: its response feeds the next, and the final answer is shown beside it.
+    step = [metaprompt.Reflection("Number: 4", "The number is 4.", "even", "wrong.", final="odd")]
+    text = metaprompt.gepa(INITIAL, step, "system", ("note", 1, 2))
+    assert 'The instruction is step "note" (1 of 2) of a pipeline: its response goes to the next step.' in text
+    assert (
+        "Assistant's response:\nThe number is 4.\nThe pipeline's final answer:\nodd\nExpected final answer:\neven"
+        in text
+    )
 
 
 def _parity_project(repo: Repo, url: str) -> None:
@@ -134,3 +143,203 @@ def test_gepa_finds_the_planted_instruction_from_feedback_on_failing_cases(
     assert "### The pool on dev (Pareto frontier)" in body
     assert f"| {step}.0 ✓ | 1.000 | 12 | 5 | yes | {PLANTED} |" in body
     assert f"| 0.0 | 0.583 | 7 | 0 | yes | {INITIAL} |" in body
+
+
+NOTE_INSTRUCTION = "Copy the number."
+
+
+def _parity_pipeline(repo: Repo, url: str) -> None:
+    """Two steps: "note" copies the number, "answer" says its parity from the note."""
+    _parity_project(repo, url)
+    repo.write(
+        "prompts/note.yaml",
+        "name: note\nmessages:\n"
+        f"  - {{role: system, content: {NOTE_INSTRUCTION}}}\n"
+        "  - {role: user, content: 'Number: {{ n }}'}\n"
+        "variables:\n  n: {type: string}\n",
+    )
+    repo.write(
+        "prompts/answer.yaml",
+        "name: answer\nmessages:\n"
+        f"  - {{role: system, content: {INITIAL}}}\n"
+        "  - {role: user, content: 'Note: {{ note }}'}\n"
+        "variables:\n  note: {type: string}\n",
+    )
+    repo.write(
+        "pipelines/noted.yaml",
+        "name: noted\ninputs:\n  n: {type: string}\nsteps:\n"
+        "  - {id: note, prompt: note, vars: {n: '{{ inputs.n }}'}}\n"
+        "  - {id: answer, prompt: answer, vars: {note: '{{ steps.note.output }}'}}\n"
+        "output: answer\n",
+    )
+    suite = (repo.path / "evals/parity.yaml").read_text().replace("prompts: [parity]", "prompts: [noted]")
+    repo.write("evals/parity.yaml", suite)
+    repo.commit("a two-step parity pipeline")
+
+
+def test_gepa_on_a_pipeline_changes_the_blamed_step_and_finds_the_planted_instruction(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The note step copies the number whatever its instruction; the answer step says its parity
+    only under the planted instruction, else "odd". The backward pass blames the answer step, and
+    the reflection on that step writes the planted instruction only when it shows the step's input
+    from the note step and a failing even case with its expected answer."""
+    asked: dict[str, list[str]] = {"loss": [], "step": [], "blame": [], "reflect": []}
+
+    def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
+        body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
+        messages = body["messages"]
+        if body["model"] == "task":
+            system, user = messages[0]["content"], messages[-1]["content"]
+            n = int(re.search(r"\d+", user).group())  # type: ignore[union-attr]
+            if user.startswith("Number:"):
+                answer = f"The number is {n}."
+            else:
+                answer = ("odd" if n % 2 else "even") if "parity" in system else "odd"
+        else:
+            prompt = messages[0]["content"]
+            if "Which step is most to blame?" in prompt:
+                asked["blame"].append(prompt)
+                answer = "answer"
+            elif prompt.startswith("This is step"):
+                asked["step"].append(prompt)
+                answer = "Instruction: name the parity.\nInput: nothing."
+            elif "answered a question wrongly" in prompt:
+                asked["loss"].append(prompt)
+                answer = "The answer should be even."
+            else:
+                asked["reflect"].append(prompt)
+                shown = 'step "answer" (2 of 2)' in prompt and "Expected response:\neven" in prompt
+                answer = f"<INS>{PLANTED if shown else CLEAN_MISS}</INS>"
+        return 200, {
+            "id": "x",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+        }
+
+    monkeypatch.setenv("SCRIPTED_KEY", "k")
+    with json_server(handle) as url:
+        monkeypatch.setenv("OPENAI_BASE_URL", url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        _parity_pipeline(repo, url + "/v1")
+        result = repo.run(
+            "optimize", "noted", "--suite", "parity", "--method", "gepa", "--credit", "blame", "--steps", "3",
+            "--candidates", "2", "--split", "0.3/0.3/0.4", "--optimizer-model", "openai:reflector", "--dry-run",
+            "--format", "json", "-o", str(repo.path.parent / "pr.md"),
+        )  # fmt: skip
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert asked["loss"] and asked["step"] and asked["blame"] and asked["reflect"]
+    # Every reflection was on the blamed step: its input is the note step's output, and as the last
+    # step its response is the final answer, shown beside the expected one.
+    for prompt in asked["reflect"]:
+        assert 'The instruction is step "answer" (2 of 2) of a pipeline: its response is the final answer.' in prompt
+        assert "<INS>\nNote: The number is " in prompt and "Expected response:" in prompt
+        assert "The pipeline's final answer:" not in prompt
+    con = duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT step, status, text, target, accepted, dev_score FROM trajectory"
+        " WHERE optimization_id = ? ORDER BY step, candidate",
+        [report["id"]],
+    ).fetchall()
+    assert {r[3] for r in rows if r[0] > 0} == {"answer"}, rows
+    blamed = con.execute("SELECT DISTINCT step_id FROM credit WHERE blamed").fetchall()
+    assert blamed == [("answer",)]
+    winner = [r for r in rows if (read_state(r[2]) or {}).get("answer") == PLANTED]
+    assert len(winner) == 1, rows
+    _, status, text, _, accepted, dev = winner[0]
+    assert (status, accepted, dev) == ("scored", True, 1.0)
+    assert read_state(text) == {"note": NOTE_INSTRUCTION, "answer": PLANTED}  # the other step kept
+    before, after = con.execute(
+        "SELECT test_before, test_after FROM optimizations WHERE id = ?", [report["id"]]
+    ).fetchone()  # type: ignore[misc]
+    assert before == pytest.approx(0.5, abs=0.15) and after == 1.0
+    body = (repo.path.parent / "pr.md").read_text()
+    assert "### Credit: the step each search step changed" in body
+    assert "### The pool on dev (Pareto frontier)" in body
+
+
+NOTE_PLANTED = "Copy the number and mark small numbers with their parity."
+
+
+def test_gepa_merges_pool_members_that_improved_different_steps(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step's planted instruction fixes half of the even numbers: the note step's marks
+    those up to 20, the answer step's says the parity of the larger ones. Only a merge of the
+    two pool members gets every case right."""
+    misses: list[str] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
+        body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
+        messages = body["messages"]
+        if body["model"] == "task":
+            system, user = messages[0]["content"], messages[-1]["content"]
+            n = int(re.search(r"\d+", user).group())  # type: ignore[union-attr]
+            parity = "odd" if n % 2 else "even"
+            if user.startswith("Number:"):
+                marked = "mark small" in system and (n <= 20 or n > 30)  # and marks the largest wrongly
+                answer = f"The number is {n}." + (f" It is {parity if n <= 20 else 'even'}." if marked else "")
+            elif "It is " in user:
+                answer = user.rsplit("It is ", 1)[1].rstrip(".")
+            elif "parity" in system and n <= 5:
+                answer = "even"  # and calls the smallest numbers even
+            elif "parity" in system and n > 20:
+                answer = parity
+            else:
+                answer = "odd"
+        else:
+            prompt = messages[0]["content"]
+            shown = [
+                (
+                    int(re.search(r"Input:\n\D*(\d+)", example).group(1)),
+                    re.search(r"Expected [a-z ]+:\n(\w+)", example).group(1),
+                )  # type: ignore[union-attr]
+                for example in prompt.split("\nExample ")[1:]
+            ]
+            evens = [n for n, expected in shown if expected == "even"]
+            if 'step "note"' in prompt:
+                planted = NOTE_PLANTED if any(n <= 20 for n in evens) else None
+            else:
+                planted = PLANTED if any(n > 20 for n in evens) else None
+            misses.append(prompt)
+            answer = f"<INS>{planted or f'{CLEAN_MISS} Attempt {len(misses)}.'}</INS>"
+        return 200, {
+            "id": "x",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+        }
+
+    monkeypatch.setenv("SCRIPTED_KEY", "k")
+    with json_server(handle) as url:
+        monkeypatch.setenv("OPENAI_BASE_URL", url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        _parity_pipeline(repo, url + "/v1")
+        result = repo.run(
+            "optimize", "noted", "--suite", "parity", "--method", "gepa", "--credit", "round-robin", "--steps", "12",
+            "--candidates", "1", "--split", "0.3/0.3/0.4", "--optimizer-model", "openai:reflector", "--dry-run",
+            "--set", "gepa.merge=true", "--format", "json", "--seed", "6",
+        )  # fmt: skip
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    con = duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT step, status, text, target, accepted, dev_score, parent_step FROM trajectory"
+        " WHERE optimization_id = ? ORDER BY step, candidate",
+        [report["id"]],
+    ).fetchall()
+    # Two branches from the initial pipeline, each changing one step, each better than it on dev ...
+    branches = {r[3]: r for r in rows if r[6] == 0 and r[4] and r[2] != rows[0][2]}
+    assert set(branches) == {"note", "answer"}, rows
+    assert read_state(branches["note"][2]) == {"note": NOTE_PLANTED, "answer": INITIAL}
+    assert read_state(branches["answer"][2]) == {"note": NOTE_INSTRUCTION, "answer": PLANTED}
+    # ... and their merge, which takes each one's changed step, stored as its own scored row.
+    merges = [r for r in rows if r[3] == "merge"]
+    assert len(merges) == 1, rows
+    _, status, text, _, accepted, dev, _ = merges[0]
+    assert (status, accepted) == ("scored", True)
+    assert read_state(text) == {"note": NOTE_PLANTED, "answer": PLANTED}
+    assert dev > max(branches["note"][5], branches["answer"][5])
+    assert con.execute("SELECT best FROM optimizations WHERE id = ?", [report["id"]]).fetchone() == (text,)

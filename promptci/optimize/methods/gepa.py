@@ -213,6 +213,8 @@ class Gepa(Method[GepaConfig]):
             row = self._pending[self._child]
             if {c.id for c in cases} <= {c.id for c in ctx.split.train}:
                 row = replace(row, train_score=scored.score, train_run=scored.run_id, status="scored")
+            elif row.target == "merge":  # gepa tries a merge on dev cases its parents differ on
+                row = replace(row, status="scored")
             self._pending[self._child] = _spent_on(row, scored)
         if not traces:
             return scored, None
