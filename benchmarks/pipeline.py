@@ -1,7 +1,8 @@
 """Optimizing the shipped pipelines as one system, side by side at an equal budget: the initial
 pipeline; GPO taking the steps in turn (no blame); GPO on the step the optimizer model blames;
-TextGrad (feedback from the backward pass, on the blamed step). Held-out accuracy with the
-exact McNemar p against the initial pipeline, beside the best constant answer.
+TextGrad (feedback from the backward pass, on the blamed step); GEPA changing the steps in turn
+and GEPA changing the step blamed on its minibatch. Held-out accuracy with the exact McNemar p
+against the initial pipeline, beside the best constant answer.
 
 It also measures what a candidate costs: the new model calls of scoring one candidate on dev,
 with the steps before the changed one answered from the response cache, against the calls
@@ -47,6 +48,8 @@ ARMS = {  # name: (method, credit)
     "gpo-turns": ("gpo", "round-robin"),
     "gpo-blame": ("gpo", "blame"),
     "textgrad": ("textgrad", "blame"),
+    "gepa-turns": ("gepa", "round-robin"),
+    "gepa-blame": ("gepa", "blame"),
 }
 
 
