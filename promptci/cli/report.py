@@ -50,9 +50,14 @@ def report(
             )
     from ..release.ab import analyse
 
+    from ..evals.plan import thresholds
+
     with stored_results(state, results_url) as store:
         points = history(store, prompt)
         ab = [g.as_dict() for g in analyse(store, prompt, None, record=False)]
-    write(html_path, render(points, comparison, ab=ab))
+        by_version = store.version_errors(prompt)
+    latest = {(p.prompt, p.suite, p.model_id): p.prompt_hash for p in points}  # history is oldest first
+    errors = {key: by_version.get((*key, version), []) for key, version in latest.items()}
+    write(html_path, render(points, comparison, ab=ab, thresholds=thresholds(state.project), errors=errors))
     click.echo(f"wrote {html_path} ({len(points)} versions)", err=True)
     return 0

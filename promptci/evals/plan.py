@@ -153,6 +153,23 @@ def _suite_file(project: Project, given: str) -> Path:
     )
 
 
+def suite_name(project: Project, path: Path) -> str:
+    """A suite's name: its path under the evals directory, without the extension."""
+    return project.rel(path).removeprefix(project.config.evals_dir.rstrip("/") + "/").rsplit(".", 1)[0]
+
+
+def thresholds(project: Project) -> dict[str, float]:
+    """Each readable suite's threshold by name (a suite that does not load is left out)."""
+    found = {}
+    for path in suite_files(project):
+        try:
+            suite, _ = read_suite(project, path)
+        except InputError:
+            continue
+        found[suite_name(project, path)] = suite.threshold
+    return found
+
+
 def read_suite(project: Project, path: Path) -> tuple[Suite, str]:
     """A validated suite and the hash of its content (cases aside, scorers and settings count)."""
     rel = project.rel(path)
@@ -182,7 +199,7 @@ def build_plan(
     for path in suite_paths:
         suite, suite_hash = read_suite(project, path)
         cases = case_filter.apply(load_cases(project, path, suite))
-        name = project.rel(path).removeprefix(project.config.evals_dir.rstrip("/") + "/").rsplit(".", 1)[0]
+        name = suite_name(project, path)
         for raw in suite.prompts:
             ref = Ref.parse(raw)
             if prompts and ref.name not in prompts:

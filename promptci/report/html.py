@@ -1,24 +1,26 @@
 """``promptci report --html``: one self-contained page (no CDN, no external requests).
 
-Score history per prompt × suite as inline SVG charts, the latest comparison and its
-flipped cases. The data behind the charts is embedded as JSON for tools.
+Score history per prompt × suite as inline SVG charts (commits on the axis, the suite's
+threshold drawn, errored cases counted with their reasons), the latest comparison and its
+flipped cases. The data behind the charts is embedded as JSON for tools. The page's parts are
+the viewer's (``templates/macros.html.j2``).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from typing import Any
 
 import jinja2
-import markupsafe
 
 from ..compare.history import Point
+from .chart import Mark, chart
 
-WIDTH, HEIGHT, PAD = 560, 180, 32
+Series = tuple[str, str, str]  # prompt, suite, model
 
 
 @dataclass(frozen=True)
@@ -29,34 +31,51 @@ class Chart:
     points: int
     latest: float | None
     cases: str = ""  # what the latest score is over: "24 cases", "6 cases, 34 errored, partial"
+    errored: int = 0  # the latest version's cases whose latest result is an error
+    seen: int = 0  # the latest version's cases
+    errors: list[dict[str, Any]] = field(default_factory=list)  # its error messages, most frequent first
 
 
-def chart(points: list[Point]) -> str:
-    """An SVG line chart of scores (0–1) over versions, a circle with a tooltip per version."""
-    n = len(points)
-    step = (WIDTH - 2 * PAD) / max(1, n - 1)
+def environment() -> jinja2.Environment:
+    """The templates of the report and the viewer: autoescaped, and strict about missing names."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("promptci", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
-    def xy(i: int, score: float) -> tuple[float, float]:
-        x = PAD + (i * step if n > 1 else (WIDTH - 2 * PAD) / 2)
-        return round(x, 1), round(HEIGHT - PAD - score * (HEIGHT - 2 * PAD), 1)
 
-    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img">']
-    for level in (0.0, 0.5, 1.0):
-        _, y = xy(0, level)
-        parts.append(f'<line class="grid" x1="{PAD}" x2="{WIDTH - PAD}" y1="{y}" y2="{y}"/>')
-        parts.append(f'<text class="axis" x="4" y="{y + 4}">{level:.1f}</text>')
-    scored = [(i, p) for i, p in enumerate(points) if p.score is not None]
-    if len(scored) > 1:
-        line = " ".join(f"{x},{y}" for x, y in (xy(i, p.score) for i, p in scored if p.score is not None))
-        parts.append(f'<polyline class="line" points="{line}"/>')
-    for i, p in scored:
-        assert p.score is not None
-        x, y = xy(i, p.score)
-        commit = p.commit[:10] if p.commit else "uncommitted"
-        tip = f"{p.prompt_hash[:12]} @ {commit}, {p.first_seen:%Y-%m-%d %H:%M}: score {p.score:.3f}, {p.cases} cases"
-        parts.append(f'<circle class="point" cx="{x}" cy="{y}" r="4"><title>{markupsafe.escape(tip)}</title></circle>')
-    parts.append("</svg>")
-    return "".join(parts)
+def mark(p: Point, href: str | None = None) -> Mark:
+    commit = p.commit[:10] if p.commit else "uncommitted"
+    tip = f"{p.prompt_hash[:12]} @ {commit}, {p.first_seen:%Y-%m-%d %H:%M}: "
+    tip += (f"score {p.score:.3f}" if p.score is not None else "nothing scored") + f", {over(p)}"
+    return Mark(p.score, p.commit[:7] if p.commit else "wt", tip, href, errored=p.errors > 0)
+
+
+def charts(
+    points: Sequence[Point],
+    thresholds: Mapping[str, float] | None = None,
+    errors: Mapping[Series, list[dict[str, Any]]] | None = None,
+    href: Any = None,
+) -> list[Chart]:
+    """A chart per prompt × suite × model, oldest version first; ``href(point)`` links a point."""
+    series: dict[Series, list[Point]] = defaultdict(list)
+    for p in points:
+        series[(p.prompt, p.suite, p.model_id)].append(p)
+    found = []
+    for key, pts in sorted(series.items()):
+        prompt, suite, model = key
+        last = pts[-1]
+        svg = chart([mark(p, href(p) if href else None) for p in pts], (thresholds or {}).get(suite), title=suite)
+        found.append(
+            Chart(
+                f"{prompt} × {suite}", model, svg, len(pts), last.score, over(last), last.errors,
+                last.cases + last.errors, (errors or {}).get(key, []) if last.errors else [],
+            )  # fmt: skip
+        )
+    return found
 
 
 def render(
@@ -65,33 +84,33 @@ def render(
     *,
     ab: list[dict[str, Any]] | None = None,
     title: str = "promptci report",
+    thresholds: Mapping[str, float] | None = None,
+    errors: Mapping[Series, list[dict[str, Any]]] | None = None,
 ) -> str:
-    series: dict[tuple[str, str, str], list[Point]] = defaultdict(list)
-    for p in points:
-        series[(p.prompt, p.suite, p.model_id)].append(p)
-    charts = [
-        Chart(f"{prompt} × {suite}", model, chart(pts), len(pts), pts[-1].score, _over(pts[-1]))
-        for (prompt, suite, model), pts in sorted(series.items())
-    ]
     data = {
         "history": [{**p.__dict__, "first_seen": p.first_seen.isoformat()} for p in points],
         "comparison": comparison,
         "ab": ab or [],
     }
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    source = (resources.files("promptci") / "templates" / "report.html.j2").read_text(encoding="utf-8")
-    return env.from_string(source).render(
-        title=title,
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        charts=charts,
-        comparison=comparison,
-        ab=ab or [],
-        # No "<", ">" or "&" in the script element: no string can end it or open a comment in it.
-        data_json=json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            title=title,
+            generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            charts=charts(points, thresholds, errors),
+            comparison=comparison,
+            ab=ab or [],
+            # No "<", ">" or "&" in the script element: no string can end it or open a comment in it.
+            data_json=json.dumps(data, default=str)
+            .replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026"),
+        )
     )
 
 
-def _over(p: Point) -> str:
+def over(p: Point) -> str:
     """What a version's score is over: its cases, those that errored, and whether it is partial."""
     text = f"{p.cases} cases" + (f", {p.errors} errored" if p.errors else "")
     return text + (f", partial (of {p.total})" if p.partial else "")

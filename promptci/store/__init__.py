@@ -7,7 +7,8 @@
 - :mod:`.merge`: merging other results databases (CI shards);
 - :mod:`.parquet`: runs and optimizations as Parquet file sets, published and read back;
 - :mod:`.ab`: outcome logs of released versions, and the looks at each A/B comparison;
-- :mod:`.remote`: published sets read in place, as views over the local tables.
+- :mod:`.remote`: published sets read in place, as views over the local tables;
+- :mod:`.browse`: paged reads for the viewer.
 
 The schema changes only through numbered migrations (:mod:`.migrations`), each recorded in
 ``schema_migrations`` when applied. A file that is not a promptci database, or is damaged,
@@ -17,6 +18,7 @@ is refused and never modified (:mod:`.dbfile`).
 from __future__ import annotations
 
 from .ab import OutcomeQueries
+from .browse import BrowseQueries, Page
 from .compare import SIDE_COLUMNS, CompareQueries
 from .history import HistoryQueries
 from .merge import MergeCounts, MergeQueries
@@ -37,6 +39,8 @@ from .remote import RemoteQueries
 
 __all__ = [
     "CREDIT_COLUMNS",
+    "BrowseQueries",
+    "Page",
     "RESULT_COLUMNS",
     "SIDE_COLUMNS",
     "STEP_COLUMNS",
@@ -53,5 +57,5 @@ __all__ = [
 ]
 
 
-class Store(CompareQueries, HistoryQueries, MergeQueries, RemoteQueries, OutcomeQueries):
+class Store(CompareQueries, HistoryQueries, MergeQueries, RemoteQueries, OutcomeQueries, BrowseQueries):
     """An open results database. Use as a context manager; read-only opens never wait for a writer."""
