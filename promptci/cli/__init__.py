@@ -35,6 +35,7 @@ from . import (
     run,
     schema,
     show,
+    view,
 )
 from .options import VERBOSE, State, verbosity_options
 from .progress import QUIET
@@ -61,6 +62,7 @@ COMMANDS: list[click.Command] = [
     results.db,
     cache.cache,
     github.github,
+    view.view,
 ]
 
 

@@ -48,9 +48,8 @@ def report(
             raise InputError(
                 "not a version 1 compare report", path=compare_json, hint="write it with `promptci compare -o`"
             )
-    from ..release.ab import analyse
-
     from ..evals.plan import thresholds
+    from ..release.ab import analyse
 
     with stored_results(state, results_url) as store:
         points = history(store, prompt)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import markupsafe
 
-WIDTH, HEIGHT, PAD, AXIS = 560, 200, 32, 36
+WIDTH, HEIGHT, PAD, AXIS, LEFT = 560, 200, 32, 36, 56
 MAX_LABELS = 12
 
 
@@ -31,21 +31,21 @@ def chart(marks: Sequence[Mark], threshold: float | None = None, *, title: str =
     """The SVG markup of a line chart over ``marks`` in order."""
     n = len(marks)
     bottom = HEIGHT - AXIS
-    step = (WIDTH - 2 * PAD) / max(1, n - 1)
+    step = (WIDTH - LEFT - PAD) / max(1, n - 1)
 
     def xy(i: int, score: float) -> tuple[float, float]:
-        x = PAD + (i * step if n > 1 else (WIDTH - 2 * PAD) / 2)
+        x = LEFT + (i * step if n > 1 else (WIDTH - LEFT - PAD) / 2)
         return round(x, 1), round(bottom - score * (bottom - PAD / 2), 1)
 
     label = f' aria-label="{markupsafe.escape(title)}"' if title else ""
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img"{label}>']
     for level in (0.0, 0.5, 1.0):
         _, y = xy(0, level)
-        parts.append(f'<line class="grid" x1="{PAD}" x2="{WIDTH - PAD}" y1="{y}" y2="{y}"/>')
-        parts.append(f'<text class="axis" x="4" y="{y + 4}">{level:.1f}</text>')
+        parts.append(f'<line class="grid" x1="{LEFT - 8}" x2="{WIDTH - PAD}" y1="{y}" y2="{y}"/>')
+        parts.append(f'<text class="axis" x="{LEFT - 30}" y="{y + 4}">{level:.1f}</text>')
     if threshold is not None and 0 < threshold <= 1:
         _, y = xy(0, threshold)
-        parts.append(f'<line class="threshold" x1="{PAD}" x2="{WIDTH - PAD}" y1="{y}" y2="{y}"/>')
+        parts.append(f'<line class="threshold" x1="{LEFT - 8}" x2="{WIDTH - PAD}" y1="{y}" y2="{y}"/>')
         parts.append(f'<text class="threshold-label" x="{WIDTH - PAD}" y="{y - 3}" text-anchor="end">'
                      f"threshold {threshold:.2f}</text>")  # fmt: skip
     every = max(1, -(-n // MAX_LABELS))

@@ -69,12 +69,10 @@ def charts(
         prompt, suite, model = key
         last = pts[-1]
         svg = chart([mark(p, href(p) if href else None) for p in pts], (thresholds or {}).get(suite), title=suite)
-        found.append(
-            Chart(
-                f"{prompt} × {suite}", model, svg, len(pts), last.score, over(last), last.errors,
-                last.cases + last.errors, (errors or {}).get(key, []) if last.errors else [],
-            )  # fmt: skip
-        )
+        listed = (errors or {}).get(key, []) if last.errors else []
+        seen = last.cases + last.errors
+        title = f"{prompt} × {suite}"
+        found.append(Chart(title, model, svg, len(pts), last.score, over(last), last.errors, seen, listed))
     return found
 
 

@@ -39,15 +39,15 @@ from .remote import RemoteQueries
 
 __all__ = [
     "CREDIT_COLUMNS",
-    "BrowseQueries",
-    "Page",
     "RESULT_COLUMNS",
     "SIDE_COLUMNS",
     "STEP_COLUMNS",
     "TRAJECTORY_COLUMNS",
+    "BrowseQueries",
     "CachedResponse",
     "CreditRow",
     "MergeCounts",
+    "Page",
     "ResultRow",
     "StepRow",
     "Store",

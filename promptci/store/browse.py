@@ -15,6 +15,7 @@ from .records import STEP_COLUMNS, StepRow
 
 MAX_PAGE = 200
 CASE_FILTERS = ("all", "failed", "errored", "passed")
+Version = tuple[str, str, str, str]  # prompt, suite, model, prompt hash
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ WHERE ($prompt IS NULL OR r.id IN (SELECT run_id FROM results WHERE prompt = $pr
 GROUP BY ALL ORDER BY r.started_at DESC, r.id LIMIT $limit OFFSET $offset
 """
 
+_RUN_COUNT = (
+    "SELECT count(*) FROM runs WHERE $prompt IS NULL OR id IN (SELECT run_id FROM results WHERE prompt = $prompt)"
+)
+
 _CASE_WHERE = """
 run_id = $run AND ($suite IS NULL OR suite = $suite) AND ($prompt IS NULL OR prompt = $prompt)
 AND ($status = 'all' OR ($status = 'errored' AND error IS NOT NULL)
@@ -68,8 +73,7 @@ class BrowseQueries(Core):
     def runs_page(self, offset: int = 0, limit: int = 50, prompt: str | None = None) -> Page:
         """Runs, newest first, each with its result count, errors, mean score, suites and prompts."""
         offset, limit = _bounded(offset, limit)
-        where = "$prompt IS NULL OR id IN (SELECT run_id FROM results WHERE prompt = $prompt)"
-        (total,) = self.db.execute(f"SELECT count(*) FROM runs WHERE {where}", {"prompt": prompt}).fetchone()
+        (total,) = self.db.execute(_RUN_COUNT, {"prompt": prompt}).fetchone()
         cursor = self.db.execute(_RUNS, {"prompt": prompt, "limit": limit, "offset": offset})
         return Page(_dicts(cursor), int(total), offset, limit)
 
@@ -123,14 +127,15 @@ class BrowseQueries(Core):
             "status": status if status in CASE_FILTERS else "all",
             "query": query or None,
         }
-        (total,) = self.db.execute(f"SELECT count(*) FROM results WHERE {_CASE_WHERE}", params).fetchone()
+        (total,) = self.db.execute("SELECT count(*) FROM results WHERE " + _CASE_WHERE, params).fetchone()
         cursor = self.db.execute(
             "SELECT suite, prompt, case_id, case_name, repeat_index, model_id, input, expected, output, score,"
             " passed, error, note, latency_ms, tokens_in, tokens_out, cached,"
             " EXISTS (SELECT 1 FROM steps s WHERE s.run_id = results.run_id AND s.case_id = results.case_id"
             "   AND s.suite = results.suite AND s.prompt = results.prompt) AS traced"
-            f" FROM results WHERE {_CASE_WHERE}"
-            " ORDER BY suite, prompt, case_name NULLS LAST, case_id, repeat_index LIMIT $limit OFFSET $offset",
+            " FROM results WHERE "
+            + _CASE_WHERE
+            + " ORDER BY suite, prompt, case_name NULLS LAST, case_id, repeat_index LIMIT $limit OFFSET $offset",
             {**params, "limit": limit, "offset": offset},
         )
         return Page(_dicts(cursor), int(total), offset, limit)
@@ -152,7 +157,7 @@ class BrowseQueries(Core):
         )
         return _dicts(cursor)
 
-    def version_errors(self, prompt: str | None = None, limit: int = 5) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
+    def version_errors(self, prompt: str | None = None, limit: int = 5) -> dict[Version, list[dict[str, Any]]]:
         """Per (prompt, suite, model, prompt version): the error messages of cases whose latest
         result is an error, most frequent first (as the history counts them)."""
         rows = self.db.execute(
@@ -163,12 +168,32 @@ class BrowseQueries(Core):
             " GROUP BY ALL ORDER BY n DESC, error",
             {"prompt": prompt},
         ).fetchall()
-        found: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+        found: dict[Version, list[dict[str, Any]]] = {}
         for prompt_, suite, model, version, error, n in rows:
             listed = found.setdefault((prompt_, suite, model, version), [])
             if len(listed) < limit:
                 listed.append({"error": error, "n": n})
         return found
+
+    def dev_frontier(self, opt_id: str) -> list[dict[str, Any]]:
+        """Each pool member of an optimization (accepted, scored on dev): its dev score, the dev
+        cases it is best on and those it alone is best on; best first."""
+        cursor = self.db.execute(
+            "WITH c AS (SELECT t.step, t.candidate, any_value(t.text) AS text, any_value(t.dev_score) AS dev,"
+            "   r.case_id, avg(r.score) AS s"
+            "   FROM trajectory t JOIN results r ON r.run_id = t.dev_run"
+            "   WHERE t.optimization_id = ? AND t.accepted AND r.error IS NULL"
+            "   GROUP BY t.step, t.candidate, r.case_id),"
+            " m AS (SELECT case_id, max(s) AS top FROM c GROUP BY case_id),"
+            " n AS (SELECT c.case_id, count(*) AS at_top FROM c JOIN m USING (case_id) WHERE c.s >= m.top GROUP BY 1)"
+            " SELECT c.step, c.candidate, any_value(c.text) AS text, any_value(c.dev) AS dev,"
+            "   count(*) FILTER (WHERE c.s >= m.top) AS best_on,"
+            "   count(*) FILTER (WHERE c.s >= m.top AND n.at_top = 1) AS alone, count(*) AS cases"
+            " FROM c JOIN m USING (case_id) JOIN n USING (case_id)"
+            " GROUP BY c.step, c.candidate ORDER BY dev DESC NULLS LAST, c.step, c.candidate",
+            [opt_id],
+        )
+        return _dicts(cursor)
 
     def prompt_runs(self) -> list[dict[str, Any]]:
         """Per stored prompt (or pipeline): its suites, runs, results and the last time it ran."""
@@ -182,12 +207,13 @@ class BrowseQueries(Core):
     def optimizations_page(self, offset: int = 0, limit: int = 50, prompt: str | None = None) -> Page:
         offset, limit = _bounded(offset, limit)
         params = {"prompt": prompt}
-        where = "$prompt IS NULL OR prompt = $prompt"
-        (total,) = self.db.execute(f"SELECT count(*) FROM optimizations WHERE {where}", params).fetchone()
+        where = " FROM optimizations WHERE $prompt IS NULL OR prompt = $prompt"
+        (total,) = self.db.execute("SELECT count(*)" + where, params).fetchone()
         cursor = self.db.execute(
             "SELECT id, started_at, ended_at, prompt, suite, method, status, test_before, test_after, p_value,"
             " calls, branch, best IS NOT NULL AND best <> initial AS changed"
-            f" FROM optimizations WHERE {where} ORDER BY started_at DESC, id LIMIT $limit OFFSET $offset",
+            + where
+            + " ORDER BY started_at DESC, id LIMIT $limit OFFSET $offset",
             {**params, "limit": limit, "offset": offset},
         )
         return Page(_dicts(cursor), int(total), offset, limit)
