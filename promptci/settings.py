@@ -25,6 +25,8 @@ def _positive_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 
 
+# LiteLLM picks the provider from the model's prefix.
+LITELLM_MODEL = re.compile(r"^[a-z0-9][a-z0-9_\-]*/\S+$")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "transformers": {
@@ -43,13 +45,21 @@ _PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "timeout": (_positive_number, "a positive number of seconds"),
         "backoff": (lambda v: _positive_number(v) or v == 0, "a number of seconds, 0 or more"),
     },
+    "litellm": {
+        "base_url": (lambda v: isinstance(v, str) and "://" in v, "a URL such as http://host:port/v1"),
+        "api_key_env": (lambda v: isinstance(v, str) and bool(v), "the name of an environment variable"),
+        "concurrency": (_int_at_least(1), "a whole number of at least 1"),
+        "max_retries": (_int_at_least(0), "a whole number of at least 0"),
+        "timeout": (_positive_number, "a positive number of seconds"),
+        "backoff": (lambda v: _positive_number(v) or v == 0, "a number of seconds, 0 or more"),
+    },
 }
 
 
 class ModelSettings(_Strict):
     """Default model settings for a prompt, or for the whole project in ``promptci.yaml``."""
 
-    provider: str | None = Field(None, description="transformers, openai, or a plugin's name")
+    provider: str | None = Field(None, description="transformers, openai, litellm, or a plugin's name")
     model: str | None = Field(None, description="model id, directory, GGUF file or API model name")
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(gt=0)] | None = None
@@ -68,6 +78,14 @@ class ModelSettings(_Strict):
             if check is not None and not check[0](value):
                 raise ValueError(f"{name}: {value!r} is not {check[1]}")
         return params
+
+    @field_validator("model")
+    @classmethod
+    def _litellm_form(cls, model: str | None, info: ValidationInfo) -> str | None:
+        """LiteLLM picks the provider from the model's prefix: ``anthropic/claude-…``, ``gemini/…``."""
+        if info.data.get("provider") == "litellm" and model is not None and not LITELLM_MODEL.match(model):
+            raise ValueError(f"{model!r} is not PROVIDER/MODEL, as litellm needs (e.g. anthropic/claude-3-5-haiku)")
+        return model
 
     def merged(self, override: ModelSettings | None) -> ModelSettings:
         """These settings with every field that ``override`` sets replacing ours."""

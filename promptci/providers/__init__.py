@@ -38,6 +38,13 @@ def _openai(settings: ModelSettings, root: Path) -> Provider:
     return OpenAIProvider.from_settings(settings, root)
 
 
+@register("litellm")
+def _litellm(settings: ModelSettings, root: Path) -> Provider:
+    from .litellm_api import LiteLLMProvider
+
+    return LiteLLMProvider.from_settings(settings, root)
+
+
 def create(settings: ModelSettings, root: Path) -> Provider:
     """The provider for ``settings``; with no provider named, the local transformers one.
 
@@ -84,4 +91,9 @@ def identity(settings: ModelSettings, root: Path) -> str:
 
         base_url = settings.params.get("base_url") or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
         return f"openai:{settings.model}@{safe_host(str(base_url))}"
+    if name == "litellm":
+        from .litellm_api import model_id
+
+        base = settings.params.get("base_url")
+        return model_id(str(settings.model), str(base) if base else None)
     return create(settings, root).model_id

@@ -122,7 +122,7 @@ class OpenAIProvider:
         retries = 0
         while True:
             try:
-                response = self.client.chat.completions.create(**body)
+                response = self._create(body)
                 break
             except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as exc:
                 status = getattr(exc, "status_code", None)
@@ -147,6 +147,10 @@ class OpenAIProvider:
         if not completion.text:
             completion.error = "empty reply"
         return completion
+
+    def _create(self, body: dict[str, Any]) -> Any:
+        """One request, no retries: a response shaped as OpenAI's, or an ``openai`` exception."""
+        return self.client.chat.completions.create(**body)
 
     def _delay(self, attempt: int, exc: Exception) -> float:
         response = getattr(exc, "response", None)

@@ -28,7 +28,7 @@ class ModelPool:
 
     def get(self, settings: ModelSettings, jobs: int | None = None) -> Provider:
         """The provider for ``settings`` (with ``jobs`` concurrent requests for an API model)."""
-        if jobs is not None and settings.provider == "openai":
+        if jobs is not None and settings.provider in ("openai", "litellm"):
             settings = settings.model_copy(update={"params": {**settings.params, "concurrency": jobs}})
         key = settings.model_dump_json()
         if key not in self._loaded:
