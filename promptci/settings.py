@@ -28,6 +28,14 @@ def _positive_number(v: Any) -> bool:
 # LiteLLM picks the provider from the model's prefix.
 LITELLM_MODEL = re.compile(r"^[a-z0-9][a-z0-9_\-]*/\S+$")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_API_PARAMS: dict[str, tuple[Callable[[Any], bool], str]] = {  # openai and litellm
+    "base_url": (lambda v: isinstance(v, str) and "://" in v, "a URL such as http://host:port/v1"),
+    "api_key_env": (lambda v: isinstance(v, str) and bool(v), "the name of an environment variable"),
+    "concurrency": (_int_at_least(1), "a whole number of at least 1"),
+    "max_retries": (_int_at_least(0), "a whole number of at least 0"),
+    "timeout": (_positive_number, "a positive number of seconds"),
+    "backoff": (lambda v: _positive_number(v) or v == 0, "a number of seconds, 0 or more"),
+}
 _PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "transformers": {
         "batch_size": (_int_at_least(1), "a whole number of at least 1"),
@@ -37,22 +45,8 @@ _PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "prefix_cache_mb": (lambda v: _positive_number(v) or v == 0, "a number of MiB, 0 or more"),
         "threads": (_int_at_least(1), "a whole number of at least 1"),
     },
-    "openai": {
-        "base_url": (lambda v: isinstance(v, str) and "://" in v, "a URL such as http://host:port/v1"),
-        "api_key_env": (lambda v: isinstance(v, str) and bool(v), "the name of an environment variable"),
-        "concurrency": (_int_at_least(1), "a whole number of at least 1"),
-        "max_retries": (_int_at_least(0), "a whole number of at least 0"),
-        "timeout": (_positive_number, "a positive number of seconds"),
-        "backoff": (lambda v: _positive_number(v) or v == 0, "a number of seconds, 0 or more"),
-    },
-    "litellm": {
-        "base_url": (lambda v: isinstance(v, str) and "://" in v, "a URL such as http://host:port/v1"),
-        "api_key_env": (lambda v: isinstance(v, str) and bool(v), "the name of an environment variable"),
-        "concurrency": (_int_at_least(1), "a whole number of at least 1"),
-        "max_retries": (_int_at_least(0), "a whole number of at least 0"),
-        "timeout": (_positive_number, "a positive number of seconds"),
-        "backoff": (lambda v: _positive_number(v) or v == 0, "a number of seconds, 0 or more"),
-    },
+    "openai": _API_PARAMS,
+    "litellm": _API_PARAMS,
 }
 
 

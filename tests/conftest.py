@@ -223,6 +223,22 @@ def katan(tmp_path: Path) -> Iterator[Callable[..., Katan]]:
         stop_katan(server)
 
 
+def request_json(h: BaseHTTPRequestHandler) -> Any:
+    """The JSON body of the request ``h`` is answering."""
+    return json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
+
+
+def chat_reply(model: str, text: str) -> dict[str, Any]:
+    """An OpenAI chat completion answering ``text``, as a scripted server sends it."""
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+    }
+
+
 @contextmanager
 def json_server(handle: Callable[[BaseHTTPRequestHandler], tuple[int, Any]]) -> Iterator[str]:
     """A local HTTP server answering every request with ``handle(request) -> (status, JSON)``; yields its URL."""

@@ -10,12 +10,11 @@ OpenAI's, so a 429 or a 5xx from any provider is retried the same way.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..redact import register_secret_variable, safe_host
-from ..settings import LITELLM_MODEL, ModelSettings
+from ..redact import safe_host
+from ..settings import LITELLM_MODEL
 from .openai_api import OpenAIProvider
 
 INSTALL = "pip install 'promptci-gate[litellm]'"
@@ -29,23 +28,13 @@ def model_id(model: str, base_url: str | None) -> str:
 class LiteLLMProvider(OpenAIProvider):
     """Chat completions through ``litellm.completion``, ``concurrency`` requests in flight."""
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        concurrency: int = 8,
-        max_retries: int = 4,
-        timeout: float = 60.0,
-        backoff: float = 0.5,
-        max_backoff: float = 20.0,
-        price: dict[str, float] | None = None,
-    ) -> None:
+    name = "litellm"
+    example = "anthropic/claude-3-5-haiku-20241022"
+
+    def _connect(self, base_url: str | None, api_key: str | None, timeout: float) -> None:
+        model = self.model
         if not LITELLM_MODEL.match(model):
-            raise InputError(
-                f"litellm model {model!r} is not PROVIDER/MODEL", hint="e.g. anthropic/claude-3-5-haiku-20241022"
-            )
+            raise InputError(f"litellm model {model!r} is not PROVIDER/MODEL", hint=f"e.g. {self.example}")
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the price list at import
         try:
             import litellm
@@ -56,37 +45,10 @@ class LiteLLMProvider(OpenAIProvider):
         litellm.suppress_debug_info = True
         self._litellm = litellm
         self._openai = openai  # litellm's exceptions subclass these
-        self.model = model
-        self.base_url = base_url
         if not api_key and base_url and model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
             api_key = "unused"  # a local OpenAI-compatible server accepts any key, as with provider: openai
-        self.api_key = api_key
-        self.timeout = timeout
+        self.base_url, self.api_key, self.timeout = base_url, api_key, timeout
         self.model_id = model_id(model, base_url)
-        self.concurrency = max(1, concurrency)
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.price = price or {}
-
-    @classmethod
-    def from_settings(cls, settings: ModelSettings, root: Path | None = None) -> LiteLLMProvider:
-        p = dict(settings.params)
-        if not settings.model:
-            raise InputError("the litellm provider needs a model", hint="e.g. anthropic/claude-3-5-haiku-20241022")
-        key_env = p.get("api_key_env")
-        if key_env:
-            register_secret_variable(str(key_env))
-        return cls(
-            settings.model,
-            base_url=p.get("base_url"),
-            api_key=os.environ.get(str(key_env)) if key_env else None,
-            concurrency=int(p.get("concurrency", 8)),
-            max_retries=int(p.get("max_retries", 4)),
-            timeout=float(p.get("timeout", 60)),
-            backoff=float(p.get("backoff", 0.5)),
-            price=p.get("price"),
-        )
 
     def _create(self, body: dict[str, Any]) -> Any:
         extra: dict[str, Any] = {"timeout": self.timeout, "num_retries": 0, "max_retries": 0, "drop_params": True}

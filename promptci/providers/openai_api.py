@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import InputError
 from ..redact import register_secret_variable, safe_host
@@ -21,10 +21,14 @@ from ..settings import ModelSettings
 from .base import Completion, OnDone, Request, apply_stop
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+_P = TypeVar("_P", bound="OpenAIProvider")
 
 
 class OpenAIProvider:
     """Chat completions over HTTP, ``concurrency`` requests in flight."""
+
+    name = "openai"
+    example = "gpt-4o-mini"
 
     def __init__(
         self,
@@ -39,6 +43,16 @@ class OpenAIProvider:
         max_backoff: float = 20.0,
         price: dict[str, float] | None = None,
     ) -> None:
+        self.model = model
+        self.concurrency = max(1, concurrency)
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.price = price or {}
+        self._connect(base_url, api_key, timeout)
+
+    def _connect(self, base_url: str | None, api_key: str | None, timeout: float) -> None:
+        """The client for one request at a time, and the model id it answers as."""
         import openai
 
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
@@ -51,19 +65,14 @@ class OpenAIProvider:
             api_key = "unused"  # local servers accept any key
         self._openai = openai
         self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
-        self.model = model
-        self.model_id = f"openai:{model}@{safe_host(base_url or 'api.openai.com')}"
-        self.concurrency = max(1, concurrency)
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.price = price or {}
+        self.model_id = f"openai:{self.model}@{safe_host(base_url or 'api.openai.com')}"
 
     @classmethod
-    def from_settings(cls, settings: ModelSettings, root: Path | None = None) -> OpenAIProvider:
+    def from_settings(cls: type[_P], settings: ModelSettings, root: Path | None = None) -> _P:
         p = dict(settings.params)
         if not settings.model:
-            raise InputError("the openai provider needs a model name", hint="e.g. --model openai:gpt-4o-mini")
+            example = f"e.g. --model {cls.name}:{cls.example}"
+            raise InputError(f"the {cls.name} provider needs a model name", hint=example)
         key_env = p.get("api_key_env")
         if key_env:
             register_secret_variable(str(key_env))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 
 import duckdb
@@ -13,7 +15,7 @@ import pytest
 from promptci.optimize import metaprompt
 from promptci.optimize.pipeline import read_state
 
-from ..conftest import Repo, json_server
+from ..conftest import Repo, chat_reply, json_server, request_json
 
 PLANTED = "Say whether the number is odd or even by its parity."
 INITIAL = "Answer with one word."
@@ -42,6 +44,18 @@ def test_the_reflection_prompt_holds_each_case_with_reply_expected_answer_and_fe
         "Assistant's response:\nThe number is 4.\nThe pipeline's final answer:\nodd\nExpected final answer:\neven"
         in text
     )
+
+
+@contextmanager
+def scripted(
+    monkeypatch: pytest.MonkeyPatch, handle: Callable[[BaseHTTPRequestHandler], tuple[int, object]]
+) -> Iterator[str]:
+    """A scripted OpenAI-compatible server; yields its URL, with the keys the parity projects read."""
+    monkeypatch.setenv("SCRIPTED_KEY", "k")
+    with json_server(handle) as url:
+        monkeypatch.setenv("OPENAI_BASE_URL", url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        yield url + "/v1"
 
 
 def _parity_project(repo: Repo, url: str) -> None:
@@ -78,7 +92,7 @@ def test_gepa_finds_the_planted_instruction_from_feedback_on_failing_cases(
     reflections: list[str] = []
 
     def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
-        body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
+        body = request_json(h)
         messages = body["messages"]
         if body["model"] == "task":
             system, user = messages[0]["content"], messages[-1]["content"]
@@ -89,19 +103,10 @@ def test_gepa_finds_the_planted_instruction_from_feedback_on_failing_cases(
             reflections.append(prompt)
             shown = "Expected response:\neven" in prompt and "wrong: the expected response is 'even'" in prompt
             answer = f"<INS>{PLANTED if shown else CLEAN_MISS}</INS>"
-        return 200, {
-            "id": "x",
-            "object": "chat.completion",
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
-        }
+        return 200, chat_reply(body["model"], answer)
 
-    monkeypatch.setenv("SCRIPTED_KEY", "k")
-    with json_server(handle) as url:
-        monkeypatch.setenv("OPENAI_BASE_URL", url + "/v1")
-        monkeypatch.setenv("OPENAI_API_KEY", "k")
-        _parity_project(repo, url + "/v1")
+    with scripted(monkeypatch, handle) as url:
+        _parity_project(repo, url)
         result = repo.run(
             "optimize", "parity", "--suite", "parity", "--method", "gepa", "--steps", "4", "--candidates", "2",
             "--split", "0.3/0.3/0.4", "--optimizer-model", "openai:reflector", "--dry-run", "--format", "json",
@@ -187,7 +192,7 @@ def test_gepa_on_a_pipeline_changes_the_blamed_step_and_finds_the_planted_instru
     asked: dict[str, list[str]] = {"loss": [], "step": [], "blame": [], "reflect": []}
 
     def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
-        body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
+        body = request_json(h)
         messages = body["messages"]
         if body["model"] == "task":
             system, user = messages[0]["content"], messages[-1]["content"]
@@ -211,19 +216,10 @@ def test_gepa_on_a_pipeline_changes_the_blamed_step_and_finds_the_planted_instru
                 asked["reflect"].append(prompt)
                 shown = 'step "answer" (2 of 2)' in prompt and "Expected response:\neven" in prompt
                 answer = f"<INS>{PLANTED if shown else CLEAN_MISS}</INS>"
-        return 200, {
-            "id": "x",
-            "object": "chat.completion",
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
-        }
+        return 200, chat_reply(body["model"], answer)
 
-    monkeypatch.setenv("SCRIPTED_KEY", "k")
-    with json_server(handle) as url:
-        monkeypatch.setenv("OPENAI_BASE_URL", url + "/v1")
-        monkeypatch.setenv("OPENAI_API_KEY", "k")
-        _parity_pipeline(repo, url + "/v1")
+    with scripted(monkeypatch, handle) as url:
+        _parity_pipeline(repo, url)
         result = repo.run(
             "optimize", "noted", "--suite", "parity", "--method", "gepa", "--credit", "blame", "--steps", "3",
             "--candidates", "2", "--split", "0.3/0.3/0.4", "--optimizer-model", "openai:reflector", "--dry-run",
@@ -271,7 +267,7 @@ def test_gepa_merges_pool_members_that_improved_different_steps(repo: Repo, monk
     misses: list[str] = []
 
     def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
-        body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
+        body = request_json(h)
         messages = body["messages"]
         if body["model"] == "task":
             system, user = messages[0]["content"], messages[-1]["content"]
@@ -304,19 +300,10 @@ def test_gepa_merges_pool_members_that_improved_different_steps(repo: Repo, monk
                 planted = PLANTED if any(n > 20 for n in evens) else None
             misses.append(prompt)
             answer = f"<INS>{planted or f'{CLEAN_MISS} Attempt {len(misses)}.'}</INS>"
-        return 200, {
-            "id": "x",
-            "object": "chat.completion",
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
-        }
+        return 200, chat_reply(body["model"], answer)
 
-    monkeypatch.setenv("SCRIPTED_KEY", "k")
-    with json_server(handle) as url:
-        monkeypatch.setenv("OPENAI_BASE_URL", url + "/v1")
-        monkeypatch.setenv("OPENAI_API_KEY", "k")
-        _parity_pipeline(repo, url + "/v1")
+    with scripted(monkeypatch, handle) as url:
+        _parity_pipeline(repo, url)
         result = repo.run(
             "optimize", "noted", "--suite", "parity", "--method", "gepa", "--credit", "round-robin", "--steps", "12",
             "--candidates", "1", "--split", "0.3/0.3/0.4", "--optimizer-model", "openai:reflector", "--dry-run",

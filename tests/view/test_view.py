@@ -4,7 +4,6 @@ OpenAI-compatible server), read over HTTP and walked in headless Chromium with s
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import socket
@@ -23,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import Repo, free_port, json_server
-from ..optimize.test_gepa import INITIAL, PLANTED, _parity_pipeline
+from ..conftest import Repo, chat_reply, free_port, request_json
+from ..optimize.test_gepa import INITIAL, PLANTED, _parity_pipeline, scripted
 from ..report.test_html import CHROMIUM, FLAGS
 
 SECRET = "sk-viewtest-0123456789abcdef"
@@ -47,7 +46,7 @@ class Viewer:
 
 
 def _handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
-    body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
+    body = request_json(h)
     messages = body["messages"]
     system, user = messages[0]["content"], messages[-1]["content"]
     number = re.search(r"\d+", user)
@@ -62,23 +61,14 @@ def _handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
         answer = ("odd" if n % 2 else "even") if "parity" in system else "odd"
         if n == 7:
             answer += f" (key {SECRET})"
-    return 200, {
-        "id": "x",
-        "object": "chat.completion",
-        "model": body["model"],
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
-    }
+    return 200, chat_reply(body["model"], answer)
 
 
 @pytest.fixture
 def viewer(repo: Repo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Viewer]:
-    monkeypatch.setenv("SCRIPTED_KEY", "k")
     monkeypatch.setenv("VIEWTEST_API_KEY", SECRET)
-    with json_server(_handle) as url:
-        monkeypatch.setenv("OPENAI_BASE_URL", url + "/v1")
-        monkeypatch.setenv("OPENAI_API_KEY", "k")
-        _parity_pipeline(repo, url + "/v1")  # the parity prompt, and the noted pipeline on evals/parity
+    with scripted(monkeypatch, _handle) as url:
+        _parity_pipeline(repo, url)  # the parity prompt, and the noted pipeline on evals/parity
         suite = (repo.path / "evals/parity.yaml").read_text().replace("prompts: [noted]", "prompts: [parity]")
         repo.write("evals/direct.yaml", suite)
         first = repo.commit("the parity prompt on its own suite")
