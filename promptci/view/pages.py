@@ -6,8 +6,9 @@ writes. Pages of many rows are read a page at a time (:mod:`promptci.store.brows
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -185,8 +186,20 @@ def case(store: Store | None, run_id: str, query: Mapping[str, str]) -> dict[str
     results = store.case_result(run_id, suite, prompt_name, case_id) if store else []
     if store is None or not results:
         raise Missing(f"run {run_id!r} holds no case {case_id!r} of {suite} × {prompt_name}")
-    steps = store.case_trace(run_id, suite, prompt_name, case_id)
+    steps = [{**asdict(s), "chat": chat(s.input)} for s in store.case_trace(run_id, suite, prompt_name, case_id)]
     return {"run_id": run_id, "suite": suite, "prompt": prompt_name, "results": results, "steps": steps}
+
+
+def chat(stored: str | None, limit: int = 50) -> list[tuple[str, str]]:
+    """A step's stored input (its chat as JSON) as (role, text) turns; other text as one turn."""
+    try:
+        messages = json.loads(stored or "[]")
+    except ValueError:
+        return [("input", stored or "")]
+    if not isinstance(messages, list):
+        return [("input", stored or "")]
+    turns = [(str(m.get("role", "?")), str(m.get("content", ""))) for m in messages[:limit] if isinstance(m, dict)]
+    return turns + ([("…", f"{len(messages) - limit} more messages")] if len(messages) > limit else [])
 
 
 def compare(project: Project, store: Store | None, query: Mapping[str, str]) -> dict[str, Any]:

@@ -16,13 +16,14 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from ..conftest import Repo, chat_reply, free_port, request_json
+from ..conftest import REPO_ROOT, Repo, chat_reply, free_port, new_repo, request_json
 from ..optimize.test_gepa import INITIAL, PLANTED, _parity_pipeline, scripted
 from ..report.test_html import CHROMIUM, FLAGS
 
@@ -84,9 +85,16 @@ def viewer(repo: Repo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
             "--split", "0.3/0.3/0.4", "--optimizer-model", "openai:reflector", "--dry-run",
         )  # fmt: skip
         assert result.code == 0, result.err
+    with serve(repo.path) as url:
+        yield Viewer(url, repo, [first, second], tmp_path / "shots")
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[str]:
+    """`promptci view` on ``root``, as a user starts it; yields its URL once it listens."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "promptci", "-C", str(repo.path), "view", "--port", str(port)],
+        [sys.executable, "-m", "promptci", "-C", str(root), "view", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -100,7 +108,7 @@ def viewer(repo: Repo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
             assert server.poll() is None, server.communicate()[1]
             assert time.monotonic() < deadline, "the viewer did not start"
             time.sleep(0.2)
-        yield Viewer(f"http://127.0.0.1:{port}", repo, [first, second], tmp_path / "shots")
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -210,3 +218,29 @@ def test_the_four_journeys_in_a_browser(viewer: Viewer) -> None:
     ((opt_id,),) = viewer.repo.sql("SELECT id FROM optimizations")
     dom = journey(viewer, "optimization", f"/optimizations/{opt_id}", "Held-out test", "The pool on dev", PLANTED)
     assert "Candidates" in dom
+
+
+@pytest.mark.slow
+def test_this_repositorys_own_results_open_in_the_browser(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The project's own prompts, pipelines and suites, 3 cases each on the embedded SmolLM2."""
+    root = REPO_ROOT
+    own = new_repo(tmp_path / "own", capsys)
+    for name in ("prompts", "evals", "pipelines"):
+        shutil.rmtree(own.path / name, ignore_errors=True)
+        shutil.copytree(root / name, own.path / name)
+    shutil.copy(root / "promptci.yaml", own.path / "promptci.yaml")
+    own.commit("this repository's prompts")
+    assert own.run("eval", "--head", "3").code in (0, 1)  # the suites run by default
+    assert own.run("eval", "date_cot", "--head", "2").code in (0, 1)  # a pipeline's, which is not
+    run_id, pipeline_run = (r for (r,) in own.sql("SELECT id FROM runs ORDER BY started_at"))
+    suites = {s for (s,) in own.sql(f"SELECT DISTINCT suite FROM results WHERE run_id = '{run_id}'")}
+    assert len(suites) >= 6
+    with serve(own.path) as url:
+        viewer = Viewer(url, own, [], tmp_path / "shots")
+        names = [p.stem for folder in ("prompts", "pipelines") for p in (root / folder).glob("*.yaml")]
+        journey(viewer, "own-index", "/", *(f'href="/prompts/{name}"' for name in names))
+        dom = journey(viewer, "own-run", f"/runs/{run_id}", f"Run {run_id}", *(f"<td>{suite}</td>" for suite in suites))
+        dom = journey(viewer, "own-pipeline-run", f"/runs/{pipeline_run}", "date_cot")
+        traced = re.search(r'href="(/runs/[^"]+/case\?suite=date_cot&amp;prompt=date_cot&amp;case=[^"]+)"', dom)
+        assert traced, "the date_cot pipeline's cases link to their traces"
+        journey(viewer, "own-trace", traced.group(1).replace("&amp;", "&"), "Trace, step by step", "date_reason")
