@@ -77,9 +77,15 @@ def dspy_task(repo: Path, task: str, url: str, args: argparse.Namespace) -> tupl
     body = {
         "base_url": url, "model": MODEL, "instruction": system, "budget": args.budget, "seed": args.seed,
         "max_tokens": args.dspy_max_tokens, "reflection_max_tokens": 160, "threads": 4,
-        "train": [row(c) for c in split.train], "dev": [row(c) for c in split.dev], "test": [row(c) for c in split.test],
+        "train": [row(c) for c in split.train], "dev": [row(c) for c in split.dev],
+        "test": [row(c) for c in split.test],
     }  # fmt: skip
     return body, split, make_scorer(t, project), project
+
+
+def scored(scorer: Any, cases: list[Any], answers: list[str | None]) -> dict[str, float]:
+    """Each case's score by the suite's scorer; a reply DSPy could not parse is a wrong answer."""
+    return {c.id: (scorer.score(a, c)[1] if a is not None else 0.0) for c, a in zip(cases, answers, strict=True)}
 
 
 def main() -> None:
@@ -97,7 +103,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        server = start_katan(tmp, str(model_dir), "-b", "transformers", "--no-quantize", "-d", "cpu", "--max-concurrent", "4")
+        flags = ("-b", "transformers", "--no-quantize", "-d", "cpu", "--max-concurrent", "4")
+        server = start_katan(tmp, str(model_dir), *flags)
         try:
             for task in args.tasks.split(","):
                 repo = make_repo(tmp / "promptci", task, data, args.limit, None)
@@ -121,15 +128,10 @@ def main() -> None:
                 )  # fmt: skip
                 theirs_out = json.loads(done.stdout)
 
-                def scored(answers: list[str | None]) -> dict[str, float]:
-                    return {
-                        c.id: (scorer.score(a, c)[1] if a is not None else 0.0)
-                        for c, a in zip(split.test, answers, strict=True)
-                    }
-
-                theirs = paired_cases(
-                    scored(theirs_out["initial_answers"]), scored(theirs_out["optimized_answers"]), 1.0
-                ).result
+                before, after = (
+                    scored(scorer, split.test, theirs_out[k]) for k in ("initial_answers", "optimized_answers")
+                )
+                theirs = paired_cases(before, after, 1.0).result
                 constant = outcome.constant_test
                 row = {
                     "task": task,
