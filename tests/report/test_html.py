@@ -100,3 +100,22 @@ def test_console_errors_would_be_caught(tmp_path: Path) -> None:
     page = tmp_path / "broken.html"
     page.write_text("<!doctype html><html><body><script>undefinedFunction();</script></body></html>")
     assert console_messages(chromium(page, "--dump-dom").stderr)
+
+
+def test_history_cards_show_commits_threshold_and_errors_with_reasons() -> None:
+    from datetime import datetime
+
+    from promptci.compare.history import Point
+    from promptci.report.html import render
+
+    points = [
+        Point("parity", "p", "a" * 64, "1111111aaaa", "m", datetime(2026, 1, 1), 40, 0.5, 0.5, 0, 40),
+        Point("parity", "p", "b" * 64, "2222222bbbb", "m", datetime(2026, 1, 2), 6, 0.5, 0.5, 34, 40),
+    ]
+    errors = {("p", "parity", "m"): [{"error": "HTTP 500 after 3 retries", "n": 30}, {"error": "timeout", "n": 4}]}
+    html = render(points, None, thresholds={"parity": 0.8}, errors=errors)
+    assert ">1111111</text>" in html and ">2222222</text>" in html  # each version's commit on the axis
+    assert 'class="threshold"' in html and "threshold 0.80" in html
+    assert "latest 0.500 over 6 cases, 34 errored" in html
+    assert "34 of 40 cases errored" in html and "<code>HTTP 500 after 3 retries</code> (30×)" in html
+    assert html.count('class="point errored"') == 1  # only the version with errors is hollow
