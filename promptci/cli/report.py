@@ -54,9 +54,7 @@ def report(
     with stored_results(state, results_url) as store:
         points = history(store, prompt)
         ab = [g.as_dict() for g in analyse(store, prompt, None, record=False)]
-        by_version = store.version_errors(prompt)
-    latest = {(p.prompt, p.suite, p.model_id): p.prompt_hash for p in points}  # history is oldest first
-    errors = {key: by_version.get((*key, version), []) for key, version in latest.items()}
+        errors = store.version_errors(prompt)
     write(html_path, render(points, comparison, ab=ab, thresholds=thresholds(state.project), errors=errors))
     click.echo(f"wrote {html_path} ({len(points)} versions)", err=True)
     return 0

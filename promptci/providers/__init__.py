@@ -87,10 +87,9 @@ def identity(settings: ModelSettings, root: Path) -> str:
     if name == "openai":
         import os
 
-        from ..redact import safe_host
+        from .openai_api import model_id as openai_id
 
-        base_url = settings.params.get("base_url") or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
-        return f"openai:{settings.model}@{safe_host(str(base_url))}"
+        return openai_id(str(settings.model), settings.params.get("base_url") or os.environ.get("OPENAI_BASE_URL"))
     if name == "litellm":
         from .litellm_api import model_id
 

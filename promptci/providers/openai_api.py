@@ -24,6 +24,11 @@ RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _P = TypeVar("_P", bound="OpenAIProvider")
 
 
+def model_id(model: str, base_url: str | None) -> str:
+    """``openai:MODEL@HOST``: the endpoint is part of a model's identity."""
+    return f"openai:{model}@{safe_host(base_url or 'api.openai.com')}"
+
+
 class OpenAIProvider:
     """Chat completions over HTTP, ``concurrency`` requests in flight."""
 
@@ -65,7 +70,7 @@ class OpenAIProvider:
             api_key = "unused"  # local servers accept any key
         self._openai = openai
         self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
-        self.model_id = f"openai:{self.model}@{safe_host(base_url or 'api.openai.com')}"
+        self.model_id = model_id(self.model, base_url)
 
     @classmethod
     def from_settings(cls: type[_P], settings: ModelSettings, root: Path | None = None) -> _P:

@@ -21,6 +21,7 @@ from ..compare.history import Point
 from .chart import Mark, chart
 
 Series = tuple[str, str, str]  # prompt, suite, model
+Version = tuple[str, str, str, str]  # prompt, suite, model, prompt hash
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,11 @@ def mark(p: Point, href: str | None = None) -> Mark:
 def charts(
     points: Sequence[Point],
     thresholds: Mapping[str, float] | None = None,
-    errors: Mapping[Series, list[dict[str, Any]]] | None = None,
+    errors: Mapping[Version, list[dict[str, Any]]] | None = None,
     href: Any = None,
 ) -> list[Chart]:
-    """A chart per prompt × suite × model, oldest version first; ``href(point)`` links a point."""
+    """A chart per prompt × suite × model, oldest version first, with the latest version's
+    ``errors`` (by version, as the store lists them); ``href(point)`` links a point."""
     series: dict[Series, list[Point]] = defaultdict(list)
     for p in points:
         series[(p.prompt, p.suite, p.model_id)].append(p)
@@ -69,7 +71,7 @@ def charts(
         prompt, suite, model = key
         last = pts[-1]
         svg = chart([mark(p, href(p) if href else None) for p in pts], (thresholds or {}).get(suite), title=suite)
-        listed = (errors or {}).get(key, []) if last.errors else []
+        listed = (errors or {}).get((*key, last.prompt_hash), []) if last.errors else []
         seen = last.cases + last.errors
         title = f"{prompt} × {suite}"
         found.append(Chart(title, model, svg, len(pts), last.score, over(last), last.errors, seen, listed))
@@ -83,7 +85,7 @@ def render(
     ab: list[dict[str, Any]] | None = None,
     title: str = "promptci report",
     thresholds: Mapping[str, float] | None = None,
-    errors: Mapping[Series, list[dict[str, Any]]] | None = None,
+    errors: Mapping[Version, list[dict[str, Any]]] | None = None,
 ) -> str:
     data = {
         "history": [{**p.__dict__, "first_seen": p.first_seen.isoformat()} for p in points],

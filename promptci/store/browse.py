@@ -45,18 +45,16 @@ def _dicts(cursor: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-_RUNS = """
-SELECT r.id, r.started_at, r.ended_at, r.git_commit, r.branch, r.dirty, r.command, r.status,
-       count(x.case_id) AS results, count(x.error) AS errors, avg(x.score) AS score,
-       string_agg(DISTINCT x.suite, ', ' ORDER BY x.suite) AS suites,
-       string_agg(DISTINCT x.prompt, ', ' ORDER BY x.prompt) AS prompts
-FROM runs r LEFT JOIN results x ON x.run_id = r.id
-WHERE ($prompt IS NULL OR r.id IN (SELECT run_id FROM results WHERE prompt = $prompt))
-GROUP BY ALL ORDER BY r.started_at DESC, r.id LIMIT $limit OFFSET $offset
-"""
-
-_RUN_COUNT = (
-    "SELECT count(*) FROM runs WHERE $prompt IS NULL OR id IN (SELECT run_id FROM results WHERE prompt = $prompt)"
+_RUN_FILTER = " FROM runs WHERE $prompt IS NULL OR id IN (SELECT run_id FROM results WHERE prompt = $prompt)"
+_RUN_COUNT = "SELECT count(*)" + _RUN_FILTER
+# The page of runs first, then only their results aggregated.
+_RUNS = (
+    "WITH page AS (SELECT *" + _RUN_FILTER + " ORDER BY started_at DESC, id LIMIT $limit OFFSET $offset)"
+    " SELECT r.id, r.started_at, r.ended_at, r.git_commit, r.branch, r.dirty, r.command, r.status,"
+    " count(x.case_id) AS results, count(x.error) AS errors, avg(x.score) AS score,"
+    " string_agg(DISTINCT x.suite, ', ' ORDER BY x.suite) AS suites,"
+    " string_agg(DISTINCT x.prompt, ', ' ORDER BY x.prompt) AS prompts"
+    " FROM page r LEFT JOIN results x ON x.run_id = r.id GROUP BY ALL ORDER BY r.started_at DESC, r.id"
 )
 
 _CASE_WHERE = """

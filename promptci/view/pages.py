@@ -73,10 +73,9 @@ def index(project: Project, store: Store | None) -> dict[str, Any]:
         except PromptciError as exc:
             problems.append(str(exc))
     labels = read_labels(project)
-    latest: dict[str, list[Point]] = {}
-    for p in history(store) if store else []:
-        kept = latest.setdefault(p.prompt, [])
-        kept[:] = [k for k in kept if (k.suite, k.model_id) != (p.suite, p.model_id)] + [p]
+    latest: dict[str, dict[tuple[str, str], Point]] = {}
+    for p in history(store) if store else []:  # oldest first: the last one per suite and model stays
+        latest.setdefault(p.prompt, {})[(p.suite, p.model_id)] = p
     stored = {r["prompt"]: r for r in store.prompt_runs()} if store else {}
     rows = [
         {
@@ -85,7 +84,7 @@ def index(project: Project, store: Store | None) -> dict[str, Any]:
             "path": p.path,
             "description": p.spec.description,
             "labels": sorted(labels.get(p.name, {})),
-            "latest": latest.get(p.name, []),
+            "latest": list(latest.get(p.name, {}).values()),
             "runs": stored.get(p.name, {}).get("runs", 0),
             "last_run": stored.get(p.name, {}).get("last_run"),
         }
@@ -120,10 +119,8 @@ def prompt(project: Project, store: Store | None, name: str) -> dict[str, Any]:
     found = versions(files, name, 200)
     moves = label_history(files, name)
     points = history(store, name) if store else []
-    by_version = store.version_errors(name) if store else {}
-    latest = {(p.prompt, p.suite, p.model_id): p.prompt_hash for p in points}
-    errors = {key: by_version.get((*key, v), []) for key, v in latest.items()}
-    cards = charts(points, thresholds(project), errors, href=lambda p: _version_link(p))
+    errors = store.version_errors(name) if store else {}
+    cards = charts(points, thresholds(project), errors, href=_version_link)
     groups = [g.as_dict() for g in analyse(store, name, None, record=False)] if store else []
     optimizations = store.optimizations_page(0, 20, name).rows if store else []
     labels = {label: describe(target) for label, target in read_labels(project).get(name, {}).items()}

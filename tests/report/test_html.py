@@ -112,7 +112,8 @@ def test_history_cards_show_commits_threshold_and_errors_with_reasons() -> None:
         Point("parity", "p", "a" * 64, "1111111aaaa", "m", datetime(2026, 1, 1), 40, 0.5, 0.5, 0, 40),
         Point("parity", "p", "b" * 64, "2222222bbbb", "m", datetime(2026, 1, 2), 6, 0.5, 0.5, 34, 40),
     ]
-    errors = {("p", "parity", "m"): [{"error": "HTTP 500 after 3 retries", "n": 30}, {"error": "timeout", "n": 4}]}
+    reasons = [{"error": "HTTP 500 after 3 retries", "n": 30}, {"error": "timeout", "n": 4}]
+    errors = {("p", "parity", "m", "b" * 64): reasons}  # by version: the latest one's are listed
     html = render(points, None, thresholds={"parity": 0.8}, errors=errors)
     assert ">1111111</text>" in html and ">2222222</text>" in html  # each version's commit on the axis
     assert 'class="threshold"' in html and "threshold 0.80" in html

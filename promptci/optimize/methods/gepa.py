@@ -210,11 +210,9 @@ class Gepa(Method[GepaConfig]):
         if {c.id for c in cases} == {c.id for c in ctx.split.dev}:
             self._dev[text] = scored
         if self._child is not None and text == self._pending[self._child].text:
-            row = self._pending[self._child]
+            row = replace(self._pending[self._child], status="scored")  # a merge is first tried on dev cases
             if {c.id for c in cases} <= {c.id for c in ctx.split.train}:
-                row = replace(row, train_score=scored.score, train_run=scored.run_id, status="scored")
-            elif row.target == "merge":  # gepa tries a merge on dev cases its parents differ on
-                row = replace(row, status="scored")
+                row = replace(row, train_score=scored.score, train_run=scored.run_id)
             self._pending[self._child] = _spent_on(row, scored)
         if not traces:
             return scored, None
