@@ -27,9 +27,15 @@ def mentioned(answer: str, choices: list[str]) -> set[str]:
 
 def main() -> None:
     task: dict[str, Any] = json.load(sys.stdin)
-    common = {"api_base": task["base_url"], "api_key": "unused", "temperature": 0.0, "cache": False}
-    lm = dspy.LM(f"openai/{task['model']}", max_tokens=task["max_tokens"], num_retries=2, **common)
-    reflection = dspy.LM(f"openai/{task['model']}", max_tokens=task["reflection_max_tokens"], num_retries=2, **common)
+    common = {"api_base": task["base_url"], "api_key": "unused", "temperature": 0.0, "cache": False, "num_retries": 2}
+
+    def lm_of(max_tokens: int) -> dspy.LM:
+        # DSPy's LM sends the limit as max_completion_tokens, which llm-katan does not read: without
+        # max_tokens in the body too, every reply runs to the server's default of 512 tokens.
+        return dspy.LM(f"openai/{task['model']}", max_tokens=max_tokens, extra_body={"max_tokens": max_tokens}, **common)
+
+    lm = lm_of(task["max_tokens"])
+    reflection = lm_of(task["reflection_max_tokens"])
     dspy.configure(lm=lm)
     signature = dspy.Signature("question -> answer", task["instruction"])
     program = dspy.Predict(signature)
