@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import ExitCode, InputError
 from .options import State, format_option, output_option, pass_state, results_option, stored_results
+
+if TYPE_CHECKING:
+    from ..compare.sides import HeldOut
 
 OUTPUTS = (".json", ".md", ".xml")
 
@@ -61,7 +64,7 @@ def compare(
     """
     from ..compare import report
     from ..compare.engine import compare as run_compare
-    from ..compare.sides import Scope, differing, load, missing_error, resolve_side
+    from ..compare.sides import Scope, load_pair, missing_error, resolve_side
     from ..evals.changes import base_revision
     from ..evals.plan import CaseFilter
     from .eval import _shard
@@ -75,18 +78,10 @@ def compare(
     cases = CaseFilter(pattern, sample, _shard(shard), head_n)
     scope = Scope(tuple(_as_named(project, s) for s in suites), prompts, cases)
     default_base = None if base else base_revision(state.registry, None)
-    left_out: list[str] = []
     with stored_results(state, results_url) as store:
         held = _held_out(state, store, optimization) if optimization else None
         sides = [resolve_side(project, store, base, default_rev=default_base), resolve_side(project, store, head)]
-        results = [
-            _restrict(store, load(project, store, side, f"side_{i}", scope), held) for i, side in enumerate(sides)
-        ]
-        if not scope.suites and held is None:
-            kept, left_out = differing(*results)
-            if left_out:
-                for found in results:
-                    found.keep(store, kept)
+        results, left_out = load_pair(project, store, sides, scope, held)
         missing = [found for found in results if found.missing]
         if missing and not run_missing:
             raise missing_error(missing[0])
@@ -96,12 +91,7 @@ def compare(
         for found in missing:
             _run_missing(state, found, db)
         with stored_results(state, results_url) as store:  # side tables live in one connection: load again
-            results = [
-                _restrict(store, load(project, store, side, f"side_{i}", scope), held) for i, side in enumerate(sides)
-            ]
-            if left_out:
-                for found in results:
-                    found.keep(store, set(found.identity or {}) - set(left_out))
+            results, left_out = load_pair(project, store, sides, scope, held)
             comparison = run_compare(store, results[0], results[1], project.config.gate)
     if left_out:
         click.echo(
@@ -139,8 +129,9 @@ def compare(
     return int(ExitCode.FAILED if comparison.verdict == "regressed" else ExitCode.OK)
 
 
-def _held_out(state: State, store: Any, opt_id: str) -> tuple[str, str, list[str]]:
-    """(suite, prompt, test case ids) of a stored optimization: its split, recomputed from its seed."""
+def _held_out(state: State, store: Any, opt_id: str) -> HeldOut:
+    """A stored optimization's held-out test cases: its split, recomputed from its seed."""
+    from ..compare.sides import HeldOut
     from ..errors import NotFoundError
     from ..optimize.output import TRAILER, read_held_out_spec
     from ..optimize.session import resolve_task
@@ -164,22 +155,7 @@ def _held_out(state: State, store: Any, opt_id: str) -> tuple[str, str, list[str
         fractions, seed, model = parse_fractions(fields["split"]), int(fields["seed"]), None
     task = resolve_task(state.project, prompt, suite, base, model)
     test = split_cases(task.cases, fractions, seed).test
-    return task.suite_name, task.prompt.name, [c.id for c in test]
-
-
-def _restrict(store: Any, found: Any, held: tuple[str, str, list[str]] | None) -> Any:
-    """``found`` cut down to the held-out cases of one suite and prompt (None: unchanged)."""
-    if held is None:
-        return found
-    suite, prompt, ids = held
-    table = f"{found.table}_held"
-    store.restrict_side(found.table, table, suite, prompt, ids)
-    wanted = set(ids)
-    found.table = table
-    found.missing = [
-        i for i in found.missing if i.task.suite_name == suite and i.task.prompt.name == prompt and i.case.id in wanted
-    ]
-    return found
+    return HeldOut(task.suite_name, task.prompt.name, tuple(c.id for c in test))
 
 
 def _run_missing(state: State, found: object, db: Path) -> None:

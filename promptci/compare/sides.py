@@ -42,6 +42,15 @@ class Scope:
     cases: CaseFilter = field(default_factory=CaseFilter)
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """One suite and prompt's held-out test cases: the comparison an optimization's PR reports."""
+
+    suite: str
+    prompt: str
+    case_ids: tuple[str, ...]
+
+
 @dataclass
 class SideResults:
     """A side's results, held in a temp table of the store's connection."""
@@ -57,6 +66,18 @@ class SideResults:
         """Only ``suites`` on this side, in its table and among its missing cases."""
         store.keep_suites(self.table, sorted(suites))
         self.missing = [i for i in self.missing if i.task.suite_name in suites]
+
+    def restrict(self, store: Store, held: HeldOut) -> None:
+        """Only ``held``'s cases on this side, in a table of their own and among its missing cases."""
+        table = f"{self.table}_held"
+        store.restrict_side(self.table, table, held.suite, held.prompt, list(held.case_ids))
+        wanted = set(held.case_ids)
+        self.table = table
+        self.missing = [
+            i
+            for i in self.missing
+            if i.task.suite_name == held.suite and i.task.prompt.name == held.prompt and i.case.id in wanted
+        ]
 
 
 def resolve_side(project: Project, store: Store, text: str | None, *, default_rev: str | None = None) -> Side:
@@ -89,6 +110,29 @@ def load(project: Project, store: Store, side: Side, table: str, scope: Scope = 
         ]
         files = {t.prompt.name: t.prompt.path for t in plan.tasks}
         return SideResults(side, table, missing, files, _identity(plan))
+
+
+def load_pair(
+    project: Project, store: Store, sides: list[Side], scope: Scope = Scope(), held: HeldOut | None = None
+) -> tuple[list[SideResults], list[str]]:
+    """Both sides' results, as a comparison takes them, and the suites left out.
+
+    ``held`` cuts both to an optimization's held-out cases. Otherwise, unless ``scope`` names
+    suites, a suite whose prompts, scorers, models and cases are the same on both sides is left
+    out: it would give the same answers on both.
+    """
+    results = [load(project, store, side, f"side_{i}", scope) for i, side in enumerate(sides)]
+    if held is not None:
+        for found in results:
+            found.restrict(store, held)
+        return results, []
+    if scope.suites:
+        return results, []
+    kept, left_out = differing(*results)
+    if left_out:
+        for found in results:
+            found.keep(store, kept)
+    return results, left_out
 
 
 def _identity(plan: Plan) -> dict[str, frozenset[tuple[object, ...]]]:

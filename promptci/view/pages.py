@@ -203,7 +203,7 @@ def compare(project: Project, store: Store | None, query: Mapping[str, str]) -> 
     """Two sides (commits, ``prompt@label``, run ids) case by case, as ``promptci compare`` does."""
     from ..compare import report
     from ..compare.engine import compare as run_compare
-    from ..compare.sides import differing, load, resolve_side
+    from ..compare.sides import load_pair, resolve_side
 
     base, head = (query.get("base") or "").strip(), (query.get("head") or "").strip()
     context: dict[str, Any] = {"base": base, "head": head, "comparison": None, "error": None, "missing": []}
@@ -211,11 +211,7 @@ def compare(project: Project, store: Store | None, query: Mapping[str, str]) -> 
         return context
     try:
         sides = [resolve_side(project, store, _side(project, text)) for text in (base, head)]
-        results = [load(project, store, side, f"side_{i}") for i, side in enumerate(sides)]
-        kept, left_out = differing(*results)
-        if left_out:
-            for found in results:
-                found.keep(store, kept)
+        results, left_out = load_pair(project, store, sides)
         comparison = run_compare(store, results[0], results[1], project.config.gate)
     except PromptciError as exc:
         context["error"] = str(exc)
