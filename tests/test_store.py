@@ -104,6 +104,19 @@ def test_an_older_database_is_migrated_in_place_and_merges_into_a_newer_one(tmp_
         assert store.optimization("anything") is None
 
 
+def test_an_older_database_read_only_is_read_through_a_migrated_copy_and_left_as_it_was(tmp_path: Path) -> None:
+    old = tmp_path / "old.duckdb"
+    _version_1_database(old)
+    before = old.read_bytes()
+    with Store(old, read_only=True) as store:
+        assert store.schema_version() == MIGRATIONS[-1][0]
+        assert store.run_count() == 1
+        assert store.optimizations_page().rows == [] and store.optimization("anything") is None
+    assert old.read_bytes() == before
+    with duckdb.connect(str(old), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchone() == (1,)
+
+
 def test_a_signal_during_a_write_waits_for_the_write(tmp_path: Path) -> None:
     """duckdb abandons a statement when a signal handler raises inside it; the store holds
     the signal until the write is done, so the caller sees KeyboardInterrupt and whole writes."""

@@ -15,6 +15,7 @@ from ..errors import GitError
 from ..github import PullOutcome, upsert_pull_request
 from ..project import Project
 from ..prompts.registry import Registry
+from ..store import Store
 from .output import TRAILER
 from .session import Result
 
@@ -95,6 +96,9 @@ def publish(
     if pr.action == "skipped":
         reason = f"{head} is pushed, but the PR could not be opened: {pr.reason}"
         return Publication("failed", head, not same, pr, reason)
+    if pr.url:
+        with Store(project.path(project.config.db)) as store:
+            store.update_optimization(result.outcome.id, pr_url=pr.url)
     return Publication(pr.action, head, not same, pr)
 
 

@@ -209,7 +209,7 @@ class BrowseQueries(Core):
         (total,) = self.db.execute("SELECT count(*)" + where, params).fetchone()
         cursor = self.db.execute(
             "SELECT id, started_at, ended_at, prompt, suite, method, status, test_before, test_after, p_value,"
-            " calls, branch, best IS NOT NULL AND best <> initial AS changed"
+            " calls, branch, pr_url, best IS NOT NULL AND best <> initial AS changed"
             + where
             + " ORDER BY started_at DESC, id LIMIT $limit OFFSET $offset",
             {**params, "limit": limit, "offset": offset},

@@ -31,7 +31,7 @@ from .dbfile import (
     stamp_path,
     write_stamp,
 )
-from .migrations import INTEGRITY_QUERIES, MIGRATIONS
+from .migrations import INTEGRITY_QUERIES, MIGRATIONS, schema_version
 from .records import (
     CREDIT_COLUMNS,
     OPTIMIZATION_UPDATABLE,
@@ -76,6 +76,8 @@ class Core:
         refuse_foreign(path)
         if read_only:
             self.db = self._open_for_reading()
+            if schema_version(self.db) < MIGRATIONS[-1][0]:
+                self.db = self._migrated_copy()
         else:
             self.db = self._open_for_writing()
             self._migrate()
@@ -149,6 +151,32 @@ class Core:
             return db
         raise AssertionError("unreachable")
 
+    def _migrated_copy(self) -> Any:
+        """A database from an older promptci, read through a copy brought up to this schema: the
+        file itself is never written by a read."""
+        import shutil
+        import tempfile
+
+        source = self._snapshot / self.path.name if self._snapshot is not None else self.path
+        directory = Path(tempfile.mkdtemp(prefix="promptci-snapshot-"))
+        copy = directory / self.path.name
+        self.db.close()
+        try:
+            shutil.copyfile(source, copy)
+            wal = source.with_name(source.name + ".wal")
+            if wal.exists():
+                shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
+            self.db = self._connect(copy, read_only=False)
+            self._migrate()
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        finally:
+            if self._snapshot is not None:
+                shutil.rmtree(self._snapshot, ignore_errors=True)
+        self._snapshot = directory
+        return self.db
+
     def __enter__(self: _S) -> _S:
         return self
 
@@ -198,8 +226,7 @@ class Core:
                 path=self.path,
                 hint="point `db:` in promptci.yaml at another file",
             )
-        row = db.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        newest = int(row[0]) if row and row[0] is not None else 0
+        newest = schema_version(db)
         if newest > MIGRATIONS[-1][0]:
             raise InputError(
                 f"results database is at schema version {newest}, newer than this promptci knows",
@@ -248,8 +275,7 @@ class Core:
         self.db.execute("CHECKPOINT")
 
     def schema_version(self) -> int:
-        row = self.db.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        return schema_version(self.db)
 
     # runs
 

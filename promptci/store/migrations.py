@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -216,6 +218,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        10,
+        "the PR an optimization's branch was opened as",
+        """
+        ALTER TABLE optimizations ADD COLUMN pr_url VARCHAR;
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every
@@ -232,3 +241,12 @@ INTEGRITY_QUERIES = {
     "outcomes": "SELECT count(*), sum(hash(COLUMNS(*))) FROM outcomes",
     "ab_looks": "SELECT count(*), sum(hash(COLUMNS(*))) FROM ab_looks",
 }
+
+
+def schema_version(db: Any) -> int:
+    """The newest migration applied to an open database; 0 for one that has none."""
+    tables = {r[0] for r in db.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "schema_migrations" not in tables:
+        return 0
+    row = db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0

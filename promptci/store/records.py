@@ -142,6 +142,7 @@ OPTIMIZATION_UPDATABLE = {
     "wall_s",
     "branch",
     "branch_commit",
+    "pr_url",
 }
 
 

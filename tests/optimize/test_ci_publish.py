@@ -178,6 +178,9 @@ def test_a_pass_opens_one_pr_and_a_rerun_updates_it(ci: tuple[Repo, FakePulls], 
     assert fake.requests[2][2] == {"labels": ["promptci-optimization"]}
     summary = (tmp_path / "summary.md").read_text()
     assert "PR #1 created: https://gh/pull/1" in summary and TASK in summary
+    with duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True) as db:
+        stored = db.execute("SELECT branch, pr_url FROM optimizations WHERE id = ?", [first["id"]]).fetchone()
+    assert stored == (first["branch"], "https://gh/pull/1")
 
     # 2. `promptci compare` on the branch against its base reports the PR body's held-out gain.
     compared = repo.run("compare", main, tip, "--optimization", first["id"], "--run-missing", "--format", "json")

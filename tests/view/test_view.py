@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from promptci.store import Store
+
 from ..conftest import REPO_ROOT, Repo, chat_reply, free_port, new_repo, request_json
 from ..optimize.test_gepa import INITIAL, PLANTED, _parity_pipeline, scripted
 from ..report.test_html import CHROMIUM, FLAGS
@@ -152,6 +154,14 @@ def test_every_page_answers_read_only_with_errors_counted_and_secrets_masked(vie
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(post, timeout=10)
     assert refused.value.code == 405
+    # The PR an optimization was opened as is linked from its pages; a link that is not https is not.
+    ((opt_id,),) = viewer.repo.sql("SELECT id FROM optimizations")
+    for url in ("https://github.com/acme/app/pull/7", "javascript:alert(1)"):
+        with Store(viewer.repo.path / ".promptci/results.duckdb") as store:
+            store.update_optimization(opt_id, pr_url=url)
+        for page in (f"/optimizations/{opt_id}", "/optimizations"):
+            linked = f'href="{url}"' in viewer.get(page)[2]
+            assert linked == url.startswith("https://"), (page, url)
 
 
 def chromium(url: str, *args: str) -> subprocess.CompletedProcess[str]:
