@@ -32,7 +32,8 @@ def main() -> None:
     def lm_of(max_tokens: int) -> dspy.LM:
         # DSPy's LM sends the limit as max_completion_tokens, which llm-katan does not read: without
         # max_tokens in the body too, every reply runs to the server's default of 512 tokens.
-        return dspy.LM(f"openai/{task['model']}", max_tokens=max_tokens, extra_body={"max_tokens": max_tokens}, **common)
+        extra = {"max_tokens": max_tokens}
+        return dspy.LM(f"openai/{task['model']}", max_tokens=max_tokens, extra_body=extra, **common)
 
     lm = lm_of(task["max_tokens"])
     reflection = lm_of(task["reflection_max_tokens"])
@@ -60,6 +61,7 @@ def main() -> None:
             except Exception as exc:  # a reply the adapter cannot parse is a wrong answer, as in promptci
                 found.append(None)
                 print(f"unparsed: {type(exc).__name__}", file=sys.stderr)
+        print(f"answered {len(rows)} held-out cases, {found.count(None)} unparsed", file=sys.stderr, flush=True)
         return found
 
     initial = answers(program, task["test"])
@@ -86,6 +88,7 @@ def main() -> None:
             "task_calls": search_calls,
             "reflection_calls": len(reflection.history),
             "wall_s": wall,
+            "unparsed": {"initial": initial.count(None), "optimized": after.count(None)},
         },
         sys.stdout,
     )

@@ -124,8 +124,11 @@ def main() -> None:
                 body, split, scorer, _ = dspy_task(repo, task, server.base_url, args)
                 done = subprocess.run(
                     [str(args.dspy_python), str(ROOT / "benchmarks/dspy_gepa_side.py")],
-                    input=json.dumps(body), capture_output=True, text=True, check=True,
-                )  # fmt: skip
+                    input=json.dumps(body),
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    check=True,
+                )  # fmt: skip  (DSPy's own progress goes to stderr, as it runs)
                 theirs_out = json.loads(done.stdout)
 
                 before, after = (
@@ -151,7 +154,7 @@ def main() -> None:
                     "dspy_reflection_calls": theirs_out["reflection_calls"],
                     "dspy_instruction": theirs_out["instruction"],
                     "dspy_wall_s": theirs_out["wall_s"],
-                    "dspy_unparsed": done.stderr.count("unparsed:"),
+                    "dspy_unparsed": theirs_out["unparsed"],
                 }
                 rows.append(row)
                 print(json.dumps(row, indent=2), flush=True)
