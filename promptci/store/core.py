@@ -134,13 +134,8 @@ class Core:
         # A copy taken while the writer checkpoints can be torn: the check catches it, so try again.
         for attempt in range(3):
             directory = Path(tempfile.mkdtemp(prefix="promptci-snapshot-"))
-            copy = directory / self.path.name
             try:
-                shutil.copyfile(self.path, copy)
-                wal = self.path.with_name(self.path.name + ".wal")
-                if wal.exists():
-                    shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
-                db = self._connect(copy, read_only=True)
+                db = self._connect(_copy_with_wal(self.path, directory), read_only=True)
             except (InputError, Busy, OSError):
                 shutil.rmtree(directory, ignore_errors=True)
                 if attempt == 2:
@@ -159,14 +154,9 @@ class Core:
 
         source = self._snapshot / self.path.name if self._snapshot is not None else self.path
         directory = Path(tempfile.mkdtemp(prefix="promptci-snapshot-"))
-        copy = directory / self.path.name
         self.db.close()
         try:
-            shutil.copyfile(source, copy)
-            wal = source.with_name(source.name + ".wal")
-            if wal.exists():
-                shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
-            self.db = self._connect(copy, read_only=False)
+            self.db = self._connect(_copy_with_wal(source, directory), read_only=False)
             self._migrate()
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
@@ -481,6 +471,18 @@ class Core:
         row = self.db.execute("SELECT count(*) FROM cache" + where, params).fetchone()
         self.db.execute("DELETE FROM cache" + where, params)
         return int(row[0]) if row else 0
+
+
+def _copy_with_wal(path: Path, directory: Path) -> Path:
+    """A copy of the database at ``path`` in ``directory``, with its write-ahead log if it has one."""
+    import shutil
+
+    copy = directory / path.name
+    shutil.copyfile(path, copy)
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
+    return copy
 
 
 def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
