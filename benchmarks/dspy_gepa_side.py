@@ -1,5 +1,6 @@
 """DSPy's GEPA on one task, run by ``benchmarks/vs_dspy_gepa.py`` in a separate environment
-(``pip install dspy==3.4.1``): it reads the task as JSON on stdin and writes the answers on stdout.
+(``pip install dspy==3.4.1``): it reads the task as JSON on stdin and writes the answers, as JSON,
+to the file the task names.
 
 The program is ``dspy.Predict`` with one input (the case's question, as promptci's prompt
 renders it) and one output, ``answer``; its instruction starts as the promptci prompt's system
@@ -15,6 +16,7 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import dspy
@@ -80,7 +82,7 @@ def main() -> None:
     wall = time.perf_counter() - started
     search_calls = len(lm.history) - before
     after = answers(optimized, task["test"])
-    json.dump(
+    found = json.dumps(
         {
             "initial_answers": initial,
             "optimized_answers": after,
@@ -89,9 +91,9 @@ def main() -> None:
             "reflection_calls": len(reflection.history),
             "wall_s": wall,
             "unparsed": {"initial": initial.count(None), "optimized": after.count(None)},
-        },
-        sys.stdout,
+        }
     )
+    Path(task["out"]).write_text(found)  # not stdout: DSPy and GEPA print there too
 
 
 if __name__ == "__main__":

@@ -122,14 +122,10 @@ def main() -> None:
                 ours_wall = time.perf_counter() - started
                 print(f"{task} · DSPy GEPA", flush=True)
                 body, split, scorer, _ = dspy_task(repo, task, server.base_url, args)
-                done = subprocess.run(
-                    [str(args.dspy_python), str(ROOT / "benchmarks/dspy_gepa_side.py")],
-                    input=json.dumps(body),
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    check=True,
-                )  # fmt: skip  (DSPy's own progress goes to stderr, as it runs)
-                theirs_out = json.loads(done.stdout)
+                out = tmp / f"dspy-{task}.json"
+                command = [str(args.dspy_python), str(ROOT / "benchmarks/dspy_gepa_side.py")]
+                subprocess.run(command, input=json.dumps({**body, "out": str(out)}), text=True, check=True)
+                theirs_out = json.loads(out.read_text())
 
                 before, after = (
                     scored(scorer, split.test, theirs_out[k]) for k in ("initial_answers", "optimized_answers")
@@ -158,6 +154,8 @@ def main() -> None:
                 }
                 rows.append(row)
                 print(json.dumps(row, indent=2), flush=True)
+                if args.json:  # after each task, so that a later failure loses nothing finished
+                    args.json.write_text(json.dumps(rows, indent=2))
         finally:
             stop_katan(server)
     print(f"\nHeld-out accuracy, {args.limit} cases per task split {SPLIT} (seed {args.seed}), budget {args.budget}:\n")
@@ -171,8 +169,6 @@ def main() -> None:
             f" {r['dspy_before']:.3f} | {r['dspy_after']:.3f} (p={r['dspy_p']:.2g},"
             f" {r['dspy_task_calls']} + {r['dspy_reflection_calls']} reflection calls) |"
         )
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
