@@ -166,6 +166,13 @@ def inert(text: str) -> str:
     )
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` as a short display: redacted and made inert first, then cut to ``limit``
+    characters with an ellipsis. Cutting first could leave a secret too short for its mask."""
+    text = inert(redact(text))
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
 class RedactingStream:
     """A text stream that redacts what is written to it (the CLI's stdout and stderr), and
     makes it inert (:func:`inert`), on a terminal and off it. The escape sequences promptci

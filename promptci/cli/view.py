@@ -29,6 +29,11 @@ def view(state: State, host: str, port: int) -> int:
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: listening on {host}: anyone who can reach it can read the results", err=True)
     project = state.project
+    db = project.path(project.config.db)
+    if db.is_file():  # a forged or damaged database is refused here, before the server starts
+        from ..store import Store
+
+        Store(db, read_only=True).close()
     shown = "127.0.0.1" if host == "0.0.0.0" else host
     click.echo(f"promptci view: http://{shown}:{port}/ (Ctrl+C stops it)", err=True)
     serve(project, host, port)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..config import GateConfig
+from ..redact import clip
 from ..store import Store
 from .sides import SideResults
 from .stats import PairedResult, paired
@@ -222,8 +223,7 @@ def case_input(rendered: str | None, limit: int = INPUT_CHARS) -> str:
         text = str(users[-1]) if users else text
     elif isinstance(messages, dict):  # a case that did not render keeps its variables
         text = ", ".join(f"{k}={v}" for k, v in messages.items())
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(" ".join(text.split()), limit)
 
 
 def _first(identity: tuple[Any, ...] | None, index: int) -> str | None:

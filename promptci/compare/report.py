@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from ..redact import clip
 from .engine import CaseSide, Comparison, Flip, SuiteComparison
 
 MARKER = "<!-- promptci-compare -->"  # finds our PR comment to update it in place
@@ -53,8 +54,7 @@ HEADERS = ("suite", "prompt", "cases", "base", "head", "delta", "95% CI", "p", "
 def _clip(text: str | None, n: int = 160) -> str:
     if text is None:
         return "(none)"
-    flat = " ".join(text.split())
-    return flat if len(flat) <= n else flat[: n - 1] + "…"
+    return clip(" ".join(text.split()), n)
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]!~|])")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from statistics import mean
 from typing import TYPE_CHECKING
 
+from ..redact import clip
 from ..store import ResultRow
 
 if TYPE_CHECKING:
@@ -108,5 +109,5 @@ def _why(row: ResultRow) -> str:
     """Why a scored case failed: the scorer's note, else what it answered against what was expected."""
     if row.note:
         return row.note
-    answer = " ".join((row.output or "").split())
-    return f"answered {answer[:60]!r}{'…' if len(answer) > 60 else ''}, expected {row.expected}"
+    answer = clip(" ".join((row.output or "").split()), 60)
+    return f"answered {answer!r}, expected {clip(row.expected or '', 60)}"

@@ -28,6 +28,7 @@ from ..evals.dataset import EvalCase
 from ..project import Project
 from ..providers.base import GenParams, Request
 from ..providers.pool import ModelPool
+from ..redact import clip
 from ..settings import ModelSettings
 from ..store import StepRow
 
@@ -137,8 +138,7 @@ def named_step(reply: str, steps: Sequence[str]) -> str | None:
 
 
 def _clip(text: str | None) -> str:
-    flat = (text or "").strip()
-    return flat if len(flat) <= CLIP else flat[: CLIP - 1] + "…"
+    return clip((text or "").strip(), CLIP)
 
 
 def _question(trace: CaseTrace) -> str:

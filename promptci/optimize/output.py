@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..compare.stats import PairedResult
+from ..redact import clip
 from ..store import TrajectoryRow
 from .outcome import Outcome
 
@@ -381,9 +382,7 @@ def svg_plot(outcome: Outcome, width: int = 640, height: int = 320) -> str:
 
 
 def _cell(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
+    flat = clip(" ".join(text.split()), limit)
     return html.escape(flat).replace("|", "\\|") or "(empty)"
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import PromptciError, RenderError
 from ..patterns import compile_user
 from ..prompts.prompt import Prompt, coerce
+from ..redact import clip
 from ..yamlio import nesting_depth
 from .spec import Parse, Step
 
@@ -77,7 +78,7 @@ def read(parse: Parse | None, text: str) -> Any:
     if parse.regex is not None:
         match = compile_user(parse.regex).search(text)
         if match is None:
-            raise StepError("parse", f"no match for /{parse.regex}/ in {text[:80]!r}")
+            raise StepError("parse", f"no match for /{parse.regex}/ in {clip(text, 80)!r}")
         found = match.group(1) if compile_user(parse.regex).groups else match.group(0)
         if found is None:
             raise StepError("parse", f"/{parse.regex}/ matched, but its first group is empty")
@@ -108,7 +109,7 @@ def _first_json(text: str) -> Any:
             return decoder.raw_decode(text, match.start())[0]
         except (ValueError, RecursionError):
             continue
-    raise StepError("parse", f"no JSON value in {text[:80]!r}")
+    raise StepError("parse", f"no JSON value in {clip(text, 80)!r}")
 
 
 def _json_path(value: Any, path: str) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import InputError
-from ..redact import register_secret_variable, safe_host
+from ..redact import clip, register_secret_variable, safe_host
 from ..settings import ModelSettings
 from .base import Completion, OnDone, Request, apply_stop
 
@@ -191,4 +191,4 @@ def _describe(exc: Exception, retries: int) -> str:
     status = getattr(exc, "status_code", None)
     kind = f"HTTP {status}" if status else type(exc).__name__
     after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
-    return f"{kind}{after}: {str(exc)[:200]}"
+    return f"{kind}{after}: {clip(str(exc), 200)}"

@@ -165,7 +165,7 @@ def reading(db: Path, destination: Folder) -> Iterator[tuple[Store, list[str]]]:
     """The local database (read-only; an empty one where there is none) with the sets published
     at ``destination`` that it lacks laid over its tables, read in place; and the warnings."""
     listing = destination.listing()
-    store = Store(db, read_only=True) if db.exists() else Store.empty()
+    store = Store(db, read_only=True, external=True) if db.exists() else Store.empty()
     try:
         fs = destination.filesystem()
         if fs is not None:

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 from ..errors import InputError
 from ..interrupts import uninterrupted
 from ..redact import redact_any
+from .catalog import check as check_catalog
+from .catalog import connection_config
 from .dbfile import (
     HOST,
     Busy,
@@ -31,7 +33,7 @@ from .dbfile import (
     stamp_path,
     write_stamp,
 )
-from .migrations import INTEGRITY_QUERIES, MIGRATIONS, schema_version
+from .migrations import INTEGRITY_QUERIES, MIGRATIONS, MIGRATIONS_TABLE, schema_version
 from .records import (
     CREDIT_COLUMNS,
     OPTIMIZATION_UPDATABLE,
@@ -58,14 +60,17 @@ class Core:
     """An open results database: the connection, its checks, and the queries every command
     needs. :class:`promptci.store.Store` adds the comparison, history and merge queries."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        """Open ``path``. A damaged or foreign file is refused before anything is written.
+    def __init__(self, path: Path, *, read_only: bool = False, external: bool | None = None) -> None:
+        """Open ``path``. A damaged or foreign file, or one that holds anything but promptci's
+        tables, is refused before anything is written or any of its SQL runs.
 
         Read-only opens never wait for a writer: while another process holds the
-        database (an eval in progress), they read a snapshot copy of it.
+        database (an eval in progress), they read a snapshot copy of it. Their SQL can reach no
+        file and no network unless ``external`` (reading published Parquet sets) says so.
         """
         self.path = path
         self.read_only = read_only
+        self.external = not read_only if external is None else external
         self._snapshot: Path | None = None
         if path.is_dir():
             raise InputError("the results database path is a directory", path=path, hint="set `db:` to a file")
@@ -107,7 +112,7 @@ class Core:
         import duckdb
 
         try:
-            db = duckdb.connect(str(path), read_only=read_only)
+            db = duckdb.connect(str(path), read_only=read_only, config=connection_config(external=self.external))
         except duckdb.Error as exc:
             if is_lock_conflict(exc):
                 raise Busy(lock_holder(exc)) from None
@@ -206,30 +211,13 @@ class Core:
             write_stamp(stamp, state)
 
     def _check_schema(self, db: Any) -> None:
-        """Refuse a DuckDB file that holds something else, or a schema newer than ours."""
-        tables = {r[0] for r in db.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if not tables:
-            return
-        if "schema_migrations" not in tables:
-            raise InputError(
-                "not a promptci results database (it has other tables); refusing to modify it",
-                path=self.path,
-                hint="point `db:` in promptci.yaml at another file",
-            )
-        newest = schema_version(db)
-        if newest > MIGRATIONS[-1][0]:
-            raise InputError(
-                f"results database is at schema version {newest}, newer than this promptci knows",
-                path=self.path,
-                hint="upgrade promptci",
-            )
+        """Refuse a DuckDB file that holds something else, a schema newer than ours, or anything
+        beside promptci's own tables (a view, a macro: SQL that would run when read)."""
+        check_catalog(db, db.execute("SELECT current_database()").fetchone()[0], self.path)
 
     @uninterrupted
     def _migrate(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
-        )
+        self.db.execute(MIGRATIONS_TABLE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
         applied = {r[0] for r in self.db.execute("SELECT version FROM schema_migrations").fetchall()}
         for version, name, script in MIGRATIONS:
             if version in applied:

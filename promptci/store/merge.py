@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..interrupts import uninterrupted
+from .catalog import check as check_catalog
+from .catalog import expected
 from .core import Core
 from .dbfile import refuse_foreign
 
@@ -41,21 +43,10 @@ class MergeQueries(Core):
         except Exception as exc:
             raise InputError(f"cannot open results database: {exc}", path=source) from None
         try:
-            tables = {
-                r[0]
-                for r in db.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'"
-                ).fetchall()
-            }
-            if "schema_migrations" not in tables:
-                raise InputError("not a promptci results database", path=source)
-            row = db.execute("SELECT max(version) FROM src.schema_migrations").fetchone()
-            if not row or row[0] is None or row[0] > self.schema_version():
-                raise InputError(
-                    f"schema version {row[0] if row else None} is newer than {self.schema_version()}",
-                    path=source,
-                    hint="upgrade promptci",
-                )
+            version = check_catalog(db, "src", source)  # before any of its tables is read
+            if version == 0:
+                raise InputError("not a promptci results database (it is empty)", path=source)
+            tables = {o.name for o in expected(version) if o.kind == "table"}
             return self._merge_attached("optimizations" in tables, "steps" in tables, "credit" in tables)
         finally:
             db.execute("DETACH src")

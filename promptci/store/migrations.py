@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+MIGRATIONS_TABLE = "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import InputError
+from .catalog import connection_config
 from .parquet import KEYS, MAX_FILE_BYTES, MAX_FILE_ROWS, ParquetQueries
 from .records import Quoted, sql
 
@@ -40,7 +41,8 @@ class RemoteQueries(ParquetQueries):
         store.path = Path(":memory:")
         store.read_only = True
         store._snapshot = None
-        store.db = duckdb.connect()
+        store.external = True
+        store.db = duckdb.connect(config=connection_config(external=True))
         store._migrate()
         return store
 
