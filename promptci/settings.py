@@ -4,6 +4,7 @@ config can all use them without importing each other."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -17,12 +18,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
-def _int_at_least(low: int) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+def _int_at_least(low: int, high: int = 1_000_000) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
 
-def _positive_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+def _number(v: Any) -> bool:
+    """A finite number that is not a bool (YAML's ``.nan`` and ``.inf`` are floats, and ``true`` an int)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive_number(v: Any, high: float = 86_400) -> bool:
+    return _number(v) and 0 < v <= high
+
+
+def _seconds(v: Any) -> bool:
+    return _number(v) and 0 <= v <= 3_600
+
+
+def _price(v: Any) -> bool:
+    return (
+        isinstance(v, dict)
+        and bool(v)
+        and set(v) <= {"input", "output"}
+        and all(_number(x) and 0 <= x <= 1_000_000 for x in v.values())
+    )
 
 
 # LiteLLM picks the provider from the model's prefix.
@@ -31,19 +50,21 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _API_PARAMS: dict[str, tuple[Callable[[Any], bool], str]] = {  # openai and litellm
     "base_url": (lambda v: isinstance(v, str) and "://" in v, "a URL such as http://host:port/v1"),
     "api_key_env": (lambda v: isinstance(v, str) and bool(v), "the name of an environment variable"),
-    "concurrency": (_int_at_least(1), "a whole number of at least 1"),
-    "max_retries": (_int_at_least(0), "a whole number of at least 0"),
-    "timeout": (_positive_number, "a positive number of seconds"),
-    "backoff": (lambda v: _positive_number(v) or v == 0, "a number of seconds, 0 or more"),
+    "concurrency": (_int_at_least(1, 256), "a whole number from 1 to 256"),
+    "max_retries": (_int_at_least(0, 20), "a whole number from 0 to 20"),
+    "timeout": (_positive_number, "a positive number of seconds, at most 86400"),
+    "backoff": (_seconds, "a number of seconds from 0 to 3600"),
+    "max_backoff": (_seconds, "a number of seconds from 0 to 3600"),
+    "price": (_price, "{input: USD, output: USD} per million tokens, each a number from 0 to 1000000"),
 }
 _PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "transformers": {
-        "batch_size": (_int_at_least(1), "a whole number of at least 1"),
+        "batch_size": (_int_at_least(1, 4096), "a whole number from 1 to 4096"),
         "device": (lambda v: isinstance(v, str) and bool(_DEVICE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
         "dtype": (lambda v: v in ("auto", "float32", "float16", "bfloat16"), "auto, float32, float16 or bfloat16"),
         "prefix_cache": (lambda v: isinstance(v, bool), "true or false"),
-        "prefix_cache_mb": (lambda v: _positive_number(v) or v == 0, "a number of MiB, 0 or more"),
-        "threads": (_int_at_least(1), "a whole number of at least 1"),
+        "prefix_cache_mb": (lambda v: _number(v) and 0 <= v <= 1_048_576, "a number of MiB from 0 to 1048576"),
+        "threads": (_int_at_least(1, 1024), "a whole number from 1 to 1024"),
     },
     "openai": _API_PARAMS,
     "litellm": _API_PARAMS,

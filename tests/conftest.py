@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,56 @@ def chat_reply(model: str, text: str) -> dict[str, Any]:
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
     }
+
+
+@dataclass
+class RawReply:
+    """What a scripted server sends: any status, headers and bytes, optionally a byte at a time."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    drip_s: float | None = None  # seconds between bytes; the server records how far it got
+    sent: list[int] = field(default_factory=list)
+
+
+@contextmanager
+def raw_server(handle: Callable[[BaseHTTPRequestHandler, Any], RawReply]) -> Iterator[str]:
+    """A local HTTP server answering each request with ``handle(request, its JSON body)``; yields its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            reply = handle(self, request_json(self))
+            self.send_response(reply.status)
+            headers = {"Content-Type": "application/json", "Content-Length": str(len(reply.body)), **reply.headers}
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if reply.drip_s is None:
+                with contextlib.suppress(OSError):  # the client may hang up on a body it refuses
+                    self.wfile.write(reply.body)
+                return
+            sent = 0
+            try:
+                for byte in reply.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    sent += 1
+                    time.sleep(reply.drip_s)
+            except OSError:  # the client hung up
+                pass
+            reply.sent.append(sent)
+
+        def log_message(self, *args: object) -> None: ...
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
 
 
 @contextmanager

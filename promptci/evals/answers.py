@@ -59,6 +59,13 @@ class Usage:
             or (budget.cost is not None and self.cost >= budget.cost)
         )
 
+    def calls_left(self, budget: Budget | None) -> int | None:
+        """How many more calls may be sent; None for no limit. Whatever the concurrency, no
+        more than this many requests are handed to a provider, so a call budget is exact."""
+        if budget is None or budget.calls is None:
+            return None
+        return max(budget.calls - self.calls, 0)
+
     def add(self, completion: Completion) -> None:
         """Count one new model call."""
         self.calls += 1
@@ -154,6 +161,7 @@ def answer(
             got[i] = (from_cache(hits[key]), True)
         else:
             todo.append(i)
+    todo = todo[: usage.calls_left(budget)]
     if todo and not usage.exceeds(budget):
 
         def on_done(index: int, completion: Completion) -> None:

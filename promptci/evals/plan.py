@@ -260,6 +260,7 @@ def gen_params(settings: ModelSettings) -> GenParams:
         "max_retries",
         "timeout",
         "backoff",
+        "max_backoff",
         "price",
         "device",
         "dtype",

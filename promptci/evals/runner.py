@@ -185,6 +185,7 @@ def _generate(
             break
         if progress:
             progress.status(f"loading {model_id}")
+        group = group[: usage.calls_left(budget)]  # what the budget can still send
         provider = models.get(group[0].task.settings, jobs)
         if progress:
             progress.status(f"generating with {model_id}")

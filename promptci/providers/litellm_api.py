@@ -56,4 +56,5 @@ class LiteLLMProvider(OpenAIProvider):
             extra["api_base"] = self.base_url
         if self.api_key:
             extra["api_key"] = self.api_key
-        return self._litellm.completion(**body, **extra)
+        response = self._litellm.completion(**{**body, **extra})  # ours win: its retries stay off
+        return response.model_dump() if hasattr(response, "model_dump") else response

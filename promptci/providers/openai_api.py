@@ -19,8 +19,12 @@ from ..errors import InputError
 from ..redact import clip, register_secret_variable, safe_host
 from ..settings import ModelSettings
 from .base import Completion, OnDone, Request, apply_stop
+from .replies import BadReply, Deadline, chat_reply, parse_json, read_body, retry_after
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# What the request body carries as the SDK's own arguments; any other parameter a model's
+# `params` give goes into the body as it is, so that a server's own options pass through.
+_SDK_ARGUMENTS = frozenset({"model", "messages", "max_tokens", "temperature", "top_p", "seed", "stop"})
 _P = TypeVar("_P", bound="OpenAIProvider")
 
 
@@ -54,6 +58,7 @@ class OpenAIProvider:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.price = price or {}
+        self.timeout = timeout
         self._connect(base_url, api_key, timeout)
 
     def _connect(self, base_url: str | None, api_key: str | None, timeout: float) -> None:
@@ -89,6 +94,7 @@ class OpenAIProvider:
             max_retries=int(p.get("max_retries", 4)),
             timeout=float(p.get("timeout", 60)),
             backoff=float(p.get("backoff", 0.5)),
+            max_backoff=float(p.get("max_backoff", 20)),
             price=p.get("price"),
         )
 
@@ -136,8 +142,10 @@ class OpenAIProvider:
         retries = 0
         while True:
             try:
-                response = self._create(body)
+                reply = chat_reply(self._create(body))
                 break
+            except BadReply as exc:  # that case's error; the run goes on
+                return Completion(error=f"malformed reply: {exc}", latency_ms=_ms(start), meta={"retries": retries})
             except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as exc:
                 status = getattr(exc, "status_code", None)
                 retryable = status is None or status in RETRYABLE_STATUS
@@ -145,17 +153,15 @@ class OpenAIProvider:
                     return Completion(error=_describe(exc, retries), latency_ms=_ms(start), meta={"retries": retries})
                 time.sleep(self._delay(retries, exc))
                 retries += 1
-        usage = response.usage
-        text = response.choices[0].message.content if response.choices else None
-        tokens_in = usage.prompt_tokens if usage else None
-        tokens_out = usage.completion_tokens if usage else None
+            except openai.APIError as exc:  # any other failure the client reports is this case's too
+                return Completion(error=_describe(exc, retries), latency_ms=_ms(start), meta={"retries": retries})
         completion = Completion(
-            apply_stop(text or "", p.stop).strip(),
+            apply_stop(reply.text or "", p.stop).strip(),
             None,
             _ms(start),
-            tokens_in,
-            tokens_out,
-            self._cost(tokens_in, tokens_out),
+            reply.tokens_in,
+            reply.tokens_out,
+            self._cost(reply.tokens_in, reply.tokens_out),
             {"retries": retries},
         )
         if not completion.text:
@@ -163,17 +169,33 @@ class OpenAIProvider:
         return completion
 
     def _create(self, body: dict[str, Any]) -> Any:
-        """One request, no retries: a response shaped as OpenAI's, or an ``openai`` exception."""
-        return self.client.chat.completions.create(**body)
+        """One request, no retries: the reply's JSON, read within the timeout and
+        :data:`~.replies.MAX_BODY_BYTES`; or an ``openai`` exception, or :class:`BadReply`."""
+        openai = self._openai
+        start = time.monotonic()
+        known = {k: v for k, v in body.items() if k in _SDK_ARGUMENTS}
+        extra = {k: v for k, v in body.items() if k not in _SDK_ARGUMENTS}  # sent as they are, in the body
+        create = self.client.chat.completions.with_streaming_response.create
+        with create(**known, extra_body=extra or None) as response:
+            http = response.http_response
+            deadline = Deadline(max(self.timeout - (time.monotonic() - start), 0.0), http.close)
+            try:
+                raw = read_body(response.iter_bytes())
+            except BadReply:
+                raise
+            except Exception as exc:  # the transport's own errors, a closed response among them
+                if deadline.passed:
+                    raise openai.APITimeoutError(request=http.request) from None
+                raise openai.APIConnectionError(message=f"the reply broke off: {exc}", request=http.request) from None
+            finally:
+                deadline.cancel()
+        return parse_json(raw)
 
     def _delay(self, attempt: int, exc: Exception) -> float:
         response = getattr(exc, "response", None)
-        retry_after = response.headers.get("retry-after") if response is not None else None
-        if retry_after:
-            try:
-                return min(float(retry_after), self.max_backoff)
-            except ValueError:
-                pass
+        after = retry_after(response.headers.get("retry-after") if response is not None else None, self.max_backoff)
+        if after is not None:
+            return after
         return random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))  # full jitter
 
     def _cost(self, tokens_in: int | None, tokens_out: int | None) -> float | None:

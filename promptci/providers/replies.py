@@ -1,0 +1,160 @@
+"""What an API server sends back, bounded and checked before promptci uses any of it.
+
+A server is outside promptci's control: a proxy answers 200 with an HTML page, a load balancer
+cuts a body short, a buggy or hostile endpoint reports ``NaN`` or negative token counts, or
+drips a body one byte at a time. Each of these is :class:`BadReply`, which the provider turns
+into that case's error with its reason; the run goes on, and every answer already given is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a chat completion is a few KB; 2 MiB holds any real one
+MAX_REPLY_CHARS = 200_000  # of reply text kept: longer is no answer any scorer should read
+MAX_TOKENS = 10_000_000  # a token count above this, in one reply, is no count
+MAX_JSON_DEPTH = 64
+
+
+class BadReply(Exception):
+    """A reply that cannot be used; its message is the reason, as stored with the case."""
+
+
+class Reply(NamedTuple):
+    text: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+
+
+def read_body(chunks: Iterable[bytes], limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused once it passes ``limit`` bytes (nothing past the limit is read)."""
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise BadReply(f"the reply's body is over {limit // 1024} KiB")
+    return bytes(body)
+
+
+def parse_json(body: bytes) -> Any:
+    """``body`` as JSON: strict UTF-8, no NaN or Infinity, bounded depth."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadReply("the reply is not UTF-8") from None
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")):
+        first = " ".join(stripped[:60].split())
+        raise BadReply(f"the reply is not JSON (it begins {first!r})" if first else "the reply is empty")
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise BadReply("the reply's JSON nests too deep") from None
+    except ValueError as exc:
+        raise BadReply(f"the reply is not valid JSON ({str(exc).split(':')[0]})") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise BadReply(f"the reply's JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def chat_reply(data: Any) -> Reply:
+    """The text and token counts of an OpenAI-shaped chat completion, each checked."""
+    if not isinstance(data, Mapping):
+        raise BadReply(f"the reply is a JSON {type(data).__name__}, not an object")
+    choices = data.get("choices")
+    if choices is not None and not isinstance(choices, list):
+        raise BadReply("the reply's `choices` is not a list")
+    text: str | None = None
+    if choices:
+        first = choices[0]
+        message = first.get("message") if isinstance(first, Mapping) else None
+        if not isinstance(message, Mapping):
+            raise BadReply("the reply's first choice has no message")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            raise BadReply(f"the reply's message content is a {type(content).__name__}, not text")
+        if content is not None and len(content) > MAX_REPLY_CHARS:
+            raise BadReply(f"the reply's text is over {MAX_REPLY_CHARS:,} characters")
+        text = content
+    usage = data.get("usage")
+    if usage is not None and not isinstance(usage, Mapping):
+        raise BadReply("the reply's `usage` is not an object")
+    usage = usage or {}
+    return Reply(text, token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens"))
+
+
+def token_count(usage: Mapping[str, Any], name: str) -> int | None:
+    """A token count as a server reports it: absent, or an integer from 0 to :data:`MAX_TOKENS`."""
+    value = usage.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        else:
+            raise BadReply(f"the reply's `usage.{name}` is {_shown(value)}, not a whole number")
+    if not 0 <= value <= MAX_TOKENS:
+        raise BadReply(f"the reply's `usage.{name}` is {_shown(value)}, outside 0 to {MAX_TOKENS:,}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:23] + "…"
+
+
+def retry_after(header: str | None, ceiling: float) -> float | None:
+    """A server's ``Retry-After`` in seconds, clamped to ``[0, ceiling]``; None where it is
+    missing or no finite number (an HTTP date, ``nan``), so that the caller's backoff applies."""
+    if not header:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), ceiling)
+
+
+class Deadline:
+    """Closes ``close`` (an HTTP response) once ``seconds`` have passed, so that a body dripped a
+    byte at a time ends at the call's timeout rather than whenever the server stops."""
+
+    def __init__(self, seconds: float, close: Any) -> None:
+        self.passed = False
+        self._close = close
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self.passed = True
+        with contextlib.suppress(Exception):  # best effort: the read it interrupts reports the failure
+            self._close()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
