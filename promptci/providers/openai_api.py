@@ -8,10 +8,11 @@ timeouts and connection errors.
 from __future__ import annotations
 
 import os
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -99,27 +100,40 @@ class OpenAIProvider:
         )
 
     def generate(self, requests: Sequence[Request], on_done: OnDone, should_stop: Callable[[], bool]) -> None:
-        pending = iter(range(len(requests)))
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="promptci-openai")
-        running: dict[Future[Completion], int] = {}
-        interrupted = False
+        # Daemon workers: Ctrl-C or SIGTERM ends the command at once, without waiting for the
+        # requests in flight (an executor's threads would be joined at exit, for up to `timeout`).
+        tasks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        done: queue.SimpleQueue[tuple[int, Completion | BaseException]] = queue.SimpleQueue()
+
+        def work() -> None:
+            while (i := tasks.get()) is not None:
+                try:
+                    done.put((i, self.complete(requests[i])))
+                except BaseException as exc:  # handed to the calling thread, which raises it
+                    done.put((i, exc))
+
+        workers = [
+            threading.Thread(target=work, name="promptci-openai", daemon=True)
+            for _ in range(min(self.concurrency, len(requests)))
+        ]
+        for worker in workers:
+            worker.start()
+        sent = running = 0
         try:
             while True:
-                while len(running) < self.concurrency and not should_stop():
-                    i = next(pending, None)
-                    if i is None:
-                        break
-                    running[pool.submit(self.complete, requests[i])] = i
+                while running < self.concurrency and sent < len(requests) and not should_stop():
+                    tasks.put(sent)
+                    sent, running = sent + 1, running + 1
                 if not running:
                     return
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    on_done(running.pop(future), future.result())
-        except BaseException:
-            interrupted = True  # Ctrl-C must not wait for requests in flight
-            raise
+                i, got = done.get()
+                running -= 1
+                if isinstance(got, BaseException):
+                    raise got
+                on_done(i, got)
         finally:
-            pool.shutdown(wait=not interrupted, cancel_futures=True)
+            for _ in workers:
+                tasks.put(None)
 
     def complete(self, request: Request) -> Completion:
         """One chat completion with retries; failures come back as ``Completion.error``."""

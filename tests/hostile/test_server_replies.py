@@ -4,6 +4,10 @@ a malformed reply fails its own case with its reason, and every other answer is 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
@@ -178,3 +182,30 @@ def test_a_call_budget_limits_the_calls_sent_whatever_the_concurrency(repo: Repo
         r = repo.run("eval", "-j", jobs, "--budget", "calls=2")
     assert r.code == 1 and "budget spent: 6 not run" in r.err, r
     assert len(seen) == 2
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_ends_an_eval_without_waiting_for_the_requests_in_flight(repo: Repo, sent: signal.Signals) -> None:
+    release = threading.Event()  # the server holds every request until the test ends
+
+    def held(h: BaseHTTPRequestHandler, body: Any) -> RawReply:
+        arrived.set()
+        release.wait(600)
+        return _json(chat_reply("m", "positive"))
+
+    arrived = threading.Event()
+    try:
+        with raw_server(held) as url:
+            repo.write("evals/sentiment.yaml", _suite(url, timeout=3600))
+            cmd = [sys.executable, "-m", "promptci", "-C", str(repo.path), "eval"]
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert arrived.wait(60)
+            proc.send_signal(sent)
+            # An exit that waited for a request would wait an hour, the request's timeout.
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 130, err
+            assert "Traceback" not in err
+    finally:
+        release.set()
+    with duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
