@@ -67,6 +67,7 @@ def compare(
     from ..compare.sides import Scope, load_pair, missing_error, resolve_side
     from ..evals.changes import base_revision
     from ..evals.plan import CaseFilter
+    from ..pipelines.load import Subjects
     from .eval import _shard
     from .output import emit_json, table
 
@@ -82,6 +83,8 @@ def compare(
         held = _held_out(state, store, optimization) if optimization else None
         sides = [resolve_side(project, store, base, default_rev=default_base), resolve_side(project, store, head)]
         results, left_out = load_pair(project, store, sides, scope, held)
+        if prompts:
+            Subjects(project).check_named(prompts, frozenset().union(*(r.subjects() for r in results)))
         missing = [found for found in results if found.missing]
         if missing and not run_missing:
             raise missing_error(missing[0])

@@ -66,6 +66,7 @@ def eval_(
     from ..evals.changes import changed_suites
     from ..evals.plan import CaseFilter, build_plan, by_default, suite_files
     from ..evals.runner import run_eval
+    from ..pipelines.load import Subjects
     from ..providers import parse_model_option
     from ..settings import ModelSettings
     from .progress import EvalProgress
@@ -73,6 +74,8 @@ def eval_(
 
     export.check_paths(outputs)
     project = state.project
+    if prompts:
+        Subjects(project).check_named(prompts)
     paths = suite_files(project, suites)
     if not suites and not changed and not every:
         paths, skipped = by_default(project, paths)

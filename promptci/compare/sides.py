@@ -62,6 +62,10 @@ class SideResults:
     # suite -> what its results depend on (prompt, scorers, model, cases); None for a run's side
     identity: dict[str, frozenset[tuple[object, ...]]] | None = None
 
+    def subjects(self) -> frozenset[str]:
+        """The prompts and pipelines this side's suites evaluate (none known for a run's side)."""
+        return frozenset(str(key[0]) for keys in (self.identity or {}).values() for key in keys)
+
     def keep(self, store: Store, suites: set[str]) -> None:
         """Only ``suites`` on this side, in its table and among its missing cases."""
         store.keep_suites(self.table, sorted(suites))
@@ -195,6 +199,7 @@ def _match(store: Store, plan: Plan, table: str) -> set[tuple[str, str, str, int
             i.repeat,
             i.task.model_id,
             i.task.params.digest(),
+            i.task.suite_hash,
         )
         for i in plan.items
         if i.runnable

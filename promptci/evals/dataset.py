@@ -35,11 +35,31 @@ def case_id(vars: dict[str, Any], expected: Any) -> str:
 
 
 def load_cases(project: Project, suite_path: Path, suite: Suite) -> list[EvalCase]:
-    """Every case of a suite: inline ones first, then dataset rows.
+    """Every distinct case of a suite: inline ones first, then dataset rows.
 
+    A case is its variables and its expected answer (:func:`case_id`): rows that repeat an
+    earlier one are the same case, evaluated and counted once, by eval, history, compare, the
+    viewer and the optimizers alike; ``promptci lint`` warns about them with a count.
     A dataset that cannot be read, or a row without a mapped column, raises
     :class:`InputError` naming the suite, the file and the line.
     """
+    return list({case.id: case for case in reversed(read_rows(project, suite_path, suite))}.values())[::-1]
+
+
+def repeated_rows(project: Project, suite_path: Path, suite: Suite) -> list[tuple[EvalCase, EvalCase]]:
+    """Each row that repeats an earlier case, with the first row of that case."""
+    first: dict[str, EvalCase] = {}
+    repeats = []
+    for case in read_rows(project, suite_path, suite):
+        if case.id in first:
+            repeats.append((case, first[case.id]))
+        else:
+            first[case.id] = case
+    return repeats
+
+
+def read_rows(project: Project, suite_path: Path, suite: Suite) -> list[EvalCase]:
+    """Every case of a suite as written, one per inline case and dataset row, repeats included."""
     cases = [
         EvalCase(case_id(c.vars, c.expected), c.id or f"case {i + 1}", dict(c.vars), c.expected, dict(c.metadata))
         for i, c in enumerate(suite.cases)

@@ -363,10 +363,31 @@ def _check_suite(project: Project, f: Facts, declared: dict[str, list[str]]) -> 
                 found.append(Diagnostic(*where, "error", "dataset", message))
             else:
                 found += [Diagnostic(*where, "warning", "answer-balance", m) for m in _answer_balance(project, f)]
+                found += [Diagnostic(*where, "warning", "duplicate-rows", m) for m in _repeats(project, f)]
     # A choice ranked by likelihood needs a provider that gives log-probabilities.
     if f.loglik is not None and (refusal := loglik_refusal(f.loglik.text or project.config.model.provider)):
         found.append(Diagnostic(f.path, f.loglik.line, f.loglik.col, "error", "loglik", refusal))
     return found
+
+
+def _repeats(project: Project, f: Facts) -> list[str]:
+    """Rows that repeat an earlier case (the same variables and expected answer): one case, counted once."""
+    from ..evals.dataset import repeated_rows
+    from ..evals.suite import Suite
+
+    path = project.root / f.path
+    try:
+        suite = Suite.model_validate(parse_yaml(read_text(path, f.path), f.path).data)
+        repeats = repeated_rows(project, path, suite)
+    except (PromptciError, ValueError):
+        return []  # reported elsewhere
+    if not repeats:
+        return []
+    again, first = repeats[0]
+    return [
+        f"{len(repeats)} row(s) repeat an earlier case (same variables and expected answer), e.g. {again.name}"
+        f" repeats {first.name}; each case is evaluated and counted once"
+    ]
 
 
 def _answer_balance(project: Project, f: Facts) -> list[str]:

@@ -247,7 +247,25 @@ def _initial_row(ctx: Context, method: Method[Any]) -> TrajectoryRow:
 
 
 def store_step(ctx: Context, rows: list[TrajectoryRow]) -> None:
-    """Store one step's rows in one transaction, and add them to the trajectory."""
+    """Store one step's rows in one transaction, and add them to the trajectory.
+
+    What the step spent beyond its rows' own accounts (a method's side work, such as GEPA's
+    minibatch runs or scoring the demonstrations' train cases) is added to its first row, so
+    that the stored trajectory adds up to the calls, tokens and cost the search spent.
+    """
+    if rows:
+        stored = (*ctx.rows, *rows)
+        calls = ctx.usage.calls - sum(r.calls for r in stored)
+        tokens = ctx.usage.tokens - sum(r.tokens for r in stored)
+        cost = ctx.usage.cost - sum(r.cost for r in stored)
+        first = rows[0]
+        first = replace(
+            first,
+            calls=first.calls + max(calls, 0),
+            tokens=first.tokens + max(tokens, 0),
+            cost=first.cost + max(cost, 0.0),
+        )
+        rows = [first, *rows[1:]]
     with Store(ctx.db) as store:
         store.add_trajectory(rows)
     ctx.rows.extend(rows)
@@ -283,29 +301,36 @@ def scored_by_hash(ctx: Context) -> dict[str, TrajectoryRow]:
 
 def _candidates(ctx: Context, method: Method[Any], step: int) -> list[TrajectoryRow]:
     """Sample the optimizer, then parse, filter, dedupe and score each reply."""
-    proposal = method.propose(step)
     calls_before, tokens_before, cost_before = ctx.usage.calls, ctx.usage.tokens, ctx.usage.cost
+    proposal = method.propose(step)  # a method's own work for it (TextGrad's feedback) counts too
     replies = sample(ctx, method, proposal, step)
-    # The optimizer's cost is shared evenly by the step's candidates.
-    share = (
-        (ctx.usage.calls - calls_before) / len(replies),
-        (ctx.usage.tokens - tokens_before) / len(replies),
-        (ctx.usage.cost - cost_before) / len(replies),
-    )
+    # What proposing cost is shared by the step's candidates, in whole calls and tokens that add
+    # up to what was spent: the record of an optimization is what its server saw.
+    calls = _split(ctx.usage.calls - calls_before, len(replies))
+    tokens = _split(ctx.usage.tokens - tokens_before, len(replies))
+    cost = (ctx.usage.cost - cost_before) / len(replies)
     seen = scored_by_hash(ctx)
     rows: list[TrajectoryRow] = []
     for i, reply in enumerate(replies):
         row = classify(ctx, method, step, i, reply, proposal, seen)
         if row.status == "new":
             cases = ctx.split.train if method.scored_on == "train" else ctx.split.dev
-            if ctx.spent() or not ctx.affords(len(cases)):  # never score a candidate in part
+            # Never score a candidate in part; one scored on train keeps room to be confirmed on dev.
+            confirm = len(ctx.split.dev) if method.scored_on == "train" else 0
+            if ctx.spent() or not ctx.affords(len(cases) + confirm):
                 row = replace(row, status="budget")
             else:
                 row = score_candidate(ctx, method, row)
                 if row.status == "scored":
                     seen[row.text_hash] = row
-        rows.append(_with_cost(row, share))
+        rows.append(replace(row, calls=row.calls + calls[i], tokens=row.tokens + tokens[i], cost=row.cost + cost))
     return rows
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """``total`` as ``parts`` whole numbers, as even as can be, that add up to it."""
+    each, rest = divmod(total, parts)
+    return [each + (1 if i < rest else 0) for i in range(parts)]
 
 
 def classify(
@@ -362,15 +387,6 @@ def score_candidate(ctx: Context, method: Method[Any], row: TrajectoryRow) -> Tr
     if scored.status == "collapsed":
         return scored
     return replace(scored, status="scored" if complete else "budget")
-
-
-def _with_cost(row: TrajectoryRow, share: tuple[float, float, float]) -> TrajectoryRow:
-    return replace(
-        row,
-        calls=row.calls + round(share[0]),
-        tokens=row.tokens + round(share[1]),
-        cost=row.cost + share[2],
-    )
 
 
 def score_on(ctx: Context, row: TrajectoryRow, split: str) -> tuple[TrajectoryRow, bool]:

@@ -7,6 +7,7 @@ to: its content hash covers both, so an edited step prompt is a changed pipeline
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -168,6 +169,22 @@ class Subjects:
                 hint="prompts and pipelines share one namespace; rename one",
             )
         return True
+
+    def names(self) -> set[str]:
+        """Every prompt and pipeline in the working tree."""
+        return set(self.prompts.paths()) | (set(self.pipelines.paths()) if self.pipelines.files() else set())
+
+    def check_named(self, names: tuple[str, ...], elsewhere: frozenset[str] = frozenset()) -> None:
+        """Refuse a name (``--prompt``) that is no prompt or pipeline here, nor in ``elsewhere``
+        (the names a compared revision has): a typo must not pass a gate as "nothing to do"."""
+        known = self.names() | elsewhere
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            near = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            raise NotFoundError(
+                f"no prompt or pipeline named {unknown[0]!r}",
+                hint=f"did you mean {near[0]!r}? `promptci ls` lists them" if near else "`promptci ls` lists them",
+            )
 
     def resolve(self, ref: str | Ref) -> Prompt | Pipeline:
         ref = Ref.parse(ref) if isinstance(ref, str) else ref

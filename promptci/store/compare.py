@@ -109,20 +109,21 @@ class CompareQueries(Core):
         )
         self.db.execute(sql(view, t=table))
 
-    def side_from_items(self, table: str, keys: Sequence[tuple[str, str, str, str, int, str, str]]) -> set[Any]:
+    def side_from_items(self, table: str, keys: Sequence[tuple[str, str, str, str, int, str, str, str]]) -> set[Any]:
         """``table``: the newest stored row (rows without errors first) for each of ``keys``
-        (suite, prompt, prompt hash, case id, repeat, model id, params hash); returns the
+        (suite, prompt, prompt hash, case id, repeat, model id, params hash, suite hash: all
+        that decides a score, the scorers' configuration included); returns the
         (suite, prompt, case id, repeat) found."""
         self.db.execute(
             "CREATE OR REPLACE TEMP TABLE want (suite VARCHAR, prompt VARCHAR, prompt_hash VARCHAR, case_id VARCHAR,"
-            " repeat_index INTEGER, model_id VARCHAR, params_hash VARCHAR)"
+            " repeat_index INTEGER, model_id VARCHAR, params_hash VARCHAR, suite_hash VARCHAR)"
         )
-        self._insert("want", 7, keys)
+        self._insert("want", 8, keys)
         self.db.execute(
             sql("CREATE OR REPLACE TEMP TABLE $t AS SELECT ", t=table)
             + ", ".join("r." + c for c in SIDE_COLUMNS)
-            + " FROM results r JOIN want w USING (suite, prompt,"
-            " prompt_hash, case_id, repeat_index, model_id, params_hash) QUALIFY row_number() OVER (PARTITION BY"
+            + " FROM results r JOIN want w USING (suite, prompt, prompt_hash, case_id, repeat_index, model_id,"
+            " params_hash, suite_hash) QUALIFY row_number() OVER (PARTITION BY"
             " r.suite, r.prompt, r.case_id, r.repeat_index ORDER BY r.error IS NULL DESC, r.created_at DESC) = 1"
         )
         rows = self.db.execute(sql("SELECT suite, prompt, case_id, repeat_index FROM $t", t=table)).fetchall()

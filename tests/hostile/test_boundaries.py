@@ -52,7 +52,7 @@ def test_a_prompt_linked_outside_the_repository_is_not_read(repo: Repo, tmp_path
 @pytest.mark.parametrize(
     ("param", "message"),
     [
-        ("batch_size: 0", "batch_size: 0 is not a whole number of at least 1"),
+        ("batch_size: 0", "batch_size: 0 is not a whole number from 1 to 4096"),
         ("device: tpu", "device: 'tpu' is not auto, cpu, mps, cuda or cuda:N"),
         ("dtype: int3", "dtype: 'int3' is not auto, float32, float16 or bfloat16"),
     ],

@@ -64,6 +64,8 @@ class Opro(Method[OproConfig]):
         if not scored:
             return rows
         pick = best_by(scored, lambda r: (r.train_score or 0.0, -r.candidate))
+        if not self.ctx.affords(len(self.ctx.split.dev)):  # a confirmation cut short would confirm nothing
+            return rows
         confirmed, complete = score_on(self.ctx, pick, "dev")
         confirmed = replace(confirmed, accepted=complete and confirmed.status == "scored")
         return [confirmed if r is pick else r for r in rows]
