@@ -334,13 +334,27 @@ class Repo:
         return str(self._repo.git.log("-1", "--format=%P", "--end-of-options", sha, "--")).split()
 
     def commit_only(self, paths: list[str], message: str) -> Commit:
-        """Commit exactly ``paths`` (staging them), leaving anything else staged as it was."""
+        """Commit exactly ``paths`` (staging them), leaving anything else staged as it was.
+        A commit that fails (a hook refuses it) leaves the index as it was before, too."""
+        staged = self._repo.git.ls_files("-s", "--", *paths).splitlines()  # "mode sha stage\tpath"
         try:
             self._repo.git.add("--", *paths)
             self._repo.git.commit("-m", message, "--only", "--", *paths)
         except _command_error() as exc:
-            raise GitError(f"git commit failed: {_stderr(exc)}") from None
+            self._restore_index(paths, staged)
+            raise GitError(
+                f"git commit failed: {_hook_or_stderr(exc)}", hint="nothing was committed or staged"
+            ) from None
         return self.log(paths[0], follow=False, max_count=1)[0]
+
+    def _restore_index(self, paths: list[str], staged: list[str]) -> None:
+        entries = {line.split("\t", 1)[1]: line.split()[:2] for line in staged if "\t" in line}
+        for path in paths:
+            if path in entries:
+                mode, sha = entries[path]
+                self._repo.git.update_index("--cacheinfo", f"{mode},{sha},{path}")
+            else:
+                self._repo.git.rm("--cached", "-q", "--ignore-unmatch", "--", path)
 
 
 def init_repo(path: Path) -> None:
@@ -378,6 +392,13 @@ def _command_error() -> type[Exception]:
 
     error: type[Exception] = GitCommandError
     return error
+
+
+def _hook_or_stderr(exc: Exception) -> str:
+    """Why git refused a commit, in one line: what git or its hook printed, cut short and inert."""
+    from .redact import clip
+
+    return clip(_stderr(exc), 200) or "git exited with an error and said nothing"
 
 
 def _stderr(exc: Exception) -> str:

@@ -160,7 +160,22 @@ def _analyse(text: str, rel: str, kind: str) -> Facts:
         _analyse_pipeline(a)
     elif doc is not None:
         _analyse_labels(a, text)
+    if kind in ("prompt", "pipeline") and not any(d.code == "secret" for d in facts.found):
+        _whole_file_secret(facts, text)
     return facts
+
+
+def _whole_file_secret(facts: Facts, text: str) -> None:
+    """A credential outside the templates (a description, a model parameter, a comment): a bundle
+    ships the file as written, so it is an error there too."""
+    from ..prompts.template import secret_in
+
+    if at := secret_in(text):
+        message = (
+            f"the {facts.kind} file holds what looks like a credential, which a bundle would ship;"
+            " pass keys through `api_key_env` and values as variables"
+        )
+        facts.found.append(Diagnostic(facts.path, at[0], at[1], "error", "secret", message))
 
 
 def _analyse_prompt(a: _Analysis) -> None:

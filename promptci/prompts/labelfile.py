@@ -13,11 +13,13 @@ from collections.abc import Callable
 from ..errors import InputError
 from ..files import read_text
 from ..project import Project
+from ..redact import clip
 from ..yamlio import YamlDocument, parse_yaml
+from .spec import NAME_PATTERN
 from .split import Split, Target
 
 LATEST = "latest"  # NAME@latest: the newest committed version (HEAD)
-LABEL_RE = re.compile(r"^[a-z][a-z0-9_.\-]*$")
+LABEL_RE = re.compile(r"^[a-z][a-z0-9_.\-]{0,63}$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 HEADER = (
     "# Prompt labels: prompt -> label -> commit. Managed by `promptci label set/rm`;\n"
@@ -50,6 +52,8 @@ def parse_labels(text: str, path: str) -> tuple[Labels, YamlDocument]:
         raise fail("the labels file must map prompt names to {label: commit}")
     labels: Labels = {}
     for prompt, entries in data.items():
+        if not isinstance(prompt, str) or not re.fullmatch(NAME_PATTERN, prompt):
+            raise fail(f"'{clip(str(prompt), 60)}' is not a prompt name", str(prompt))
         if not isinstance(entries, dict):
             raise fail(f"labels of '{prompt}' must be a mapping of label: commit", str(prompt))
         for label, sha in entries.items():

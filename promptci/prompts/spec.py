@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..settings import ModelSettings, OptimizeSpec
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+# At most 128 characters: a name is a YAML key in labels.yaml, and YAML reads no plain key past 1024.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 
 VariableType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
 

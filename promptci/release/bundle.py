@@ -73,6 +73,7 @@ def _add(
 ) -> dict[str, Any]:
     """Hold ``found`` in the bundle; the share of a label that points at it."""
     commit = commit or found.version.commit or found.rev
+    _refuse_secrets(found, commit or "")
     held: dict[str, Any] = {"commit": commit, "path": found.path, "source": found.source}
     if isinstance(found, Pipeline):
         held["pipeline"] = found.spec.model_dump(mode="json", exclude={"optimize"})
@@ -80,7 +81,6 @@ def _add(
             _add_step(body, step.id, prompt) for step, prompt in zip(found.spec.steps, found.prompts, strict=True)
         ]
     else:
-        _refuse_secrets(found, commit or "")
         held["prompt"] = found.spec.model_dump(mode="json", exclude={"optimize"})
     body[kind].setdefault(found.name, {"labels": {}, "versions": {}})["versions"][found.content_hash] = held
     return {"commit": commit, "version": found.content_hash, "weight": weight}
@@ -91,16 +91,17 @@ def _add_step(body: dict[str, Any], step: str, prompt: Prompt) -> dict[str, str]
     return {"id": step, "prompt": prompt.name, "version": prompt.content_hash}
 
 
-def _refuse_secrets(prompt: Prompt, commit: str) -> None:
-    """A bundle ships a prompt's text as written, so one that holds a credential is not bundled."""
+def _refuse_secrets(found: Prompt | Pipeline, commit: str) -> None:
+    """A bundle ships a prompt's or pipeline's whole file as written (its description, model
+    parameters and comments too), so one that holds a credential anywhere is not bundled."""
     from ..prompts.template import secret_in
 
-    for loc, source in prompt.spec.templates():
-        if found := secret_in(source):
-            where = ".".join(map(str, loc))
-            raise InputError(
-                f"prompt '{prompt.name}' at {commit[:10]} holds what looks like a credential in {where},"
-                f" line {found[0]}, column {found[1]}; refusing to bundle it",
-                path=prompt.path,
-                hint="pass the value as a variable; `promptci lint` shows where",
-            )
+    if at := secret_in(found.source):
+        kind = "pipeline" if isinstance(found, Pipeline) else "prompt"
+        raise InputError(
+            f"{kind} '{found.name}' at {commit[:10]} holds what looks like a credential; refusing to bundle it",
+            path=found.path,
+            line=at[0],
+            col=at[1],
+            hint="pass the value as a variable, or a key through `api_key_env`; `promptci lint` shows where",
+        )

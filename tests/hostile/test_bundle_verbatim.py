@@ -97,3 +97,27 @@ def test_what_cannot_render_is_a_lint_error_and_a_render_error_never_a_crash(rep
     with pytest.raises(PromptciError) as raised:
         prompt.render(**dict.fromkeys(names, "1"))
     assert isinstance(raised.value, RenderError)
+
+
+# Credentials outside the templates: the bundle ships the whole file, so these are refused too.
+OUTSIDE = [
+    ("description: 'Keys: AKIAABCDEFGHIJKLMNOP'\n", 2),
+    ("description: deploy token ghp_abcdefghijklmnopqrstuvwxyz0123456789\n", 2),
+    ("model: {provider: openai, model: m, params: {api_key: sk-proj-abcdefghijklmnop0123}}\n", 2),
+    ("# the staging key is sk-abcdefghijklmnopqrstuv, do not share\n", 2),
+]
+
+
+@pytest.mark.parametrize(("extra", "line"), OUTSIDE)
+def test_a_credential_anywhere_in_the_file_is_a_lint_error_and_is_not_bundled(
+    repo: Repo, extra: str, line: int
+) -> None:
+    text = "name: link\n" + extra + "template: 'plain {{ x }}'\nvariables:\n  x: {type: string}\n"
+    repo.write("prompts/link.yaml", text)
+    repo.commit("link")
+    linted = repo.run("lint")
+    assert linted.code == 1 and f"prompts/link.yaml:{line}:" in linted.out and "credential" in linted.out, linted
+    bundled = repo.run("bundle", "-o", "b.json")
+    assert bundled.code == 2 and "refusing to bundle it" in one_line(bundled.err)
+    assert not (repo.path / "b.json").exists()
+    assert "abcdefgh" not in bundled.out + bundled.err + linted.out + linted.err

@@ -9,7 +9,8 @@ import pytest
 import promptci
 from promptci.errors import NotFoundError
 
-from ..conftest import SUMMARIZE, Repo
+from ..conftest import SUMMARIZE, Repo, git
+from ..hostile.conftest import one_line
 
 
 @pytest.fixture
@@ -110,11 +111,14 @@ def test_failed_commit_leaves_the_labels_file_unchanged(repo: Repo, two_versions
     repo.run("label", "set", "summarize", "production", "HEAD~1")
     before = (repo.path / "labels.yaml").read_text()
     hook = repo.path / ".git" / "hooks" / "pre-commit"
-    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.write_text("#!/bin/sh\necho 'labels are frozen this week' >&2\necho 'see the release calendar' >&2\nexit 1\n")
     hook.chmod(0o755)
     result = repo.run("label", "set", "summarize", "production", "HEAD")
     assert result.code == 2 and "git commit failed" in result.err
+    assert "labels are frozen this week" in one_line(result.err)
     assert (repo.path / "labels.yaml").read_text() == before
+    # nothing left staged either: the next plain `git commit` must not carry the refused move
+    assert git(repo.path, "status", "--porcelain", "--", "labels.yaml").strip() == ""
 
 
 def test_label_ls(repo: Repo, two_versions: tuple[str, str]) -> None:
@@ -123,3 +127,16 @@ def test_label_ls(repo: Repo, two_versions: tuple[str, str]) -> None:
     assert rows == [{"prompt": "summarize", "label": "production", "commit": two_versions[0]}]
     header, row = repo.run("label", "ls", "summarize").out.splitlines()  # piped: the header stays
     assert header.startswith("prompt\tlabel\tcommit") and row.startswith("summarize\tproduction\t")
+
+
+def test_a_name_too_long_for_the_labels_file_is_refused_before_anything_is_written(repo: Repo) -> None:
+    name = "a" * 5000
+    repo.write("prompts/long.yaml", SUMMARIZE.replace("name: summarize", f"name: {name}"))
+    repo.commit("a long name")
+    r = repo.run("label", "set", name, "production")
+    assert r.code == 2, r
+    assert not (repo.path / "labels.yaml").exists()
+    listed = repo.run("ls")  # the fault is named where it is: the prompt file, not a labels file
+    assert listed.code == 2 and "prompts/long.yaml" in one_line(listed.err) and "labels.yaml" not in listed.err
+    linted = repo.run("lint")
+    assert linted.code == 1 and "prompts/long.yaml:" in linted.out
