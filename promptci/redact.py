@@ -157,6 +157,11 @@ _STYLE = re.compile("\x1b\\[[0-9;]*m")  # colour and weight: what promptci's own
 _CURSOR = re.compile("\x1b\\[[0-9;?]*[A-Za-z]")  # and a live progress display, besides
 
 
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a character :func:`inert` would write out (not a newline or a tab)."""
+    return _CONTROL.search(text) is not None
+
+
 def inert(text: str) -> str:
     """``text`` with every control character written out (``\\x1b``), newlines and tabs kept:
     a model's output or a file's text shown on a terminal cannot move the cursor, rewrite a

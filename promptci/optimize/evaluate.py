@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import mean
 
+from ..errors import InputError
 from ..evals.answers import Budget
 from ..evals.baseline import answer_key, collapsed, expected_text
 from ..evals.dataset import EvalCase
@@ -23,6 +24,7 @@ from ..project import Project
 from ..prompts.prompt import Prompt, content_hash
 from ..prompts.registry import parse_prompt
 from ..providers.pool import ModelPool
+from ..redact import has_control
 from ..store import ResultRow
 from .instruction import Slot, instruction_slot, replace_scalar
 
@@ -89,7 +91,12 @@ class Evaluator:
         return replace_scalar(self.prompt.source, self.prompt.path, self.slot.loc, self.slot.compose(instruction))
 
     def variant(self, instruction: str) -> Prompt:
-        """The prompt with ``instruction`` in its slot, as a new version."""
+        """The prompt with ``instruction`` in its slot, as a new version. An instruction holding
+        control or bidirectional-override characters is never written into a prompt file."""
+        if has_control(instruction.replace("\r\n", "\n")):
+            raise InputError(
+                "the instruction holds control or bidirectional-override characters", path=self.prompt.path
+            )
         source = self.source(instruction)
         doc, spec = parse_prompt(source, self.prompt.path)
         return Prompt(spec, self.prompt.path, source, content_hash(doc.data))

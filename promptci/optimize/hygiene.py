@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..redact import has_control
+
 REASONS = ("markup", "not-instruction", "empty", "about-rewrite", "copied-meta", "off-task", "unreadable")
 
 
@@ -126,7 +128,7 @@ def verdict(text: str, ref: Reference, limits: Hygiene, fluency: Callable[[str],
 
     ``fluency`` gives a text's mean log-likelihood per token under the task model.
     """
-    if _MARKUP.search(text):
+    if _MARKUP.search(text) or has_control(text.replace("\r\n", "\n")):
         return "markup"
     tokens = words(text)
     parent = ref.parent or ""

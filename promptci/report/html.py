@@ -14,10 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 
 from ..compare.history import Point
+from ..redact import inert
 from .chart import Mark, chart
 
 Series = tuple[str, str, str]  # prompt, suite, model
@@ -39,13 +41,15 @@ class Chart:
 
 def environment() -> jinja2.Environment:
     """The templates of the report and the viewer: autoescaped, and strict about missing names."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("promptci", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["segment"] = lambda value: quote(str(value), safe="")  # one path segment of a link
+    return env
 
 
 def mark(p: Point, href: str | None = None) -> Mark:
@@ -92,7 +96,7 @@ def render(
         "comparison": comparison,
         "ab": ab or [],
     }
-    return (
+    page = (
         environment()
         .get_template("report.html.j2")
         .render(
@@ -108,6 +112,7 @@ def render(
             .replace("&", "\\u0026"),
         )
     )
+    return inert(page)  # NUL, escapes and bidi overrides from model output are shown, not acted on
 
 
 def over(p: Point) -> str:

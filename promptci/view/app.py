@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from ..errors import PromptciError
 from ..project import Project
-from ..redact import redact
+from ..redact import inert, redact
 from ..report.html import environment
 from ..store import Store
 from ..version import __version__
@@ -74,7 +74,7 @@ def create_app(project: Project, host: str = "127.0.0.1") -> Starlette:
             except Exception as exc:  # a page that fails says why, and the viewer keeps serving
                 log.exception("%s failed", request.url.path)
                 status, body = 500, render("view/problem.html.j2", {"message": f"internal error: {exc!r}"})
-            return HTMLResponse(redact(body), status_code=status, headers=HEADERS)
+            return HTMLResponse(inert(redact(body)), status_code=status, headers=HEADERS)
 
         return endpoint
 
@@ -108,7 +108,33 @@ def create_app(project: Project, host: str = "127.0.0.1") -> Starlette:
         Route("/ab", page("view/ab.html.j2", "A/B", lambda s, r: pages.ab(s))),
     ]
     hosts = LOCAL_HOSTS + ([host] if host not in LOCAL_HOSTS else [])
-    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+    return Starlette(
+        routes=routes,
+        # Outermost first: the headers reach every response, Starlette's own 400, 404 and 405 too.
+        middleware=[Middleware(_Headers), Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+    )
+
+
+class _Headers:
+    """Sets :data:`HEADERS` (the content security policy among them) on every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ours = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()]
+        names = {k for k, _ in ours}
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": kept + ours}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def serve(project: Project, host: str, port: int) -> None:

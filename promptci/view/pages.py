@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from ..compare.history import Point, history
 from ..errors import InputError, NotFoundError, PromptciError
@@ -165,14 +165,14 @@ def run(store: Store | None, run_id: str, query: Mapping[str, str]) -> dict[str,
         "totals": totals,
         "errors": store.run_errors(run_id),
         "page": page,
-        "pager": Pager(page, f"/runs/{run_id}", query),
+        "pager": Pager(page, f"/runs/{quote(run_id, safe='')}", query),
         "status": status,
         "q": text,
         "suite": suite or "",
         "prompt": prompt_name or "",
         "suites": sorted({t["suite"] for t in totals}),
         "prompts": sorted({t["prompt"] for t in totals}),
-        "case_link": lambda r: f"/runs/{run_id}/case?" + urlencode(
+        "case_link": lambda r: f"/runs/{quote(run_id, safe='')}/case?" + urlencode(
             {"suite": r["suite"], "prompt": r["prompt"], "case": r["case_id"]}
         ),
     }  # fmt: skip

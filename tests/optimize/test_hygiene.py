@@ -114,6 +114,10 @@ BAD = [
     ("<|im_start|>assistant Answer with one word, True or False.", NAV, "markup"),
     ("Answer with one word, True or False.</s>", NAV, "markup"),
     ("Instructions: Always face forward. Take 10 steps backward.\n```", NAV, "markup"),
+    # control and bidi characters: a GEPA reflection once carried these into a committed prompt file
+    ("Answer with one word, \u202eTrue or False\u202c.", NAV, "markup"),
+    ("Answer with one word, True or False.\x1b[2J", NAV, "markup"),
+    ("Answer with one word,\x00 True or False.", NAV, "markup"),
     # junk that once passed and was scored (held-out BIG-bench runs, and GEPA's reflections on SmolLM2)
     (
         "1. 10 Tips to Avoiding a Business Franchise\n2. 12 Strategies to Avoid Business Franchises",
