@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -63,9 +64,22 @@ def scaffold(directory: Path, *, force: bool = False) -> ScaffoldResult:
     return result
 
 
+# What `uses:` takes for an action: OWNER/REPO[/PATH]@REF, or a local ./PATH. Nothing else (a
+# newline, a quote, a space) is written into a workflow.
+ACTION_REF = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,8}@[A-Za-z0-9][A-Za-z0-9_./-]{0,199}"
+    r"|\./[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,8}|\./"
+)
+
+
 def scaffold_github(directory: Path, action: str, *, force: bool = False) -> list[str]:
     """Write the two workflows into ``directory``, using the composite action ``action``
     (``OWNER/REPO@REF``); refuse to overwrite unless ``force``."""
+    if not ACTION_REF.fullmatch(action):
+        raise InputError(
+            f"--action {action!r} is not OWNER/REPO@REF, OWNER/REPO/PATH@REF or ./PATH",
+            hint="letters, digits and '._-' in its parts; it is written into the workflows' `uses:`",
+        )
     directory = directory.resolve()
     existing = [dest for dest in WORKFLOWS.values() if (directory / dest).exists()]
     if existing and not force:

