@@ -72,8 +72,9 @@ TEMPLATES = sorted((REPO_ROOT / "promptci" / "templates" / "github").glob("*.yml
 
 @pytest.mark.parametrize("workflow", WORKFLOWS + TEMPLATES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_job_has_the_least_permissions_it_needs(workflow: object) -> None:
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     doc = yaml.safe_load(Path(str(workflow)).read_text())
     top = doc.get("permissions")
@@ -90,8 +91,9 @@ def test_every_job_has_the_least_permissions_it_needs(workflow: object) -> None:
 
 @pytest.mark.parametrize("workflow", [p for p in WORKFLOWS + TEMPLATES if "optimize" in p.name], ids=lambda p: p.name)
 def test_a_labeled_pr_from_a_fork_is_not_optimized(workflow: object) -> None:
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     plan = yaml.safe_load(Path(str(workflow)).read_text())["jobs"]["plan"]
     assert "github.event.pull_request.head.repo.full_name == github.repository" in plan["if"]

@@ -15,9 +15,9 @@ from tests.conftest import Repo
 from tests.hostile.conftest import fail_every_case
 
 pytest.importorskip("starlette")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from promptci.view.app import create_app  # noqa: E402
+from promptci.view.app import create_app
 
 KEY = "sk-proj-abcdefghijklmnop0123456789"
 HOSTILE = f"reply \u202eeulav\u202c with NUL\x00 and ESC\x1b[2J and key {KEY}"
