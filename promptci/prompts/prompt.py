@@ -173,7 +173,10 @@ def _check_type(owner: str, name: str, var: Variable, value: Any) -> Any:
 
 
 def coerce(var: Variable, raw: str, name: str) -> Any:
-    """Parse a command-line string for a variable of ``var.type``."""
+    """Parse a command-line string (or a pipeline step's output) for a variable of ``var.type``."""
+    from ..redact import clip
+    from ..yamlio import nesting_depth
+
     try:
         if var.type in ("string", "any"):
             return raw
@@ -189,6 +192,11 @@ def coerce(var: Variable, raw: str, name: str) -> Any:
                 return False
             raise ValueError(raw)
         value = json.loads(raw)
-    except ValueError:
-        raise RenderError(f"variable '{name}' expects {var.type}, cannot read {raw!r}") from None
+    except (ValueError, RecursionError):  # nesting deeper than Python recurses is no value either
+        raise RenderError(f"variable '{name}' expects {var.type}, cannot read {clip(raw, 80)!r}") from None
+    if nesting_depth(value, MAX_VALUE_DEPTH) > MAX_VALUE_DEPTH:  # rendering and the store walk it
+        raise RenderError(f"variable '{name}': the {var.type} nests deeper than {MAX_VALUE_DEPTH} levels")
     return value
+
+
+MAX_VALUE_DEPTH = 64  # levels a variable's JSON value may nest

@@ -150,3 +150,49 @@ def test_the_html_reports_data_block_holds_any_string_safely() -> None:
     block = page.split('<script type="application/json" id="promptci-data">', 1)[1].split("</script>", 1)[0]
     assert "<" not in block and ">" not in block and "&" not in block
     assert json.loads(block)["history"][0]["prompt"] == nasty
+
+
+ARRAY_RELAY = {
+    "prompts/first.yaml": "name: first\ntemplate: '{{ text }}'\nvariables: {text: string}\n",
+    "prompts/count.yaml": "name: count\ntemplate: 'Count {{ items | length }}'\nvariables: {items: array}\n",
+    "pipelines/counted.yaml": """\
+name: counted
+inputs: {review: string}
+steps:
+  - id: first
+    prompt: first
+    vars: {text: "{{ inputs.review }}"}
+  - id: count
+    prompt: count
+    vars: {items: "{{ steps.first.output }}"}
+output: count
+""",
+}
+
+
+def test_a_step_output_nesting_too_deep_for_an_array_variable_is_that_cases_error(repo: Repo) -> None:
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.conftest import chat_reply, json_server, request_json
+
+    def echo(h: BaseHTTPRequestHandler) -> tuple[int, object]:
+        return 200, chat_reply("m", request_json(h)["messages"][-1]["content"])
+
+    cases = [json.dumps(["x", "y"]), "[" * 5_000 + "]" * 5_000, "[" * 80 + "]" * 80, json.dumps([1])]
+    with json_server(echo) as url:
+        params = {"base_url": url + "/v1", "max_retries": 0}
+        suite = f"prompts: [counted]\nmodel: {{provider: openai, model: m, params: {json.dumps(params)}}}\n"
+        suite += "scorers: [{type: contains, value: Count}]\ncases:\n"
+        suite += "".join(f"  - vars: {{review: {json.dumps(c)}}}\n" for c in cases)
+        for path, text in {**ARRAY_RELAY, "evals/counted.yaml": suite}.items():
+            repo.write(path, text)
+        (repo.path / "evals/sentiment.yaml").unlink()
+        repo.commit("a relay into an array variable")
+        result = repo.run("eval")
+    assert result.code == ExitCode.FAILED, result.err  # two cases errored; never exit 3
+    assert "Traceback" not in result.err
+    rows = repo.sql("SELECT error FROM results")
+    assert len(rows) == 4
+    errors = sorted(e for (e,) in rows if e)
+    assert len(errors) == 2
+    assert any("cannot read" in e for e in errors) and any("nests deeper than 64 levels" in e for e in errors)
