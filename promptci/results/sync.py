@@ -94,7 +94,7 @@ def _export(
                     paths = store.export_set(kind, set_id, directory)
                 files += [(f"{kind}/{set_id}/{path.name}", path) for path in paths]
                 plan[kind].append(set_id)
-        keys = store.export_cache(batch)
+        keys = store.export_cache(batch, sorted(listing.cache))
         if keys:
             name = digest(batch)
             if name not in listing.cache:

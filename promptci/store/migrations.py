@@ -227,6 +227,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE optimizations ADD COLUMN pr_url VARCHAR;
         """,
     ),
+    (
+        11,
+        "the cache batches each answer was published in, so each destination gets every answer once",
+        """
+        CREATE TABLE cache_batches (
+            batch VARCHAR NOT NULL,
+            key VARCHAR NOT NULL,
+            PRIMARY KEY (batch, key)
+        );
+        INSERT INTO cache_batches SELECT DISTINCT origin, key FROM cache WHERE origin IS NOT NULL;
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every
@@ -242,6 +254,7 @@ INTEGRITY_QUERIES = {
     "credit": "SELECT count(*), sum(hash(COLUMNS(*))) FROM credit",
     "outcomes": "SELECT count(*), sum(hash(COLUMNS(*))) FROM outcomes",
     "ab_looks": "SELECT count(*), sum(hash(COLUMNS(*))) FROM ab_looks",
+    "cache_batches": "SELECT count(*), sum(hash(COLUMNS(*))) FROM cache_batches",
 }
 
 

@@ -77,20 +77,40 @@ class ParquetQueries(Core):
             written.append(path)
         return written
 
-    def export_cache(self, path: Path) -> list[str]:
-        """Write the cached answers not yet published to ``path``; their keys (none: no file)."""
-        keys = [r[0] for r in self.db.execute("SELECT key FROM cache WHERE origin IS NULL ORDER BY key").fetchall()]
+    def export_cache(self, path: Path, present: Sequence[str] = ()) -> list[str]:
+        """Write to ``path`` the cached answers that a destination holding the batches ``present``
+        lacks (none pulled from one of them, nor published in one); their keys (none: no file)."""
+        self.db.execute("SET VARIABLE promptci_present = ?::VARCHAR[]", [list(present)])
+        lacking = (
+            " FROM cache WHERE (origin IS NULL OR NOT list_contains(getvariable('promptci_present'), origin))"
+            " AND key NOT IN (SELECT key FROM cache_batches"
+            " WHERE list_contains(getvariable('promptci_present'), batch)) ORDER BY key"
+        )
+        keys = [r[0] for r in self.db.execute("SELECT key" + lacking).fetchall()]
         if keys:
-            self._copy_out("SELECT * EXCLUDE (origin) FROM cache WHERE origin IS NULL ORDER BY key", path)
+            self._copy_out("SELECT * EXCLUDE (origin)" + lacking, path)
         return keys
 
     @uninterrupted
-    def mark_published(self, keys: Sequence[str], origin: str) -> None:
-        """Cached answers published as ``origin``, so that no later push sends them again."""
-        self.db.execute("UPDATE cache SET origin = ? WHERE key IN (SELECT unnest(?))", [origin, list(keys)])
+    def mark_published(self, keys: Sequence[str], batch: str) -> None:
+        """Cached answers published in ``batch``: a destination that holds it is sent none of them again."""
+        self.db.execute("BEGIN TRANSACTION")
+        try:
+            self.db.execute("INSERT INTO cache_batches SELECT ?, unnest(?) ON CONFLICT DO NOTHING", [batch, list(keys)])
+            self.db.execute(
+                "UPDATE cache SET origin = ? WHERE origin IS NULL AND key IN (SELECT unnest(?))", [batch, list(keys)]
+            )
+            self.db.execute("COMMIT")
+        except Exception:
+            self.db.execute("ROLLBACK")
+            raise
 
     def cache_origins(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT DISTINCT origin FROM cache WHERE origin IS NOT NULL").fetchall()}
+        """The cache batches this database pulled or published: none of them is pulled again."""
+        rows = self.db.execute(
+            "SELECT DISTINCT origin FROM cache WHERE origin IS NOT NULL UNION SELECT DISTINCT batch FROM cache_batches"
+        ).fetchall()
+        return {r[0] for r in rows}
 
     def _copy_out(self, query: str, path: Path, **names: str) -> None:
         """The rows of ``query`` (a template of :func:`sql`) into a Parquet file at ``path``."""

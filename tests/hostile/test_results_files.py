@@ -125,3 +125,35 @@ def test_a_database_read_only_reaches_no_file_even_through_promptcis_own_queries
     secret.write_text(SECRET)
     with Store(db, read_only=True) as store, pytest.raises(duckdb.PermissionException):
         store.db.execute(f"SELECT content FROM read_text('{secret}')").fetchall()
+
+
+def test_each_destination_gets_every_cached_answer_once(repo: Repo, tmp_path: Path) -> None:
+    """Publishing to a folder first must not count the cache as published to the branch too."""
+    from http.server import BaseHTTPRequestHandler
+
+    from promptci.cli import main
+    from tests.conftest import chat_reply, git, json_server
+
+    def positive(h: BaseHTTPRequestHandler) -> tuple[int, object]:
+        return 200, chat_reply("m", "positive")
+
+    with json_server(positive) as url:
+        repo.use_model_server(url + "/v1", model="m")
+        repo.commit("scripted model")
+        assert repo.run("eval").code in (0, 1)
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    repo.git("remote", "add", "origin", str(remote))
+    repo.git("push", "-q", "origin", "main")
+    folder = repo.run("results", "push", "--url", str(tmp_path / "published"))
+    assert folder.code == 0 and "6 cached answers" in folder.out, folder
+    branch = repo.run("results", "push")
+    assert branch.code == 0 and "6 cached answers" in branch.out, branch
+    again = repo.run("results", "push")
+    assert "0 cached answers" in again.out  # each destination once: nothing twice
+    clone = tmp_path / "ci"
+    git(tmp_path, "clone", "-q", str(remote), str(clone))
+    assert main(["-C", str(clone), "results", "pull"]) == 0
+    with Store(clone / ".promptci/results.duckdb", read_only=True) as store:
+        assert store.db.execute("SELECT count(*) FROM cache").fetchone() == (6,)
+    assert repo.run("results", "pull").out.endswith("0 cached answers\n")  # its own batches are not pulled back
