@@ -175,11 +175,16 @@ def test_json_output(repo: Repo) -> None:
     }
 
 
-def test_bad_config_is_exit_2_with_position(repo: Repo) -> None:
+def test_a_bad_config_is_a_lint_error_with_its_position_and_the_rest_is_linted(repo: Repo) -> None:
     repo.write("promptci.yaml", "prompts_dir: prompts\nmodle: {}\n")
+    repo.write("prompts/broken.yaml", "name: broken\ntemplate: '{{ x }}'\n")
     result = repo.run("lint")
-    assert result.code == ExitCode.USAGE
-    assert result.err.strip() == "error: promptci.yaml:2:1: unknown key 'modle'"
+    assert result.code == ExitCode.FAILED  # as docs/commands.md says: 1, with the usual summary
+    lines = result.out.splitlines()
+    assert lines[0] == "promptci.yaml:2:1: error: unknown key 'modle' [config]"
+    assert any(line.startswith("prompts/broken.yaml:2:") for line in lines)
+    assert "2 errors" in result.err
+    assert repo.run("eval").code == ExitCode.USAGE  # every other command still refuses a bad config
 
 
 def test_this_repository_passes_its_own_lint(capsys: object) -> None:
