@@ -28,6 +28,13 @@ INIT_TEMPLATES = REPO_ROOT / "tests" / "fixtures" / "project"
 MODEL_CACHE = REPO_ROOT / ".promptci-test-models"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts llm-katan, through any fixture, is slow: marked here, so none is missed."""
+    for item in items:
+        if "katan" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Each xdist worker gets its share of the cores for torch: two workers each spinning a thread
     per core on the same cores run the model several times slower than one thread each."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -65,17 +66,18 @@ class EvalProgress(_Bar):
     the rate and the time left. The rate is timed from the first case done, so loading the model
     does not count as slow cases."""
 
-    def __init__(self, every: float = 10.0) -> None:
+    def __init__(self, every: float = 10.0, clock: Callable[[], float] | None = None) -> None:
+        import time
+
         super().__init__()
         self._every = every
+        self._clock = clock or time.monotonic
         self._total = self._done = self._cached = self._first = 0
         self._started = self._last = 0.0
         self._timing = False
 
     def start(self, total: int, cached: int) -> None:
-        import time
-
-        self._total, self._cached, self._started = total, cached, time.monotonic()
+        self._total, self._cached, self._started = total, cached, self._clock()
         self._last = self._started
         if self._progress is not None:
             self._task = self._progress.add_task(f"eval ({cached} cached)", total=total)
@@ -83,13 +85,11 @@ class EvalProgress(_Bar):
             print(f"eval: {total} cases to run ({cached} cached)", file=sys.stderr, flush=True)
 
     def advance(self, n: int = 1) -> None:
-        import time
-
         self._done += n
         if self._task is not None:
             self._progress.advance(self._task, n)
             return
-        now = time.monotonic()
+        now = self._clock()
         if not self._timing:  # the first cases done: the clock for the rate starts here
             self._timing, self._first, self._started = True, self._done, now
             return

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import promptci
 from promptci.errors import PromptciError
+from promptci.prompts.spec import PromptSpec
 from promptci.release.ab import load_logs
 from promptci.store import Store
 from tests.conftest import Repo
@@ -54,7 +55,9 @@ def test_any_bytes_as_a_bundle_load_or_raise_a_promptci_error(bundle: bytes) -> 
                 prompt = promptci.load("sentiment", bundle=path)
             except PromptciError:
                 return
-            assert prompt.render(review="fine")  # only an intact bundle loads
+            # It loaded: then it is the same bundle (a flip in a space, say), never a damaged one.
+            assert json.loads(bytes(data)) == json.loads(bundle)
+            assert prompt.render(review="fine")
 
     run()
 
@@ -75,8 +78,15 @@ def test_a_bundle_whose_digest_was_forged_over_any_content_is_refused_cleanly(bu
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bundle.json"
             path.write_text(json.dumps(forged))
-            with contextlib.suppress(PromptciError):  # or it loads, and renders
-                promptci.load("sentiment", bundle=path).render(review="fine")
+            try:
+                loaded = promptci.load("sentiment", bundle=path)
+            except PromptciError:
+                return  # refused cleanly
+            # It loaded: then what it holds is a prompt promptci itself would accept, and its render
+            # gives messages or a clean error.
+            PromptSpec.model_validate(prompt)
+            with contextlib.suppress(PromptciError):
+                assert isinstance(loaded.render(review="fine"), list)
 
     run()
 

@@ -83,6 +83,7 @@ def test_steps_take_turns_and_a_candidate_reuses_the_steps_before_it(piped: Repo
             assert set(read_state(text) or {}) == {"draft", "label"}
     assert piped.sql("SELECT count(*) FROM credit") == [(0,)]  # no blame asked for
     # A candidate for the second step is scored with the first step's answers from the cache.
+    checked = set()
     for step, target, _, status, dev_run in rows:
         if status != "scored" or not dev_run:
             continue
@@ -91,6 +92,8 @@ def test_steps_take_turns_and_a_candidate_reuses_the_steps_before_it(piped: Repo
             assert cached["draft"] is True, step
         else:
             assert cached["draft"] is False and cached["label"] is False, step
+        checked.add(target)
+    assert checked == {"draft", "label"}, "a scored candidate of each step was checked"
     assert "over 3 paired cases" in result.out  # every test case, scored outside the budget
     assert "### Credit: the step each search step changed" in result.out
     assert "| 1 | draft | its turn |" in result.out and "| 2 | label | its turn |" in result.out
