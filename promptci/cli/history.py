@@ -31,6 +31,7 @@ def history(state: State, name: str | None, suite: str | None, results_url: str 
         (
             p.suite,
             p.prompt,
+            p.model_id,
             short(p.commit) if p.commit else "(uncommitted)",
             p.first_seen.strftime("%Y-%m-%d %H:%M"),
             p.prompt_hash[:12],
@@ -42,7 +43,7 @@ def history(state: State, name: str | None, suite: str | None, results_url: str 
         )
         for p in points
     ]
-    table(("suite", "prompt", "commit", "first seen", "version", "cases", "score", "passed"), rows)
+    table(("suite", "prompt", "model", "commit", "first seen", "version", "cases", "score", "passed"), rows)
     for (s, prompt, model), group in groupby(points, key=lambda p: (p.suite, p.prompt, p.model_id)):
         scores = [p.score for p in group]
         click.echo(f"{s} × {prompt} [{model}]: {sparkline(scores)}", err=True)

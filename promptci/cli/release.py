@@ -56,7 +56,13 @@ def ab() -> None:
     type=click.IntRange(min=2),
     help="Outcomes planned per version: spend alpha by the O'Brien-Fleming rule.",
 )
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="The significance level, spent over the planned looks.",
+)
 @click.option("--control", metavar="REV", help="The version the others are compared with (a commit or its prefix).")
 @format_option()
 @pass_state
