@@ -23,7 +23,7 @@ from promptci.cli.reference import commands, options, section, written
 
 from .conftest import REPO_ROOT, Repo
 
-DOCS = sorted((REPO_ROOT / "docs").glob("*.md")) + [REPO_ROOT / "README.md"]
+DOCS = [*sorted((REPO_ROOT / "docs").glob("*.md")), REPO_ROOT / "README.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 
