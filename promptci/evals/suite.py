@@ -16,7 +16,7 @@ class _Strict(BaseModel):
 
 
 class _Scorer(_Strict):
-    weight: float = Field(1.0, ge=0, description="share of the case score")
+    weight: float = Field(1.0, ge=0, le=1_000, description="share of the case score")
 
 
 class ExactScorer(_Scorer):
@@ -88,7 +88,7 @@ class ChoiceScorer(_Scorer):
 
 class NumericScorer(_Scorer):
     type: Literal["numeric"]
-    tolerance: float = Field(0.0, ge=0)
+    tolerance: float = Field(0.0, ge=0, allow_inf_nan=False)
     relative: bool = False
 
 
@@ -112,7 +112,7 @@ class JudgeScorer(_Scorer):
     type: Literal["llm-judge"]
     rubric: str
     model: ModelSettings | None = None
-    repeat: int = Field(1, ge=1, description="judge calls per output; their agreement is reported")
+    repeat: int = Field(1, ge=1, le=100, description="judge calls per output; their agreement is reported")
 
 
 class EmbeddingScorer(_Scorer):
@@ -184,9 +184,9 @@ class Suite(_Strict):
     scorers: list[Scorer] = Field(min_length=1)
     threshold: float = Field(0.0, ge=0, le=1, description="the suite passes when its mean score reaches this")
     case_threshold: float = Field(1.0, ge=0, le=1, description="a case passes when its score reaches this")
-    repeat: int = Field(1, ge=1)
+    repeat: int = Field(1, ge=1, le=1_000)
     aggregate: Literal["mean", "k-of-n"] = "mean"
-    k: int | None = Field(None, ge=1, description="with aggregate: k-of-n, repeats that must pass")
+    k: int | None = Field(None, ge=1, le=1_000, description="with aggregate: k-of-n, repeats that must pass")
     model: ModelSettings | None = None
     extractor: Extractor | None = None
     tags: list[str] = Field(default_factory=list)

@@ -66,6 +66,44 @@ def test_bad_model_params_exit_2_and_fail_lint(repo: Repo, param: str, message: 
     assert r.code == 2 and one_line(r.err) == f"error: prompts/sentiment.yaml:18:3: model.params: {message}"
 
 
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("timeout: .nan", "timeout: nan is not a positive number of seconds, at most 86400"),
+        ("timeout: .inf", "timeout: inf is not a positive number of seconds, at most 86400"),
+        ("concurrency: 100000", "concurrency: 100000 is not a whole number from 1 to 256"),
+        ("max_retries: true", "max_retries: True is not a whole number from 0 to 20"),
+        ("backoff: -1", "backoff: -1 is not a number of seconds from 0 to 3600"),
+        ("max_backoff: 1.0e+9", "max_backoff: 1000000000.0 is not a number of seconds from 0 to 3600"),
+        ("price: {input: .nan}", "price: {'input': nan} is not {input: USD, output: USD} per million tokens"),
+    ],
+)
+def test_bad_api_params_exit_2_and_fail_lint_alike(repo: Repo, param: str, message: str) -> None:
+    text = (repo.path / "prompts/sentiment.yaml").read_text()
+    model = "  provider: openai\n  model: m\n  max_tokens: 4\n"
+    repo.write(
+        "prompts/sentiment.yaml",
+        text.replace("  max_tokens: 4\n", f"{model}  params: {{base_url: 'http://127.0.0.1:9/v1', {param}}}\n"),
+    )
+    r = repo.run("lint")
+    assert r.code == 1 and message in r.out, r
+    r = repo.run("eval")
+    assert r.code == 2 and message in one_line(r.err)
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [("repeat: 1000000000", "repeat"), ("case_threshold: .nan", "case_threshold"), ("k: 0", "k")],
+)
+def test_bad_suite_numbers_exit_2_and_fail_lint_alike(repo: Repo, setting: str, field: str) -> None:
+    suite = repo.path / "evals/sentiment.yaml"
+    suite.write_text(suite.read_text() + setting + "\n")
+    r = repo.run("lint")
+    assert r.code == 1 and f"error: {field}:" in r.out, r
+    r = repo.run("eval")
+    assert r.code == 2 and f"{field}:" in one_line(r.err)
+
+
 def test_outside_any_project_commands_exit_2_and_write_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
