@@ -209,3 +209,13 @@ def test_a_signal_ends_an_eval_without_waiting_for_the_requests_in_flight(repo: 
         release.set()
     with duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True) as con:
         assert con.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+
+
+@pytest.mark.slow  # imports litellm
+def test_litellm_params_that_name_its_own_arguments_are_not_a_crash(repo: Repo) -> None:
+    """`num_retries` and `timeout` are LiteLLM's own arguments too: promptci's stay in force."""
+    with _server({}) as (url, seen):
+        repo.write("evals/sentiment.yaml", _suite(url, "litellm", num_retries=3, drop_params=False))
+        r = repo.run("eval")
+    assert r.code == 0, r
+    assert len(seen) == 8
