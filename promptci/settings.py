@@ -40,7 +40,7 @@ def _price(v: Any) -> bool:
         isinstance(v, dict)
         and bool(v)
         and set(v) <= {"input", "output"}
-        and all(_number(x) and 0 <= x <= 1_000_000 for x in v.values())
+        and all(_number(x) and 0 <= x <= 1_000_000_000 for x in v.values())
     )
 
 
@@ -55,7 +55,7 @@ _API_PARAMS: dict[str, tuple[Callable[[Any], bool], str]] = {  # openai and lite
     "timeout": (_positive_number, "a positive number of seconds, at most 86400"),
     "backoff": (_seconds, "a number of seconds from 0 to 3600"),
     "max_backoff": (_seconds, "a number of seconds from 0 to 3600"),
-    "price": (_price, "{input: USD, output: USD} per million tokens, each a number from 0 to 1000000"),
+    "price": (_price, "{input: USD, output: USD} per million tokens, each a number from 0 to 10^9"),
 }
 _PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "transformers": {

@@ -60,8 +60,9 @@ def test_the_distribution_has_a_name_of_its_own() -> None:
 def test_the_action_installs_from_its_own_checkout() -> None:
     action = yaml.safe_load((REPO_ROOT / "action.yml").read_text())
     assert action["inputs"]["install"]["default"] == "" and action["inputs"]["extras"]["default"] == "local"
-    install = next(s for s in action["runs"]["steps"] if s.get("name") == "Install promptci")["run"]
-    assert '"${{ github.action_path }}[${{ inputs.extras }}]"' in install
+    step = next(s for s in action["runs"]["steps"] if s.get("name") == "Install promptci")
+    install = step["run"]
+    assert '"$ACTION_PATH[$EXTRAS]"' in install and step["env"]["ACTION_PATH"] == "${{ github.action_path }}"
     assert "--index-url" in install and action["inputs"]["torch-index"]["default"].endswith("/whl/cpu")
     for template in ("promptci.yml", "promptci-optimize.yml"):
         text = (REPO_ROOT / "promptci/templates/github" / template).read_text()

@@ -177,7 +177,8 @@ def test_model_option_overrides_every_suite(
     data = json.loads(out.read_text())
     assert data["suites"][0]["model"].startswith("openai:echo-model@127.0.0.1")
     assert all("[echo]" in r["output"] for r in data["results"]) and len(data["results"]) == 6
-    assert "nothing to evaluate" in repo.run("eval", "--prompt", "no-such-prompt").err
+    typo = repo.run("eval", "--prompt", "no-such-prompt")  # a typo in CI must not pass as "nothing to do"
+    assert typo.code == 2 and "no prompt or pipeline named 'no-such-prompt'" in typo.err
 
 
 def test_llm_judge_through_a_real_provider(repo: Repo, katan: Callable[..., Katan]) -> None:
