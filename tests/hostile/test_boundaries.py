@@ -49,42 +49,35 @@ def test_a_prompt_linked_outside_the_repository_is_not_read(repo: Repo, tmp_path
     assert r.code == 1 and "prompts/stolen.yaml:1:1: error:" in r.out and "outside the repository" in r.out
 
 
-@pytest.mark.parametrize(
-    ("param", "message"),
-    [
-        ("batch_size: 0", "batch_size: 0 is not a whole number from 1 to 4096"),
-        ("device: tpu", "device: 'tpu' is not auto, cpu, mps, cuda or cuda:N"),
-        ("dtype: int3", "dtype: 'int3' is not auto, float32, float16 or bfloat16"),
-    ],
-)
-def test_bad_model_params_exit_2_and_fail_lint(repo: Repo, param: str, message: str) -> None:
-    text = (repo.path / "prompts/sentiment.yaml").read_text()
-    repo.write("prompts/sentiment.yaml", text.replace("  max_tokens: 4\n", f"  max_tokens: 4\n  params: {{{param}}}\n"))
-    r = repo.run("lint")
-    assert r.code == 1 and f"prompts/sentiment.yaml:18:3: error: model.params: {message}" in r.out
-    r = repo.run("eval")
-    assert r.code == 2 and one_line(r.err) == f"error: prompts/sentiment.yaml:18:3: model.params: {message}"
+LOCAL = ""
+API = "  provider: openai\n  model: m\n"  # an API model's params are checked the same way
+URL = "base_url: 'http://127.0.0.1:9/v1', "
 
 
 @pytest.mark.parametrize(
-    ("param", "message"),
+    ("model", "param", "message"),
     [
-        ("timeout: .nan", "timeout: nan is not a positive number of seconds, at most 86400"),
-        ("timeout: .inf", "timeout: inf is not a positive number of seconds, at most 86400"),
-        ("concurrency: 100000", "concurrency: 100000 is not a whole number from 1 to 256"),
-        ("max_retries: true", "max_retries: True is not a whole number from 0 to 20"),
-        ("backoff: -1", "backoff: -1 is not a number of seconds from 0 to 3600"),
-        ("max_backoff: 1.0e+9", "max_backoff: 1000000000.0 is not a number of seconds from 0 to 3600"),
-        ("price: {input: .nan}", "price: {'input': nan} is not {input: USD, output: USD} per million tokens"),
+        (LOCAL, "batch_size: 0", "batch_size: 0 is not a whole number from 1 to 4096"),
+        (LOCAL, "device: tpu", "device: 'tpu' is not auto, cpu, mps, cuda or cuda:N"),
+        (LOCAL, "dtype: int3", "dtype: 'int3' is not auto, float32, float16 or bfloat16"),
+        (API, URL + "timeout: .nan", "timeout: nan is not a positive number of seconds, at most 86400"),
+        (API, URL + "timeout: .inf", "timeout: inf is not a positive number of seconds, at most 86400"),
+        (API, URL + "concurrency: 100000", "concurrency: 100000 is not a whole number from 1 to 256"),
+        (API, URL + "max_retries: true", "max_retries: True is not a whole number from 0 to 20"),
+        (API, URL + "backoff: -1", "backoff: -1 is not a number of seconds from 0 to 3600"),
+        (API, URL + "max_backoff: 1.0e+9", "max_backoff: 1000000000.0 is not a number of seconds from 0 to 3600"),
+        (API, URL + "price: {input: .nan}", "price: {'input': nan} is not {input: USD, output: USD} per million"),
     ],
 )
-def test_bad_api_params_exit_2_and_fail_lint_alike(repo: Repo, param: str, message: str) -> None:
+def test_bad_model_params_exit_2_and_fail_lint_alike(repo: Repo, model: str, param: str, message: str) -> None:
     text = (repo.path / "prompts/sentiment.yaml").read_text()
-    model = "  provider: openai\n  model: m\n  max_tokens: 4\n"
-    repo.write(
-        "prompts/sentiment.yaml",
-        text.replace("  max_tokens: 4\n", f"{model}  params: {{base_url: 'http://127.0.0.1:9/v1', {param}}}\n"),
-    )
+    block = f"{model}  max_tokens: 4\n  params: {{{param}}}\n"
+    repo.write("prompts/sentiment.yaml", text.replace("  max_tokens: 4\n", block))
+    _refused_alike(repo, f"model.params: {message}")
+
+
+def _refused_alike(repo: Repo, message: str) -> None:
+    """``lint`` reports ``message`` at its place (exit 1), and ``eval`` refuses with it (exit 2)."""
     r = repo.run("lint")
     assert r.code == 1 and message in r.out, r
     r = repo.run("eval")
@@ -98,10 +91,7 @@ def test_bad_api_params_exit_2_and_fail_lint_alike(repo: Repo, param: str, messa
 def test_bad_suite_numbers_exit_2_and_fail_lint_alike(repo: Repo, setting: str, field: str) -> None:
     suite = repo.path / "evals/sentiment.yaml"
     suite.write_text(suite.read_text() + setting + "\n")
-    r = repo.run("lint")
-    assert r.code == 1 and f"error: {field}:" in r.out, r
-    r = repo.run("eval")
-    assert r.code == 2 and f"{field}:" in one_line(r.err)
+    _refused_alike(repo, f"{field}:")
 
 
 def test_outside_any_project_commands_exit_2_and_write_nothing(

@@ -97,6 +97,19 @@ output: first
 }
 
 
+def _relay(
+    repo: Repo, files: dict[str, str], pipeline: str, model: str, params: dict[str, object], word: str, cases: list[str]
+) -> None:
+    """``files`` and a suite of ``cases`` for ``pipeline``, answered by an OpenAI-compatible ``model``, committed."""
+    suite = f"prompts: [{pipeline}]\nmodel: {{provider: openai, model: {model}, params: {json.dumps(params)}}}\n"
+    suite += f"scorers: [{{type: contains, value: {word}}}]\ncases:\n"
+    suite += "".join(f"  - vars: {{review: {json.dumps(c)}}}\n" for c in cases)
+    for path, text in {**files, f"evals/{pipeline}.yaml": suite}.items():
+        repo.write(path, text)
+    (repo.path / "evals/sentiment.yaml").unlink()
+    repo.commit(f"the {pipeline} pipeline and its suite")
+
+
 def test_a_reply_nesting_too_deep_is_that_cases_error_and_the_eval_goes_on(
     repo: Repo, katan: Callable[..., Katan]
 ) -> None:
@@ -104,13 +117,7 @@ def test_a_reply_nesting_too_deep_is_that_cases_error_and_the_eval_goes_on(
     params = {"base_url": server.base_url, "backoff": 0.01}
     deep = "[" * 900 + "]" * 900
     cases = [json.dumps({"a": 1}), deep, json.dumps(["x"]), "[" * 50_000]
-    suite = f"prompts: [relay]\nmodel: {{provider: openai, model: echo-model, params: {json.dumps(params)}}}\n"
-    suite += "scorers: [{type: contains, value: a}]\ncases:\n"
-    suite += "".join(f"  - vars: {{review: {json.dumps(c)}}}\n" for c in cases)
-    for path, text in {**RELAY, "evals/relay.yaml": suite}.items():
-        repo.write(path, text)
-    (repo.path / "evals/sentiment.yaml").unlink()
-    repo.commit("a relay that parses JSON")
+    _relay(repo, RELAY, "relay", "echo-model", params, "a", cases)
     result = repo.run("eval")
     assert result.code in (ExitCode.OK, ExitCode.FAILED), result.err
     rows = repo.sql("SELECT error, note, score FROM results ORDER BY case_id")
@@ -180,14 +187,7 @@ def test_a_step_output_nesting_too_deep_for_an_array_variable_is_that_cases_erro
 
     cases = [json.dumps(["x", "y"]), "[" * 5_000 + "]" * 5_000, "[" * 80 + "]" * 80, json.dumps([1])]
     with json_server(echo) as url:
-        params = {"base_url": url + "/v1", "max_retries": 0}
-        suite = f"prompts: [counted]\nmodel: {{provider: openai, model: m, params: {json.dumps(params)}}}\n"
-        suite += "scorers: [{type: contains, value: Count}]\ncases:\n"
-        suite += "".join(f"  - vars: {{review: {json.dumps(c)}}}\n" for c in cases)
-        for path, text in {**ARRAY_RELAY, "evals/counted.yaml": suite}.items():
-            repo.write(path, text)
-        (repo.path / "evals/sentiment.yaml").unlink()
-        repo.commit("a relay into an array variable")
+        _relay(repo, ARRAY_RELAY, "counted", "m", {"base_url": url + "/v1", "max_retries": 0}, "Count", cases)
         result = repo.run("eval")
     assert result.code == ExitCode.FAILED, result.err  # two cases errored; never exit 3
     assert "Traceback" not in result.err
