@@ -66,22 +66,27 @@ URL = "base_url: 'http://127.0.0.1:9/v1', "
         (API, URL + "max_retries: true", "max_retries: True is not a whole number from 0 to 20"),
         (API, URL + "backoff: -1", "backoff: -1 is not a number of seconds from 0 to 3600"),
         (API, URL + "max_backoff: 1.0e+9", "max_backoff: 1000000000.0 is not a number of seconds from 0 to 3600"),
-        (API, URL + "price: {input: .nan}", "price: {'input': nan} is not {input: USD, output: USD} per million"),
+        (
+            API,
+            URL + "price: {input: .nan}",
+            "price: {'input': nan} is not {input: USD, output: USD} per million tokens, each a number from 0 to 10^9",
+        ),
     ],
 )
 def test_bad_model_params_exit_2_and_fail_lint_alike(repo: Repo, model: str, param: str, message: str) -> None:
     text = (repo.path / "prompts/sentiment.yaml").read_text()
     block = f"{model}  max_tokens: 4\n  params: {{{param}}}\n"
     repo.write("prompts/sentiment.yaml", text.replace("  max_tokens: 4\n", block))
-    _refused_alike(repo, f"model.params: {message}")
+    where = f"prompts/sentiment.yaml:{18 + model.count(chr(10))}:3"  # the params line, after the model's
+    _refused_alike(repo, f"model.params: {message}", where)
 
 
-def _refused_alike(repo: Repo, message: str) -> None:
-    """``lint`` reports ``message`` at its place (exit 1), and ``eval`` refuses with it (exit 2)."""
+def _refused_alike(repo: Repo, message: str, where: str = "") -> None:
+    """``lint`` reports ``message`` at ``where`` (exit 1), and ``eval`` refuses with it (exit 2)."""
     r = repo.run("lint")
-    assert r.code == 1 and message in r.out, r
+    assert r.code == 1 and f"{where}: error: {message}" in r.out if where else message in r.out, r
     r = repo.run("eval")
-    assert r.code == 2 and message in one_line(r.err)
+    assert r.code == 2 and (one_line(r.err) == f"error: {where}: {message}" if where else message in one_line(r.err))
 
 
 @pytest.mark.parametrize(
