@@ -24,6 +24,7 @@ from ..files import read_text
 from ..lint_cache import LintCache
 from ..project import Project
 from ..prompts.registry import PROMPT_SUFFIXES, Files, Ref, Registry
+from ..prompts.tools import problems as tool_problems
 from ..settings import loglik_refusal
 from ..yamlio import YamlDocument, parse_yaml
 from .optimize import check_optimize, method_problem
@@ -223,6 +224,8 @@ def _analyse_prompt(a: _Analysis) -> None:
         for name in sorted(names - set(a.facts.variables)):
             message = f"variable '{name}' is used but not declared under 'variables'"
             a.add(loc, "undeclared-variable", message, value=True)
+    for loc, message in tool_problems(a.data):
+        a.add(loc, "tools", message)
     # A template that does not parse uses unknown names: say nothing about unused ones.
     for name in sorted(set(a.facts.variables) - used) if sources and parsed_all else ():
         a.add(("variables", name), "unused-variable", f"variable '{name}' is declared but never used", "warning")
@@ -237,6 +240,11 @@ def _templates(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
         for i, m in enumerate(messages):
             if isinstance(m, dict) and isinstance(m.get("content"), str):
                 found.append((("messages", i, "content"), m["content"]))
+    tools = data.get("tools")
+    for i, tool in enumerate(tools if isinstance(tools, list) else []):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("description"), str):
+            found.append((("tools", i, "function", "description"), function["description"]))
     return found
 
 

@@ -92,7 +92,9 @@ class Prompt:
 
         A ``template`` prompt renders to one user message.
         """
-        bound = self.bind(variables)
+        return self._messages(self.bind(variables))
+
+    def _messages(self, bound: dict[str, Any]) -> list[dict[str, str]]:
         if self.spec.template is not None:
             return [{"role": "user", "content": self._render(("template",), self.spec.template, bound)}]
         assert self.spec.messages is not None
@@ -100,6 +102,38 @@ class Prompt:
             {"role": m.role, "content": self._render(("messages", i, "content"), m.content, bound)}
             for i, m in enumerate(self.spec.messages)
         ]
+
+    def openai_kwargs(self, **variables: Any) -> dict[str, Any]:
+        """The request pieces as OpenAI's chat completions take them: ``messages``, and ``tools``
+        (descriptions rendered), ``tool_choice`` and ``response_format`` where the prompt has them.
+        ``client.chat.completions.create(model=…, **prompt.openai_kwargs(…))``."""
+        from . import tools
+
+        bound = self.bind(variables)
+        kwargs: dict[str, Any] = {"messages": self._messages(bound)}
+        spec_tools = list(self.spec.tools or ())
+        if spec_tools:
+            descriptions = [
+                self._render(("tools", i, "function", "description"), tools.description(t), bound)
+                for i, t in enumerate(spec_tools)
+            ]
+            kwargs["tools"] = tools.openai_tools(spec_tools, descriptions)
+        if self.spec.tool_choice is not None:
+            kwargs["tool_choice"] = tools.openai_choice(self.spec.tool_choice)
+        if (fmt := tools.openai_format(self.spec.response_format)) is not None:
+            kwargs["response_format"] = fmt
+        return kwargs
+
+    def anthropic_kwargs(self, **variables: Any) -> dict[str, Any]:
+        """The request pieces as Anthropic's Messages API takes them: ``system`` apart, ``messages``,
+        ``tools`` with ``input_schema`` and ``tool_choice``; a JSON-schema response format becomes a
+        tool the model must call. ``client.messages.create(model=…, max_tokens=…, **…)``."""
+        from . import tools
+
+        k = self.openai_kwargs(**variables)
+        return tools.anthropic_request(
+            k["messages"], k.get("tools", []), k.get("tool_choice"), k.get("response_format")
+        )
 
     def _render(self, loc: tuple[str | int, ...], source: str, bound: dict[str, Any]) -> str:
         import jinja2

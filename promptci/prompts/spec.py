@@ -47,6 +47,61 @@ class Message(_Strict):
     content: str
 
 
+# What the OpenAI and Anthropic APIs take as a tool's or a response format's name.
+TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_TOOLS = 128
+
+
+class Function(_Strict):
+    """A function a model may call: its ``description`` is a Jinja2 template, its ``parameters``
+    a JSON Schema (data, never a template)."""
+
+    name: str = Field(pattern=TOOL_NAME, description="letters, digits, '_' and '-', at most 64")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool = Field(False, description="the provider's strict mode: every argument required, no others")
+
+
+class Tool(_Strict):
+    """A tool in the OpenAI function-tool shape."""
+
+    type: Literal["function"] = "function"
+    function: Function
+
+
+class ToolChoiceFunction(_Strict):
+    name: str = Field(pattern=TOOL_NAME)
+
+
+class ToolChoice(_Strict):
+    """``{type: function, function: {name: NAME}}``: the model must call this tool."""
+
+    type: Literal["function"] = "function"
+    function: ToolChoiceFunction
+
+
+class JsonSchemaFormat(_Strict):
+    name: str = Field(pattern=TOOL_NAME)
+    description: str = ""
+    schema_: dict[str, Any] = Field(alias="schema", description="the JSON Schema the reply must meet")
+    strict: bool = False
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
+
+
+class ResponseFormat(_Strict):
+    """``json_schema`` (a named schema the reply must meet) or ``json_object`` (any JSON object)."""
+
+    type: Literal["json_schema", "json_object", "text"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_with_its_type(self) -> ResponseFormat:
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("type json_schema takes a json_schema: {name, schema}; the other types take none")
+        return self
+
+
 class PromptSpec(_Strict):
     """A prompt file. Exactly one of ``messages`` or ``template`` is given."""
 
@@ -55,6 +110,11 @@ class PromptSpec(_Strict):
     messages: list[Message] | None = Field(None, min_length=1)
     template: str | None = None
     variables: dict[str, Variable] = Field(default_factory=dict)
+    tools: list[Tool] = Field(default_factory=list, max_length=MAX_TOOLS, description="functions the model may call")
+    tool_choice: Literal["auto", "none", "required"] | ToolChoice | None = Field(
+        None, description="auto, none, required, or {type: function, function: {name: NAME}}"
+    )
+    response_format: ResponseFormat | None = Field(None, description="json_schema or json_object")
     model: ModelSettings | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -83,8 +143,14 @@ class PromptSpec(_Strict):
         return self
 
     def templates(self) -> list[tuple[tuple[str | int, ...], str]]:
-        """Each Jinja2 source in the prompt with its location in the file."""
+        """Each Jinja2 source in the prompt with its location in the file: the messages (or the
+        template) and the tools' descriptions. Schemas are data, never templates."""
+        described: list[tuple[tuple[str | int, ...], str]] = [
+            (("tools", i, "function", "description"), t.function.description)
+            for i, t in enumerate(self.tools)
+            if t.function.description
+        ]
         if self.template is not None:
-            return [(("template",), self.template)]
+            return [(("template",), self.template), *described]
         assert self.messages is not None
-        return [(("messages", i, "content"), m.content) for i, m in enumerate(self.messages)]
+        return [*((("messages", i, "content"), m.content) for i, m in enumerate(self.messages)), *described]

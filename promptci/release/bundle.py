@@ -81,7 +81,7 @@ def _add(
             _add_step(body, step.id, prompt) for step, prompt in zip(found.spec.steps, found.prompts, strict=True)
         ]
     else:
-        held["prompt"] = found.spec.model_dump(mode="json", exclude={"optimize"})
+        held["prompt"] = found.spec.model_dump(mode="json", by_alias=True, exclude={"optimize"})
     body[kind].setdefault(found.name, {"labels": {}, "versions": {}})["versions"][found.content_hash] = held
     return {"commit": commit, "version": found.content_hash, "weight": weight}
 

@@ -80,6 +80,9 @@ class Spec:
     model: dict[str, Any] | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    tools: tuple[dict[str, Any], ...] = ()  # OpenAI's function-tool shape, as lint checked it
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, data: Any) -> Spec:
@@ -111,7 +114,18 @@ class Spec:
         if not isinstance(model, (dict, type(None))) or not isinstance(metadata, dict) or not isinstance(tags, list):
             raise ValueError("bad model, metadata or tags")
         description = data.get("description") or ""
-        return cls(data["name"], str(description), messages, template, found, model, tuple(map(str, tags)), metadata)
+        tools, choice, fmt = data.get("tools") or [], data.get("tool_choice"), data.get("response_format")
+        if not isinstance(tools, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("function"), dict) and isinstance(t["function"].get("name"), str)
+            for t in tools
+        ):
+            raise ValueError("bad tools")
+        if not isinstance(choice, (str, dict, type(None))) or not isinstance(fmt, (dict, type(None))):
+            raise ValueError("bad tool_choice or response_format")
+        return cls(
+            data["name"], str(description), messages, template, found, model, tuple(map(str, tags)), metadata,
+            tuple(tools), choice, fmt,
+        )  # fmt: skip
 
 
 class Bundle:

@@ -1,0 +1,222 @@
+"""Tools and structured outputs: what a prompt's ``tools``, ``tool_choice`` and
+``response_format`` must satisfy, and how they are sent in each provider's own shape.
+
+Checks work on the raw YAML data, so that ``lint`` can place every problem at its line; each is
+``(location, message)``. The request shapes are plain dicts, built without any SDK.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+Location = tuple[str | int, ...]
+Problem = tuple[Location, str]
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_SCHEMA_DEPTH = 32  # levels a tool's schema may nest: providers refuse far less
+
+
+def problems(data: Mapping[str, Any]) -> list[Problem]:
+    """Every problem of a prompt's tools, tool choice and response format."""
+    found: list[Problem] = []
+    tools = data.get("tools")
+    names: dict[str, int] = {}
+    for i, tool in enumerate(tools if isinstance(tools, list) else []):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict):
+            continue  # the schema check reports the shape
+        name = function.get("name")
+        if isinstance(name, str) and _NAME.match(name):
+            if name in names:
+                found.append(
+                    (
+                        (("tools", i, "function", "name")),
+                        f"tool '{name}' is defined twice (first: tool {names[name] + 1})",
+                    )
+                )
+            names.setdefault(name, i)
+        parameters = function.get("parameters")
+        if parameters is not None:
+            found += schema_problems(parameters, ("tools", i, "function", "parameters"), bool(function.get("strict")))
+    choice = data.get("tool_choice")
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        chosen = choice["function"].get("name")
+        if isinstance(chosen, str) and chosen not in names:
+            known = ", ".join(sorted(names)) or "none"
+            found.append(
+                (
+                    ("tool_choice", "function", "name"),
+                    f"tool_choice names '{chosen}', which is no tool here (tools: {known})",
+                )
+            )
+    elif choice in ("required",) and not names:
+        found.append((("tool_choice",), "tool_choice: required needs at least one tool"))
+    fmt = data.get("response_format")
+    if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
+        spec = fmt["json_schema"]
+        if isinstance(spec.get("schema"), dict):
+            found += schema_problems(
+                spec["schema"], ("response_format", "json_schema", "schema"), bool(spec.get("strict"))
+            )
+    return found
+
+
+def schema_problems(schema: Any, at: Location, strict: bool) -> list[Problem]:
+    """``schema`` checked against its JSON Schema metaschema, and against the strict-mode rules
+    where ``strict``: every object closed (``additionalProperties: false``) with every property
+    required."""
+    if not isinstance(schema, dict):
+        return [(at, "a schema is a mapping")]
+    from ..yamlio import nesting_depth
+
+    if nesting_depth(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
+        return [(at, f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")]
+    if outside := next(_outside_refs(schema, at), None):
+        return [(outside, "a $ref may point only inside the schema itself (#/…): no file or URL is read")]
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
+    except jsonschema.SchemaError as error:
+        where = (*at, *error.path)
+        return [(where, f"not a valid JSON Schema: {_short(error.message)}")]
+    except (RecursionError, jsonschema.exceptions.RefResolutionError) as exc:  # a $ref loop
+        return [(at, f"not a usable JSON Schema: {type(exc).__name__}")]
+    return list(_strict_problems(schema, at)) if strict else []
+
+
+def _outside_refs(value: Any, at: Location) -> Iterator[Location]:
+    """Where a ``$ref`` leaves the schema: a file, a URL, anything not ``#…``."""
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if ref is not None and not (isinstance(ref, str) and ref.startswith("#")):
+            yield (*at, "$ref")
+        for key, sub in value.items():
+            yield from _outside_refs(sub, (*at, key))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield from _outside_refs(sub, (*at, i))
+
+
+def _strict_problems(schema: Any, at: Location) -> Iterator[Problem]:
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False:
+            yield at, "strict mode needs additionalProperties: false on every object"
+        missing = sorted(set(properties) - set(schema.get("required") or []))
+        if missing:
+            yield at, f"strict mode needs every property required; not required: {', '.join(missing)}"
+        for name, sub in properties.items() if isinstance(properties, dict) else ():
+            yield from _strict_problems(sub, (*at, "properties", name))
+    for key in ("items", "additionalItems"):
+        if isinstance(schema.get(key), dict):
+            yield from _strict_problems(schema[key], (*at, key))
+    for key in ("anyOf", "$defs", "definitions"):
+        group = schema.get(key)
+        entries = group.items() if isinstance(group, dict) else enumerate(group) if isinstance(group, list) else ()
+        for name, sub in entries:
+            yield from _strict_problems(sub, (*at, key, name))
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= 160 else message[:159] + "…"
+
+
+# Request pieces in each provider's shape.
+
+
+def openai_tools(tools: Sequence[Any], descriptions: Sequence[str]) -> list[dict[str, Any]]:
+    """``tools`` (spec objects or dicts) with their rendered descriptions, as OpenAI takes them."""
+    out = []
+    for tool, description in zip(tools, descriptions, strict=True):
+        fn = _function(tool)
+        entry: dict[str, Any] = {"name": fn["name"], "parameters": fn["parameters"]}
+        if description:
+            entry["description"] = description
+        if fn.get("strict"):
+            entry["strict"] = True
+        out.append({"type": "function", "function": entry})
+    return out
+
+
+def openai_choice(choice: Any) -> Any:
+    if choice is None or isinstance(choice, str):
+        return choice
+    return {"type": "function", "function": {"name": _get(_get(choice, "function"), "name")}}
+
+
+def openai_format(fmt: Any) -> dict[str, Any] | None:
+    if fmt is None:
+        return None
+    kind = _get(fmt, "type")
+    if kind != "json_schema":
+        return {"type": kind}
+    spec = _get(fmt, "json_schema")
+    schema = _get(spec, "schema_") if not isinstance(spec, dict) else spec["schema"]
+    body: dict[str, Any] = {"name": _get(spec, "name"), "schema": schema}
+    if _get(spec, "description"):
+        body["description"] = _get(spec, "description")
+    if _get(spec, "strict"):
+        body["strict"] = True
+    return {"type": "json_schema", "json_schema": body}
+
+
+def anthropic_request(
+    messages: Sequence[Mapping[str, Any]], tools: list[dict[str, Any]], choice: Any, fmt: dict[str, Any] | None
+) -> dict[str, Any]:
+    """OpenAI-shaped pieces as Anthropic's Messages API takes them: the system text apart, tools
+    with ``input_schema``, and a JSON schema as a tool the model must call (Anthropic's own recipe
+    for structured output)."""
+    system = "\n\n".join(str(m["content"]) for m in messages if m["role"] == "system")
+    request: dict[str, Any] = {"messages": [dict(m) for m in messages if m["role"] != "system"]}
+    if system:
+        request["system"] = system
+    converted = [
+        {
+            "name": t["function"]["name"],
+            **({"description": t["function"]["description"]} if t["function"].get("description") else {}),
+            "input_schema": t["function"]["parameters"],
+        }
+        for t in tools
+    ]
+    if fmt is not None and fmt["type"] == "json_schema":
+        spec = fmt["json_schema"]
+        converted.append({"name": spec["name"], "description": spec.get("description") or "Reply in this form.",
+                          "input_schema": spec["schema"]})  # fmt: skip
+        request["tool_choice"] = {"type": "tool", "name": spec["name"]}
+    elif choice == "required":
+        request["tool_choice"] = {"type": "any"}
+    elif choice == "auto":
+        request["tool_choice"] = {"type": "auto"}
+    elif choice == "none":
+        request["tool_choice"] = {"type": "none"}
+    elif isinstance(choice, dict):
+        request["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
+    if converted:
+        request["tools"] = converted
+    return request
+
+
+def description(tool: Any) -> str:
+    """A tool's description template (spec object or plain data)."""
+    return str(_get(_get(tool, "function"), "description") or "")
+
+
+def _function(tool: Any) -> dict[str, Any]:
+    fn = _get(tool, "function")
+    return {
+        "name": _get(fn, "name"),
+        "parameters": _get(fn, "parameters"),
+        "strict": bool(_get(fn, "strict")),
+    }
+
+
+def _get(thing: Any, name: str) -> Any:
+    """A field of a spec object (pydantic or the runtime's dataclass) or of plain data."""
+    if isinstance(thing, Mapping):
+        return thing.get(name if name != "schema_" else "schema")
+    return getattr(thing, name, None)
