@@ -99,7 +99,7 @@ def test_suites_are_validated_against_prompts(repo: Repo) -> None:
         "evals/bad.yaml:6:5: error: scorers.0.choice: give exactly one of 'choices' or 'choices_from' [schema]",
         "evals/bad.yaml:7:5: error: scorers.1: Input tag 'fuzzy' found using 'type' does not match any of the"
         " expected tags: 'exact', 'contains', 'icontains', 'regex', 'choice', 'numeric', 'json', 'python',"
-        " 'llm-judge', 'embedding' [schema]",
+        " 'llm-judge', 'embedding', 'tool-call', 'no-tool-call' [schema]",
     ]
     repo.write(
         "evals/bad.yaml",

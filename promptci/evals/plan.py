@@ -315,10 +315,15 @@ def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
             return Item(task, case, repeat, None, "", canonical_json(case.vars), error=f"render: {exc}")
         return Item(task, case, repeat, None, "", canonical_json(inputs))
     try:
-        messages = task.prompt.render(**case.vars)
+        pieces = task.prompt.openai_kwargs(**case.vars)
     except PromptciError as exc:
         return Item(task, case, repeat, None, "", canonical_json(case.vars), error=f"render: {exc}")
-    request = Request(tuple((m["role"], m["content"]) for m in messages), task.params, repeat)
+    messages = pieces.pop("messages")
+    if pieces and (task.settings.provider or "transformers") == "transformers":
+        refusal = "tools: the local model does not run tools or response formats yet; use provider: openai or litellm"
+        return Item(task, case, repeat, None, "", canonical_json(messages), error=refusal)
+    tools = canonical_json(pieces) if pieces else ""
+    request = Request(tuple((m["role"], m["content"]) for m in messages), task.params, repeat, tools=tools)
     loglik = likelihood_scorer(task.suite)
     if loglik is not None:
         options = loglik.choices if loglik.choices is not None else case.data.get(loglik.choices_from or "")

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import InputError
 from ..patterns import compile_user
 from ..plugins import registrar
+from ..providers.replies import decode
 from .choice import read_choice
 from .dataset import EvalCase
 from .suite import (
@@ -21,10 +22,13 @@ from .suite import (
     ExactScorer,
     JsonScorer,
     JudgeScorer,
+    NoToolCallScorer,
     NumericScorer,
     PythonScorer,
     RegexScorer,
+    ToolCallScorer,
 )
+from .toolcalls import score_calls
 
 ScoreFn = Callable[[str, EvalCase], float]
 
@@ -91,6 +95,25 @@ def _numeric_scorer(scorer: NumericScorer, root: Path) -> ScoreFn:
 @register(JsonScorer)
 def _json_scorer(scorer: JsonScorer, root: Path) -> ScoreFn:
     return lambda out, case: _json(out, scorer)
+
+
+@register(ToolCallScorer)
+def _tool_call_scorer(scorer: ToolCallScorer, root: Path) -> ScoreFn:
+    def score(out: str, case: EvalCase) -> float:
+        expected = case.expected if case.expected is not None else case.data.get("tool_calls")
+        value, why = score_calls(out, expected, scorer.arguments, scorer.order == "ordered", scorer.checks)
+        return Noted(value, why) if why else value
+
+    return score
+
+
+@register(NoToolCallScorer)
+def _no_tool_call_scorer(scorer: NoToolCallScorer, root: Path) -> ScoreFn:
+    def score(out: str, case: EvalCase) -> float:
+        reply = decode(out)
+        return Noted(0.0, f"called {reply.calls[0].name}") if reply and reply.calls else 1.0
+
+    return score
 
 
 @register(EmbeddingScorer)

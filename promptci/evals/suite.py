@@ -99,6 +99,29 @@ class JsonScorer(_Scorer):
     schema_: dict[str, Any] | None = Field(None, alias="schema")
 
 
+class ArgumentCheck(_Strict):
+    """How one argument is matched, instead of equality."""
+
+    tolerance: float | None = Field(None, ge=0, allow_inf_nan=False, description="a number within this")
+    contains: bool = Field(False, description="holds the expected text, ignoring case")
+
+
+class ToolCallScorer(_Scorer):
+    """The reply calls the tools the case expects (``expected``: ``{name, arguments}``, a list of
+    them, or a tool name): F1 over the calls, each matched by name and arguments."""
+
+    type: Literal["tool-call"]
+    arguments: Literal["exact", "subset", "ignore"] = Field("subset", description="how arguments must match")
+    order: Literal["set", "ordered"] = Field("set", description="whether several calls must come in order")
+    checks: dict[str, ArgumentCheck] = Field(default_factory=dict, description="per argument: tolerance, contains")
+
+
+class NoToolCallScorer(_Scorer):
+    """The reply calls no tool."""
+
+    type: Literal["no-tool-call"]
+
+
 class PythonScorer(_Scorer):
     """A repo-local ``module:function(output, expected, case) -> float | bool``."""
 
@@ -132,7 +155,9 @@ Scorer = Annotated[
     | JsonScorer
     | PythonScorer
     | JudgeScorer
-    | EmbeddingScorer,
+    | EmbeddingScorer
+    | ToolCallScorer
+    | NoToolCallScorer,
     Field(discriminator="type"),
 ]
 

@@ -37,6 +37,9 @@ class Request:
     choices: tuple[str, ...] = ()
     normalize: bool = False
     prior: tuple[tuple[str, str], ...] = ()
+    # The prompt's tools, tool choice and response format in OpenAI's shape, as canonical JSON
+    # ("" for none): part of the request, so part of its cache key.
+    tools: str = ""
 
     @property
     def chat(self) -> list[dict[str, str]]:
@@ -90,4 +93,6 @@ def cache_key(model_id: str, request: Request) -> str:
     }
     if request.choices:  # a likelihood ranking, not a generation: its own answer
         material.update(choices=request.choices, normalize=request.normalize, prior=request.prior)
+    if request.tools:  # only then: the keys of every prompt without tools stay as they were
+        material["tools"] = request.tools
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()

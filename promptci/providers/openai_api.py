@@ -7,6 +7,7 @@ timeouts and connection errors.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import random
@@ -20,12 +21,25 @@ from ..errors import InputError
 from ..redact import clip, register_secret_variable, safe_host
 from ..settings import ModelSettings
 from .base import Completion, OnDone, Request, apply_stop
-from .replies import BadReply, Deadline, chat_reply, parse_json, read_body, retry_after
+from .replies import BadReply, Deadline, chat_reply, encode, parse_json, read_body, retry_after
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 # What the request body carries as the SDK's own arguments; any other parameter a model's
 # `params` give goes into the body as it is, so that a server's own options pass through.
-_SDK_ARGUMENTS = frozenset({"model", "messages", "max_tokens", "temperature", "top_p", "seed", "stop"})
+_SDK_ARGUMENTS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "seed",
+        "stop",
+        "tools",
+        "tool_choice",
+        "response_format",
+    }
+)
 _P = TypeVar("_P", bound="OpenAIProvider")
 
 
@@ -152,6 +166,8 @@ class OpenAIProvider:
         if p.stop:
             body["stop"] = list(p.stop)
         body.update(dict(p.extra))
+        if request.tools:
+            body.update(json.loads(request.tools))
         start = time.perf_counter()
         retries = 0
         while True:
@@ -169,8 +185,11 @@ class OpenAIProvider:
                 retries += 1
             except openai.APIError as exc:  # any other failure the client reports is this case's too
                 return Completion(error=_describe(exc, retries), latency_ms=_ms(start), meta={"retries": retries})
+        text = apply_stop(reply.text or "", p.stop).strip()
+        if reply.calls or reply.refusal:  # stored whole, as one JSON text the tool scorers read
+            text = encode(reply.text, reply.calls, reply.refusal)
         completion = Completion(
-            apply_stop(reply.text or "", p.stop).strip(),
+            text,
             None,
             _ms(start),
             reply.tokens_in,

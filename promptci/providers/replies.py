@@ -12,13 +12,76 @@ import contextlib
 import json
 import math
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+from ..yamlio import canonical_json
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a chat completion is a few KB; 2 MiB holds any real one
 MAX_REPLY_CHARS = 200_000  # of reply text kept: longer is no answer any scorer should read
 MAX_TOKENS = 10_000_000  # a token count above this, in one reply, is no count
 MAX_JSON_DEPTH = 64
+
+
+# A reply that calls tools is kept as one canonical JSON text, so that the results table, the
+# cache, compare and every export carry it unchanged: {"content": …, "refusal": …, "tool_calls":
+# [{"name": …, "arguments": "<the raw JSON text>"}]}. The arguments stay as the model wrote them.
+MAX_CALLS = 128  # tool calls read from one reply: more is a malformed reply
+MAX_ARGUMENT_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    raw: str  # the arguments as the model wrote them
+
+    def arguments(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The parsed arguments (an object), or None with the reason they could not be read."""
+        from ..yamlio import nesting_depth
+
+        try:
+            value = json.loads(self.raw or "{}")
+        except (ValueError, RecursionError):
+            return None, f"{self.name}: its arguments are not valid JSON"
+        if not isinstance(value, dict):
+            return None, f"{self.name}: its arguments are a JSON {type(value).__name__}, not an object"
+        if nesting_depth(value, MAX_ARGUMENT_DEPTH) > MAX_ARGUMENT_DEPTH:
+            return None, f"{self.name}: its arguments nest deeper than {MAX_ARGUMENT_DEPTH} levels"
+        return value, None
+
+
+@dataclass(frozen=True)
+class ToolReply:
+    content: str | None
+    calls: tuple[Call, ...]
+    refusal: str | None = None
+
+
+def encode(content: str | None, calls: Sequence[Call], refusal: str | None = None) -> str:
+    """The stored text of a reply that calls tools."""
+    return canonical_json(
+        {"content": content, "refusal": refusal, "tool_calls": [{"name": c.name, "arguments": c.raw} for c in calls]}
+    )
+
+
+def decode(output: str | None) -> ToolReply | None:
+    """The tool calls a stored output holds; None for a plain text reply."""
+    if not output or not output.startswith('{"content":'):
+        return None
+    try:
+        data = json.loads(output)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("tool_calls"), list):
+        return None
+    calls = tuple(
+        Call(str(c.get("name", "")), str(c.get("arguments", ""))) for c in data["tool_calls"] if isinstance(c, Mapping)
+    )
+    content, refusal = data.get("content"), data.get("refusal")
+    return ToolReply(
+        content if isinstance(content, str) else None, calls, refusal if isinstance(refusal, str) else None
+    )
 
 
 class BadReply(Exception):
@@ -29,6 +92,8 @@ class Reply(NamedTuple):
     text: str | None
     tokens_in: int | None
     tokens_out: int | None
+    calls: tuple[Call, ...] = ()
+    refusal: str | None = None
 
 
 def read_body(chunks: Iterable[bytes], limit: int = MAX_BODY_BYTES) -> bytes:
@@ -88,6 +153,8 @@ def chat_reply(data: Any) -> Reply:
     if choices is not None and not isinstance(choices, list):
         raise BadReply("the reply's `choices` is not a list")
     text: str | None = None
+    calls: tuple[Call, ...] = ()
+    refusal: str | None = None
     if choices:
         first = choices[0]
         message = first.get("message") if isinstance(first, Mapping) else None
@@ -99,11 +166,34 @@ def chat_reply(data: Any) -> Reply:
         if content is not None and len(content) > MAX_REPLY_CHARS:
             raise BadReply(f"the reply's text is over {MAX_REPLY_CHARS:,} characters")
         text = content
+        calls = _calls(message.get("tool_calls"))
+        refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
     usage = data.get("usage")
     if usage is not None and not isinstance(usage, Mapping):
         raise BadReply("the reply's `usage` is not an object")
     usage = usage or {}
-    return Reply(text, token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens"))
+    return Reply(text, token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens"), calls, refusal)
+
+
+def _calls(found: Any) -> tuple[Call, ...]:
+    """A message's tool calls, each a function's name and its arguments as the model wrote them."""
+    if found is None:
+        return ()
+    if not isinstance(found, list):
+        raise BadReply("the reply's `tool_calls` is not a list")
+    if len(found) > MAX_CALLS:
+        raise BadReply(f"the reply makes {len(found):,} tool calls, more than {MAX_CALLS}")
+    calls = []
+    for call in found:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        name = function.get("name") if isinstance(function, Mapping) else None
+        arguments = function.get("arguments", "") if isinstance(function, Mapping) else None
+        if not isinstance(name, str) or not isinstance(arguments, (str, type(None))):
+            raise BadReply("a tool call of the reply has no function name and arguments")
+        if len(name) > 256 or len(arguments or "") > MAX_REPLY_CHARS:
+            raise BadReply("a tool call of the reply is too long")
+        calls.append(Call(name, arguments or ""))
+    return tuple(calls)
 
 
 def token_count(usage: Mapping[str, Any], name: str) -> int | None:
