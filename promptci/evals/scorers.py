@@ -94,7 +94,7 @@ def _numeric_scorer(scorer: NumericScorer, root: Path) -> ScoreFn:
 
 @register(JsonScorer)
 def _json_scorer(scorer: JsonScorer, root: Path) -> ScoreFn:
-    return lambda out, case: _json(out, scorer)
+    return lambda out, case: _json(out, scorer, case)
 
 
 @register(ToolCallScorer)
@@ -197,19 +197,32 @@ def _numeric(output: str, case: EvalCase, scorer: NumericScorer) -> float:
     return _any(case, close)
 
 
-def _json(output: str, scorer: JsonScorer) -> float:
+def _json(output: str, scorer: JsonScorer, case: EvalCase) -> float:
     text = output.strip()
     if len(text) >= 6 and text.startswith("```") and text.endswith("```"):  # a fenced block, read without a regex
         text = text[3:-3].removeprefix("json").strip()
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):  # nesting deeper than Python recurses is no value either
-        return 0.0
-    if scorer.schema_ is None:
-        return 1.0
-    import jsonschema
+        return Noted(0.0, "not valid JSON")
+    if scorer.schema_ is not None:
+        import jsonschema
 
-    return float(jsonschema.Draft202012Validator(scorer.schema_).is_valid(value))
+        violation = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(scorer.schema_).iter_errors(value))
+        if violation is not None:
+            pointer = "/" + "/".join(str(p) for p in violation.absolute_path)
+            return Noted(0.0, f"schema: at {pointer}: {violation.message[:160]}")
+    if not scorer.fields or not isinstance(case.expected, dict):
+        return 1.0
+    if not isinstance(value, dict):
+        return Noted(0.0, f"a JSON {type(value).__name__}, not an object")
+    from .toolcalls import same_value
+
+    missed = [
+        k for k, want in case.expected.items() if k not in value or not same_value(want, value[k], scorer.checks.get(k))
+    ]
+    share = 1 - len(missed) / len(case.expected) if case.expected else 1.0
+    return Noted(share, "fields not matched: " + ", ".join(missed[:10])) if missed else share
 
 
 @register(PythonScorer)

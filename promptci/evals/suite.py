@@ -92,18 +92,32 @@ class NumericScorer(_Scorer):
     relative: bool = False
 
 
-class JsonScorer(_Scorer):
-    """The output is valid JSON and, when ``schema`` is given, matches it."""
-
-    type: Literal["json"]
-    schema_: dict[str, Any] | None = Field(None, alias="schema")
-
-
 class ArgumentCheck(_Strict):
     """How one argument is matched, instead of equality."""
 
     tolerance: float | None = Field(None, ge=0, allow_inf_nan=False, description="a number within this")
     contains: bool = Field(False, description="holds the expected text, ignoring case")
+
+
+class JsonScorer(_Scorer):
+    """The output is valid JSON and, when ``schema`` is given, matches it; with ``fields``, the
+    score is the share of the expected object's fields the output's object matches."""
+
+    type: Literal["json"]
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    fields: bool = Field(False, description="score the share of the expected object's fields matched")
+    checks: dict[str, ArgumentCheck] = Field(default_factory=dict, description="per field: tolerance, contains")
+
+    @field_validator("schema_")
+    @classmethod
+    def _a_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from ..prompts.tools import schema_problems
+
+            problems = schema_problems(value, (), strict=False)
+            if problems:
+                raise ValueError(problems[0][1])
+        return value
 
 
 class ToolCallScorer(_Scorer):

@@ -89,10 +89,11 @@ def _same(
         return False
     if mode == "exact" and set(given) != set(expected):
         return False
-    return all(key in given and _value(expected[key], given[key], checks.get(key)) for key in expected)
+    return all(key in given and same_value(expected[key], given[key], checks.get(key)) for key in expected)
 
 
-def _value(expected: Any, given: Any, check: Any) -> bool:
+def same_value(expected: Any, given: Any, check: Any) -> bool:
+    """Whether ``given`` matches ``expected``: within a check's ``tolerance``, containing it, or equal."""
     tolerance = getattr(check, "tolerance", None)
     if tolerance is not None:
         try:

@@ -109,3 +109,38 @@ def test_embedding_similarity_with_a_real_model() -> None:
     same = score(spec, "The cat sat on the mat.", "A cat was sitting on the mat.")
     other = score(spec, "Quarterly revenue rose by four percent.", "A cat was sitting on the mat.")
     assert same > 0.9 and other < 0.5
+
+
+INVOICE_SCHEMA = {
+    "type": "object",
+    "properties": {"number": {"type": "string"}, "total": {"type": "number"}, "vendor": {"type": "string"}},
+    "required": ["number", "total"],
+}
+
+
+@pytest.mark.parametrize(
+    ("output", "value", "note"),
+    [
+        ('{"number": "A-12", "total": 30.004, "vendor": "ACME Tools Ltd"}', 1.0, None),
+        ('{"number": "A-12", "total": 31, "vendor": "ACME Tools Ltd"}', 2 / 3, "fields not matched: total"),
+        ('{"number": "B-1", "total": 31, "vendor": "Other"}', 0.0, "fields not matched: number, total, vendor"),
+        ('{"number": "A-12", "total": "30"}', 0.0, "schema: at /total: '30' is not of type 'number'"),
+        ('{"number": "A-12", "total": ', 0.0, "not valid JSON"),
+        ("[1, 2]", 0.0, "schema: at /: [1, 2] is not of type 'object'"),
+    ],
+)
+def test_the_json_scorer_compares_fields_and_says_where_a_schema_fails(output: str, value: float, note: str) -> None:
+    spec = {"type": "json", "schema": INVOICE_SCHEMA, "fields": True,
+            "checks": {"total": {"tolerance": 0.01}, "vendor": {"contains": True}}}  # fmt: skip
+    score = build(TypeAdapter(Scorer).validate_python(spec), Path("."))
+    case = EvalCase("c", "c", {}, {"number": "A-12", "total": 30, "vendor": "acme"}, {})
+    got = score(output, case)
+    assert got == pytest.approx(value)
+    assert getattr(got, "note", None) == note
+
+
+def test_a_json_scorer_schema_that_is_not_a_schema_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not a valid JSON Schema"):
+        TypeAdapter(Scorer).validate_python({"type": "json", "schema": {"type": 7}})

@@ -130,3 +130,37 @@ def test_the_local_model_refuses_tools_clearly(repo: Repo) -> None:
     repo.write("evals/router.yaml", "".join(line for line in suite if not line.startswith("model:")))
     r = repo.run("eval", "router")
     assert r.code == 1 and "the local model does not run tools or response formats yet" in r.err
+
+
+def test_a_json_schema_prompt_sends_its_format_and_is_scored_field_by_field(repo: Repo) -> None:
+    from tests.conftest import chat_reply
+    from tests.prompts.test_tools import INVOICE
+
+    formats: list[Any] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> tuple[int, Any]:
+        body = request_json(h)
+        formats.append(body.get("response_format"))
+        text = body["messages"][-1]["content"]
+        answer = {"number": "A-12", "total": 30.0} if "A-12" in text else {"number": "B-7", "total": "a lot"}
+        return 200, chat_reply("m", json.dumps(answer))
+
+    with json_server(handle) as url:
+        repo.write("prompts/invoice.yaml", INVOICE)
+        repo.write(
+            "evals/invoice.yaml",
+            "prompts: [invoice]\n"
+            f"model: {{provider: openai, model: m, params: {{base_url: '{url}/v1', max_retries: 0}}}}\n"
+            "scorers: [{type: json, fields: true, schema: {type: object, required: [number, total],"
+            " properties: {total: {type: number}}}}]\n"
+            "cases:\n"
+            "  - {vars: {text: 'Invoice A-12, total 30 EUR'}, expected: {number: A-12, total: 30}}\n"
+            "  - {vars: {text: 'Invoice B-7, total 9 EUR'}, expected: {number: B-7, total: 9}}\n",
+        )
+        repo.commit("an extraction prompt")
+        out = repo.path / "inv.json"
+        repo.run("eval", "invoice", "-o", str(out))
+    assert formats[0]["type"] == "json_schema" and formats[0]["json_schema"]["name"] == "invoice"
+    rows = sorted(json.loads(out.read_text())["results"], key=lambda r: r["case_name"])
+    assert [r["score"] for r in rows] == [1.0, 0.0]
+    assert rows[1]["note"] == "json: schema: at /total: 'a lot' is not of type 'number'"
