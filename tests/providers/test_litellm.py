@@ -154,3 +154,44 @@ def test_lint_refuses_a_litellm_model_without_its_provider(repo: Repo) -> None:
     line = next(i for i, text in enumerate(prompt.splitlines(), 1) if text == "model:") + 2
     assert f"prompts/sentiment.yaml:{line}:" in result.out + result.err
     assert "is not PROVIDER/MODEL" in result.out + result.err
+
+
+def test_tools_go_to_anthropic_in_its_own_shape_and_its_tool_use_comes_back_as_calls(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ..prompts.test_tools import ROUTER
+
+    monkeypatch.setenv("FAKE_ANTHROPIC_KEY", "k" * 20)
+    bodies: list[dict[str, Any]] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
+        body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
+        bodies.append(body)
+        return 200, {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+            "content": [{"type": "tool_use", "id": "tu_1", "name": "order_status", "input": {"order_id": "7"}}],
+            "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 40, "output_tokens": 9},
+        }  # fmt: skip
+
+    with json_server(handle) as url:
+        settings = {"base_url": url, "api_key_env": "FAKE_ANTHROPIC_KEY", "max_retries": 0}
+        repo.write("prompts/router.yaml", ROUTER)
+        repo.write(
+            "evals/router.yaml",
+            "prompts: [router]\n"
+            f"model: {{provider: litellm, model: anthropic/claude-3-5-haiku-20241022, max_tokens: 64,"
+            f" params: {json.dumps(settings)}}}\n"
+            "scorers: [{type: tool-call}]\n"
+            "cases:\n  - vars: {shop: Acme, question: Where is order 7?}\n"
+            "    expected: {name: order_status, arguments: {order_id: '7'}}\n",
+        )
+        result = repo.run("eval", "router")
+    assert result.code == ExitCode.OK, result.out + result.err
+    (body,) = bodies
+    assert [t["name"] for t in body["tools"]] == ["order_status", "refund"]
+    assert body["tools"][0]["input_schema"]["required"] == ["order_id"]
+    assert body["tools"][0]["description"] == "Where an order of Acme is."
+    assert body["tool_choice"] == {"type": "auto"}
+    ((_, _, output, error, _, _),) = _rows(repo)
+    assert error is None
+    assert json.loads(output)["tool_calls"][0]["name"] == "order_status"
