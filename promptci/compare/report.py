@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from ..providers.replies import readable
 from ..redact import clip
 from .engine import CaseSide, Comparison, Flip, SuiteComparison
 
@@ -52,6 +53,8 @@ HEADERS = ("suite", "prompt", "cases", "base", "head", "delta", "95% CI", "p", "
 
 
 def _clip(text: str | None, n: int = 160) -> str:
+    """A case's output, input or name for a report: tool calls read as calls, then cut."""
+    text = readable(text)
     if text is None:
         return "(none)"
     return clip(" ".join(text.split()), n)

@@ -84,6 +84,25 @@ def decode(output: str | None) -> ToolReply | None:
     )
 
 
+def readable(output: str | None) -> str | None:
+    """An output as a reviewer reads it: a reply's tool calls as ``name(arg=value, …)``, one whose
+    arguments are not valid JSON marked so, then any text; plain text as it is."""
+    reply = decode(output)
+    if reply is None:
+        return output
+    shown = []
+    for call in reply.calls:
+        arguments, why = call.arguments()
+        inner = (
+            "invalid arguments" if why or arguments is None else ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        )
+        shown.append(f"{call.name}({inner})")
+    text = "; ".join(shown) or "no tool call"
+    if reply.refusal:
+        text += f" [refused: {reply.refusal}]"
+    return f"{text} — {reply.content}" if reply.content else text
+
+
 class BadReply(Exception):
     """A reply that cannot be used; its message is the reason, as stored with the case."""
 

@@ -109,6 +109,9 @@ def test_a_changed_tool_description_is_a_new_request_and_compare_shows_the_flips
     (flip,) = suite["flips"]
     assert flip["direction"] == "pass→fail"
     assert json.loads(flip["head"]["output"])["tool_calls"][0]["name"] == "refund"
+    # The comment reads the calls as calls, with their arguments, on both sides.
+    markdown = repo.run("compare", "--format", "markdown").out
+    assert "order\\_status(order\\_id='7')" in markdown and "refund(order\\_id='7')" in markdown
 
 
 def test_ten_thousand_tool_calls_are_a_malformed_reply(served: tuple[Repo, list[dict[str, Any]]]) -> None:
