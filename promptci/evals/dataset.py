@@ -43,14 +43,19 @@ def load_cases(project: Project, suite_path: Path, suite: Suite) -> list[EvalCas
     A dataset that cannot be read, or a row without a mapped column, raises
     :class:`InputError` naming the suite, the file and the line.
     """
-    return list({case.id: case for case in reversed(read_rows(project, suite_path, suite))}.values())[::-1]
+    return distinct(read_rows(project, suite_path, suite))
 
 
-def repeated_rows(project: Project, suite_path: Path, suite: Suite) -> list[tuple[EvalCase, EvalCase]]:
-    """Each row that repeats an earlier case, with the first row of that case."""
+def distinct(rows: list[EvalCase]) -> list[EvalCase]:
+    """``rows`` with each case once, where it first appears."""
+    return list({case.id: case for case in reversed(rows)}.values())[::-1]
+
+
+def repeated_rows(rows: list[EvalCase]) -> list[tuple[EvalCase, EvalCase]]:
+    """Each row of ``rows`` that repeats an earlier case, with the first row of that case."""
     first: dict[str, EvalCase] = {}
     repeats = []
-    for case in read_rows(project, suite_path, suite):
+    for case in rows:
         if case.id in first:
             repeats.append((case, first[case.id]))
         else:

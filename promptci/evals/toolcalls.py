@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..providers.replies import MAX_CALLS, Call, decode
+from ..providers.replies import MAX_CALLS, Call, call_text, decode
+from ..redact import clip
 
 
 def expected_calls(expected: Any) -> list[tuple[str, dict[str, Any] | None]] | None:
@@ -50,8 +51,7 @@ def score_calls(
     precision, recall = matched / len(got), matched / len(wanted)
     f1 = 0.0 if matched == 0 else 2 * precision * recall / (precision + recall)
     if f1 < 1.0:
-        shown = ", ".join(f"{n}({_args(a)})" for n, a in wanted)
-        reasons.append(f"expected {shown}; called {', '.join(f'{n}({_args(a)})' for n, a in got)}")
+        reasons.append(f"expected {_calls_text(wanted, '…')}; called {_calls_text(got, 'invalid arguments')}")
     return f1, "; ".join(reasons) or None
 
 
@@ -109,6 +109,5 @@ def _names(calls: Sequence[Call]) -> str:
     return ", ".join(c.name for c in calls[:5]) + (f" and {len(calls) - 5} more" if len(calls) > 5 else "")
 
 
-def _args(arguments: dict[str, Any] | None) -> str:
-    text = "…" if arguments is None else ", ".join(f"{k}={v!r}" for k, v in arguments.items())
-    return text if len(text) <= 80 else text[:79] + "…"
+def _calls_text(calls: list[tuple[str, dict[str, Any] | None]], missing: str) -> str:
+    return ", ".join(clip(call_text(name, arguments, missing), 100) for name, arguments in calls)

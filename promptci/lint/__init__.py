@@ -30,6 +30,8 @@ from ..yamlio import YamlDocument, parse_yaml
 from .optimize import check_optimize, method_problem
 
 if TYPE_CHECKING:
+    from ..evals.dataset import EvalCase
+    from ..evals.suite import Suite
     from ..pipelines.load import Pipelines
 
 
@@ -385,25 +387,37 @@ def _check_suite(project: Project, f: Facts, declared: dict[str, list[str]]) -> 
                 message = f"dataset file not found: {project.rel(data_path)}"
                 found.append(Diagnostic(*where, "error", "dataset", message))
             else:
-                found += [Diagnostic(*where, "warning", "answer-balance", m) for m in _answer_balance(project, f)]
-                found += [Diagnostic(*where, "warning", "duplicate-rows", m) for m in _repeats(project, f)]
+                found += [Diagnostic(*where, "warning", code, m) for code, m in _dataset_warnings(project, f)]
     # A choice ranked by likelihood needs a provider that gives log-probabilities.
     if f.loglik is not None and (refusal := loglik_refusal(f.loglik.text or project.config.model.provider)):
         found.append(Diagnostic(f.path, f.loglik.line, f.loglik.col, "error", "loglik", refusal))
     return found
 
 
-def _repeats(project: Project, f: Facts) -> list[str]:
-    """Rows that repeat an earlier case (the same variables and expected answer): one case, counted once."""
-    from ..evals.dataset import repeated_rows
+def _dataset_warnings(project: Project, f: Facts) -> list[tuple[str, str]]:
+    """What a suite's data says about the suite, read once: a gold answer a constant would score
+    (``answer-balance``), and rows that repeat an earlier case (``duplicate-rows``)."""
+    from ..evals.dataset import distinct, read_rows, repeated_rows
     from ..evals.suite import Suite
 
     path = project.root / f.path
     try:
         suite = Suite.model_validate(parse_yaml(read_text(path, f.path), f.path).data)
-        repeats = repeated_rows(project, path, suite)
+        if suite.dataset is None:
+            return []
+        limit = suite.dataset.limit
+        rows = read_rows(
+            project, path, suite.model_copy(update={"dataset": suite.dataset.model_copy(update={"limit": None})})
+        )
     except (PromptciError, ValueError):
         return []  # reported elsewhere
+    written = rows[: len(suite.cases) + limit] if limit else rows  # what eval reads
+    found = [("answer-balance", m) for m in _answer_balance(suite, distinct(rows))]
+    return found + [("duplicate-rows", m) for m in _repeats(repeated_rows(written))]
+
+
+def _repeats(repeats: list[tuple[EvalCase, EvalCase]]) -> list[str]:
+    """Rows that repeat an earlier case (the same variables and expected answer): one case, counted once."""
     if not repeats:
         return []
     again, first = repeats[0]
@@ -413,24 +427,16 @@ def _repeats(project: Project, f: Facts) -> list[str]:
     ]
 
 
-def _answer_balance(project: Project, f: Facts) -> list[str]:
+def _answer_balance(suite: Suite, cases: list[EvalCase]) -> list[str]:
     """Where a choice suite's gold answer sits on one label or one option position far above chance
     (over 60% of 50 or more rows): a constant answer would score that much."""
     from collections import Counter
 
-    from ..evals.dataset import load_cases
-    from ..evals.suite import ChoiceScorer, Suite
+    from ..evals.suite import ChoiceScorer
 
-    path = project.root / f.path
-    try:
-        suite = Suite.model_validate(parse_yaml(read_text(path, f.path), f.path).data)
-        scorer = next((s for s in suite.scorers if isinstance(s, ChoiceScorer)), None)
-        if scorer is None or suite.dataset is None:
-            return []
-        whole = suite.model_copy(update={"dataset": suite.dataset.model_copy(update={"limit": None})})
-        cases = load_cases(project, path, whole)
-    except (PromptciError, ValueError):
-        return []  # reported elsewhere
+    scorer = next((s for s in suite.scorers if isinstance(s, ChoiceScorer)), None)
+    if scorer is None:
+        return []
     labels: Counter[str] = Counter()
     positions: Counter[int] = Counter()
     width = 0

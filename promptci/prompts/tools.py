@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from ..redact import clip
+
 Location = tuple[str | int, ...]
 Problem = tuple[Location, str]
 
@@ -81,7 +83,7 @@ def schema_problems(schema: Any, at: Location, strict: bool) -> list[Problem]:
         jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
     except jsonschema.SchemaError as error:
         where = (*at, *error.path)
-        return [(where, f"not a valid JSON Schema: {_short(error.message)}")]
+        return [(where, f"not a valid JSON Schema: {clip(error.message, 160)}")]
     except (RecursionError, jsonschema.exceptions.RefResolutionError) as exc:  # a $ref loop
         return [(at, f"not a usable JSON Schema: {type(exc).__name__}")]
     return list(_strict_problems(schema, at)) if strict else []
@@ -120,10 +122,6 @@ def _strict_problems(schema: Any, at: Location) -> Iterator[Problem]:
         entries = group.items() if isinstance(group, dict) else enumerate(group) if isinstance(group, list) else ()
         for name, sub in entries:
             yield from _strict_problems(sub, (*at, key, name))
-
-
-def _short(message: str) -> str:
-    return message if len(message) <= 160 else message[:159] + "…"
 
 
 # Request pieces in each provider's shape.

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..yamlio import canonical_json
+from ..yamlio import canonical_json, nesting_depth
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a chat completion is a few KB; 2 MiB holds any real one
 MAX_REPLY_CHARS = 200_000  # of reply text kept: longer is no answer any scorer should read
@@ -38,8 +38,6 @@ class Call:
 
     def arguments(self) -> tuple[dict[str, Any] | None, str | None]:
         """The parsed arguments (an object), or None with the reason they could not be read."""
-        from ..yamlio import nesting_depth
-
         try:
             value = json.loads(self.raw or "{}")
         except (ValueError, RecursionError):
@@ -90,17 +88,17 @@ def readable(output: str | None) -> str | None:
     reply = decode(output)
     if reply is None:
         return output
-    shown = []
-    for call in reply.calls:
-        arguments, why = call.arguments()
-        inner = (
-            "invalid arguments" if why or arguments is None else ", ".join(f"{k}={v!r}" for k, v in arguments.items())
-        )
-        shown.append(f"{call.name}({inner})")
-    text = "; ".join(shown) or "no tool call"
+    text = "; ".join(call_text(c.name, c.arguments()[0]) for c in reply.calls) or "no tool call"
     if reply.refusal:
         text += f" [refused: {reply.refusal}]"
     return f"{text} — {reply.content}" if reply.content else text
+
+
+def call_text(name: str, arguments: dict[str, Any] | None, missing: str = "invalid arguments") -> str:
+    """A call as a reviewer reads it, ``name(arg=value, …)``; ``missing`` stands where there are no
+    arguments to show (they did not parse, or an expected call leaves them open)."""
+    inner = missing if arguments is None else ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+    return f"{name}({inner})"
 
 
 class BadReply(Exception):
@@ -141,27 +139,13 @@ def parse_json(body: bytes) -> Any:
         raise BadReply("the reply's JSON nests too deep") from None
     except ValueError as exc:
         raise BadReply(f"the reply is not valid JSON ({str(exc).split(':')[0]})") from None
-    if _depth(value) > MAX_JSON_DEPTH:
+    if nesting_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise BadReply(f"the reply's JSON nests deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
-
-
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_JSON_DEPTH:
-            break
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
 
 
 def chat_reply(data: Any) -> Reply:
