@@ -63,6 +63,7 @@ _PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "device": (lambda v: isinstance(v, str) and bool(_DEVICE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
         "dtype": (lambda v: v in ("auto", "float32", "float16", "bfloat16"), "auto, float32, float16 or bfloat16"),
         "prefix_cache": (lambda v: isinstance(v, bool), "true or false"),
+        "constrain": (lambda v: isinstance(v, bool), "true or false"),
         "prefix_cache_mb": (lambda v: _number(v) and 0 <= v <= 1_048_576, "a number of MiB from 0 to 1048576"),
         "threads": (_int_at_least(1, 1024), "a whole number from 1 to 1024"),
     },

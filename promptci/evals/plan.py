@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -319,11 +321,10 @@ def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
     except PromptciError as exc:
         return Item(task, case, repeat, None, "", canonical_json(case.vars), error=f"render: {exc}")
     messages = pieces.pop("messages")
-    if pieces and (task.settings.provider or "transformers") == "transformers":
-        refusal = "tools: the local model does not run tools or response formats yet; use provider: openai or litellm"
-        return Item(task, case, repeat, None, "", canonical_json(messages), error=refusal)
-    tools = canonical_json(pieces) if pieces else ""
-    request = Request(tuple((m["role"], m["content"]) for m in messages), task.params, repeat, tools=tools)
+    # In the prompt's own order, not sorted: a model writes an object's fields in its schema's order.
+    tools = _compact(pieces) if pieces else ""
+    turns = _compact(messages) if any(set(m) - {"role", "content"} for m in messages) else ""
+    request = Request(tuple((m["role"], m["content"]) for m in messages), task.params, repeat, tools=tools, turns=turns)
     loglik = likelihood_scorer(task.suite)
     if loglik is not None:
         options = loglik.choices if loglik.choices is not None else case.data.get(loglik.choices_from or "")
@@ -336,3 +337,7 @@ def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
         request = replace(request, choices=tuple(str(o) for o in options), normalize=loglik.normalize, prior=prior)
     key = cache_key(task.model_id, request)
     return Item(task, case, repeat, request, key, canonical_json(messages))
+
+
+def _compact(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))

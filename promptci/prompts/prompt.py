@@ -94,14 +94,22 @@ class Prompt:
         """
         return self._messages(self.bind(variables))
 
-    def _messages(self, bound: dict[str, Any]) -> list[dict[str, str]]:
+    def _messages(self, bound: dict[str, Any]) -> list[dict[str, Any]]:
         if self.spec.template is not None:
             return [{"role": "user", "content": self._render(("template",), self.spec.template, bound)}]
         assert self.spec.messages is not None
-        return [
-            {"role": m.role, "content": self._render(("messages", i, "content"), m.content, bound)}
-            for i, m in enumerate(self.spec.messages)
-        ]
+        messages: list[dict[str, Any]] = []
+        for i, m in enumerate(self.spec.messages):
+            message: dict[str, Any] = {
+                "role": m.role,
+                "content": self._render(("messages", i, "content"), m.content, bound),
+            }
+            if m.tool_calls:
+                message["tool_calls"] = [called(c) for c in m.tool_calls]
+            if m.tool_call_id is not None:
+                message["tool_call_id"] = m.tool_call_id
+            messages.append(message)
+        return messages
 
     def openai_kwargs(self, **variables: Any) -> dict[str, Any]:
         """The request pieces as OpenAI's chat completions take them: ``messages``, and ``tools``
@@ -234,3 +242,13 @@ def coerce(var: Variable, raw: str, name: str) -> Any:
 
 
 MAX_VALUE_DEPTH = 64  # levels a variable's JSON value may nest
+
+
+def called(call: Any) -> dict[str, Any]:
+    """A tool call of a prompt's message (spec object, or a bundle's plain data) in OpenAI's shape,
+    its arguments the JSON text the API carries."""
+    data = call if isinstance(call, Mapping) else call.model_dump()
+    function = data["function"]
+    args = function.get("arguments", {})
+    text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+    return {"id": data["id"], "type": "function", "function": {"name": function["name"], "arguments": text}}

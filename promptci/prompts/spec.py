@@ -40,16 +40,49 @@ class Variable(_Strict):
         return self
 
 
-class Message(_Strict):
-    """One chat message; ``content`` is a Jinja2 template."""
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
 # What the OpenAI and Anthropic APIs take as a tool's or a response format's name.
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_TOOLS = 128
+MAX_MESSAGE_CALLS = 32
+
+
+class CalledFunction(_Strict):
+    """The function an earlier turn called: ``arguments`` as a mapping (data, never a template),
+    or as the JSON text a model wrote."""
+
+    name: str = Field(pattern=TOOL_NAME)
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+
+
+class MessageToolCall(_Strict):
+    """A tool call an assistant turn made, in OpenAI's shape."""
+
+    id: str = Field(pattern=TOOL_NAME, description="what the tool message answering it names as tool_call_id")
+    type: Literal["function"] = "function"
+    function: CalledFunction
+
+
+class Message(_Strict):
+    """One chat message; ``content`` is a Jinja2 template.
+
+    An assistant turn may carry ``tool_calls`` (its content may then be empty), and a ``tool``
+    turn answers one of them by ``tool_call_id``: a worked example of a call and its result.
+    """
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[MessageToolCall] | None = Field(None, min_length=1, max_length=MAX_MESSAGE_CALLS)
+    tool_call_id: str | None = Field(None, pattern=TOOL_NAME)
+
+    @model_validator(mode="after")
+    def _calls_and_results(self) -> Message:
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only an assistant message carries tool_calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message, and only one, names the call it answers in tool_call_id")
+        if not self.content and self.tool_calls is None:
+            raise ValueError("content is empty: only an assistant message with tool_calls may have none")
+        return self
 
 
 class Function(_Strict):

@@ -7,6 +7,7 @@ Checks work on the raw YAML data, so that ``lint`` can place every problem at it
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -55,6 +56,7 @@ def problems(data: Mapping[str, Any]) -> list[Problem]:
             )
     elif choice in ("required",) and not names:
         found.append((("tool_choice",), "tool_choice: required needs at least one tool"))
+    found += _turn_problems(data.get("messages"), names)
     fmt = data.get("response_format")
     if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
         spec = fmt["json_schema"]
@@ -62,6 +64,45 @@ def problems(data: Mapping[str, Any]) -> list[Problem]:
             found += schema_problems(
                 spec["schema"], ("response_format", "json_schema", "schema"), bool(spec.get("strict"))
             )
+    return found
+
+
+def _turn_problems(messages: Any, names: Mapping[str, int]) -> list[Problem]:
+    """Earlier turns' calls name defined tools with JSON arguments, and each tool result answers
+    a call made before it."""
+    found: list[Problem] = []
+    made: set[str] = set()
+    for i, m in enumerate(messages if isinstance(messages, list) else []):
+        if not isinstance(m, dict):
+            continue
+        calls = m.get("tool_calls")
+        for k, c in enumerate(calls if isinstance(calls, list) else []):
+            function = c.get("function") if isinstance(c, dict) else None
+            if not isinstance(function, dict):
+                continue
+            made.add(str(c.get("id")))
+            name = function.get("name")
+            if isinstance(name, str) and names and name not in names:
+                known = ", ".join(sorted(names))
+                found.append(
+                    (
+                        (("messages", i, "tool_calls", k, "function", "name")),
+                        f"'{name}' is no tool here (tools: {known})",
+                    )
+                )
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                try:
+                    parsed = json.loads(arguments)
+                except ValueError as exc:
+                    parsed, why = None, f"not JSON ({exc.args[0]})"
+                else:
+                    why = "not a JSON object"
+                if not isinstance(parsed, dict):
+                    found.append((("messages", i, "tool_calls", k, "function", "arguments"), f"arguments are {why}"))
+        answered = m.get("tool_call_id")
+        if m.get("role") == "tool" and isinstance(answered, str) and answered not in made:
+            found.append((("messages", i, "tool_call_id"), f"tool_call_id '{answered}' answers no earlier tool call"))
     return found
 
 
@@ -170,7 +211,7 @@ def anthropic_request(
     with ``input_schema``, and a JSON schema as a tool the model must call (Anthropic's own recipe
     for structured output)."""
     system = "\n\n".join(str(m["content"]) for m in messages if m["role"] == "system")
-    request: dict[str, Any] = {"messages": [dict(m) for m in messages if m["role"] != "system"]}
+    request: dict[str, Any] = {"messages": anthropic_messages([m for m in messages if m["role"] != "system"])}
     if system:
         request["system"] = system
     converted = [
@@ -197,6 +238,32 @@ def anthropic_request(
     if converted:
         request["tools"] = converted
     return request
+
+
+def anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI's turns as Anthropic's: an assistant's calls as ``tool_use`` blocks, and tool results
+    as ``tool_result`` blocks of one user turn (Anthropic's turns alternate)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] == "tool":
+            block = {"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m.get("content") or ""}
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m.get("tool_calls"):
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] if m.get("content") else []
+            for c in m["tool_calls"]:
+                arguments = c["function"]["arguments"]
+                try:
+                    parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+                except ValueError:
+                    parsed = {}
+                blocks.append({"type": "tool_use", "id": c["id"], "name": c["function"]["name"], "input": parsed})
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append({"role": m["role"], "content": m.get("content") or ""})
+    return out
 
 
 def description(tool: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -37,12 +38,18 @@ class Request:
     choices: tuple[str, ...] = ()
     normalize: bool = False
     prior: tuple[tuple[str, str], ...] = ()
-    # The prompt's tools, tool choice and response format in OpenAI's shape, as canonical JSON
-    # ("" for none): part of the request, so part of its cache key.
+    # The prompt's tools, tool choice and response format in OpenAI's shape, as compact JSON in
+    # the prompt's own key order ("" for none): part of the request, so part of its cache key.
     tools: str = ""
+    # The messages whole, as OpenAI takes them, as compact JSON, where one carries more than a
+    # role and its text (an earlier turn's tool calls, a tool's result); "" otherwise.
+    turns: str = ""
 
     @property
-    def chat(self) -> list[dict[str, str]]:
+    def chat(self) -> list[dict[str, Any]]:
+        if self.turns:
+            found: list[dict[str, Any]] = json.loads(self.turns)
+            return found
         return [{"role": role, "content": content} for role, content in self.messages]
 
 
@@ -95,4 +102,6 @@ def cache_key(model_id: str, request: Request) -> str:
         material.update(choices=request.choices, normalize=request.normalize, prior=request.prior)
     if request.tools:  # only then: the keys of every prompt without tools stay as they were
         material["tools"] = request.tools
+    if request.turns:
+        material["turns"] = request.turns
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..settings import ModelSettings
-from . import models
+from . import models, structured
 from .base import Completion, GenParams, OnDone, Request, apply_stop
 from .prefix import MIN_SHARED, Layers, PrefixStore, plan_batches, shared_prefix
 
@@ -91,10 +91,18 @@ class TransformersProvider:
         )
 
     def format(self, request: Request) -> str:
-        """The prompt text the model sees for ``request``."""
-        return self.chat_text(request.chat)
+        """The prompt text the model sees for ``request``, its tools shown as its chat template
+        shows them, or in :func:`.structured.preamble`."""
+        if not request.tools and not request.turns:
+            return self.chat_text(request.chat)
+        shape = structured.Shape.of(request.tools)
+        template = getattr(self.tokenizer, "chat_template", None) or ""
+        if "tools" in template:  # the template renders tools, calls and results its own way
+            functions = [{"type": "function", "function": dict(f)} for f in shape.functions]
+            return self.chat_text(structured.native(request.chat), functions or None)
+        return self.chat_text(structured.tool_messages(request.chat, shape))
 
-    def chat_text(self, messages: Sequence[dict[str, str]]) -> str:
+    def chat_text(self, messages: Sequence[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
         """``messages`` as the model reads them: the chat template when the tokenizer has one.
 
         A final assistant message is a prefill: the model continues it.
@@ -103,6 +111,7 @@ class TransformersProvider:
             prefill = messages[-1]["role"] == "assistant"
             text: str = self.tokenizer.apply_chat_template(
                 list(messages),
+                tools=tools,
                 tokenize=False,
                 add_generation_prompt=not prefill,
                 continue_final_message=prefill,
@@ -127,11 +136,14 @@ class TransformersProvider:
         torch = self._torch
         return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
 
-    def generate_ids(self, rows: Sequence[list[int]], params: GenParams, repeat: int = 0) -> list[list[int]]:
+    def generate_ids(
+        self, rows: Sequence[list[int]], params: GenParams, repeat: int = 0, grammar: Any = None
+    ) -> list[list[int]]:
         """The new tokens for each row of prompt ids, in one batch, cut at the end of text.
 
         With the prefix cache, the rows' shared prefix comes from the store and only the
-        suffixes are run; else the rows are left-padded and run whole.
+        suffixes are run; else the rows are left-padded and run whole. ``grammar`` (a
+        :class:`.constrained.GrammarMask`) keeps each row within its grammar.
         """
         torch = self._torch
         shared = min(shared_prefix(rows), min(len(r) for r in rows) - 1) if self.prefixes is not None else 0
@@ -140,6 +152,10 @@ class TransformersProvider:
             ids, mask, kwargs["cache"] = self._after_prefix(rows, shared, params.max_tokens)
         else:
             ids, mask = self.pad(rows, left=True)
+        if grammar is not None:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([grammar])
         if params.stop:  # stop generating there, not just cut the text afterwards
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         if params.temperature > 0:
@@ -347,7 +363,7 @@ class TransformersProvider:
                 batch = [indices[k] for k in planned]
                 first = requests[batch[0]]
                 try:
-                    done = self._batch([rows[i] for i in batch], first.params, first.repeat)
+                    done = self._batch([rows[i] for i in batch], [requests[i] for i in batch], first.repeat)
                 except RuntimeError as exc:  # out of memory, device errors: recorded, not scored
                     done = [Completion(error=f"{type(exc).__name__}: {exc}") for _ in batch]
                 for i, completion in zip(batch, done, strict=True):
@@ -387,15 +403,34 @@ class TransformersProvider:
             done.append(Completion(r.choices[best], None, per_item, tokens, 0, 0.0, meta))
         return done
 
-    def _batch(self, rows: list[list[int]], params: GenParams, repeat: int) -> list[Completion]:
+    def _batch(self, rows: list[list[int]], requests: Sequence[Request], repeat: int) -> list[Completion]:
+        """One batch of requests that share decoding settings; each with tools or a response
+        format is decoded under its grammar (unless ``constrain: false``), and its tool calls
+        read back from the text."""
         start = time.perf_counter()
-        new = self.generate_ids(rows, params, repeat)
+        params = requests[0].params
+        shapes = [structured.Shape.of(r.tools) for r in requests]
+        extra = dict(params.extra)
+        parallel = bool(extra.get("parallel_tool_calls", False))
+        grammars = [structured.grammar(s, parallel) for s in shapes] if extra.get("constrain", True) else []
+        mask = None
+        if any(grammars):
+            from .constrained import GrammarMask
+
+            mask = GrammarMask(self.tokenizer, grammars)
+        new = self.generate_ids(rows, params, repeat, mask)
         per_item = (time.perf_counter() - start) * 1000 / len(rows)
         completions = []
-        for prompt, out in zip(rows, new, strict=True):
-            text = self.tokenizer.decode(out, skip_special_tokens=True)
+        for k, (prompt, out) in enumerate(zip(rows, new, strict=True)):
+            if mask is not None and mask.errors[k]:
+                completions.append(Completion(error=f"grammar: {mask.errors[k]}"))
+                continue
+            text = apply_stop(self.tokenizer.decode(out, skip_special_tokens=True), params.stop).strip()
+            meta: dict[str, Any] = {}
+            if mask is not None and (whole := mask.finished(k)) is not None:
+                meta["grammar"] = "complete" if whole else "cut off at max_tokens"
             completions.append(
-                Completion(apply_stop(text, params.stop).strip(), None, per_item, len(prompt), len(out), 0.0)
+                Completion(structured.read_reply(text, shapes[k]), None, per_item, len(prompt), len(out), 0.0, meta)
             )
         return completions
 

@@ -48,7 +48,7 @@ def digest(body: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical({k: v for k, v in body.items() if k != "digest"})).hexdigest()
 
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 VARIABLE_FIELDS = ("type", "description", "required", "default")
 
 
@@ -64,6 +64,8 @@ class Variable:
 class Message:
     role: str
     content: str
+    tool_calls: tuple[dict[str, Any], ...] | None = None  # OpenAI's shape, as lint checked it
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,17 @@ class Spec:
         if (messages is None) == (template is None) or not isinstance(template, (str, type(None))):
             raise ValueError("needs exactly one of messages or template")
         if messages is not None:
-            if not isinstance(messages, list) or not all(
-                isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages
-            ):
+            if not isinstance(messages, list) or not all(_message_shape(m) for m in messages):
                 raise ValueError("bad messages")
-            messages = tuple(Message(m["role"], m["content"]) for m in messages)
+            messages = tuple(
+                Message(
+                    m["role"],
+                    m.get("content", ""),
+                    tuple(m["tool_calls"]) if m.get("tool_calls") is not None else None,
+                    m.get("tool_call_id"),
+                )
+                for m in messages
+            )
         variables = data.get("variables") or {}
         if not isinstance(variables, dict):
             raise ValueError("bad variables")
@@ -126,6 +134,26 @@ class Spec:
             data["name"], str(description), messages, template, found, model, tuple(map(str, tags)), metadata,
             tuple(tools), choice, fmt,
         )  # fmt: skip
+
+
+def _message_shape(m: Any) -> bool:
+    """Whether ``m`` is a message as a bundle writer makes one."""
+    if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content", ""), str):
+        return False
+    calls = m.get("tool_calls")
+    if calls is not None and not (
+        isinstance(calls, list)
+        and all(
+            isinstance(c, dict)
+            and isinstance(c.get("id"), str)
+            and isinstance(c.get("function"), dict)
+            and isinstance(c["function"].get("name"), str)
+            and isinstance(c["function"].get("arguments", {}), (dict, str))
+            for c in calls
+        )
+    ):
+        return False
+    return isinstance(m.get("tool_call_id"), (str, type(None)))
 
 
 class Bundle:
