@@ -44,10 +44,15 @@ def _tokenizer(tokenizer: Any) -> Any:
 
 
 def check(grammar: str, tokenizer: Any) -> str:
-    """Why ``grammar`` cannot be decoded under; "" when it can."""
+    """Why ``grammar`` cannot be decoded under, in one line; "" when it can."""
     llg = _llguidance()
-    message: str = llg.LLMatcher.validate_grammar(grammar, _tokenizer(tokenizer))
-    return message
+    return one_line(llg.LLMatcher.validate_grammar(grammar, _tokenizer(tokenizer)))
+
+
+def one_line(message: str) -> str:
+    """llguidance's error, which may quote the grammar over several lines, as its one telling line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return next((line for line in lines if line.startswith("error:")), lines[0] if lines else "")[:300]
 
 
 class GrammarMask:
@@ -71,7 +76,7 @@ class GrammarMask:
         self._bits = torch.full((len(grammars), words), -1, dtype=torch.int32)
         self._shifts = torch.arange(32, dtype=torch.int32)
         self._start: int | None = None
-        self.errors: list[str] = [m.get_error() if m is not None and m.is_error() else "" for m in self.matchers]
+        self.errors = [one_line(m.get_error()) if m is not None and m.is_error() else "" for m in self.matchers]
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         torch = self._torch

@@ -127,14 +127,6 @@ def test_ten_thousand_tool_calls_are_a_malformed_reply(served: tuple[Repo, list[
     assert results["case 1"]["score"] == 1.0  # the others are answered as ever
 
 
-def test_the_local_model_refuses_tools_clearly(repo: Repo) -> None:
-    repo.write("prompts/router.yaml", ROUTER)
-    suite = SUITE.format(url="http://127.0.0.1:9").splitlines(keepends=True)
-    repo.write("evals/router.yaml", "".join(line for line in suite if not line.startswith("model:")))
-    r = repo.run("eval", "router")
-    assert r.code == 1 and "the local model does not run tools or response formats yet" in r.err
-
-
 def test_a_json_schema_prompt_sends_its_format_and_is_scored_field_by_field(repo: Repo) -> None:
     from tests.conftest import chat_reply
     from tests.prompts.test_tools import INVOICE
