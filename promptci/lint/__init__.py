@@ -5,8 +5,7 @@ its own diagnostics plus what other files need to know (a prompt's name and
 variables, a suite's prompt references). Facts depend only on the file's bytes, so
 they are cached by content hash, and an unchanged file costs nothing on the next
 run. The cross-file checks (duplicate names, suites naming prompts, labels pointing
-at commits, optimize: blocks naming suites that use their prompt) then run over the
-facts every time.
+at commits, optimize: blocks, schema files) then run over the facts every time.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from ..prompts.tools import problems as tool_problems
 from ..settings import loglik_refusal
 from ..yamlio import YamlDocument, parse_yaml
 from .optimize import check_optimize, method_problem
+from .schemafiles import check_schema_files
 
 if TYPE_CHECKING:
     from ..evals.dataset import EvalCase
@@ -79,7 +79,7 @@ def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = Tr
         from ..pipelines.load import Pipelines
     for f in labels:
         found += _check_labels(registry, Pipelines(project), flows, f, set(declared), store)
-    found += check_optimize(project, prompts + pipelines, suites)
+    found += check_optimize(project, prompts + pipelines, suites) + check_schema_files(project, prompts)
     store.save()
 
     report = LintReport()

@@ -21,6 +21,7 @@ from ..evals.plan import Plan, Task, make_item
 from ..evals.runner import run_eval
 from ..pipelines.load import Pipeline, version_hash
 from ..project import Project
+from ..prompts import schemafiles
 from ..prompts.prompt import Prompt, content_hash
 from ..prompts.registry import parse_prompt
 from ..providers.pool import ModelPool
@@ -98,7 +99,7 @@ class Evaluator:
                 "the instruction holds control or bidirectional-override characters", path=self.prompt.path
             )
         source = self.source(instruction)
-        doc, spec = parse_prompt(source, self.prompt.path)
+        doc, spec = parse_prompt(source, self.prompt.path, schemafiles.worktree(self.project.root))
         return Prompt(spec, self.prompt.path, source, content_hash(doc.data))
 
     def task_for(self, instruction: str, cases: list[EvalCase]) -> Task:

@@ -36,6 +36,7 @@ from ..evals.plan import Task
 from ..pipelines.load import Pipeline
 from ..pipelines.steps import StepError, context, messages
 from ..project import Project
+from ..prompts import schemafiles
 from ..prompts.prompt import Prompt, content_hash
 from ..prompts.registry import parse_prompt
 from ..settings import ModelSettings
@@ -136,7 +137,7 @@ class PipelineSearch:
                 out.append(s.prompt)
                 continue
             source = replace_scalar(s.prompt.source, s.prompt.path, s.slot.loc, s.slot.compose(text))
-            doc, spec = parse_prompt(source, s.prompt.path)
+            doc, spec = parse_prompt(source, s.prompt.path, schemafiles.worktree(self.ctx.project.root))
             out.append(Prompt(spec, s.prompt.path, source, content_hash(doc.data)))
         return tuple(out)
 

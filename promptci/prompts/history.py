@@ -10,7 +10,8 @@ from ..errors import NotFoundError, PromptciError
 from ..git import Commit
 from ..yamlio import parse_yaml
 from .prompt import content_hash
-from .registry import Ref, Registry
+from .registry import Ref, Registry, with_schema_files
+from .schemafiles import Reader
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,16 @@ def versions(registry: Registry, name: str, max_count: int | None = None) -> lis
         found.append(Version(None, prompt.path, prompt.content_hash))
     for commit in repo.log(git_path, max_count=max_count):
         text = repo.read(commit.sha, commit.path or git_path)
-        found.append(Version(commit, commit.path or git_path, _hash(text, commit.path or git_path)))
+        path = commit.path or git_path
+        found.append(Version(commit, path, _hash(text, path, registry.reader(commit.sha))))
     return found[:max_count] if max_count else found
 
 
-def _hash(text: str | None, path: str) -> str | None:
+def _hash(text: str | None, path: str, read: Reader) -> str | None:
     if text is None:
         return None  # the commit deleted the file
     try:
-        return content_hash(parse_yaml(text, path).data)
+        return content_hash(with_schema_files(parse_yaml(text, path), read).data)
     except PromptciError:
         return None
 

@@ -14,8 +14,10 @@ from ..errors import InputError, NotFoundError, PromptciError
 from ..files import read_text
 from ..project import Project
 from ..yamlio import YamlDocument, parse_yaml
+from . import schemafiles
 from .labelfile import LATEST, read_labels
 from .prompt import Prompt, PromptVersion, content_hash
+from .schemafiles import Reader
 from .spec import PromptSpec
 
 if TYPE_CHECKING:
@@ -44,15 +46,32 @@ class Ref:
         return f"{self.name}@{self.at}" if self.at else self.name
 
 
-def parse_prompt(text: str, path: str) -> tuple[YamlDocument, PromptSpec]:
-    """Parse and validate one prompt file; the first problem raises a positioned error."""
+def parse_prompt(text: str, path: str, read: Reader | None = None) -> tuple[YamlDocument, PromptSpec]:
+    """Parse and validate one prompt file; the first problem raises a positioned error.
+
+    Its schema files (``$ref: schemas/x.json``) are read with ``read`` and put in place, so the
+    document's data, and the content hash taken over it, hold them."""
     doc = parse_yaml(text, path)
     if not isinstance(doc.data, dict):
         raise InputError("a prompt file must be a mapping with at least 'name'", path=path, line=1, col=1)
+    doc = with_schema_files(doc, read)
     try:
         return doc, PromptSpec.model_validate(doc.data)
     except ValidationError as exc:
         raise validation_error(exc, doc) from None
+
+
+def with_schema_files(doc: YamlDocument, read: Reader | None) -> YamlDocument:
+    """``doc`` with its schema files put in place; a ref that cannot be is an error at its line."""
+    if not schemafiles.has_file_refs(doc.data):
+        return doc
+    try:
+        if read is None:
+            raise schemafiles.SchemaFileError((), "this prompt's schema files can only be read from its repository")
+        return replace(doc, data=schemafiles.inline(doc.data, read))
+    except schemafiles.SchemaFileError as exc:
+        at = doc.position(exc.at, value=True)
+        raise InputError(exc.message, path=doc.path, line=at.line, col=at.col) from None
 
 
 def declared_name(text: str, path: str) -> str | None:
@@ -230,6 +249,12 @@ class Files(Generic[T]):
     def git_path(self, rel: str) -> str:
         return self.repo.relpath(self.project.root / rel)
 
+    def reader(self, sha: str | None) -> Reader:
+        """How files the project's files refer to are read: at commit ``sha``, or in the working tree."""
+        if sha is None:
+            return schemafiles.worktree(self.project.root)
+        return schemafiles.at_commit(self.repo, sha, self.git_path)
+
     def _version_worktree(self, path: Path, digest: str) -> PromptVersion:
         from ..errors import GitError
 
@@ -258,7 +283,7 @@ class Registry(Files[Prompt]):
         return self.project.config.prompts_dir
 
     def _read(self, text: str, path: str, shown: str, sha: str | None) -> tuple[Prompt, str]:
-        doc, spec = parse_prompt(text, shown)
+        doc, spec = parse_prompt(text, shown, self.reader(sha))
         digest = content_hash(doc.data)
         return Prompt(spec, path, text, digest, sha), digest
 

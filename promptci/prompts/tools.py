@@ -116,8 +116,10 @@ def schema_problems(schema: Any, at: Location, strict: bool) -> list[Problem]:
 
     if nesting_depth(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
         return [(at, f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")]
-    if outside := next(_outside_refs(schema, at), None):
-        return [(outside, "a $ref may point only inside the schema itself (#/…): no file or URL is read")]
+    from .schemafiles import has_file_refs
+
+    if has_file_refs(schema):
+        return []  # checked once its files are read (lint's check of schema files)
     import jsonschema
 
     try:
@@ -128,19 +130,6 @@ def schema_problems(schema: Any, at: Location, strict: bool) -> list[Problem]:
     except (RecursionError, jsonschema.exceptions.RefResolutionError) as exc:  # a $ref loop
         return [(at, f"not a usable JSON Schema: {type(exc).__name__}")]
     return list(_strict_problems(schema, at)) if strict else []
-
-
-def _outside_refs(value: Any, at: Location) -> Iterator[Location]:
-    """Where a ``$ref`` leaves the schema: a file, a URL, anything not ``#…``."""
-    if isinstance(value, dict):
-        ref = value.get("$ref")
-        if ref is not None and not (isinstance(ref, str) and ref.startswith("#")):
-            yield (*at, "$ref")
-        for key, sub in value.items():
-            yield from _outside_refs(sub, (*at, key))
-    elif isinstance(value, list):
-        for i, sub in enumerate(value):
-            yield from _outside_refs(sub, (*at, i))
 
 
 def _strict_problems(schema: Any, at: Location) -> Iterator[Problem]:
