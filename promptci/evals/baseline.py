@@ -13,6 +13,7 @@ collapsed onto one value.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -90,7 +91,16 @@ def collapsed(answers: Sequence[str], expected: Sequence[str], share: float = 0.
 
 
 def expected_text(case: EvalCase) -> str:
+    """A case's expected answer as text: an expected tool call as ``name(arg=value, …)``, other
+    structured answers as JSON."""
     expected = case.expected
     if isinstance(expected, list):
         expected = expected[0] if expected else ""
+    if isinstance(expected, dict) and isinstance(expected.get("name"), str) and set(expected) <= {"name", "arguments"}:
+        from ..providers.replies import call_text
+
+        arguments = expected.get("arguments")
+        return call_text(expected["name"], arguments if isinstance(arguments, dict) else None, "…")
+    if isinstance(expected, (dict, list)):
+        return json.dumps(expected, ensure_ascii=False)
     return str(expected if expected is not None else "")

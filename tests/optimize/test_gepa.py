@@ -330,3 +330,90 @@ def test_gepa_merges_pool_members_that_improved_different_steps(repo: Repo, monk
     assert read_state(text) == {"note": NOTE_PLANTED, "answer": PLANTED}
     assert dev > max(branches["note"][5], branches["answer"][5])
     assert con.execute("SELECT best FROM optimizations WHERE id = ?", [report["id"]]).fetchone() == (text,)
+
+
+TIMER_PLANTED = "Call set_timer with the minutes the user asks for."
+TIMER_PROMPT = """\
+# Owned by the assistant team.
+name: timer
+messages:
+  - {role: system, content: Help the user.}
+  - {role: user, content: "{{ request }}"}
+variables: {request: string}
+tools:
+  - type: function
+    function:
+      name: get_weather
+      description: The weather in a city.
+      parameters: {type: object, properties: {city: {type: string}}, required: [city], additionalProperties: false}
+  - type: function
+    function:
+      name: set_timer
+      description: Start a countdown.   # a comment the optimizer must keep
+      parameters:
+        type: object
+        properties:
+          minutes: {type: integer, minimum: 1}
+        required: [minutes]
+tool_choice: required
+"""
+
+
+def test_reflection_shows_failing_calls_beside_the_expected_ones_and_the_tools_are_kept_byte_for_byte(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task model sets the timer only under the planted instruction, else asks for Oslo's
+    weather. The reflection model writes the planted instruction only when it is shown a failing
+    call and the expected one, each as name(arguments)."""
+    from ..evals.test_tool_calls import call, reply
+
+    reflections: list[str] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
+        body = request_json(h)
+        messages = body["messages"]
+        if body["model"] == "task":
+            assert [t["function"]["name"] for t in body["tools"]] == ["get_weather", "set_timer"]
+            minutes = re.search(r"\d+", messages[-1]["content"]).group()  # type: ignore[union-attr]
+            if TIMER_PLANTED in messages[0]["content"]:
+                return 200, reply(calls=[call("set_timer", f'{{"minutes": {minutes}}}')])
+            return 200, reply(calls=[call("get_weather", '{"city": "Oslo"}')])
+        prompt = messages[0]["content"]
+        reflections.append(prompt)
+        shown = "Assistant's response:\nget_weather(city='Oslo')" in prompt and re.search(
+            r"Expected response:\nset_timer\(minutes=\d+\)", prompt
+        )
+        return 200, chat_reply(body["model"], f"<INS>{TIMER_PLANTED if shown else CLEAN_MISS}</INS>")
+
+    with scripted(monkeypatch, handle) as url:
+        repo.write("prompts/timer.yaml", TIMER_PROMPT)
+        cases = [{"request": f"Set a timer for {n} minutes.", "call": {"name": "set_timer", "arguments": {"minutes": n}}}
+                 for n in range(1, 41)]  # fmt: skip
+        repo.write("evals/timer.jsonl", "".join(json.dumps(c) + "\n" for c in cases))
+        repo.write(
+            "evals/timer.yaml",
+            "prompts: [timer]\nscorers: [{type: tool-call}]\n"
+            "dataset: {path: timer.jsonl, vars: {request: request}, expected: call}\n",
+        )
+        config = (
+            (repo.path / "promptci.yaml")
+            .read_text()
+            .replace(
+                "model:\n  temperature: 0\n  max_tokens: 16\n",
+                f"model:\n  provider: openai\n  model: task\n  temperature: 0\n  max_tokens: 16\n"
+                f"  params: {{base_url: '{url}', api_key_env: SCRIPTED_KEY}}\n",
+            )
+        )
+        repo.write("promptci.yaml", config)
+        repo.commit("a timer tool prompt")
+        result = repo.run(
+            "optimize", "timer", "--suite", "timer", "--method", "gepa", "--steps", "4", "--candidates", "2",
+            "--split", "0.3/0.3/0.4", "--optimizer-model", "openai:reflector", "--format", "json",
+        )  # fmt: skip
+    assert result.code == 0, result.err
+    assert reflections and all("Expected response:\nset_timer(minutes=" in p for p in reflections)
+    branch = json.loads(result.out)["branch"]
+    new = repo.git("show", f"{branch}:prompts/timer.yaml")
+    # Only the instruction changed; the tools, their descriptions and comments are the same bytes.
+    assert new + "\n" == TIMER_PROMPT.replace("content: Help the user.", f'content: "{TIMER_PLANTED}"')
+    assert new.split("tools:", 1)[1] + "\n" == TIMER_PROMPT.split("tools:", 1)[1]

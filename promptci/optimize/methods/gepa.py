@@ -41,6 +41,7 @@ from pydantic import Field
 from ...errors import InputError
 from ...evals.baseline import expected_text
 from ...evals.dataset import EvalCase
+from ...providers.replies import readable
 from ...store import TrajectoryRow
 from .. import metaprompt
 from ..context import Context
@@ -235,7 +236,7 @@ class Gepa(Method[GepaConfig]):
                 {
                     "case": case.id,
                     "question": "" if self.system else ctx.question(case),
-                    "reply": scored.outputs.get(case.id, ""),
+                    "reply": readable(scored.outputs.get(case.id, "")) or "",  # tool calls as name(arg=…)
                     "expected": expected,
                     "feedback": feedback,
                     "score": score,
