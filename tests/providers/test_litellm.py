@@ -195,3 +195,97 @@ def test_tools_go_to_anthropic_in_its_own_shape_and_its_tool_use_comes_back_as_c
     ((_, _, output, error, _, _),) = _rows(repo)
     assert error is None
     assert json.loads(output)["tool_calls"][0]["name"] == "order_status"
+
+
+INVOICE_SUITE = """\
+prompts: [invoice]
+model: {{provider: litellm, model: {model}, max_tokens: 64, params: {params}}}
+scorers: [{{type: json, fields: true}}]
+cases:
+  - vars: {{text: 'Invoice A-12, total 30 EUR'}}
+    expected: {{number: A-12, total: 30}}
+"""
+
+
+def test_a_schema_prompt_goes_through_litellms_anthropic_route_as_a_forced_tool(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ..prompts.test_tools import INVOICE
+
+    monkeypatch.setenv("FAKE_ANTHROPIC_KEY", "k" * 20)
+    bodies: list[dict[str, Any]] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
+        body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
+        bodies.append(body)
+        name = body["tools"][0]["name"]
+        return 200, {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+            "content": [{"type": "tool_use", "id": "tu_1", "name": name, "input": {"number": "A-12", "total": 30}}],
+            "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 40, "output_tokens": 9},
+        }  # fmt: skip
+
+    with json_server(handle) as url:
+        params = json.dumps({"base_url": url, "api_key_env": "FAKE_ANTHROPIC_KEY", "max_retries": 0})
+        repo.write("prompts/invoice.yaml", INVOICE)
+        repo.write(
+            "evals/invoice.yaml", INVOICE_SUITE.format(model="anthropic/claude-3-5-haiku-20241022", params=params)
+        )
+        result = repo.run("eval", "invoice")
+    assert result.code == ExitCode.OK, result.out + result.err
+    (body,) = bodies
+    # Anthropic's recipe: the schema as the one tool's input_schema, and that tool forced.
+    (tool,) = body["tools"]
+    assert tool["input_schema"]["properties"] == {"number": {"type": "string"}, "total": {"type": "number"}}
+    assert body["tool_choice"]["type"] == "tool" and body["tool_choice"]["name"] == tool["name"]
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Extract the invoice fields: Invoice A-12, total 30 EUR"}],
+        }
+    ] or (body["messages"][0]["role"] == "user")
+    ((_, _, output, error, _, _),) = _rows(repo)
+    assert error is None and json.loads(output) == {"number": "A-12", "total": 30}
+
+
+def test_tools_and_a_schema_go_through_litellms_openai_route_in_openais_shape(repo: Repo) -> None:
+    from ..evals.test_tool_calls import call, reply
+    from ..prompts.test_tools import INVOICE, ROUTER
+
+    bodies: list[dict[str, Any]] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
+        body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
+        bodies.append(body)
+        if "tools" in body:
+            return 200, reply(calls=[call("order_status", '{"order_id": "7"}')])
+        return 200, reply('{"number": "A-12", "total": 30}')
+
+    with json_server(handle) as url:
+        params = json.dumps({"base_url": url + "/v1", "api_key_env": "FAKE_KEY", "max_retries": 0})
+        repo.write("prompts/router.yaml", ROUTER)
+        repo.write("prompts/invoice.yaml", INVOICE)
+        repo.write("evals/invoice.yaml", INVOICE_SUITE.format(model="openai/m", params=params))
+        repo.write(
+            "evals/router.yaml",
+            f"prompts: [router]\nmodel: {{provider: litellm, model: openai/m, max_tokens: 64, params: {params}}}\n"
+            "scorers: [{type: tool-call}]\ncases:\n  - vars: {shop: Acme, question: Where is order 7?}\n"
+            "    expected: {name: order_status, arguments: {order_id: '7'}}\n",
+        )
+        import os
+
+        os.environ["FAKE_KEY"] = "k" * 20
+        try:
+            result = repo.run("eval", "invoice", "router")
+        finally:
+            del os.environ["FAKE_KEY"]
+    assert result.code == ExitCode.OK, result.out + result.err
+    tooled = next(b for b in bodies if "tools" in b)
+    assert [t["type"] for t in tooled["tools"]] == ["function", "function"]
+    assert tooled["tools"][0]["function"]["name"] == "order_status" and tooled["tools"][0]["function"]["strict"] is True
+    assert tooled["tool_choice"] == "auto"
+    formatted = next(b for b in bodies if "response_format" in b)
+    assert formatted["response_format"]["type"] == "json_schema"
+    assert formatted["response_format"]["json_schema"]["name"] == "invoice"
+    assert formatted["response_format"]["json_schema"]["strict"] is True
+    assert [r[3] for r in _rows(repo)] == [None, None]
