@@ -60,12 +60,15 @@ class Counted:
 
     def __init__(self, provider: TransformersProvider) -> None:
         self.steps = 0
+        self.longest = 0  # the most steps one batch took
         self.grammar_seconds = 0.0
         generate_ids = provider.generate_ids
 
         def counted(*args: Any, **kwargs: Any) -> list[list[int]]:
             new = generate_ids(*args, **kwargs)
-            self.steps += max(len(row) for row in new) + 1
+            steps = max(len(row) for row in new) + 1
+            self.steps += steps
+            self.longest = max(self.longest, steps)
             return new
 
         provider.generate_ids = counted  # type: ignore[method-assign]
@@ -84,6 +87,7 @@ class Counted:
 def run(provider: TransformersProvider, batch: list[Request], counted: Counted) -> dict[str, Any]:
     done: dict[int, Completion] = {}
     steps, grammar = counted.steps, counted.grammar_seconds
+    counted.longest = 0
     start = time.perf_counter()
     provider.generate(batch, done.__setitem__, lambda: False)
     seconds = time.perf_counter() - start
@@ -93,6 +97,7 @@ def run(provider: TransformersProvider, batch: list[Request], counted: Counted) 
         "seconds": seconds,
         "tokens": sum(c.tokens_out or 0 for c in completions),
         "steps": counted.steps - steps,
+        "longest": counted.longest,
         "grammar_seconds": counted.grammar_seconds - grammar,
     }
 
@@ -150,13 +155,14 @@ def main() -> None:
                     texts=texts,
                     tokens=got["tokens"],
                     steps=got["steps"],
+                    longest=got["longest"],
                     seconds=got["seconds"],
                     grammar_share=got["grammar_seconds"] / got["seconds"],
                 )
-            # Per step, at equal work: free decoding stopped at the constrained run's longest reply.
+            # Per step, at like work: free decoding stopped where the constrained run's longest batch did.
             on = ways["constrained"]
             on["per_step"].append(1000 * on["seconds"] / on["steps"])
-            matched = run(provider, planned(project, name, args.cases, False, on["steps"] - 1)[0], counted)
+            matched = run(provider, planned(project, name, args.cases, False, on["longest"] - 1)[0], counted)
             ways["free"]["per_step"].append(1000 * matched["seconds"] / max(matched["steps"], 1))
         batch, _ = planned(project, name, args.cases, True)
         off = run(uncached, batch, counted)["completions"]

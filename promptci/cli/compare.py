@@ -184,9 +184,10 @@ def _print_flips(comparison: object) -> None:
             click.echo(f"  {s.suite} × {s.prompt}: changed per step: {step_changes(s)}")
         for f in s.flips[:20]:
             first = f" (first step to differ: {f.first_step})" if f.first_step else ""
+            changed = f"\n    changed: {_clip(f.change, 100)}" if f.change else ""
             click.echo(
                 f"  {s.suite} {f.direction} {f.name}{first}\n    base: {_clip(f.base.output, 100)}\n"
-                f"    head: {_clip(f.head.output, 100)}"
+                f"    head: {_clip(f.head.output, 100)}{changed}"
             )
 
 

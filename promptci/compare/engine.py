@@ -74,6 +74,13 @@ class Flip:
     def direction(self) -> str:
         return "pass→fail" if self.base.passed else "fail→pass"
 
+    @property
+    def change(self) -> str | None:
+        """What changed in a structured output (tool calls, a JSON object), in a line."""
+        from .outputs import change
+
+        return change(self.base.output, self.head.output)
+
 
 @dataclass
 class SuiteComparison:

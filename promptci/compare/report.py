@@ -90,22 +90,29 @@ def markdown(c: Comparison) -> str:
                 f"**{s.suite} × {s.prompt}**: " + "; ".join(notes) if notes else f"**{s.suite} × {s.prompt}**",
             ]
         if s.flips:
+            shown = _ordered(s.flips)[:MAX_FLIPS]
             step = "first step to differ | " if s.steps else ""
+            changed = any(f.change for f in shown)  # structured outputs: what changed in them
             lines += [
                 "",
                 f"<details><summary>{len(s.flips)} flipped case(s)</summary>",
                 "",
-                f"| case | input | flip | {step}base output | head output |",
-                "|---|---|---|---|---|" + ("---|" if s.steps else ""),
+                f"| case | input | flip | {step}base output | head output |" + (" what changed |" if changed else ""),
+                "|---|---|---|---|---|" + ("---|" if s.steps else "") + ("---|" if changed else ""),
             ]
             lines += [
                 f"| {_cell(f.name)} | {_cell(f.input)} | {f.direction} | "
                 + (f"{_cell(f.first_step or '(none)')} | " if s.steps else "")
                 + f"{_cell(f.base.output)} | {_cell(f.head.output)} |"
-                for f in _ordered(s.flips)[:MAX_FLIPS]
+                + (f" {_cell(f.change or '')} |" if changed else "")
+                for f in shown
             ]
             if len(s.flips) > MAX_FLIPS:
-                lines.append(f"| … | | {len(s.flips) - MAX_FLIPS} more | | |" + (" |" if s.steps else ""))
+                lines.append(
+                    f"| … | | {len(s.flips) - MAX_FLIPS} more | | |"
+                    + (" |" if s.steps else "")
+                    + (" |" if changed else "")
+                )
             lines += ["", "</details>"]
     lines += [
         "",
@@ -161,6 +168,7 @@ def as_dict(c: Comparison) -> dict[str, Any]:
                     "direction": f.direction,
                     "base": _case_side(f.base),
                     "head": _case_side(f.head),
+                    "change": f.change,
                     **({"first_step": f.first_step, "trace": [asdict(t) for t in f.trace]} if s.steps else {}),
                 }
                 for f in _ordered(s.flips)
@@ -200,6 +208,8 @@ def junit(c: Comparison) -> str:
         for f in _ordered(s.flips):
             case = ET.SubElement(el, "testcase", classname=f"{s.suite}.{s.prompt}", name=f.name)
             text = f"base: {_clip(f.base.output, 400)}\nhead: {_clip(f.head.output, 400)}"
+            if f.change:
+                text += f"\nchanged: {_clip(f.change, 400)}"
             if f.direction == "pass→fail":
                 ET.SubElement(case, "failure", message="pass→fail").text = text
             else:

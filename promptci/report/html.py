@@ -19,6 +19,7 @@ from urllib.parse import quote
 import jinja2
 
 from ..compare.history import Point
+from ..providers.replies import readable
 from ..redact import inert
 from .chart import Mark, chart
 
@@ -49,6 +50,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["segment"] = lambda value: quote(str(value), safe="")  # one path segment of a link
+    env.filters["readable"] = lambda output: readable(output) or ""  # tool calls as name(arg=…)
     return env
 
 

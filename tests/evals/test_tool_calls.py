@@ -109,9 +109,17 @@ def test_a_changed_tool_description_is_a_new_request_and_compare_shows_the_flips
     (flip,) = suite["flips"]
     assert flip["direction"] == "pass→fail"
     assert json.loads(flip["head"]["output"])["tool_calls"][0]["name"] == "refund"
+    assert flip["change"] == "order_status → refund"
+    # The viewer's and the report's flip table: the calls read as calls, and what changed.
+    from promptci.report.html import environment
+
+    html = str(environment().get_template("macros.html.j2").module.flips(json.loads(compared.out)))  # type: ignore[attr-defined]
+    assert "<pre>order_status(order_id=&#39;7&#39;)</pre>" in html and "<pre>refund(order_id=&#39;7&#39;)</pre>" in html
+    assert '<p class="change">changed: order_status → refund</p>' in html
     # The comment reads the calls as calls, with their arguments, on both sides.
     markdown = repo.run("compare", "--format", "markdown").out
     assert "order\\_status(order\\_id='7')" in markdown and "refund(order\\_id='7')" in markdown
+    assert "| what changed |" in markdown and "| order\\_status → refund |" in markdown
 
 
 def test_ten_thousand_tool_calls_are_a_malformed_reply(served: tuple[Repo, list[dict[str, Any]]]) -> None:
