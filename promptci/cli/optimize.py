@@ -86,6 +86,11 @@ def _list_methods(ctx: click.Context, _: click.Parameter, value: bool) -> None:
     help="One of the method's own options, e.g. greater.topk=40; repeatable. --list-methods lists them.",
 )
 @click.option(
+    "--target",
+    type=click.Choice(["instruction", "tool-descriptions", "both"]),
+    help="With --method gepa: rewrite the instruction (default), the prompt's tool descriptions, or both.",
+)
+@click.option(
     "--list-methods",
     is_flag=True,
     expose_value=False,
@@ -168,6 +173,7 @@ def optimize(
     suite: str | None,
     method: str,
     sets: tuple[str, ...],
+    target: str | None,
     optimizer_model: str | None,
     task_model: str | None,
     steps: int | None,
@@ -225,6 +231,10 @@ def optimize(
     from .eval import budget_values
 
     budget = budget_values(budgets, ("calls", "tokens", "cost", "seconds"))
+    if target is not None:
+        if method != "gepa":
+            raise InputError(f"--target {target} is GEPA's: use it with --method gepa")
+        sets = (*sets, f"gepa.target={target}")
     selecting = changed or due or everything or plan or push or (name is not None and suite is None and not resume)
     if selecting and not resume:
         overrides = {"steps": steps, "budget": budget or None, "device": device, "dtype": dtype}

@@ -184,3 +184,32 @@ def gepa(current: str, records: Sequence[Reflection], position: str, step: tuple
         " and </INS>."
     )
     return "\n".join(parts)
+
+
+def gepa_tool(name: str, current: str, records: Sequence[Reflection]) -> str:
+    """GEPA's reflection prompt for one tool's description: the description, the cases with the
+    calls made and expected (failing first) and feedback; the reply is the new description
+    between ``<INS>`` and ``</INS>``."""
+    parts = [
+        f"An assistant can call the tool `{name}`, which it is shown with this description:",
+        f"<INS>{current or '(empty)'}</INS>",
+        "",
+        "Here are requests the assistant was given, the call it made (or its answer), the call expected, and feedback:",
+        "",
+    ]
+    for i, r in enumerate(records, 1):
+        parts += [
+            f"Example {i}",
+            f"Input:\n{r.question}",
+            f"Assistant's response:\n{r.reply.strip() or '(empty)'}",
+            f"Expected response:\n{r.expected}",
+            f"Feedback: {r.feedback}",
+            "",
+        ]
+    parts.append(
+        f"Your task is to write a new description of `{name}`: what it does and when to call it, so that the"
+        " assistant calls it when, and only when, a request needs it, with the right arguments. Keep what led to"
+        " correct calls. Write it for every request, not for these examples. Reply with the new description only,"
+        " between <INS> and </INS>."
+    )
+    return "\n".join(parts)

@@ -417,3 +417,73 @@ def test_reflection_shows_failing_calls_beside_the_expected_ones_and_the_tools_a
     # Only the instruction changed; the tools, their descriptions and comments are the same bytes.
     assert new + "\n" == TIMER_PROMPT.replace("content: Help the user.", f'content: "{TIMER_PLANTED}"')
     assert new.split("tools:", 1)[1] + "\n" == TIMER_PROMPT.split("tools:", 1)[1]
+
+
+PLANTED_DESCRIPTION = "Start a countdown of the minutes the user asks for: call it for any timer or reminder."
+
+
+def test_gepa_rewrites_the_blamed_tools_description_and_nothing_else(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task model sets the timer only when set_timer's description says it is for any timer,
+    else asks for Oslo's weather. The reflection model, shown set_timer's description with the
+    failing calls, writes that description; asked about any other tool it writes a useless one."""
+    from ..evals.test_tool_calls import call, reply
+
+    asked: list[str] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
+        body = request_json(h)
+        messages = body["messages"]
+        if body["model"] == "task":
+            assert messages[0]["content"] == "Help the user."  # the instruction is not a target
+            described = {t["function"]["name"]: t["function"]["description"] for t in body["tools"]}
+            minutes = re.search(r"\d+", messages[-1]["content"]).group()  # type: ignore[union-attr]
+            if "any timer" in described["set_timer"]:
+                return 200, reply(calls=[call("set_timer", f'{{"minutes": {minutes}}}')])
+            return 200, reply(calls=[call("get_weather", '{"city": "Oslo"}')])
+        prompt = messages[0]["content"]
+        asked.append(prompt)
+        about = re.search(r"call the tool `(\w+)`", prompt)
+        good = about and about.group(1) == "set_timer" and "Expected response:\nset_timer(minutes=" in prompt
+        return 200, chat_reply(body["model"], f"<INS>{PLANTED_DESCRIPTION if good else 'A tool.'}</INS>")
+
+    with scripted(monkeypatch, handle) as url:
+        repo.write("prompts/timer.yaml", TIMER_PROMPT)
+        cases = [{"request": f"Set a timer for {n} minutes.", "call": {"name": "set_timer", "arguments": {"minutes": n}}}
+                 for n in range(1, 41)]  # fmt: skip
+        repo.write("evals/timer.jsonl", "".join(json.dumps(c) + "\n" for c in cases))
+        repo.write(
+            "evals/timer.yaml",
+            "prompts: [timer]\nscorers: [{type: tool-call}]\n"
+            "dataset: {path: timer.jsonl, vars: {request: request}, expected: call}\n",
+        )
+        config = (
+            (repo.path / "promptci.yaml")
+            .read_text()
+            .replace(
+                "model:\n  temperature: 0\n  max_tokens: 16\n",
+                f"model:\n  provider: openai\n  model: task\n  temperature: 0\n  max_tokens: 16\n"
+                f"  params: {{base_url: '{url}', api_key_env: SCRIPTED_KEY}}\n",
+            )
+        )
+        repo.write("promptci.yaml", config)
+        repo.commit("a timer tool prompt")
+        refused = repo.run("optimize", "timer", "--suite", "timer", "--method", "gpo", "--target", "tool-descriptions")
+        assert refused.code == 2 and "--target tool-descriptions is GEPA's" in refused.err
+        result = repo.run(
+            "optimize", "timer", "--suite", "timer", "--method", "gepa", "--target", "tool-descriptions",
+            "--steps", "4", "--candidates", "2", "--split", "0.3/0.3/0.4", "--optimizer-model", "openai:reflector",
+            "--format", "json",
+        )  # fmt: skip
+    assert result.code == 0, result.err
+    assert asked and all("call the tool `set_timer`" in p for p in asked)  # the failing calls blame set_timer
+    report = json.loads(result.out)
+    new = repo.git("show", f"{report['branch']}:prompts/timer.yaml")
+    assert new + "\n" == TIMER_PROMPT.replace(
+        "description: Start a countdown.   # a comment the optimizer must keep",
+        f'description: "{PLANTED_DESCRIPTION}"   # a comment the optimizer must keep',
+    )
+    con = duckdb.connect(str(repo.path / ".promptci/results.duckdb"), read_only=True)
+    targets = {t for (t,) in con.execute("SELECT target FROM trajectory WHERE step > 0").fetchall()}
+    assert targets == {"tool:set_timer"}

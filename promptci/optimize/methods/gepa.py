@@ -32,6 +32,7 @@ improved different steps (its system-aware merge); a merge is stored as an itera
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -49,12 +50,14 @@ from ..credit import CaseTrace, user_turn
 from ..edits import normalised_hash
 from ..engine import Method, Proposal, best_by, classify, report_step, sample, score_on, scored_by_hash, store_step
 from ..evaluate import Scored
+from ..instruction import replace_scalar
 from ..pipeline import CREDIT_CASES, PipelineSearch, read_state, state_text
 from ..settings import Proposing
 from ..trajectory import new_row
 from . import register
 
 COMPONENT = "instruction"
+TOOL = "tool:"  # a component that is one tool's description: "tool:get_weather"
 INSTALL = "pip install 'promptci-gate[gepa]'  (or: pip install gepa==0.1.4)"
 
 
@@ -67,6 +70,10 @@ class GepaConfig(Proposing):
     )
     max_tokens: int = Field(160, ge=1, description="the longest reply the optimizer model may write, in tokens")
     merge: bool = Field(False, description="for a pipeline: also merge pool members that improved different steps")
+    target: Literal["instruction", "tool-descriptions", "both"] = Field(
+        "instruction",
+        description="what a reflection rewrites: the instruction, the prompt's tool descriptions, or both",
+    )
 
 
 class _Spent(Exception):
@@ -96,6 +103,49 @@ class Gepa(Method[GepaConfig]):
         self._dev: dict[str, Scored] = {}  # each candidate's scoring on dev, by its text
         self._critique: dict[str, str] = {}  # this iteration: case id -> the backward pass's feedback on the step
         self._stored = max((r.step for r in ctx.rows), default=0)  # a resumed search replays these from the cache
+        self._turn = 0  # components changed in turn where no failing call names one
+        self.places: dict[str, tuple[str | int, ...]] = {}  # with tool targets: component -> where it is in the file
+        if self.config.target != "instruction":
+            self._tool_components()
+
+    def _tool_components(self) -> None:
+        """The prompt's tool descriptions (and with ``both`` its instruction) as the components a
+        reflection rewrites, each written back at its own place in the file."""
+        evaluator = self.ctx.evaluator
+        spec = evaluator.prompt.spec
+        if not spec.tools:
+            raise InputError(
+                f"gepa.target={self.config.target}: prompt '{spec.name}' has no tools to describe",
+                hint="use gepa.target=instruction",
+            )
+        if self.config.target == "both":
+            self.places[COMPONENT] = evaluator.slot.loc
+        for i, tool in enumerate(spec.tools):
+            self.places[TOOL + tool.function.name] = ("tools", i, "function", "description")
+        evaluator.composer = self.compose
+
+    def compose(self, text: str) -> str:
+        """The prompt file with each component of the candidate ``text`` in its place; nothing else changes."""
+        evaluator = self.ctx.evaluator
+        prompt = evaluator.prompt
+        source = prompt.source
+        for name, value in (read_state(text) or {}).items():
+            if name == COMPONENT:
+                source = replace_scalar(source, prompt.path, evaluator.slot.loc, evaluator.slot.compose(value))
+            elif name in self.places:
+                source = replace_scalar(source, prompt.path, self.places[name], value)
+        return source
+
+    def initial_text(self) -> str:
+        if not self.places:
+            return super().initial_text()
+        spec = self.ctx.evaluator.prompt.spec
+        descriptions = {TOOL + t.function.name: t.function.description for t in spec.tools}
+        return state_text({name: descriptions.get(name, self.ctx.evaluator.initial) for name in self.places})
+
+    def describe(self, text: str) -> str:
+        state = read_state(text) if self.places else None
+        return " · ".join(f"{name}: {value}" for name, value in state.items()) if state else text
 
     @classmethod
     def default_steps(cls, n_train: int) -> int:
@@ -135,6 +185,8 @@ class Gepa(Method[GepaConfig]):
         return found
 
     def search_pipeline(self, system: Any) -> str:
+        if self.places:
+            raise InputError(f"gepa.target={self.config.target} rewrites one prompt's tools, not a pipeline's")
         self.system = system
         return self.search()
 
@@ -146,7 +198,7 @@ class Gepa(Method[GepaConfig]):
         ctx = self.ctx
         initial = ctx.rows[0]
         self._programs = [initial]
-        seed = read_state(initial.text) if self.system else {COMPONENT: initial.text}
+        seed = read_state(initial.text) if self.system or self.places else {COMPONENT: initial.text}
         assert seed is not None, "a pipeline's initial row holds its instructions"
         settings = ctx.settings
         try:
@@ -184,12 +236,12 @@ class Gepa(Method[GepaConfig]):
 
     def text(self, candidate: Mapping[str, str]) -> str:
         """A candidate as a trajectory row's text."""
-        return state_text(dict(candidate)) if self.system else candidate[COMPONENT]
+        return state_text(dict(candidate)) if self.system or self.places else candidate[COMPONENT]
 
     def score(self, candidate: Mapping[str, str], cases: list[EvalCase]) -> Scored:
         if self.system:
             return self.system.score(dict(candidate), cases)
-        return self.ctx.score(candidate[COMPONENT], cases)
+        return self.ctx.score(self.text(candidate), cases)
 
     # -- what gepa calls back -------------------------------------------------------------
 
@@ -251,7 +303,7 @@ class Gepa(Method[GepaConfig]):
         self._critique = {}
         system = self.system
         if system is None:
-            return COMPONENT
+            return self._tool_component(records, candidate) if self.places else COMPONENT
         if self.ctx.settings.credit != "blame":
             return system.turn(self._step)
         threshold = self.ctx.evaluator.task.suite.case_threshold
@@ -263,6 +315,32 @@ class Gepa(Method[GepaConfig]):
         target, _ = system.assign(self._step, failing[:CREDIT_CASES], dict(candidate))
         self._critique = {c.case_id: c.feedback for c in system.credit if c.step == self._step and c.step_id == target}
         return target
+
+    @staticmethod
+    def _tried(name: str, candidate: Mapping[str, str], rows: Sequence[TrajectoryRow]) -> dict[str, TrajectoryRow]:
+        """Scored rows that differ from ``candidate`` in component ``name`` alone, by that component's hash."""
+        found = {}
+        for r in rows:
+            state = read_state(r.text) if r.dev_score is not None or r.train_score is not None else None
+            if state and name in state and {**state, name: candidate[name]} == dict(candidate):
+                found[normalised_hash(state[name])] = r
+        return found
+
+    def _tool_component(self, records: Sequence[Mapping[str, Any]], candidate: Mapping[str, str]) -> str:
+        """The tool whose description the failing cases blame most: the tool a failing case expected,
+        or called instead; else the components in turn."""
+        threshold = self.ctx.evaluator.task.suite.case_threshold
+        named: Counter[str] = Counter()
+        for r in records:
+            if r["score"] < threshold:
+                for said in (r["expected"], r["reply"]):
+                    name = TOOL + said.split("(", 1)[0].strip()
+                    if name in candidate:
+                        named[name] += 1
+        if named:
+            return named.most_common(1)[0][0]
+        self._turn += 1
+        return list(candidate)[(self._turn - 1) % len(candidate)]
 
     def reflections(self, name: str, records: Sequence[Mapping[str, Any]]) -> list[metaprompt.Reflection]:
         """The cases shown for component ``name``, failing first: for a pipeline's step, its own
@@ -295,12 +373,19 @@ class Gepa(Method[GepaConfig]):
             view.questions = system.questions(view, self._step, index, state, 0)
             step = (name, index + 1, len(system.slots))
             parent = view.rows[0]
-        prompt = metaprompt.gepa(candidate[name], self.reflections(name, records), view.evaluator.slot.position, step)
+        if name.startswith(TOOL):
+            prompt = metaprompt.gepa_tool(name.removeprefix(TOOL), candidate[name], self.reflections(name, records))
+        else:
+            prompt = metaprompt.gepa(
+                candidate[name], self.reflections(name, records), view.evaluator.slot.position, step
+            )
+        if self.places:  # hygiene and edit distance compare the component with its parent's
+            parent = replace(parent, text=candidate[name])
         proposal = Proposal(prompt, parent)
-        seen = scored_by_hash(view)
+        seen = scored_by_hash(view) if not self.places else self._tried(name, candidate, ctx.rows)
         for r in self._pending:
             if r.status == "scored":
-                own = read_state(r.text) if system else {name: r.text}
+                own = read_state(r.text) if system or self.places else {name: r.text}
                 if own and name in own:
                     seen[normalised_hash(own[name])] = r
         for attempt in range(ctx.settings.candidates):
@@ -322,10 +407,13 @@ class Gepa(Method[GepaConfig]):
                 row = replace(row, train_score=None, dev_score=None)
             if system is not None:
                 row = system.full_row(row, name, dict(candidate), self._parent or self._programs[0], accepted=False)
+            elif self.places and row.status not in ("unparsable", "error"):
+                whole = state_text({**candidate, name: row.text})
+                row = replace(row, text=whole, text_hash=normalised_hash(whole))
             self._pending.append(row)
             if row.status == "new":
                 self._child = len(self._pending) - 1
-                return (read_state(row.text) or {})[name] if system else row.text
+                return (read_state(row.text) or {})[name] if system or self.places else row.text
         return None
 
     # -- gepa's events --------------------------------------------------------------------
