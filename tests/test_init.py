@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,48 @@ def test_the_first_run_passes_and_the_gate_catches_a_wrecked_prompt(
     out = capsys.readouterr().out
     assert code == 1, out
     assert "regressed" in out
+
+
+RECORD_TOOL = """\
+tools:
+  - type: function
+    function:
+      name: record_sentiment
+      description: Record whether the review is positive or negative.
+      parameters:
+        type: object
+        properties:
+          label: {type: string, enum: [positive, negative]}
+        required: [label]
+tool_choice: required
+"""
+
+
+@pytest.mark.slow
+def test_the_readme_tool_journey_on_the_embedded_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """README: add a tool to the example prompt, eval, change its description, compare."""
+    target = tmp_path / "journey"
+    assert main(["init", str(target)]) == 0
+    prompt = target / "prompts/sentiment.yaml"
+    prompt.write_text(
+        prompt.read_text()
+        .replace("tags: [example]\n", RECORD_TOOL + "tags: [example]\n")
+        .replace("max_tokens: 4", "max_tokens: 24")
+    )
+    git(target, "add", "-A")
+    git(target, "commit", "-qm", "record the sentiment with a tool")
+    capsys.readouterr()
+    assert main(["-C", str(target), "eval", "-o", str(tmp_path / "run.json")]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    results = json.loads((tmp_path / "run.json").read_text())["results"]
+    calls = [json.loads(r["output"])["tool_calls"] for r in results]
+    assert len(calls) == 24 and all(c[0]["name"] == "record_sentiment" for c in calls)  # each reply is one call
+    assert sum(r["passed"] for r in results) >= 20  # the label, decoded under its enum: ≈ 0.92 against ≈ 0.67 as text
+    prompt.write_text(
+        prompt.read_text().replace("Record whether the review is positive or negative.", "Record the sentiment.")
+    )
+    code = main(["-C", str(target), "compare", "--run-missing", "--format", "json"])
+    compared = json.loads(capsys.readouterr().out)
+    suite = compared["suites"][0]
+    assert code == 0 and suite["n"] == 24 and suite["base_prompt_hash"] != suite["head_prompt_hash"]
+    assert all(f["change"] and f["change"].startswith("record_sentiment") for f in suite["flips"])

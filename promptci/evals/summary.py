@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from statistics import mean
 from typing import TYPE_CHECKING
 
+from ..providers.replies import readable
 from ..redact import clip
 from ..store import ResultRow
 
@@ -109,5 +110,5 @@ def _why(row: ResultRow) -> str:
     """Why a scored case failed: the scorer's note, else what it answered against what was expected."""
     if row.note:
         return row.note
-    answer = clip(" ".join((row.output or "").split()), 60)
+    answer = clip(" ".join((readable(row.output) or "").split()), 60)  # a tool call as name(arg=…)
     return f"answered {answer!r}, expected {clip(row.expected or '', 60)}"
