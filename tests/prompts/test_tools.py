@@ -3,12 +3,13 @@ version's identity, shipped in bundles, and handed to each SDK in its own shape.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 
 import promptci
-from tests.conftest import Repo
+from tests.conftest import REPO_ROOT, Repo
 from tests.hostile.conftest import one_line
 
 ROUTER = """\
@@ -178,3 +179,52 @@ def test_a_schema_that_is_not_a_schema_or_nests_forever_is_refused(repo: Repo) -
     recursive = ROUTER.replace("amount: {type: number, minimum: 0}", "amount: {$ref: '#/properties/amount'}")
     repo.write("prompts/router.yaml", recursive)
     assert repo.run("lint").code == 0  # a ref inside the schema is JSON Schema's own, and never read as a file
+
+
+def test_worked_calls_and_results_reach_each_sdk_and_survive_a_bundle(repo: Repo) -> None:
+    repo.write("prompts/route_request.yaml", (REPO_ROOT / "prompts/route_request.yaml").read_text())
+    repo.commit("a prompt with worked calls")
+    assert repo.run("lint").code == 0
+    prompt = promptci.load("route_request", root=repo.path)
+    openai = prompt.openai_kwargs(request="Set a timer for 5 minutes.")
+    worked = openai["messages"][2]
+    assert worked["role"] == "assistant" and worked["content"] == ""
+    assert worked["tool_calls"] == [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Madrid"}'}}
+    ]
+    assert openai["messages"][3] == {
+        "role": "tool", "tool_call_id": "call_1", "content": '{"city": "Madrid", "sky": "sunny", "celsius": 24}'
+    }  # fmt: skip
+    anthropic = prompt.anthropic_kwargs(request="Set a timer for 5 minutes.")
+    assert anthropic["messages"][1] == {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Madrid"}}],
+    }
+    assert anthropic["messages"][2]["content"][0] == {
+        "type": "tool_result", "tool_use_id": "call_1", "content": '{"city": "Madrid", "sky": "sunny", "celsius": 24}'
+    }  # fmt: skip
+    roles = [m["role"] for m in anthropic["messages"]]
+    assert all(a != b for a, b in itertools.pairwise(roles))  # Anthropic's turns alternate
+    assert repo.run("label", "set", "route_request", "production").code == 0
+    assert repo.run("bundle", "-o", "b.json").code == 0
+    bundled = promptci.load("route_request", label="production", bundle=repo.path / "b.json")
+    assert bundled.openai_kwargs(request="x") == prompt.openai_kwargs(request="x")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("name: get_weather, arguments: {city: Madrid}", "name: get_news, arguments: {city: Madrid}",
+         "'get_news' is no tool here"),
+        ("tool_call_id: call_1", "tool_call_id: call_9", "tool_call_id 'call_9' answers no earlier tool call"),
+        ("arguments: {minutes: 30}", "arguments: '{minutes: 30'", "arguments are not JSON"),
+    ],
+)  # fmt: skip
+def test_a_worked_call_that_cannot_be_is_a_lint_error_at_its_line(repo: Repo, old: str, new: str, message: str) -> None:
+    source = (REPO_ROOT / "prompts/route_request.yaml").read_text()
+    assert old in source
+    repo.write("prompts/route_request.yaml", source.replace(old, new))
+    linted = repo.run("lint")
+    assert linted.code == 1
+    (line,) = [x for x in linted.out.splitlines() if message in x]
+    assert line.startswith("prompts/route_request.yaml:") and line.endswith("[tools]")
