@@ -40,7 +40,7 @@ def test_every_problem_is_reported_with_its_position(repo: Repo) -> None:
     assert result.code == ExitCode.FAILED
     assert _lines(result.out) == [
         "prompts/bad.yaml:2:1: error: unknown key 'temprature' [schema]",
-        "prompts/bad.yaml:4:5: error: messages.0.role: Input should be 'system', 'user' or 'assistant' [schema]",
+        "prompts/bad.yaml:4:5: error: messages.0.role: Input should be 'system', 'user', 'assistant' or 'tool' [schema]",
         "prompts/bad.yaml:5:14: error: variable 'user' is used but not declared under 'variables' [undeclared-variable]",
         "prompts/bad.yaml:9:1: error: template syntax: Unexpected end of template. Jinja was looking for the"
         " following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to be closed is 'if'. [jinja]",
