@@ -12,7 +12,9 @@ generates the replies on the local model twice in each round, under the grammar 
   the whole batch. Per step is the cost of the grammar itself, with its share of the time;
 - **valid replies**: for the extraction, replies that parse and meet the schema; for the router,
   replies that make one call to a defined tool with arguments that meet its schema;
-- the suite's **score** each way (the json scorer's fields; the tool-call scorer);
+- the suite's **score** each way (the json scorer's fields; the tool-call scorer), the paired
+  permutation test between them, and the best constant answer (the commonest expected answer,
+  given to every case);
 - whether greedy outputs are identical with the prefix cache on and off (under the grammar).
 
 Usage: python benchmarks/constrained.py [--rounds 3] [--cases 40] [--json out.json]
@@ -25,6 +27,7 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import jsonschema  # noqa: E402
+import numpy as np  # noqa: E402
 
+from promptci.compare.stats import paired  # noqa: E402
 from promptci.evals.plan import CaseFilter, build_plan, suite_files  # noqa: E402
 from promptci.evals.scoring import make_scorer  # noqa: E402
 from promptci.project import Project  # noqa: E402
@@ -122,9 +127,20 @@ def valid(request: Request, text: str) -> bool:
     return not list(jsonschema.Draft202012Validator(schemas[reply.calls[0].name]).iter_errors(arguments))
 
 
-def score(project: Project, plan: Any, texts: list[str]) -> float:
+def scores(project: Project, plan: Any, texts: list[str]) -> list[float]:
     scorer = make_scorer(plan.tasks[0], project)
-    values = [scorer.score(text, item.case)[1] for text, item in zip(texts, plan.items, strict=True)]
+    return [scorer.score(text, item.case)[1] for text, item in zip(texts, plan.items, strict=True)]
+
+
+def constant(project: Project, plan: Any) -> float:
+    """The best constant answer's score: the commonest expected answer given to every case."""
+    expected = [json.dumps(item.case.expected, sort_keys=True) for item in plan.items]
+    best = Counter(expected).most_common(1)[0][0]
+    answer = json.loads(best)
+    if isinstance(answer, dict) and "arguments" in answer:  # a call: made as the tool would store it
+        answer = replies.encode(None, [replies.Call(answer["name"], json.dumps(answer["arguments"]))])
+    text = answer if isinstance(answer, str) else json.dumps(answer)
+    values = scores(project, plan, [text] * len(plan.items))
     return sum(values) / len(values)
 
 
@@ -149,9 +165,12 @@ def main() -> None:
                 way = ways.setdefault("constrained" if constrain else "free", {"per_token": [], "per_step": []})
                 way["per_token"].append(1000 * got["seconds"] / max(got["tokens"], 1))
                 texts = [c.text or "" for c in got["completions"]]
+                per_case = scores(project, plan, texts)
                 way.update(
                     valid=sum(valid(r, t) for r, t in zip(batch, texts, strict=True)),
-                    score=round(score(project, plan, texts), 3),
+                    score=round(sum(per_case) / len(per_case), 3),
+                    per_case=per_case,
+                    constant=round(constant(project, plan), 3),
                     texts=texts,
                     tokens=got["tokens"],
                     steps=got["steps"],
@@ -175,20 +194,26 @@ def main() -> None:
             "score": {w: ways[w]["score"] for w in ways},
             "tokens": {w: ways[w]["tokens"] for w in ways},
             "same_without_prefix_cache": [c.text for c in off] == ways["constrained"]["texts"],
+            "best_constant": ways["constrained"]["constant"],
         }
+        free_scores, on_scores = (np.array(ways[w]["per_case"]) for w in ("free", "constrained"))
+        row["p_constrained_vs_free"] = paired(
+            free_scores, on_scores, free_scores >= 1, on_scores >= 1, binary=False
+        ).p_value
         for unit in ("token", "step"):
             cost = row[f"ms_per_{unit}"]
             row[f"ratio_per_{unit}"] = round(cost["constrained"] / cost["free"], 3)
         table[name] = row
-    print(f"{'suite':<17}{'cases':>6}  {'ms/token on/free':>17}{'ratio':>7}  {'ms/step on/free':>16}{'ratio':>7}"
-          f"{'grammar':>9}  {'valid on/free':>13}  {'score on/free':>13}  cache on=off")  # fmt: skip
+    header = f"{'suite':<17}{'cases':>6}  {'ms/token on/free':>17}{'ratio':>7}  {'ms/step on/free':>16}{'ratio':>7}"
+    print(header + f"{'grammar':>9}  {'valid on/free':>13}  {'score on/free':>13}{'p':>7}{'constant':>9}  cache on=off")
     for name, row in table.items():
         t, p = row["ms_per_token"], row["ms_per_step"]
         print(
             f"{name:<17}{row['cases']:>6}  {t['constrained']:>8}/{t['free']:<8}{row['ratio_per_token']:>6}×"
             f"  {p['constrained']:>7}/{p['free']:<8}{row['ratio_per_step']:>6}×{row['grammar_share']:>8.1%}"
             f"  {row['valid']['constrained']:>6}/{row['valid']['free']:<6}"
-            f"  {row['score']['constrained']:>6}/{row['score']['free']:<6}  {row['same_without_prefix_cache']}"
+            f"  {row['score']['constrained']:>6}/{row['score']['free']:<6}{row['p_constrained_vs_free']:>7.3f}"
+            f"{row['best_constant']:>9}  {row['same_without_prefix_cache']}"
         )
     if args.json:
         args.json.write_text(json.dumps(table, indent=2) + "\n")

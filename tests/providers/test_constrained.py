@@ -223,3 +223,51 @@ def test_a_local_tool_reply_cut_short_is_a_wrong_answer_with_its_reason(repo: Re
 
 def shutil_copy(repo: Repo, rel: str) -> None:
     repo.write(rel, (REPO_ROOT / rel).read_text())
+
+
+# A chat template that takes tools, as Qwen's and Hermes' do: tools listed in the system turn,
+# earlier calls as <tool_call> blocks, results as <tool_response> in a user turn.
+TOOLS_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\n{% for t in tools %}{{ t.function.name }}: {{ t.function.description }}\n"
+    "{% endfor %}<|im_end|>\n{% endif %}"
+    "{% for m in messages %}<|im_start|>{{ 'user' if m.role == 'tool' else m.role }}\n"
+    "{% if m.tool_calls %}{% for c in m.tool_calls %}<tool_call>{{ c.function.name }} "
+    "{{ c.function.arguments.city }}</tool_call>{% endfor %}"
+    "{% elif m.role == 'tool' %}<tool_response>{{ m.content }}</tool_response>{% else %}{{ m.content }}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.slow
+def test_a_template_that_takes_tools_renders_them_and_earlier_calls_itself() -> None:
+    from promptci.providers.base import GenParams, Request
+    from promptci.providers.local import TransformersProvider
+
+    provider = TransformersProvider(models.resolve(None, Path(".")), device="cpu", dtype="float32", batch_size=2)
+    messages = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "clear"},
+        {"role": "user", "content": "And in Bergen?"},
+    ]
+    request = Request(
+        tuple((m["role"], m["content"]) for m in messages),
+        GenParams(8),
+        tools=json.dumps({"tools": [WEATHER], "tool_choice": "required"}),
+        turns=json.dumps(messages),
+    )
+    fallback = provider.format(request)  # SmolLM2's own template takes no tools: the preamble
+    assert "You can call these tools. You must call one of them." in fallback
+    assert '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>' in fallback
+    provider.tokenizer.chat_template = TOOLS_TEMPLATE
+    native = provider.format(request)
+    assert native.startswith("<|im_start|>system\nget_weather: The weather in a city.\n<|im_end|>")
+    assert "<tool_call>get_weather Oslo</tool_call>" in native  # its arguments as a mapping, as templates read them
+    assert "<|im_start|>user\n<tool_response>clear</tool_response>" in native
+    assert "You can call these tools" not in native
