@@ -66,6 +66,9 @@ def show(state: State, ref: str, fmt: str) -> int:
     if spec.template is not None:
         click.echo(spec.template)
     for m in spec.messages or []:
+        if m.history is not None:
+            click.echo(click.style(f"[the turns of {m.history}]", fg="cyan") + "\n")
+            continue
         click.echo(click.style(f"[{m.role}]", fg="cyan"))
         click.echo(m.content.rstrip("\n") + "\n")
     return 0

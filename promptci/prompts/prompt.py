@@ -22,6 +22,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "boolean": (bool,),
     "array": (list, tuple),
     "object": (dict,),
+    "messages": (list, tuple),
 }
 VARIABLE_TYPES = (*_PY_TYPES, "any")  # what a variable's ``type`` may be
 
@@ -100,6 +101,9 @@ class Prompt:
         assert self.spec.messages is not None
         messages: list[dict[str, Any]] = []
         for i, m in enumerate(self.spec.messages):
+            if m.history is not None:  # the case's turns, as data: never rendered as templates
+                messages += [dict(turn) for turn in bound[m.history] or ()]
+                continue
             message: dict[str, Any] = {
                 "role": m.role,
                 "content": self._render(("messages", i, "content"), m.content, bound),
@@ -211,7 +215,53 @@ def _check_type(owner: str, name: str, var: Variable, value: Any) -> Any:
     is_bool = isinstance(value, bool)
     if not isinstance(value, wanted) or (is_bool and var.type in ("integer", "number")):
         raise RenderError(f"{owner}: variable '{name}' should be {var.type}, got {type(value).__name__} {value!r:.40}")
-    return value
+    return history_turns(owner, name, value) if var.type == "messages" else value
+
+
+MAX_HISTORY_TURNS = 500  # turns one case's history may hold
+HISTORY_ROLES = ("user", "assistant", "tool")  # a case's turns: never a system turn
+
+
+def history_turns(owner: str, name: str, value: Any) -> list[dict[str, Any]]:
+    """A ``messages`` variable's turns, checked: each a user, assistant or tool turn with text
+    content (an assistant's may carry ``tool_calls``, a tool's names its ``tool_call_id``), at
+    most :data:`MAX_HISTORY_TURNS`. A system turn is refused: a case's data never speaks as
+    the system."""
+    if len(value) > MAX_HISTORY_TURNS:
+        raise RenderError(f"{owner}: '{name}' holds {len(value):,} turns, more than {MAX_HISTORY_TURNS}")
+    turns = []
+    for i, turn in enumerate(value, 1):
+        where = f"{owner}: turn {i} of '{name}'"
+        if not isinstance(turn, Mapping):
+            raise RenderError(f"{where} is not a mapping with role and content")
+        role, content = turn.get("role"), turn.get("content", "")
+        if role == "system":
+            raise RenderError(f"{where} is a system turn: a case's history holds user, assistant and tool turns")
+        if role not in HISTORY_ROLES:
+            raise RenderError(f"{where}: role {str(role)[:20]!r} is not user, assistant or tool")
+        unknown = set(turn) - {"role", "content", "tool_calls", "tool_call_id"}
+        if unknown:
+            raise RenderError(f"{where}: unknown key '{sorted(map(str, unknown))[0][:40]}'")
+        if content is not None and not isinstance(content, str):
+            raise RenderError(f"{where}: content should be text, got {type(content).__name__}")
+        if (role == "tool") != ("tool_call_id" in turn) or ("tool_calls" in turn and role != "assistant"):
+            raise RenderError(f"{where}: only a tool turn names tool_call_id, only an assistant turn has tool_calls")
+        kept: dict[str, Any] = {"role": role, "content": content or ""}
+        if "tool_calls" in turn:
+            kept["tool_calls"] = _history_calls(where, turn["tool_calls"])
+        if "tool_call_id" in turn:
+            kept["tool_call_id"] = str(turn["tool_call_id"])
+        turns.append(kept)
+    return turns
+
+
+def _history_calls(where: str, calls: Any) -> list[dict[str, Any]]:
+    if not isinstance(calls, list) or not all(isinstance(c, Mapping) for c in calls):
+        raise RenderError(f"{where}: tool_calls is a list of calls")
+    try:
+        return [called(c) for c in calls]
+    except (KeyError, TypeError, AttributeError):
+        raise RenderError(f"{where}: a tool call is {{id, function: {{name, arguments}}}}") from None
 
 
 def coerce(var: Variable, raw: str, name: str) -> Any:
@@ -251,4 +301,4 @@ def called(call: Any) -> dict[str, Any]:
     function = data["function"]
     args = function.get("arguments", {})
     text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
-    return {"id": data["id"], "type": "function", "function": {"name": function["name"], "arguments": text}}
+    return {"id": str(data["id"]), "type": "function", "function": {"name": str(function["name"]), "arguments": text}}

@@ -11,7 +11,7 @@ from ..settings import ModelSettings, OptimizeSpec
 # At most 128 characters: a name is a YAML key in labels.yaml, and YAML reads no plain key past 1024.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 
-VariableType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
+VariableType = Literal["string", "integer", "number", "boolean", "array", "object", "messages", "any"]
 
 
 class _Strict(BaseModel):
@@ -67,15 +67,23 @@ class Message(_Strict):
 
     An assistant turn may carry ``tool_calls`` (its content may then be empty), and a ``tool``
     turn answers one of them by ``tool_call_id``: a worked example of a call and its result.
+    ``{history: NAME}`` stands where the turns of the ``messages`` variable NAME go.
     """
 
-    role: Literal["system", "user", "assistant", "tool"]
+    role: Literal["system", "user", "assistant", "tool"] | None = None
     content: str = ""
     tool_calls: list[MessageToolCall] | None = Field(None, min_length=1, max_length=MAX_MESSAGE_CALLS)
     tool_call_id: str | None = Field(None, pattern=TOOL_NAME)
+    history: str | None = Field(None, description="a messages variable whose turns go here")
 
     @model_validator(mode="after")
     def _calls_and_results(self) -> Message:
+        if self.history is not None:
+            if self.model_fields_set - {"history"}:
+                raise ValueError("{history: NAME} stands alone: the turns come from the variable")
+            return self
+        if self.role is None:
+            raise ValueError("a message has a role (system, user, assistant or tool), or is {history: NAME}")
         if self.tool_calls is not None and self.role != "assistant":
             raise ValueError("only an assistant message carries tool_calls")
         if (self.role == "tool") != (self.tool_call_id is not None):
@@ -173,6 +181,10 @@ class PromptSpec(_Strict):
     def _one_body(self) -> PromptSpec:
         if (self.messages is None) == (self.template is None):
             raise ValueError("give exactly one of 'messages' or 'template'")
+        for m in self.messages or ():
+            var = self.variables.get(m.history or "")
+            if m.history is not None and (var is None or var.type != "messages"):
+                raise ValueError(f"{{history: {m.history}}} names no variable of type messages")
         return self
 
     def templates(self) -> list[tuple[tuple[str | int, ...], str]]:
@@ -186,4 +198,5 @@ class PromptSpec(_Strict):
         if self.template is not None:
             return [(("template",), self.template), *described]
         assert self.messages is not None
-        return [*((("messages", i, "content"), m.content) for i, m in enumerate(self.messages)), *described]
+        turns = [(("messages", i, "content"), m.content) for i, m in enumerate(self.messages) if m.history is None]
+        return [*turns, *described]

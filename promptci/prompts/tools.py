@@ -252,6 +252,14 @@ def anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, 
             out.append({"role": "assistant", "content": blocks})
         else:
             out.append({"role": m["role"], "content": m.get("content") or ""})
+    for i in range(1, len(out)):
+        if out[i]["role"] == out[i - 1]["role"]:
+            from ..errors import RenderError
+
+            raise RenderError(
+                f"turns {i} and {i + 1} are both {out[i]['role']} turns: Anthropic's API needs user and assistant"
+                " turns to alternate"
+            )
     return out
 
 

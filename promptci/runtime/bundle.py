@@ -62,10 +62,11 @@ class Variable:
 
 @dataclass(frozen=True)
 class Message:
-    role: str
+    role: str | None
     content: str
     tool_calls: tuple[dict[str, Any], ...] | None = None  # OpenAI's shape, as lint checked it
     tool_call_id: str | None = None
+    history: str | None = None  # where a messages variable's turns go
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,11 @@ class Spec:
                 raise ValueError("bad messages")
             messages = tuple(
                 Message(
-                    m["role"],
-                    m.get("content", ""),
+                    m.get("role"),
+                    m.get("content") or "",
                     tuple(m["tool_calls"]) if m.get("tool_calls") is not None else None,
                     m.get("tool_call_id"),
+                    m.get("history"),
                 )
                 for m in messages
             )
@@ -138,6 +140,8 @@ class Spec:
 
 def _message_shape(m: Any) -> bool:
     """Whether ``m`` is a message as a bundle writer makes one."""
+    if isinstance(m, dict) and isinstance(m.get("history"), str):
+        return not any(m.get(k) for k in ("role", "content", "tool_calls", "tool_call_id"))
     if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content", ""), str):
         return False
     calls = m.get("tool_calls")
