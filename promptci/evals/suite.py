@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..patterns import check as check_pattern
 from ..patterns import compile_user
@@ -110,8 +110,10 @@ class JsonScorer(_Scorer):
 
     @field_validator("schema_")
     @classmethod
-    def _a_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
+    def _a_schema(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        # Lint reads a suite twice: the second time (its dataset's warnings), the schema was
+        # checked already, and the check's import is most of a warm lint's time.
+        if value is not None and not (info.context or {}).get("schemas_checked"):
             from ..prompts.tools import schema_problems
 
             problems = schema_problems(value, (), strict=False)

@@ -402,7 +402,9 @@ def _dataset_warnings(project: Project, f: Facts) -> list[tuple[str, str]]:
 
     path = project.root / f.path
     try:
-        suite = Suite.model_validate(parse_yaml(read_text(path, f.path), f.path).data)
+        suite = Suite.model_validate(
+            parse_yaml(read_text(path, f.path), f.path).data, context={"schemas_checked": True}
+        )
         if suite.dataset is None:
             return []
         limit = suite.dataset.limit

@@ -99,9 +99,9 @@ class GrammarMask:
                 rows.append(row)
         if not rows:
             return scores
-        index = torch.tensor(rows)
-        words = self._bits[index]
+        words = self._bits[torch.tensor(rows)]  # the masks are made on the CPU, and go to the scores' device once
         allowed = ((words.unsqueeze(-1) >> self._shifts) & 1).reshape(len(rows), -1)[:, : self.vocab]
+        index = torch.tensor(rows, device=scores.device)
         picked = scores[index]
         picked[:, self.vocab :] = float("-inf")  # a model's padded vocabulary: no token of the tokenizer
         picked[:, : self.vocab].masked_fill_(allowed.to(picked.device) == 0, float("-inf"))
