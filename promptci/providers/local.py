@@ -95,12 +95,8 @@ class TransformersProvider:
         shows them, or in :func:`.structured.preamble`."""
         if not request.tools and not request.turns:
             return self.chat_text(request.chat)
-        shape = structured.Shape.of(request.tools)
         template = getattr(self.tokenizer, "chat_template", None) or ""
-        if "tools" in template:  # the template renders tools, calls and results its own way
-            functions = [{"type": "function", "function": dict(f)} for f in shape.functions]
-            return self.chat_text(structured.native(request.chat), functions or None)
-        return self.chat_text(structured.tool_messages(request.chat, shape))
+        return self.chat_text(*structured.for_template(request.chat, structured.Shape.of(request.tools), template))
 
     def chat_text(self, messages: Sequence[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
         """``messages`` as the model reads them: the chat template when the tokenizer has one.
@@ -410,9 +406,7 @@ class TransformersProvider:
         start = time.perf_counter()
         params = requests[0].params
         shapes = [structured.Shape.of(r.tools) for r in requests]
-        extra = dict(params.extra)
-        parallel = bool(extra.get("parallel_tool_calls", False))
-        grammars = [structured.grammar(s, parallel) for s in shapes] if extra.get("constrain", True) else []
+        grammars = structured.grammars(shapes, dict(params.extra))
         mask = None
         if any(grammars):
             from .constrained import GrammarMask

@@ -116,6 +116,15 @@ def grammar(shape: Shape, parallel: bool = False) -> str | None:
     return "\n".join([f"start: {' | '.join(top)}", *rules]) + "\n"
 
 
+def grammars(shapes: Sequence[Shape], params: Mapping[str, Any]) -> list[str | None]:
+    """Each request's grammar under the model's ``params`` (``constrain``, ``parallel_tool_calls``);
+    none at all with ``constrain: false``."""
+    if not params.get("constrain", True):
+        return []
+    parallel = bool(params.get("parallel_tool_calls", False))
+    return [grammar(s, parallel) for s in shapes]
+
+
 def _call_schema(function: Mapping[str, Any]) -> dict[str, Any]:
     """A call of ``function`` as one JSON object, its arguments under the tool's own schema."""
     parameters = function.get("parameters") or {"type": "object"}
@@ -197,6 +206,17 @@ def _call(block: str) -> Call:
     arguments = data.get("arguments")
     raw = json.dumps(arguments, ensure_ascii=False) if isinstance(arguments, Mapping) else block
     return Call(str(data.get("name", "")), raw)
+
+
+def for_template(
+    messages: Sequence[Mapping[str, Any]], shape: Shape, template: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """The messages and tools to give a chat template: a template that takes tools renders them,
+    and earlier calls and results, its own way; for one that does not, :func:`tool_messages`."""
+    if "tools" in template:
+        functions = [{"type": "function", "function": dict(f)} for f in shape.functions]
+        return native(messages), functions or None
+    return [dict(m) for m in tool_messages(messages, shape)], None
 
 
 def tool_messages(messages: Sequence[Mapping[str, Any]], shape: Shape) -> list[dict[str, str]]:

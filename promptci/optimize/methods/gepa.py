@@ -32,9 +32,8 @@ improved different steps (its system-aware merge); a merge is stored as an itera
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import Field
@@ -45,19 +44,19 @@ from ...evals.dataset import EvalCase
 from ...providers.replies import readable
 from ...store import TrajectoryRow
 from .. import metaprompt
+from ..components import TOOL, ToolDescriptions
 from ..context import Context
 from ..credit import CaseTrace, user_turn
 from ..edits import normalised_hash
 from ..engine import Method, Proposal, best_by, classify, report_step, sample, score_on, scored_by_hash, store_step
 from ..evaluate import Scored
-from ..instruction import replace_scalar
 from ..pipeline import CREDIT_CASES, PipelineSearch, read_state, state_text
 from ..settings import Proposing
 from ..trajectory import new_row
 from . import register
+from ._gepa_library import Adapter, Events, Quiet, Selector
 
 COMPONENT = "instruction"
-TOOL = "tool:"  # a component that is one tool's description: "tool:get_weather"
 INSTALL = "pip install 'promptci-gate[gepa]'  (or: pip install gepa==0.1.4)"
 
 
@@ -103,49 +102,16 @@ class Gepa(Method[GepaConfig]):
         self._dev: dict[str, Scored] = {}  # each candidate's scoring on dev, by its text
         self._critique: dict[str, str] = {}  # this iteration: case id -> the backward pass's feedback on the step
         self._stored = max((r.step for r in ctx.rows), default=0)  # a resumed search replays these from the cache
-        self._turn = 0  # components changed in turn where no failing call names one
-        self.places: dict[str, tuple[str | int, ...]] = {}  # with tool targets: component -> where it is in the file
+        self.tools: ToolDescriptions | None = None  # with a tool target, the components a candidate changes
         if self.config.target != "instruction":
-            self._tool_components()
-
-    def _tool_components(self) -> None:
-        """The prompt's tool descriptions (and with ``both`` its instruction) as the components a
-        reflection rewrites, each written back at its own place in the file."""
-        evaluator = self.ctx.evaluator
-        spec = evaluator.prompt.spec
-        if not spec.tools:
-            raise InputError(
-                f"gepa.target={self.config.target}: prompt '{spec.name}' has no tools to describe",
-                hint="use gepa.target=instruction",
-            )
-        if self.config.target == "both":
-            self.places[COMPONENT] = evaluator.slot.loc
-        for i, tool in enumerate(spec.tools):
-            self.places[TOOL + tool.function.name] = ("tools", i, "function", "description")
-        evaluator.composer = self.compose
-
-    def compose(self, text: str) -> str:
-        """The prompt file with each component of the candidate ``text`` in its place; nothing else changes."""
-        evaluator = self.ctx.evaluator
-        prompt = evaluator.prompt
-        source = prompt.source
-        for name, value in (read_state(text) or {}).items():
-            if name == COMPONENT:
-                source = replace_scalar(source, prompt.path, evaluator.slot.loc, evaluator.slot.compose(value))
-            elif name in self.places:
-                source = replace_scalar(source, prompt.path, self.places[name], value)
-        return source
+            option = f"gepa.target={self.config.target}"
+            self.tools = ToolDescriptions(ctx.evaluator, instruction=self.config.target == "both", option=option)
 
     def initial_text(self) -> str:
-        if not self.places:
-            return super().initial_text()
-        spec = self.ctx.evaluator.prompt.spec
-        descriptions = {TOOL + t.function.name: t.function.description for t in spec.tools}
-        return state_text({name: descriptions.get(name, self.ctx.evaluator.initial) for name in self.places})
+        return self.tools.initial_text() if self.tools else super().initial_text()
 
     def describe(self, text: str) -> str:
-        state = read_state(text) if self.places else None
-        return " · ".join(f"{name}: {value}" for name, value in state.items()) if state else text
+        return self.tools.describe(text) if self.tools else text
 
     @classmethod
     def default_steps(cls, n_train: int) -> int:
@@ -185,7 +151,7 @@ class Gepa(Method[GepaConfig]):
         return found
 
     def search_pipeline(self, system: Any) -> str:
-        if self.places:
+        if self.tools:
             raise InputError(f"gepa.target={self.config.target} rewrites one prompt's tools, not a pipeline's")
         self.system = system
         return self.search()
@@ -198,7 +164,7 @@ class Gepa(Method[GepaConfig]):
         ctx = self.ctx
         initial = ctx.rows[0]
         self._programs = [initial]
-        seed = read_state(initial.text) if self.system or self.places else {COMPONENT: initial.text}
+        seed = read_state(initial.text) if self.system or self.tools else {COMPONENT: initial.text}
         assert seed is not None, "a pipeline's initial row holds its instructions"
         settings = ctx.settings
         try:
@@ -206,14 +172,14 @@ class Gepa(Method[GepaConfig]):
                 seed_candidate=seed,
                 trainset=list(ctx.split.train),
                 valset=list(ctx.split.dev),
-                adapter=_Adapter(self),
+                adapter=Adapter(self),
                 candidate_selection_strategy=self.config.selection,
                 reflection_minibatch_size=min(self.config.minibatch, len(ctx.split.train)),
-                module_selector=_Selector(self),
+                module_selector=Selector(self),
                 use_merge=self.config.merge and self.system is not None,
                 stop_callbacks=[self._stop],
-                callbacks=[_Events(self)],
-                logger=_Quiet(),
+                callbacks=[Events(self)],
+                logger=Quiet(),
                 seed=settings.seed,
                 skip_perfect_score=True,
                 perfect_score=1.0,
@@ -236,7 +202,7 @@ class Gepa(Method[GepaConfig]):
 
     def text(self, candidate: Mapping[str, str]) -> str:
         """A candidate as a trajectory row's text."""
-        return state_text(dict(candidate)) if self.system or self.places else candidate[COMPONENT]
+        return state_text(dict(candidate)) if self.system or self.tools else candidate[COMPONENT]
 
     def score(self, candidate: Mapping[str, str], cases: list[EvalCase]) -> Scored:
         if self.system:
@@ -303,7 +269,8 @@ class Gepa(Method[GepaConfig]):
         self._critique = {}
         system = self.system
         if system is None:
-            return self._tool_component(records, candidate) if self.places else COMPONENT
+            threshold = self.ctx.evaluator.task.suite.case_threshold
+            return self.tools.blamed(records, candidate, threshold) if self.tools else COMPONENT
         if self.ctx.settings.credit != "blame":
             return system.turn(self._step)
         threshold = self.ctx.evaluator.task.suite.case_threshold
@@ -315,32 +282,6 @@ class Gepa(Method[GepaConfig]):
         target, _ = system.assign(self._step, failing[:CREDIT_CASES], dict(candidate))
         self._critique = {c.case_id: c.feedback for c in system.credit if c.step == self._step and c.step_id == target}
         return target
-
-    @staticmethod
-    def _tried(name: str, candidate: Mapping[str, str], rows: Sequence[TrajectoryRow]) -> dict[str, TrajectoryRow]:
-        """Scored rows that differ from ``candidate`` in component ``name`` alone, by that component's hash."""
-        found = {}
-        for r in rows:
-            state = read_state(r.text) if r.dev_score is not None or r.train_score is not None else None
-            if state and name in state and {**state, name: candidate[name]} == dict(candidate):
-                found[normalised_hash(state[name])] = r
-        return found
-
-    def _tool_component(self, records: Sequence[Mapping[str, Any]], candidate: Mapping[str, str]) -> str:
-        """The tool whose description the failing cases blame most: the tool a failing case expected,
-        or called instead; else the components in turn."""
-        threshold = self.ctx.evaluator.task.suite.case_threshold
-        named: Counter[str] = Counter()
-        for r in records:
-            if r["score"] < threshold:
-                for said in (r["expected"], r["reply"]):
-                    name = TOOL + said.split("(", 1)[0].strip()
-                    if name in candidate:
-                        named[name] += 1
-        if named:
-            return named.most_common(1)[0][0]
-        self._turn += 1
-        return list(candidate)[(self._turn - 1) % len(candidate)]
 
     def reflections(self, name: str, records: Sequence[Mapping[str, Any]]) -> list[metaprompt.Reflection]:
         """The cases shown for component ``name``, failing first: for a pipeline's step, its own
@@ -379,13 +320,13 @@ class Gepa(Method[GepaConfig]):
             prompt = metaprompt.gepa(
                 candidate[name], self.reflections(name, records), view.evaluator.slot.position, step
             )
-        if self.places:  # hygiene and edit distance compare the component with its parent's
+        if self.tools:  # hygiene and edit distance compare the component with its parent's
             parent = replace(parent, text=candidate[name])
         proposal = Proposal(prompt, parent)
-        seen = scored_by_hash(view) if not self.places else self._tried(name, candidate, ctx.rows)
+        seen = scored_by_hash(view) if not self.tools else self.tools.tried(name, candidate, ctx.rows)
         for r in self._pending:
             if r.status == "scored":
-                own = read_state(r.text) if system or self.places else {name: r.text}
+                own = read_state(r.text) if system or self.tools else {name: r.text}
                 if own and name in own:
                     seen[normalised_hash(own[name])] = r
         for attempt in range(ctx.settings.candidates):
@@ -407,13 +348,13 @@ class Gepa(Method[GepaConfig]):
                 row = replace(row, train_score=None, dev_score=None)
             if system is not None:
                 row = system.full_row(row, name, dict(candidate), self._parent or self._programs[0], accepted=False)
-            elif self.places and row.status not in ("unparsable", "error"):
+            elif self.tools and row.status not in ("unparsable", "error"):
                 whole = state_text({**candidate, name: row.text})
                 row = replace(row, text=whole, text_hash=normalised_hash(whole))
             self._pending.append(row)
             if row.status == "new":
                 self._child = len(self._pending) - 1
-                return (read_state(row.text) or {})[name] if system or self.places else row.text
+                return (read_state(row.text) or {})[name] if system or self.tools else row.text
         return None
 
     # -- gepa's events --------------------------------------------------------------------
@@ -471,94 +412,3 @@ class Gepa(Method[GepaConfig]):
 
 def _spent_on(row: TrajectoryRow, scored: Scored) -> TrajectoryRow:
     return replace(row, calls=row.calls + scored.calls, tokens=row.tokens + scored.tokens, cost=row.cost + scored.cost)
-
-
-@dataclass
-class _Adapter:
-    """promptci as gepa sees it: a candidate is ``{"instruction": text}``, a data instance a case."""
-
-    method: Gepa
-    propose_new_texts: Any = None
-
-    def __post_init__(self) -> None:
-        self.propose_new_texts = self._propose
-
-    def evaluate(self, batch: list[EvalCase], candidate: dict[str, str], capture_traces: bool = False) -> Any:
-        from gepa.core.adapter import EvaluationBatch
-
-        scored, traces = self.method.evaluate(batch, candidate, capture_traces)
-        scores = [scored.per_case.get(c.id, 0.0) for c in batch]
-        outputs = [scored.outputs.get(c.id, "") for c in batch]
-        return EvaluationBatch(outputs=outputs, scores=scores, trajectories=traces)
-
-    def make_reflective_dataset(
-        self, candidate: dict[str, str], eval_batch: Any, components_to_update: list[str]
-    ) -> dict[str, list[dict[str, Any]]]:
-        return {name: list(eval_batch.trajectories or []) for name in components_to_update}
-
-    def _propose(
-        self, candidate: dict[str, str], dataset: Mapping[str, Sequence[Mapping[str, Any]]], components: list[str]
-    ) -> dict[str, str]:
-        new = {}
-        try:
-            for name in components:
-                text = self.method.reflect(name, candidate, dataset.get(name, []))
-                if text is not None:
-                    new[name] = text
-        except Exception as exc:  # gepa would log it and go on; stop the search and raise it after
-            self.method._failure = exc
-            return {}
-        return new
-
-
-class _Selector:
-    """gepa's choice of the component to change, made by the method (blame or turn)."""
-
-    def __init__(self, method: Gepa) -> None:
-        self.method = method
-
-    def __call__(
-        self, state: Any, trajectories: list[Any], subsample_scores: list[float], candidate_idx: int, candidate: Any
-    ) -> list[str]:
-        try:
-            return [self.method.component(trajectories, candidate)]
-        except Exception as exc:  # as in _propose: raised after gepa's loop
-            self.method._failure = exc
-            return []
-
-
-class _Events:
-    """gepa's callbacks, passed on to the method; the rest are ignored."""
-
-    def __init__(self, method: Gepa) -> None:
-        self.method = method
-
-    def on_iteration_start(self, event: Mapping[str, Any]) -> None:
-        self.method.iteration_start(event["iteration"])
-
-    def on_candidate_selected(self, event: Mapping[str, Any]) -> None:
-        self.method.selected(event["candidate_idx"])
-
-    def on_merge_attempted(self, event: Mapping[str, Any]) -> None:
-        self.method.merging(event["parent_ids"], event["merged_candidate"])
-
-    def on_candidate_accepted(self, event: Mapping[str, Any]) -> None:
-        self.method.accepted(event["new_candidate_idx"])
-
-    def on_valset_evaluated(self, event: Mapping[str, Any]) -> None:
-        self.method.valset(event["candidate_idx"], event["scores_by_val_id"])
-
-    def on_iteration_end(self, event: Mapping[str, Any]) -> None:
-        self.method.iteration_end()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("on_"):
-            return lambda event: None
-        raise AttributeError(name)
-
-
-class _Quiet:
-    """gepa's log lines go nowhere: promptci reports progress itself."""
-
-    def log(self, message: str) -> None:
-        pass
