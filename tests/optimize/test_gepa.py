@@ -359,6 +359,26 @@ tool_choice: required
 """
 
 
+def _timer_project(repo: Repo, url: str) -> None:
+    """The timer prompt, 40 cases that each expect set_timer(minutes=N), on the scripted task model."""
+    repo.write("prompts/timer.yaml", TIMER_PROMPT)
+    cases = [{"request": f"Set a timer for {n} minutes.", "call": {"name": "set_timer", "arguments": {"minutes": n}}}
+             for n in range(1, 41)]  # fmt: skip
+    repo.write("evals/timer.jsonl", "".join(json.dumps(c) + "\n" for c in cases))
+    repo.write(
+        "evals/timer.yaml",
+        "prompts: [timer]\nscorers: [{type: tool-call}]\ndataset: {path: timer.jsonl, vars: {request: request}, expected: call}\n",
+    )
+    config = (repo.path / "promptci.yaml").read_text()
+    config = config.replace(
+        "model:\n  temperature: 0\n  max_tokens: 16\n",
+        f"model:\n  provider: openai\n  model: task\n  temperature: 0\n  max_tokens: 16\n"
+        f"  params: {{base_url: '{url}', api_key_env: SCRIPTED_KEY}}\n",
+    )
+    repo.write("promptci.yaml", config)
+    repo.commit("a timer tool prompt")
+
+
 def test_reflection_shows_failing_calls_beside_the_expected_ones_and_the_tools_are_kept_byte_for_byte(
     repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -386,26 +406,7 @@ def test_reflection_shows_failing_calls_beside_the_expected_ones_and_the_tools_a
         return 200, chat_reply(body["model"], f"<INS>{TIMER_PLANTED if shown else CLEAN_MISS}</INS>")
 
     with scripted(monkeypatch, handle) as url:
-        repo.write("prompts/timer.yaml", TIMER_PROMPT)
-        cases = [{"request": f"Set a timer for {n} minutes.", "call": {"name": "set_timer", "arguments": {"minutes": n}}}
-                 for n in range(1, 41)]  # fmt: skip
-        repo.write("evals/timer.jsonl", "".join(json.dumps(c) + "\n" for c in cases))
-        repo.write(
-            "evals/timer.yaml",
-            "prompts: [timer]\nscorers: [{type: tool-call}]\n"
-            "dataset: {path: timer.jsonl, vars: {request: request}, expected: call}\n",
-        )
-        config = (
-            (repo.path / "promptci.yaml")
-            .read_text()
-            .replace(
-                "model:\n  temperature: 0\n  max_tokens: 16\n",
-                f"model:\n  provider: openai\n  model: task\n  temperature: 0\n  max_tokens: 16\n"
-                f"  params: {{base_url: '{url}', api_key_env: SCRIPTED_KEY}}\n",
-            )
-        )
-        repo.write("promptci.yaml", config)
-        repo.commit("a timer tool prompt")
+        _timer_project(repo, url)
         result = repo.run(
             "optimize", "timer", "--suite", "timer", "--method", "gepa", "--steps", "4", "--candidates", "2",
             "--split", "0.3/0.3/0.4", "--optimizer-model", "openai:reflector", "--format", "json",
@@ -449,26 +450,7 @@ def test_gepa_rewrites_the_blamed_tools_description_and_nothing_else(
         return 200, chat_reply(body["model"], f"<INS>{PLANTED_DESCRIPTION if good else 'A tool.'}</INS>")
 
     with scripted(monkeypatch, handle) as url:
-        repo.write("prompts/timer.yaml", TIMER_PROMPT)
-        cases = [{"request": f"Set a timer for {n} minutes.", "call": {"name": "set_timer", "arguments": {"minutes": n}}}
-                 for n in range(1, 41)]  # fmt: skip
-        repo.write("evals/timer.jsonl", "".join(json.dumps(c) + "\n" for c in cases))
-        repo.write(
-            "evals/timer.yaml",
-            "prompts: [timer]\nscorers: [{type: tool-call}]\n"
-            "dataset: {path: timer.jsonl, vars: {request: request}, expected: call}\n",
-        )
-        config = (
-            (repo.path / "promptci.yaml")
-            .read_text()
-            .replace(
-                "model:\n  temperature: 0\n  max_tokens: 16\n",
-                f"model:\n  provider: openai\n  model: task\n  temperature: 0\n  max_tokens: 16\n"
-                f"  params: {{base_url: '{url}', api_key_env: SCRIPTED_KEY}}\n",
-            )
-        )
-        repo.write("promptci.yaml", config)
-        repo.commit("a timer tool prompt")
+        _timer_project(repo, url)
         refused = repo.run("optimize", "timer", "--suite", "timer", "--method", "gpo", "--target", "tool-descriptions")
         assert refused.code == 2 and "--target tool-descriptions is GEPA's" in refused.err
         result = repo.run(
