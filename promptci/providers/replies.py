@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -133,6 +134,8 @@ def parse_json(body: bytes) -> Any:
     if not stripped.startswith(("{", "[")):
         first = " ".join(stripped[:60].split())
         raise BadReply(f"the reply is not JSON (it begins {first!r})" if first else "the reply is empty")
+    if _bracket_depth(text) > MAX_JSON_DEPTH:  # before the parser recurses into it, not after
+        raise BadReply(f"the reply's JSON nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
@@ -142,6 +145,26 @@ def parse_json(body: bytes) -> Any:
     if nesting_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise BadReply(f"the reply's JSON nests deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')  # a whole string, or a bracket outside one
+
+
+def _bracket_depth(text: str) -> int:
+    """How deep ``text``'s brackets nest outside strings, counted in one pass and no further than
+    just past :data:`MAX_JSON_DEPTH`: a parser that recursed 100,000 levels would reach Python's
+    limit, where a finalizer that runs at that moment fails too."""
+    depth = deepest = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                break
+        elif token in "]}":
+            depth -= 1
+    return deepest
 
 
 def _no_constant(name: str) -> Any:

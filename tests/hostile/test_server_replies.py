@@ -43,7 +43,7 @@ MALFORMED: dict[str, tuple[Callable[[], RawReply], str]] = {
     "a string token count": (lambda: _usage(completion_tokens="3"), "not a whole number"),
     "negative usage": (lambda: _usage(prompt_tokens=-432_000), "outside 0 to"),
     "a body over 2 MiB": (lambda: _json(chat_reply("m", "positive " * 1_000_000)), "body is over 2048 KiB"),
-    "JSON nested 100,000 deep": (lambda: RawReply(body=b"[" * 100_000 + b"]" * 100_000), "nests too deep"),
+    "JSON nested 100,000 deep": (lambda: RawReply(body=b"[" * 100_000 + b"]" * 100_000), "nests deeper than 64 levels"),
     "not UTF-8": (lambda: RawReply(body=b'{"choices": "\xff\xfe"}'), "not UTF-8"),
     "a list, not an object": (lambda: _json([1, 2, 3]), "JSON list, not an object"),
     "content that is a number": (
