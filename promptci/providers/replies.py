@@ -39,14 +39,16 @@ class Call:
 
     def arguments(self) -> tuple[dict[str, Any] | None, str | None]:
         """The parsed arguments (an object), or None with the reason they could not be read."""
+        if (
+            _bracket_depth(self.raw or "", MAX_ARGUMENT_DEPTH) > MAX_ARGUMENT_DEPTH
+        ):  # measured before the parser recurses
+            return None, f"{self.name}: its arguments nest deeper than {MAX_ARGUMENT_DEPTH} levels"
         try:
             value = json.loads(self.raw or "{}")
         except (ValueError, RecursionError):
             return None, f"{self.name}: its arguments are not valid JSON"
         if not isinstance(value, dict):
             return None, f"{self.name}: its arguments are a JSON {type(value).__name__}, not an object"
-        if nesting_depth(value, MAX_ARGUMENT_DEPTH) > MAX_ARGUMENT_DEPTH:
-            return None, f"{self.name}: its arguments nest deeper than {MAX_ARGUMENT_DEPTH} levels"
         return value, None
 
 
@@ -134,7 +136,7 @@ def parse_json(body: bytes) -> Any:
     if not stripped.startswith(("{", "[")):
         first = " ".join(stripped[:60].split())
         raise BadReply(f"the reply is not JSON (it begins {first!r})" if first else "the reply is empty")
-    if _bracket_depth(text) > MAX_JSON_DEPTH:  # before the parser recurses into it, not after
+    if _bracket_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:  # before the parser recurses into it, not after
         raise BadReply(f"the reply's JSON nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(text, parse_constant=_no_constant)
@@ -150,9 +152,9 @@ def parse_json(body: bytes) -> Any:
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')  # a whole string, or a bracket outside one
 
 
-def _bracket_depth(text: str) -> int:
+def _bracket_depth(text: str, limit: int) -> int:
     """How deep ``text``'s brackets nest outside strings, counted in one pass and no further than
-    just past :data:`MAX_JSON_DEPTH`: a parser that recursed 100,000 levels would reach Python's
+    just past ``limit``: a parser that recursed 100,000 levels would reach Python's recursion
     limit, where a finalizer that runs at that moment fails too."""
     depth = deepest = 0
     for match in _TOKENS.finditer(text):
@@ -160,7 +162,7 @@ def _bracket_depth(text: str) -> int:
         if token in "[{":
             depth += 1
             deepest = max(deepest, depth)
-            if deepest > MAX_JSON_DEPTH:
+            if deepest > limit:
                 break
         elif token in "]}":
             depth -= 1
