@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..yamlio import canonical_json, nesting_depth
+from ..yamlio import canonical_json
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a chat completion is a few KB; 2 MiB holds any real one
 MAX_REPLY_CHARS = 200_000  # of reply text kept: longer is no answer any scorer should read
@@ -144,8 +144,6 @@ def parse_json(body: bytes) -> Any:
         raise BadReply("the reply's JSON nests too deep") from None
     except ValueError as exc:
         raise BadReply(f"the reply is not valid JSON ({str(exc).split(':')[0]})") from None
-    if nesting_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise BadReply(f"the reply's JSON nests deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 

@@ -216,10 +216,10 @@ def for_template(
     if "tools" in template:
         functions = [{"type": "function", "function": dict(f)} for f in shape.functions]
         return native(messages), functions or None
-    return [dict(m) for m in tool_messages(messages, shape)], None
+    return tool_messages(messages, shape), None
 
 
-def tool_messages(messages: Sequence[Mapping[str, Any]], shape: Shape) -> list[dict[str, str]]:
+def tool_messages(messages: Sequence[Mapping[str, Any]], shape: Shape) -> list[dict[str, Any]]:
     """``messages`` as text for a chat template that takes no tools: earlier calls written as the
     model is to write them, a tool's result as a user turn in ``<tool_response>``, and the tools
     shown in the system message (first, added if there is none)."""
@@ -234,7 +234,7 @@ def tool_messages(messages: Sequence[Mapping[str, Any]], shape: Shape) -> list[d
     return out
 
 
-def _as_text(message: Mapping[str, Any]) -> dict[str, str]:
+def _as_text(message: Mapping[str, Any]) -> dict[str, Any]:
     role, content = str(message["role"]), str(message.get("content") or "")
     if role == "tool":
         return {"role": "user", "content": f"<tool_response>\n{content}\n</tool_response>"}

@@ -58,6 +58,17 @@ def scripted(
         yield url + "/v1"
 
 
+def use_scripted_model(repo: Repo, url: str) -> None:
+    """promptci.yaml's model: the scripted server's "task" model, keyed by SCRIPTED_KEY."""
+    config = (repo.path / "promptci.yaml").read_text()
+    config = config.replace(
+        "model:\n  temperature: 0\n  max_tokens: 16\n",
+        f"model:\n  provider: openai\n  model: task\n  temperature: 0\n  max_tokens: 16\n"
+        f"  params: {{base_url: '{url}', api_key_env: SCRIPTED_KEY}}\n",
+    )
+    repo.write("promptci.yaml", config)
+
+
 def _parity_project(repo: Repo, url: str) -> None:
     repo.write(
         "prompts/parity.yaml",
@@ -73,13 +84,7 @@ def _parity_project(repo: Repo, url: str) -> None:
         "prompts: [parity]\nscorers: [{type: choice, choices: [odd, even]}]\n"
         "dataset: {path: parity.jsonl, vars: {n: n}, expected: label}\n",
     )
-    config = (repo.path / "promptci.yaml").read_text()
-    config = config.replace(
-        "model:\n  temperature: 0\n  max_tokens: 16\n",
-        f"model:\n  provider: openai\n  model: task\n  temperature: 0\n  max_tokens: 16\n"
-        f"  params: {{base_url: '{url}', api_key_env: SCRIPTED_KEY}}\n",
-    )
-    repo.write("promptci.yaml", config)
+    use_scripted_model(repo, url)
     repo.commit("parity")
 
 
@@ -369,13 +374,7 @@ def _timer_project(repo: Repo, url: str) -> None:
         "evals/timer.yaml",
         "prompts: [timer]\nscorers: [{type: tool-call}]\ndataset: {path: timer.jsonl, vars: {request: request}, expected: call}\n",
     )
-    config = (repo.path / "promptci.yaml").read_text()
-    config = config.replace(
-        "model:\n  temperature: 0\n  max_tokens: 16\n",
-        f"model:\n  provider: openai\n  model: task\n  temperature: 0\n  max_tokens: 16\n"
-        f"  params: {{base_url: '{url}', api_key_env: SCRIPTED_KEY}}\n",
-    )
-    repo.write("promptci.yaml", config)
+    use_scripted_model(repo, url)
     repo.commit("a timer tool prompt")
 
 

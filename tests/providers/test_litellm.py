@@ -156,6 +156,15 @@ def test_lint_refuses_a_litellm_model_without_its_provider(repo: Repo) -> None:
     assert "is not PROVIDER/MODEL" in result.out + result.err
 
 
+def tool_use(model: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic Messages reply that calls ``name`` with ``arguments``."""
+    return {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+        "content": [{"type": "tool_use", "id": "tu_1", "name": name, "input": arguments}],
+        "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 40, "output_tokens": 9},
+    }  # fmt: skip
+
+
 def test_tools_go_to_anthropic_in_its_own_shape_and_its_tool_use_comes_back_as_calls(
     repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,11 +176,7 @@ def test_tools_go_to_anthropic_in_its_own_shape_and_its_tool_use_comes_back_as_c
     def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
         body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
         bodies.append(body)
-        return 200, {
-            "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
-            "content": [{"type": "tool_use", "id": "tu_1", "name": "order_status", "input": {"order_id": "7"}}],
-            "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 40, "output_tokens": 9},
-        }  # fmt: skip
+        return 200, tool_use(body["model"], "order_status", {"order_id": "7"})
 
     with json_server(handle) as url:
         settings = {"base_url": url, "api_key_env": "FAKE_ANTHROPIC_KEY", "max_retries": 0}
@@ -218,12 +223,7 @@ def test_a_schema_prompt_goes_through_litellms_anthropic_route_as_a_forced_tool(
     def handle(h: BaseHTTPRequestHandler) -> tuple[int, object]:
         body = json.loads(h.rfile.read(int(h.headers.get("Content-Length") or 0)))
         bodies.append(body)
-        name = body["tools"][0]["name"]
-        return 200, {
-            "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
-            "content": [{"type": "tool_use", "id": "tu_1", "name": name, "input": {"number": "A-12", "total": 30}}],
-            "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 40, "output_tokens": 9},
-        }  # fmt: skip
+        return 200, tool_use(body["model"], body["tools"][0]["name"], {"number": "A-12", "total": 30})
 
     with json_server(handle) as url:
         params = json.dumps({"base_url": url, "api_key_env": "FAKE_ANTHROPIC_KEY", "max_retries": 0})
