@@ -176,14 +176,14 @@ def _run_missing(state: State, found: object, db: Path) -> None:
 
 def _print_flips(comparison: object) -> None:
     from ..compare.engine import Comparison
-    from ..compare.report import _clip, step_changes
+    from ..compare.report import _clip, first_difference, step_changes
 
     assert isinstance(comparison, Comparison)
     for s in comparison.suites:
         if s.steps:
             click.echo(f"  {s.suite} × {s.prompt}: changed per step: {step_changes(s)}")
         for f in s.flips[:20]:
-            first = f" (first step to differ: {f.first_step})" if f.first_step else ""
+            first = f" ({first_difference(s, f.first_step)})" if f.first_step else ""
             changed = f"\n    changed: {_clip(f.change, 100)}" if f.change else ""
             click.echo(
                 f"  {s.suite} {f.direction} {f.name}{first}\n    base: {_clip(f.base.output, 100)}\n"

@@ -91,7 +91,7 @@ def markdown(c: Comparison) -> str:
             ]
         if s.flips:
             shown = _ordered(s.flips)[:MAX_FLIPS]
-            step = "first step to differ | " if s.steps else ""
+            step = f"{_first_label(s)} | " if s.steps else ""
             changed = any(f.change for f in shown)  # structured outputs: what changed in them
             lines += [
                 "",
@@ -102,7 +102,7 @@ def markdown(c: Comparison) -> str:
             ]
             lines += [
                 f"| {_cell(f.name)} | {_cell(f.input)} | {f.direction} | "
-                + (f"{_cell(f.first_step or '(none)')} | " if s.steps else "")
+                + (f"{_cell(_step_name(f.first_step) if f.first_step else '(none)')} | " if s.steps else "")
                 + f"{_cell(f.base.output)} | {_cell(f.head.output)} |"
                 + (f" {_cell(f.change or '')} |" if changed else "")
                 for f in shown
@@ -120,6 +120,24 @@ def markdown(c: Comparison) -> str:
         " 95% CI by bootstrap. Only **regressed** fails the check.</sub>",
     ]
     return "\n".join(lines) + "\n"
+
+
+def is_conversation(s: SuiteComparison) -> bool:
+    """Whether the suite's steps are a conversation's turns (``turn N``, ``user N``), not a pipeline's."""
+    return bool(s.steps) and all(c.step.startswith(("turn ", "user ")) for c in s.steps)
+
+
+def first_difference(s: SuiteComparison, step: str) -> str:
+    """``first step to differ: draft``, or for a conversation ``first turn to differ: 2``."""
+    return f"{_first_label(s)}: {_step_name(step)}"
+
+
+def _first_label(s: SuiteComparison) -> str:
+    return "first turn to differ" if is_conversation(s) else "first step to differ"
+
+
+def _step_name(step: str) -> str:
+    return step.removeprefix("turn ")
 
 
 def step_changes(s: SuiteComparison) -> str:

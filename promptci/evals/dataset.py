@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..files import MAX_DATASET_BYTES, read_text
 from ..project import Project
 from ..yamlio import canonical_json, nesting_depth
-from .suite import Suite
+from .suite import MAX_TURNS, Suite, Turn
 
 MAX_DEPTH = 64  # levels a value of a case may nest: everything after walks it
 
@@ -28,10 +28,14 @@ class EvalCase:
     vars: dict[str, Any]
     expected: Any
     data: dict[str, Any] = field(default_factory=dict)  # the whole dataset row, for scorers
+    turns: tuple[Turn, ...] = ()  # a conversation's scripted user turns
 
 
-def case_id(vars: dict[str, Any], expected: Any) -> str:
-    return hashlib.sha256(canonical_json({"vars": vars, "expected": expected}).encode()).hexdigest()[:16]
+def case_id(vars: dict[str, Any], expected: Any, turns: tuple[Turn, ...] = ()) -> str:
+    content: dict[str, Any] = {"vars": vars, "expected": expected}
+    if turns:  # a case without turns keeps the id it always had
+        content["turns"] = [t.model_dump(mode="json", exclude_defaults=True, by_alias=True) for t in turns]
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
 
 
 def load_cases(project: Project, suite_path: Path, suite: Suite) -> list[EvalCase]:
@@ -65,10 +69,12 @@ def repeated_rows(rows: list[EvalCase]) -> list[tuple[EvalCase, EvalCase]]:
 
 def read_rows(project: Project, suite_path: Path, suite: Suite) -> list[EvalCase]:
     """Every case of a suite as written, one per inline case and dataset row, repeats included."""
-    cases = [
-        EvalCase(case_id(c.vars, c.expected), c.id or f"case {i + 1}", dict(c.vars), c.expected, dict(c.metadata))
-        for i, c in enumerate(suite.cases)
-    ]
+    cases = []
+    for i, c in enumerate(suite.cases):
+        turns = tuple(c.turns or ())
+        name = c.id or f"case {i + 1}"
+        cid = case_id(c.vars, c.expected, turns)
+        cases.append(EvalCase(cid, name, dict(c.vars), c.expected, dict(c.metadata), turns))
     if suite.dataset is None:
         return cases
     ds = suite.dataset
@@ -82,6 +88,7 @@ def read_rows(project: Project, suite_path: Path, suite: Suite) -> list[EvalCase
         try:
             vars = {name: row[column] for name, column in ds.vars.items()}
             expected = row[ds.expected] if ds.expected else None
+            turns = _turns(row[ds.turns], shown, line) if ds.turns else ()
         except KeyError as exc:
             raise InputError(
                 f"row has no column {exc} (suite {project.rel(suite_path)})",
@@ -89,8 +96,28 @@ def read_rows(project: Project, suite_path: Path, suite: Suite) -> list[EvalCase
                 line=line,
                 hint=f"columns: {', '.join(row)}",
             ) from None
-        cases.append(EvalCase(case_id(vars, expected), f"{shown}:{line}", vars, expected, row))
+        cases.append(EvalCase(case_id(vars, expected, turns), f"{shown}:{line}", vars, expected, row, turns))
     return cases
+
+
+def _turns(value: Any, shown: str, line: int) -> tuple[Turn, ...]:
+    """A dataset row's conversation: a list of user turns (text, or ``{user, expected, scorers}``)."""
+    from pydantic import ValidationError
+
+    if not isinstance(value, list) or not value:
+        raise InputError("the turns column holds a list of user turns", path=shown, line=line)
+    if len(value) > MAX_TURNS:
+        raise InputError(f"{len(value):,} turns, more than {MAX_TURNS} in one conversation", path=shown, line=line)
+    turns = []
+    for i, raw in enumerate(value, 1):
+        try:
+            turns.append(Turn.model_validate(raw))
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            message = f"turn {i}{' ' + where if where else ''}: {problem['msg']}"
+            raise InputError(message, path=shown, line=line) from None
+    return tuple(turns)
 
 
 def _read_jsonl(text: str, shown: str) -> list[tuple[int, dict[str, Any]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config import validation_error
+from ..conversations.run import CONVERSATION, Dialogue, Setup, Simulator, turn_variables
 from ..errors import InputError, NotFoundError, PromptciError
 from ..files import read_text
 from ..patterns import compile_user
-from ..pipelines.execute import Stage
+from ..pipelines.execute import Stage, prompt_request
 from ..pipelines.load import Pipeline, Subjects
+from ..pipelines.spec import Step
 from ..project import Project
 from ..prompts.prompt import Prompt
 from ..prompts.registry import Ref
@@ -24,7 +25,7 @@ from ..providers.base import GenParams, Request, cache_key
 from ..settings import ModelSettings, loglik_refusal
 from ..yamlio import canonical_json, parse_yaml
 from .dataset import EvalCase, load_cases
-from .suite import ChoiceScorer, Suite
+from .suite import ChoiceScorer, Conversation, Suite
 
 DEFAULT_MAX_TOKENS = 64
 
@@ -92,6 +93,7 @@ class Task:
     cases: list[EvalCase]
     repeat: int
     stages: tuple[Stage, ...] = ()
+    conversation: Setup | None = None  # set when the cases run as conversations
 
     @property
     def label(self) -> str:
@@ -208,12 +210,17 @@ def build_plan(
                 continue
             subject = subjects.resolve(ref)
             if isinstance(subject, Pipeline):
+                if suite.converses:
+                    message = f"a conversation runs one prompt, and '{subject.name}' is a pipeline"
+                    raise _at(project, path, ("conversation",), message, "name a prompt in this suite")
                 task = pipeline_task(project, name, path, suite, suite_hash, subject, override)
             else:
                 settings = project.config.model.merged(subject.spec.model).merged(suite.model).merged(override)
                 check_likelihood(project, suite, settings, path)
                 model_id, params = identity(settings, project.root), gen_params(settings)
                 task = Task(name, path, suite, suite_hash, subject, settings, model_id, params, [], 1)
+                if suite.converses:
+                    task.conversation = conversation_setup(project, path, suite, task, subjects)
             task.cases, task.repeat = cases, repeat or suite.repeat
             plan.tasks.append(task)
             plan.items += [make_item(task, case, r) for case in cases for r in range(task.repeat)]
@@ -300,8 +307,13 @@ def check_likelihood(project: Project, suite: Suite, settings: ModelSettings, pa
 
 def _at_mode(project: Project, path: Path, suite: Suite, scorer: ChoiceScorer, message: str, hint: str) -> InputError:
     """An error at the ``mode:`` line of the suite's likelihood scorer."""
+    return _at(project, path, ("scorers", suite.scorers.index(scorer), "mode"), message, hint)
+
+
+def _at(project: Project, path: Path, loc: tuple[str | int, ...], message: str, hint: str | None = None) -> InputError:
+    """An error at ``loc`` in suite file ``path`` (the nearest line that exists)."""
     rel = project.rel(path)
-    at = parse_yaml(read_text(path, rel), rel).position(("scorers", suite.scorers.index(scorer), "mode"))
+    at = parse_yaml(read_text(path, rel), rel).position(loc)
     return InputError(message, path=rel, line=at.line, col=at.col, hint=hint)
 
 
@@ -310,6 +322,8 @@ def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
 
     A pipeline's case is only checked against the pipeline's inputs here: its steps are
     rendered as the answers they read come in."""
+    if task.conversation is not None:
+        return conversation_item(task, case, repeat)
     if isinstance(task.prompt, Pipeline):
         try:
             inputs = task.prompt.bind(case.vars)
@@ -317,14 +331,9 @@ def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
             return Item(task, case, repeat, None, "", canonical_json(case.vars), error=f"render: {exc}")
         return Item(task, case, repeat, None, "", canonical_json(inputs))
     try:
-        pieces = task.prompt.openai_kwargs(**case.vars)
+        request, messages = prompt_request(task.prompt, task.params, case.vars, repeat)
     except PromptciError as exc:
         return Item(task, case, repeat, None, "", canonical_json(case.vars), error=f"render: {exc}")
-    messages = pieces.pop("messages")
-    # In the prompt's own order, not sorted: a model writes an object's fields in its schema's order.
-    tools = _compact(pieces) if pieces else ""
-    turns = _compact(messages) if any(set(m) - {"role", "content"} for m in messages) else ""
-    request = Request(tuple((m["role"], m["content"]) for m in messages), task.params, repeat, tools=tools, turns=turns)
     loglik = likelihood_scorer(task.suite)
     if loglik is not None:
         options = loglik.choices if loglik.choices is not None else case.data.get(loglik.choices_from or "")
@@ -339,5 +348,80 @@ def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
     return Item(task, case, repeat, request, key, canonical_json(messages))
 
 
-def _compact(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+def conversation_setup(project: Project, path: Path, suite: Suite, task: Task, subjects: Subjects) -> Setup:
+    """How ``task``'s cases converse: the prompt variables the turns go into, checked here, and the
+    simulated user's prompt and model. A variable that does not fit is an error at the suite's
+    ``conversation:`` line (exit 2)."""
+    spec = suite.conversation or Conversation()
+    prompt = task.prompt
+    assert isinstance(prompt, Prompt), "a conversation runs a prompt"
+    assistant = Stage(
+        Step.model_construct(id="turn", prompt=prompt.name), prompt, task.settings, task.model_id, task.params
+    )
+    listed = [n for n, v in prompt.variables.items() if v.type == "messages"]
+    history = spec.history or (listed[0] if len(listed) == 1 else None)
+    if history is None or history not in listed:
+        if history:
+            message = f"prompt '{prompt.name}' has no variable '{history}' of type messages"
+        elif listed:
+            message = f"prompt '{prompt.name}' has {len(listed)} variables of type messages: name one in 'history'"
+        else:
+            message = f"prompt '{prompt.name}' has no variable of type messages to hold the conversation"
+        hint = "declare `history: {type: messages}` and put `- {history: history}` in its messages"
+        first = next((i for i, c in enumerate(suite.cases) if c.turns), 0)
+        where = ("conversation", "history") if suite.conversation else ("cases", first, "turns")
+        raise _at(project, path, where, message, hint)
+    user = spec.user
+    if user is not None and prompt.variables.get(user, None) is None:
+        raise _at(project, path, ("conversation", "user"), f"prompt '{prompt.name}' has no variable '{user}'")
+    if user is not None and prompt.variables[user].type not in ("string", "any"):
+        raise _at(project, path, ("conversation", "user"), f"variable '{user}' takes each user turn: make it a string")
+    return Setup(assistant, history, user, _simulator(project, path, spec, subjects))
+
+
+def _simulator(project: Project, path: Path, spec: Conversation, subjects: Subjects) -> Simulator | None:
+    """The simulated user's stage: its prompt on the project's model, then the prompt's, then the suite's
+    ``simulate.model`` (the command line's model is the one under test, not this one)."""
+    sim = spec.simulate
+    if sim is None:
+        return None
+    found = subjects.resolve(Ref.parse(sim.prompt))
+    where = ("conversation", "simulate", "prompt")
+    if not isinstance(found, Prompt):
+        raise _at(project, path, where, f"'{sim.prompt}' is a pipeline: a simulated user is one prompt")
+    var = found.variables.get(CONVERSATION)
+    if var is None or var.type != "messages":
+        hint = f"declare `{CONVERSATION}: {{type: messages}}` and put `- {{history: {CONVERSATION}}}` in its messages"
+        raise _at(
+            project, path, where, f"prompt '{found.name}' plays the user and has no '{CONVERSATION}' messages", hint
+        )
+    settings = project.config.model.merged(found.spec.model).merged(sim.model)
+    step = Step.model_construct(id="user", prompt=found.name)
+    stage = Stage(step, found, settings, identity(settings, project.root), gen_params(settings))
+    return Simulator(stage, sim.max_turns, compile_user(sim.stop) if sim.stop else None)
+
+
+def conversation_item(task: Task, case: EvalCase, repeat: int) -> Item:
+    """A conversation case: checked here by rendering its first turn; its requests are made turn by turn."""
+    setup = task.conversation
+    assert setup is not None, "a conversation's task"
+    rendered = canonical_json({"vars": case.vars, "turns": [t.user for t in case.turns]})
+    if not case.turns and setup.simulator is None:
+        return Item(task, case, repeat, None, "", rendered, error="conversation: the case gives no turns")
+    d = dialogue(task, case, repeat)
+    opening = case.turns[0].user if case.turns else "…"
+    try:
+        prompt_request(setup.assistant.prompt, task.params, turn_variables(d, opening), repeat)
+    except PromptciError as exc:
+        return Item(task, case, repeat, None, "", rendered, error=f"render: {exc}")
+    return Item(task, case, repeat, None, "", rendered)
+
+
+def dialogue(task: Task, case: EvalCase, repeat: int, owner: Any = None) -> Dialogue:
+    """A case's conversation as it starts: its variables, its scripted turns and the history it gives."""
+    setup = task.conversation
+    assert setup is not None, "a conversation's task"
+    start = case.vars.get(setup.history) or []
+    variables = {k: v for k, v in case.vars.items() if k != setup.history}
+    script = tuple(t.user for t in case.turns)
+    return Dialogue(setup, variables, script, list(start) if isinstance(start, list) else start, repeat, owner)

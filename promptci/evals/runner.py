@@ -14,11 +14,12 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..conversations.run import Dialogue, converse
 from ..pipelines.execute import Answer, Stage, StepResult, Trace, execute, stages_to_run
 from ..pipelines.load import Pipeline
 from ..pipelines.steps import as_text
@@ -27,9 +28,11 @@ from ..providers.base import Completion, Request
 from ..providers.pool import ModelPool
 from ..store import CachedResponse, ResultRow, StepRow, Store, dumps, now
 from .answers import Budget, Usage, answer, from_cache, to_cache
-from .plan import Item, Plan
+from .plan import Item, Plan, dialogue
 from .scoring import Scorer, make_scorer
+from .suite import Turn
 from .summary import TaskSummary, summarize
+from .turns import Verdict, score_turns
 
 
 class Progress(Protocol):
@@ -144,7 +147,12 @@ def run_eval(
             skipped = _generate(pool, to_run, writer, scorers, run_id, usage, budget, jobs, progress)
             if chains:
                 answer = _answerer(store, pool, usage, budget, jobs, use_cache, progress)
-                skipped += _run_chains(chains, answer, writer, scorers, run_id, usage, progress)
+                talks = [i for i in chains if i.task.conversation is not None]
+                steps = [i for i in chains if i.task.conversation is None]
+                skipped += _run_chains(steps, answer, writer, scorers, run_id, usage, progress) if steps else 0
+                if talks:
+                    scored = _TurnScorers(project, scorers)
+                    skipped += _run_conversations(talks, answer, writer, scored, run_id, usage, progress)
             status = "budget" if skipped else "complete"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -273,10 +281,75 @@ def _run_chains(
     return skipped
 
 
+@dataclass
+class _TurnScorers:
+    """The suite's scorer per task, and a conversation turn's own, built once each."""
+
+    project: Project
+    suite: dict[int, Scorer]
+    own: dict[int, Scorer] = field(default_factory=dict)
+
+    def scorer(self, item: Item) -> Callable[[Turn | None], Scorer]:
+        def pick(turn: Turn | None) -> Scorer:
+            if turn is None or turn.scorers is None:
+                return self.suite[id(item.task)]
+            if id(turn) not in self.own:
+                self.own[id(turn)] = make_scorer(item.task, self.project, turn.scorers)
+            return self.own[id(turn)]
+
+        return pick
+
+
+def _run_conversations(
+    items: list[Item],
+    answer: Answer,
+    writer: _Writer,
+    scorers: _TurnScorers,
+    run_id: str,
+    usage: Usage,
+    progress: Progress | None,
+) -> int:
+    """Run the conversation cases turn by turn; returns how many the budget left unfinished."""
+    skipped = 0
+
+    def on_end(d: Dialogue) -> None:
+        nonlocal skipped
+        item = d.owner
+        assert isinstance(item, Item)
+        entries = [(key, model, r) for key, model, c in d.new_answers() if (r := to_cache(c)) is not None]
+        if d.skipped:
+            skipped += 1
+            writer.add(None, entries)
+            return
+        answered = [s.completion for s in d.steps if s.completion]
+        completion = Completion(
+            d.replies[-1] if d.replies else None,
+            d.error,
+            _total(c.latency_ms for c in answered),
+            _total(c.tokens_in for c in answered),
+            _total(c.tokens_out for c in answered),
+            _total(c.cost for c in answered),
+        )
+        verdict = None
+        if d.error is None:
+            task, conversation = item.task, item.task.suite.conversation
+            how = conversation.score if conversation else "mean"
+            verdict = score_turns(item.case, d.replies, scorers.scorer(item), how, task.suite.case_threshold)
+        row = _finish(writer, {}, run_id, item, completion, cached=d.cached, usage=usage, add=False, verdict=verdict)
+        writer.add(row, entries, [_step_row(row, s) for s in d.steps])
+        if progress:  # the turns it never asked for
+            progress.advance(max(_units(item) - len(d.steps), 0))
+
+    converse([dialogue(i.task, i.case, i.repeat, i) for i in items], answer, on_end)
+    return skipped
+
+
 def _units(item: Item) -> int:
-    """How far a case moves the progress bar: one per step it will ask for, one for a prompt's case."""
+    """How far a case moves the progress bar: one per step or turn it may ask for, one for a prompt's case."""
     if item.request is not None or not item.runnable:
         return 1
+    if item.task.conversation is not None:
+        return max(len(item.case.turns) + item.task.conversation.units, 1)
     pipeline = item.task.prompt
     assert isinstance(pipeline, Pipeline), "a pipeline's task"
     return len(stages_to_run(pipeline, item.task.stages))
@@ -332,6 +405,7 @@ def _finish(
     usage: Usage,
     add: bool = True,
     unread: str | None = None,
+    verdict: Verdict | None = None,
 ) -> ResultRow:
     """Score one answer into its result row, and (with ``add``) hand it to the writer. ``unread``:
     why the answer could not be read (a pipeline step's parse rule); it scores 0 with that note."""
@@ -341,6 +415,8 @@ def _finish(
     error = completion.error
     if unread is not None:
         scores, score, passed, note = {}, 0.0, False, unread
+    elif verdict is not None:  # a conversation's, scored turn by turn
+        scores, score, passed, note = verdict
     elif error is None and completion.text is not None:
         try:
             scores, score, note = scorers[id(task)].score(completion.text, item.case)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,7 @@ from ..project import Project
 from . import scorers as builtin
 from .dataset import EvalCase
 from .suite import JudgeScorer
+from .suite import Scorer as ScorerSpec
 
 if TYPE_CHECKING:
     from .plan import Task
@@ -30,10 +32,11 @@ class Scorer:
         return scores, weighted, "; ".join(notes) or None
 
 
-def make_scorer(task: Task, project: Project) -> Scorer:
+def make_scorer(task: Task, project: Project, specs: Sequence[ScorerSpec] | None = None) -> Scorer:
+    """The suite's scorers (or ``specs``, a conversation turn's own) for ``task``."""
     parts = []
     seen: dict[str, int] = {}
-    for spec in task.suite.scorers:
+    for spec in task.suite.scorers if specs is None else specs:
         base = spec.type
         seen[base] = seen.get(base, 0) + 1
         name = base if seen[base] == 1 else f"{base}#{seen[base]}"

@@ -184,6 +184,7 @@ class Dataset(_Strict):
     path: str
     vars: dict[str, str] = Field(default_factory=dict, description="prompt variable -> column")
     expected: str | None = Field(None, description="column holding the expected value")
+    turns: str | None = Field(None, description="column holding a conversation's user turns (a list)")
     limit: int | None = Field(None, gt=0, description="use only the first N rows")
 
     @field_validator("path")
@@ -194,11 +195,70 @@ class Dataset(_Strict):
         return value
 
 
+MAX_TURNS = 100  # user turns one conversation case may script
+MAX_TURN_CHARS = 100_000  # characters of one scripted user turn
+
+
+class Turn(_Strict):
+    """One user turn of a conversation case, and what the assistant's reply to it should meet.
+
+    A turn is scored when it has an ``expected`` value or its own ``scorers`` (which replace the
+    suite's for that reply); a case none of whose turns is scored has its last reply scored
+    against the case's ``expected``."""
+
+    user: str = Field(max_length=MAX_TURN_CHARS, description="what the user says: data, never a template")
+    expected: Any = None
+    scorers: list[Scorer] | None = Field(None, min_length=1, description="this reply's scorers, instead of the suite's")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"user": data} if isinstance(data, str) else data
+
+    @property
+    def scored(self) -> bool:
+        return self.expected is not None or self.scorers is not None
+
+
+class SimulatedUser(_Strict):
+    """A second prompt, on its own model, that plays the user once the scripted turns run out.
+    Every simulated turn is a model call: at most ``max_turns`` of them per case and repeat."""
+
+    prompt: str = Field(description="NAME or NAME@REV: it reads the conversation as `conversation`, roles swapped")
+    model: ModelSettings | None = None
+    max_turns: int = Field(3, ge=1, le=20, description="simulated user turns per case, at most")
+    stop: str | None = Field(None, description="a regular expression: a simulated turn that matches ends the case")
+
+    @field_validator("stop")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return check_pattern(value) if value is not None else None
+
+
+class Conversation(_Strict):
+    """How a suite's cases run as conversations: turn by turn, each reply fed back."""
+
+    history: str | None = Field(
+        None, description="the prompt's messages variable the turns so far go into (default: its only one)"
+    )
+    user: str | None = Field(
+        None,
+        description="a prompt variable that takes each user turn; without it, the user turn ends the history",
+    )
+    score: Literal["all", "mean", "last"] = Field(
+        "mean", description="a case's score from its scored turns: the lowest (all), their mean, or the last"
+    )
+    simulate: SimulatedUser | None = None
+
+
 class Case(_Strict):
     id: str | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
     expected: Any = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    turns: list[Turn] | None = Field(
+        None, min_length=1, max_length=MAX_TURNS, description="user turns, run one by one (a conversation)"
+    )
 
 
 class Extractor(_Strict):
@@ -229,6 +289,7 @@ class Suite(_Strict):
     aggregate: Literal["mean", "k-of-n"] = "mean"
     k: int | None = Field(None, ge=1, le=1_000, description="with aggregate: k-of-n, repeats that must pass")
     model: ModelSettings | None = None
+    conversation: Conversation | None = Field(None, description="run cases turn by turn (cases give 'turns')")
     extractor: Extractor | None = None
     tags: list[str] = Field(default_factory=list)
     default: bool = Field(
@@ -248,4 +309,11 @@ class Suite(_Strict):
             raise ValueError("a suite needs 'cases' or a 'dataset'")
         if self.aggregate == "k-of-n" and (self.k is None or self.k > self.repeat):
             raise ValueError("aggregate: k-of-n needs k between 1 and repeat")
+        if self.dataset is not None and self.dataset.turns is not None and self.conversation is None:
+            raise ValueError("a dataset with a turns column runs as a conversation: add 'conversation:'")
         return self
+
+    @property
+    def converses(self) -> bool:
+        """Whether the cases run as conversations, turn by turn."""
+        return self.conversation is not None or any(c.turns for c in self.cases)

@@ -9,6 +9,7 @@ provider or cannot be parsed ends at that step with the error recorded there.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +101,24 @@ class Trace:
         """Step id -> (the model's text, its parsed value), for the steps that succeeded."""
         ok = [s for s in self.steps if s.completion and not s.error]
         return {s.stage.step.id: (s.completion.text or "" if s.completion else "", s.parsed) for s in ok}
+
+
+def prompt_request(
+    prompt: Prompt, params: GenParams, variables: dict[str, Any], repeat: int
+) -> tuple[Request, list[dict[str, Any]]]:
+    """The request a prompt makes for ``variables``, and its messages as OpenAI takes them.
+    Raises :class:`~promptci.errors.PromptciError` when the prompt does not render."""
+    pieces = prompt.openai_kwargs(**variables)
+    messages = pieces.pop("messages")
+    # In the prompt's own order, not sorted: a model writes an object's fields in its schema's order.
+    tools = _compact(pieces) if pieces else ""
+    whole = any(set(m) - {"role", "content"} or not isinstance(m["content"], str) for m in messages)
+    pairs = tuple((m["role"], c if isinstance(c := m["content"], str) else _compact(c)) for m in messages)
+    return Request(pairs, params, repeat, tools=tools, turns=_compact(messages) if whole else ""), messages
+
+
+def _compact(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def stages_to_run(pipeline: Pipeline, stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
