@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .project import Project
 
 # Bump when the analysis changes what it reports for the same bytes.
-FORMAT = f"6:{__version__}"
+FORMAT = f"7:{__version__}"
 
 
 class LintCache:

@@ -226,6 +226,12 @@ def _analyse_prompt(a: _Analysis) -> None:
             a.add(loc, "undeclared-variable", message, value=True)
     for loc, message in tool_problems(a.data):
         a.add(loc, "tools", message)
+    messages = a.data.get("messages")  # a {history: NAME} slot uses NAME
+    used |= (
+        {m["history"] for m in messages if isinstance(m, dict) and isinstance(m.get("history"), str)}
+        if isinstance(messages, list)
+        else set()
+    )
     # A template that does not parse uses unknown names: say nothing about unused ones.
     for name in sorted(set(a.facts.variables) - used) if sources and parsed_all else ():
         a.add(("variables", name), "unused-variable", f"variable '{name}' is declared but never used", "warning")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from promptci.errors import ExitCode
-from tests.conftest import Repo, chat_reply, json_server, request_json
+from tests.conftest import REPO_ROOT, Repo, chat_reply, json_server, request_json
 
 SUPPORT = """\
 name: support
@@ -189,3 +189,26 @@ def test_ten_thousand_turns_are_refused_at_the_case(repo: Repo) -> None:
     assert r.code == ExitCode.USAGE
     assert "evals/support.yaml:5:" in r.err and "100" in r.err
     assert r.err.count("\n") <= 3
+
+
+@pytest.mark.slow
+def test_the_support_conversations_run_on_the_embedded_model(repo: Repo) -> None:
+    """The repository's three-turn suite on SmolLM2: every turn's request holds the turns before it,
+    its replies verbatim, and turn 3 still names the order number turn 1 gave."""
+    for rel in ("prompts/support_chat.yaml", "evals/support_chat.yaml"):
+        repo.write(rel, (REPO_ROOT / rel).read_text())
+    r = repo.run("eval", "support_chat", "--head", "3")
+    assert r.code == ExitCode.OK, r.out + r.err
+    steps = repo.sql("SELECT case_id, step_index, input, output FROM steps ORDER BY case_id, step_index")
+    assert len(steps) == 9
+    by_case: dict[str, list[tuple[str, str]]] = {}
+    for case, _, sent, reply in steps:
+        by_case.setdefault(case, []).append((json.loads(sent), reply))
+    for turns in by_case.values():
+        for (earlier, reply), (later, _) in itertools.pairwise(turns):
+            assert later[: len(earlier)] == earlier
+            assert later[len(earlier)] == {"role": "assistant", "content": reply}
+    for case_id, name, score in repo.sql("SELECT case_id, case_name, score FROM results"):
+        number = name.removeprefix("order ")  # given in turn 1 only
+        assert number not in json.dumps(by_case[case_id][2][0][-1])  # turn 3's question does not say it
+        assert number in by_case[case_id][2][1] and score >= 0.5, (name, by_case[case_id])

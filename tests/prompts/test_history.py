@@ -134,3 +134,11 @@ def test_anthropic_turns_must_alternate_and_a_bundle_carries_the_slot(support: R
     bundled = promptci.load("support", label="production", bundle=support.path / "b.json")
     variables = {"shop": "Acme", "history": HISTORY, "question": "When?"}
     assert bundled.openai_kwargs(**variables) == prompt.openai_kwargs(**variables)
+
+
+def test_a_history_slot_uses_its_variable(repo: Repo) -> None:
+    repo.write("prompts/support.yaml", SUPPORT)
+    r = repo.run("lint", "prompts/support.yaml")
+    assert r.code == 0 and "unused-variable" not in r.out + r.err
+    repo.write("prompts/support.yaml", SUPPORT.replace("  - history: history\n", ""))
+    assert "variable 'history' is declared but never used" in repo.run("lint", "prompts/support.yaml").out
