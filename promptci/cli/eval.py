@@ -95,6 +95,15 @@ def eval_(
             return int(ExitCode.NOTHING_SELECTED)
         click.echo("nothing to evaluate", err=True)
         return int(ExitCode.OK)
+    for task in plan.tasks:  # a simulated user's turns are model calls the suite does not list
+        sim = task.conversation.simulator if task.conversation else None
+        if sim is not None:
+            most = 2 * sim.max_turns * len(task.cases) * task.repeat
+            click.echo(
+                f"{task.label}: a simulated user ({sim.stage.prompt.name} on {sim.stage.model_id}) may add up to"
+                f" {most} model calls: {sim.max_turns} turn(s) and the replies to them, per case",
+                err=True,
+            )
     with EvalProgress() as progress:
         report = run_eval(
             project,

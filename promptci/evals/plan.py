@@ -376,12 +376,14 @@ def conversation_setup(project: Project, path: Path, suite: Suite, task: Task, s
         raise _at(project, path, ("conversation", "user"), f"prompt '{prompt.name}' has no variable '{user}'")
     if user is not None and prompt.variables[user].type not in ("string", "any"):
         raise _at(project, path, ("conversation", "user"), f"variable '{user}' takes each user turn: make it a string")
-    return Setup(assistant, history, user, _simulator(project, path, spec, subjects))
+    return Setup(assistant, history, user, _simulator(project, path, spec, suite.model, subjects))
 
 
-def _simulator(project: Project, path: Path, spec: Conversation, subjects: Subjects) -> Simulator | None:
-    """The simulated user's stage: its prompt on the project's model, then the prompt's, then the suite's
-    ``simulate.model`` (the command line's model is the one under test, not this one)."""
+def _simulator(
+    project: Project, path: Path, spec: Conversation, suite_model: ModelSettings | None, subjects: Subjects
+) -> Simulator | None:
+    """The simulated user's stage: its prompt on the project's model, then the prompt's, the suite's and
+    ``simulate.model``, each over the last (the command line's model is the one under test, not this one)."""
     sim = spec.simulate
     if sim is None:
         return None
@@ -395,7 +397,7 @@ def _simulator(project: Project, path: Path, spec: Conversation, subjects: Subje
         raise _at(
             project, path, where, f"prompt '{found.name}' plays the user and has no '{CONVERSATION}' messages", hint
         )
-    settings = project.config.model.merged(found.spec.model).merged(sim.model)
+    settings = project.config.model.merged(found.spec.model).merged(suite_model).merged(sim.model)
     step = Step.model_construct(id="user", prompt=found.name)
     stage = Stage(step, found, settings, identity(settings, project.root), gen_params(settings))
     return Simulator(stage, sim.max_turns, compile_user(sim.stop) if sim.stop else None)

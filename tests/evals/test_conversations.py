@@ -212,3 +212,69 @@ def test_the_support_conversations_run_on_the_embedded_model(repo: Repo) -> None
         number = name.removeprefix("order ")  # given in turn 1 only
         assert number not in json.dumps(by_case[case_id][2][0][-1])  # turn 3's question does not say it
         assert number in by_case[case_id][2][1] and score >= 0.5, (name, by_case[case_id])
+
+
+CUSTOMER = """\
+name: customer
+messages:
+  - role: system
+    content: You are a customer of {{ shop }} whose order is late. Say DONE once you have an answer.
+  - history: conversation
+variables:
+  shop: string
+  conversation: {type: messages}
+"""
+
+
+def test_a_simulated_user_goes_on_after_the_script_until_it_stops(repo: Repo) -> None:
+    """After the scripted turn, a second prompt plays the user, seeing the conversation with the roles
+    swapped; it stops when it says DONE, or at its turn limit."""
+    bodies: list[dict[str, Any]] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> tuple[int, Any]:
+        body = request_json(h)
+        bodies.append(body)
+        messages = body["messages"]
+        if messages[0]["content"].startswith("You are a customer"):
+            said = sum(m["role"] == "assistant" for m in messages)  # its own earlier turns
+            patient = "Acme" in messages[0]["content"]
+            return 200, chat_reply("m", "Any news?" if patient or said < 2 else "DONE, thanks.")
+        return 200, chat_reply("m", f"Reply {len(messages) // 2}: order 1042 is on its way.")
+
+    with json_server(handle) as url:
+        suite = (
+            SUITE.format(url=url, score="mean")
+            .split("cases:")[0]
+            .replace(
+                "conversation: {score: mean}",
+                "conversation: {score: last, simulate: {prompt: customer, max_turns: 3, stop: DONE}}",
+            )
+        )
+        suite += "cases:\n"
+        suite += "  - {id: patient, vars: {shop: Acme}, turns: [My order 1042 is late.], expected: '1042'}\n"
+        suite += "  - {id: brief, vars: {shop: Initech}, turns: [My order 1042 is late.], expected: '1042'}\n"
+        repo.write("prompts/support.yaml", SUPPORT)
+        repo.write("prompts/customer.yaml", CUSTOMER)
+        repo.write("evals/support.yaml", suite)
+        r = repo.run("eval", "support")
+    assert r.code == ExitCode.OK, r.out + r.err
+    assert "support × support: a simulated user (customer on openai:m@" in r.err and "may add up to 12 model calls" in r.err
+    steps = repo.sql(
+        "SELECT r.case_name, list(s.step_id ORDER BY s.step_index) FROM steps s JOIN results r USING (run_id, case_id)"
+        " GROUP BY ALL ORDER BY 1"
+    )
+    assert steps == [
+        ("brief", ["turn 1", "user 2", "turn 2", "user 3"]),  # said DONE on its second turn
+        ("patient", ["turn 1", "user 2", "turn 2", "user 3", "turn 3", "user 4", "turn 4"]),  # three turns, no more
+    ]
+    sim = [b["messages"] for b in bodies if b["messages"][0]["content"].startswith("You are a customer")]
+    first = next(m for m in sim if "Initech" in m[0]["content"])
+    assert first[1:] == [
+        {"role": "assistant", "content": "My order 1042 is late."},  # what it said, as its own turn
+        {"role": "user", "content": "Reply 1: order 1042 is on its way."},  # the assistant's reply, as the user's
+    ]
+    last = repo.sql("SELECT case_name, output, score FROM results ORDER BY 1")
+    assert last == [
+        ("brief", "Reply 2: order 1042 is on its way.", 1.0),
+        ("patient", "Reply 4: order 1042 is on its way.", 1.0),
+    ]
