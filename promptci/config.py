@@ -63,6 +63,12 @@ class ResultsConfig(_Strict):
         return check_branch(value)
 
 
+class ImagesConfig(_Strict):
+    max_bytes: int = Field(
+        5 * 1024 * 1024, ge=1, le=50 * 1024 * 1024, description="the largest repository image a prompt may send"
+    )
+
+
 class Config(_Strict):
     """The project configuration. Every path is relative to the repository root."""
 
@@ -76,6 +82,7 @@ class Config(_Strict):
     model: ModelSettings = Field(default_factory=ModelSettings, description="the default model")
     gate: GateConfig = Field(default_factory=GateConfig)
     results: ResultsConfig = Field(default_factory=ResultsConfig, description="where results are published")
+    images: ImagesConfig = Field(default_factory=ImagesConfig, description="limits on the images prompts send")
     optimize: dict[str, OptimizeSpec] = Field(
         default_factory=dict, description="opt-in optimizer passes in CI, by prompt name"
     )

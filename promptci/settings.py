@@ -180,6 +180,14 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     return parts[0], parts[1], parts[2]
 
 
+def image_refusal(settings: ModelSettings) -> str | None:
+    """Why ``settings``' model cannot be sent images (the local transformers provider loads text
+    models, the embedded SmolLM2 among them); None when it can."""
+    if (settings.provider or "transformers") == "transformers":
+        return f"model '{settings.model or 'SmolLM2-135M-Instruct'}' (transformers) takes no images"
+    return None
+
+
 def loglik_refusal(provider: str | None) -> str | None:
     """Why a choice ranked by likelihood cannot run on ``provider`` (None: the local default,
     which gives log-probabilities); None when it can."""

@@ -70,7 +70,12 @@ def show(state: State, ref: str, fmt: str) -> int:
             click.echo(click.style(f"[the turns of {m.history}]", fg="cyan") + "\n")
             continue
         click.echo(click.style(f"[{m.role}]", fg="cyan"))
-        click.echo(m.content.rstrip("\n") + "\n")
+        if isinstance(m.content, str):
+            click.echo(m.content.rstrip("\n") + "\n")
+            continue
+        for part in m.content:
+            text = part.text if part.type == "text" else click.style(f"[image: {part.image}]", fg="magenta")
+            click.echo(text.rstrip("\n") + "\n")
     return 0
 
 

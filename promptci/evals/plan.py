@@ -18,11 +18,12 @@ from ..pipelines.execute import Stage, prompt_request
 from ..pipelines.load import Pipeline, Subjects
 from ..pipelines.spec import Step
 from ..project import Project
+from ..prompts.images import has_images, stored
 from ..prompts.prompt import Prompt
 from ..prompts.registry import Ref
 from ..providers import identity
 from ..providers.base import GenParams, Request, cache_key
-from ..settings import ModelSettings, loglik_refusal
+from ..settings import ModelSettings, image_refusal, loglik_refusal
 from ..yamlio import canonical_json, parse_yaml
 from .dataset import EvalCase, load_cases
 from .suite import ChoiceScorer, Conversation, Suite
@@ -334,6 +335,8 @@ def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
         request, messages = prompt_request(task.prompt, task.params, case.vars, repeat)
     except PromptciError as exc:
         return Item(task, case, repeat, None, "", canonical_json(case.vars), error=f"render: {exc}")
+    if has_images(messages) and (refusal := image_refusal(task.settings)):
+        return Item(task, case, repeat, None, "", canonical_json(stored(messages)), error=refusal)
     loglik = likelihood_scorer(task.suite)
     if loglik is not None:
         options = loglik.choices if loglik.choices is not None else case.data.get(loglik.choices_from or "")
@@ -345,7 +348,7 @@ def make_item(task: Task, case: EvalCase, repeat: int) -> Item:
             prior = tuple((m["role"], m["content"]) for m in blank)
         request = replace(request, choices=tuple(str(o) for o in options), normalize=loglik.normalize, prior=prior)
     key = cache_key(task.model_id, request)
-    return Item(task, case, repeat, request, key, canonical_json(messages))
+    return Item(task, case, repeat, request, key, canonical_json(stored(messages)))
 
 
 def conversation_setup(project: Project, path: Path, suite: Suite, task: Task, subjects: Subjects) -> Setup:

@@ -26,6 +26,7 @@ from ..prompts.tools import problems as tool_problems
 from ..settings import loglik_refusal
 from ..yamlio import YamlDocument, parse_yaml
 from .datasets import dataset_warnings
+from .images import check_images
 from .optimize import check_optimize, method_problem
 from .schemafiles import check_schema_files
 
@@ -78,6 +79,7 @@ def lint(project: Project, paths: Sequence[str | Path] = (), *, cache: bool = Tr
     for f in labels:
         found += _check_labels(registry, Pipelines(project), flows, f, set(declared), store)
     found += check_optimize(project, prompts + pipelines, suites) + check_schema_files(project, prompts)
+    found += check_images(project, prompts)
     store.save()
 
     report = LintReport()

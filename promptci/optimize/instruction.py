@@ -64,8 +64,13 @@ def instruction_slot(spec: PromptSpec, position: str | None = None) -> Slot:
     messages = spec.messages or []
     role = "system" if position == "system" else "user"
     for i, message in enumerate(messages):
-        if message.role == role:
+        if message.role != role:
+            continue
+        if isinstance(message.content, str):
             return Slot(("messages", i, "content"), position, message.content)
+        for j, part in enumerate(message.content):  # a message with images: its first text part
+            if part.type == "text":
+                return Slot(("messages", i, "content", j, "text"), position, part.text)
     hint = "add a system message holding the instruction, or use --position before" if role == "system" else ""
     raise InputError(f"prompt '{spec.name}' has no {role} message to hold the instruction", hint=hint or None)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..prompts.images import stored
 from ..prompts.prompt import Prompt
 from ..providers.base import Completion, GenParams, Request, cache_key
 from ..settings import ModelSettings
@@ -55,7 +56,7 @@ class StepResult:
 
     @property
     def rendered(self) -> str | None:
-        return canonical_json(self.messages) if self.messages is not None else None
+        return canonical_json(stored(self.messages)) if self.messages is not None else None
 
 
 @dataclass

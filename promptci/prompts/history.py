@@ -9,9 +9,7 @@ from typing import Any
 from ..errors import NotFoundError, PromptciError
 from ..git import Commit
 from ..yamlio import parse_yaml
-from .prompt import content_hash
-from .registry import Ref, Registry, with_schema_files
-from .schemafiles import Reader
+from .registry import Ref, Registry, prompt_hash, with_schema_files
 
 
 @dataclass(frozen=True)
@@ -44,15 +42,15 @@ def versions(registry: Registry, name: str, max_count: int | None = None) -> lis
     for commit in repo.log(git_path, max_count=max_count):
         text = repo.read(commit.sha, commit.path or git_path)
         path = commit.path or git_path
-        found.append(Version(commit, path, _hash(text, path, registry.reader(commit.sha))))
+        found.append(Version(commit, path, _hash(text, path, registry, commit.sha)))
     return found[:max_count] if max_count else found
 
 
-def _hash(text: str | None, path: str, read: Reader) -> str | None:
+def _hash(text: str | None, path: str, registry: Registry, sha: str) -> str | None:
     if text is None:
         return None  # the commit deleted the file
     try:
-        return content_hash(with_schema_files(parse_yaml(text, path), read).data)
+        return prompt_hash(with_schema_files(parse_yaml(text, path), registry.reader(sha)), registry.images(sha))
     except PromptciError:
         return None
 

@@ -13,6 +13,7 @@ from ..errors import InputError, PromptciError, RenderError
 
 if TYPE_CHECKING:  # pydantic is not needed to render: the runtime builds prompts without it
     from ..outcomes import Release
+    from .images import Images
     from .spec import PromptSpec, Variable
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -23,6 +24,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "array": (list, tuple),
     "object": (dict,),
     "messages": (list, tuple),
+    "image": (str,),  # a repository path or an https URL
 }
 VARIABLE_TYPES = (*_PY_TYPES, "any")  # what a variable's ``type`` may be
 
@@ -59,6 +61,7 @@ class Prompt:
     rev: str | None = None
     _commit_lookup: Callable[[], PromptVersion] | None = field(default=None, repr=False, compare=False)
     release: Release | None = field(default=None, compare=False)
+    images: Images | None = field(default=None, repr=False, compare=False)  # how its repository images are read
 
     @property
     def name(self) -> str:
@@ -104,9 +107,12 @@ class Prompt:
             if m.history is not None:  # the case's turns, as data: never rendered as templates
                 messages += [dict(turn) for turn in bound[m.history] or ()]
                 continue
+            content = m.content
             message: dict[str, Any] = {
                 "role": m.role,
-                "content": self._render(("messages", i, "content"), m.content, bound),
+                "content": self._render(("messages", i, "content"), content, bound)
+                if isinstance(content, str)
+                else [self._part(i, j, part, bound) for j, part in enumerate(content)],
             }
             if m.tool_calls:
                 message["tool_calls"] = [called(c) for c in m.tool_calls]
@@ -114,6 +120,20 @@ class Prompt:
                 message["tool_call_id"] = m.tool_call_id
             messages.append(message)
         return messages
+
+    def _part(self, i: int, j: int, part: Any, bound: dict[str, Any]) -> dict[str, Any]:
+        """One content part in OpenAI's shape: a text part rendered, an image part read and checked."""
+        from .images import ImageError, Images, is_template
+
+        if part.type == "text":
+            return {"type": "text", "text": self._render(("messages", i, "content", j, "text"), part.text, bound)}
+        ref = part.image
+        if is_template(ref):
+            ref = self._render(("messages", i, "content", j, "image"), ref, bound)
+        try:
+            return (self.images or Images()).part(ref, part.detail)
+        except ImageError as exc:
+            raise RenderError(f"prompt '{self.name}' ({self.path}): {exc}") from None
 
     def openai_kwargs(self, **variables: Any) -> dict[str, Any]:
         """The request pieces as OpenAI's chat completions take them: ``messages``, and ``tools``
@@ -270,7 +290,7 @@ def coerce(var: Variable, raw: str, name: str) -> Any:
     from ..yamlio import nesting_depth
 
     try:
-        if var.type in ("string", "any"):
+        if var.type in ("string", "image", "any"):
             return raw
         if var.type == "integer":
             return int(raw)

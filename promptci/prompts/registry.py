@@ -15,6 +15,7 @@ from ..files import read_text
 from ..project import Project
 from ..yamlio import YamlDocument, parse_yaml
 from . import schemafiles
+from .images import ImageError, Images, digests
 from .labelfile import LATEST, read_labels
 from .prompt import Prompt, PromptVersion, content_hash
 from .schemafiles import Reader
@@ -59,6 +60,34 @@ def parse_prompt(text: str, path: str, read: Reader | None = None) -> tuple[Yaml
         return doc, PromptSpec.model_validate(doc.data)
     except ValidationError as exc:
         raise validation_error(exc, doc) from None
+
+
+def prompt_hash(doc: YamlDocument, images: Images) -> str:
+    """A prompt's content hash: its data, schema files in place, and the bytes of each image it
+    names by a fixed repository path (a missing or unfit image is an error at its line)."""
+    data = doc.data
+    try:
+        found = digests(data.get("messages") if isinstance(data, dict) else None, images)
+    except ImageError as exc:
+        at = _image_position(doc, str(exc))
+        raise InputError(str(exc), path=doc.path, line=at[0], col=at[1]) from None
+    return content_hash({**data, "images": found} if found else data)
+
+
+def _image_position(doc: YamlDocument, message: str) -> tuple[int, int]:
+    """Where the image a message names is written (the first image part that names it)."""
+    messages = doc.data.get("messages") if isinstance(doc.data, dict) else None
+    for i, m in enumerate(messages if isinstance(messages, list) else ()):
+        content = m.get("content") if isinstance(m, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            if (
+                isinstance(part, dict)
+                and isinstance(part.get("image"), str)
+                and f"'{part['image'].strip()}'" in message
+            ):
+                pos = doc.position(("messages", i, "content", j, "image"), value=True)
+                return pos.line, pos.col
+    return 1, 1
 
 
 def with_schema_files(doc: YamlDocument, read: Reader | None) -> YamlDocument:
@@ -249,6 +278,14 @@ class Files(Generic[T]):
     def git_path(self, rel: str) -> str:
         return self.repo.relpath(self.project.root / rel)
 
+    def images(self, sha: str | None) -> Images:
+        """How a prompt's repository images are read: at commit ``sha``, or in the working tree."""
+        root, limit = self.project.root, self.project.config.images.max_bytes
+        if sha is None:
+            return Images(lambda rel, most: schemafiles.worktree(root, most, "image")(rel), limit)
+        repo = self.repo
+        return Images(lambda rel, most: repo.read_bytes(sha, self.git_path(rel), limit=most, shown=rel), limit)
+
     def reader(self, sha: str | None) -> Reader:
         """How files the project's files refer to are read: at commit ``sha``, or in the working tree."""
         if sha is None:
@@ -284,8 +321,9 @@ class Registry(Files[Prompt]):
 
     def _read(self, text: str, path: str, shown: str, sha: str | None) -> tuple[Prompt, str]:
         doc, spec = parse_prompt(text, shown, self.reader(sha))
-        digest = content_hash(doc.data)
-        return Prompt(spec, path, text, digest, sha), digest
+        found = self.images(sha)
+        digest = prompt_hash(doc, found)
+        return Prompt(spec, path, text, digest, sha, images=found), digest
 
     def _made(self, thing: Prompt, lookup: Callable[[], PromptVersion]) -> Prompt:
         return replace(thing, _commit_lookup=lookup)

@@ -140,9 +140,9 @@ class _State:
         return loaded
 
 
-def worktree(root: Path) -> Reader:
+def worktree(root: Path, limit: int = MAX_FILE_BYTES, what: str = "schema file") -> Reader:
     """A reader of the files in the working tree under ``root``: regular files only, none
-    reached through a link out of it."""
+    reached through a link out of it, none larger than ``limit`` (refused unread)."""
 
     def read(rel: str) -> bytes | None:
         path = root / rel
@@ -154,7 +154,7 @@ def worktree(root: Path) -> Reader:
             return None
         from ..files import read_bytes
 
-        return read_bytes(resolved, rel, limit=MAX_FILE_BYTES, what="schema file")
+        return read_bytes(resolved, rel, limit=limit, what=what)
 
     return read
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -11,7 +11,7 @@ from ..settings import ModelSettings, OptimizeSpec
 # At most 128 characters: a name is a YAML key in labels.yaml, and YAML reads no plain key past 1024.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 
-VariableType = Literal["string", "integer", "number", "boolean", "array", "object", "messages", "any"]
+VariableType = Literal["string", "integer", "number", "boolean", "array", "object", "messages", "image", "any"]
 
 
 class _Strict(BaseModel):
@@ -62,6 +62,26 @@ class MessageToolCall(_Strict):
     function: CalledFunction
 
 
+class TextPart(_Strict):
+    """A text part of a message's content: a Jinja2 template."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ImagePart(_Strict):
+    """An image part: a repository path (``img/logo.png``) or an ``https://`` URL, or a template that
+    gives one (``{{ photo }}``, a variable of type ``image``)."""
+
+    type: Literal["image"]
+    image: str = Field(min_length=1, max_length=4096)
+    detail: Literal["auto", "low", "high"] | None = Field(None, description="how closely the model looks")
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+MAX_PARTS = 64
+
+
 class Message(_Strict):
     """One chat message; ``content`` is a Jinja2 template.
 
@@ -71,7 +91,7 @@ class Message(_Strict):
     """
 
     role: Literal["system", "user", "assistant", "tool"] | None = None
-    content: str = ""
+    content: str | list[ContentPart] = Field("", description="text (a template), or a list of text and image parts")
     tool_calls: list[MessageToolCall] | None = Field(None, min_length=1, max_length=MAX_MESSAGE_CALLS)
     tool_call_id: str | None = Field(None, pattern=TOOL_NAME)
     history: str | None = Field(None, description="a messages variable whose turns go here")
@@ -90,6 +110,11 @@ class Message(_Strict):
             raise ValueError("a tool message, and only one, names the call it answers in tool_call_id")
         if not self.content and self.tool_calls is None:
             raise ValueError("content is empty: only an assistant message with tool_calls may have none")
+        if isinstance(self.content, list):
+            if len(self.content) > MAX_PARTS:
+                raise ValueError(f"content has {len(self.content)} parts, more than {MAX_PARTS}")
+            if self.role != "user" and any(isinstance(p, ImagePart) for p in self.content):
+                raise ValueError("only a user message carries images")
         return self
 
 
@@ -198,5 +223,16 @@ class PromptSpec(_Strict):
         if self.template is not None:
             return [(("template",), self.template), *described]
         assert self.messages is not None
-        turns = [(("messages", i, "content"), m.content) for i, m in enumerate(self.messages) if m.history is None]
+        turns: list[tuple[tuple[str | int, ...], str]] = []
+        for i, m in enumerate(self.messages):
+            if m.history is not None:
+                continue
+            if isinstance(m.content, str):
+                turns.append((("messages", i, "content"), m.content))
+                continue
+            for j, part in enumerate(m.content):
+                if isinstance(part, TextPart):
+                    turns.append((("messages", i, "content", j, "text"), part.text))
+                else:
+                    turns.append((("messages", i, "content", j, "image"), part.image))
         return [*turns, *described]

@@ -229,6 +229,17 @@ def anthropic_request(
     return request
 
 
+def anthropic_part(part: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI content part as Anthropic's: an image as a base64 or URL source block."""
+    if part.get("type") != "image_url":
+        return dict(part)
+    url = str(part["image_url"]["url"])
+    if url.startswith("data:"):
+        media, _, data = url[len("data:") :].partition(";base64,")
+        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
 def anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """OpenAI's turns as Anthropic's: an assistant's calls as ``tool_use`` blocks, and tool results
     as ``tool_result`` blocks of one user turn (Anthropic's turns alternate)."""
@@ -250,6 +261,8 @@ def anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, 
                     parsed = {}
                 blocks.append({"type": "tool_use", "id": c["id"], "name": c["function"]["name"], "input": parsed})
             out.append({"role": "assistant", "content": blocks})
+        elif isinstance(m.get("content"), list):
+            out.append({"role": m["role"], "content": [anthropic_part(p) for p in m["content"]]})
         else:
             out.append({"role": m["role"], "content": m.get("content") or ""})
     for i in range(1, len(out)):
