@@ -51,6 +51,7 @@ def build(project: Project, names: list[str] | None = None, labels: list[str] | 
             del body[kind][name]  # nothing of it at the labels asked for, and no pipeline step uses it
     if not body["prompts"] and not body["pipelines"]:
         raise InputError("nothing to bundle at the labels asked for")
+    body.pop("_image_bytes", None)
     body["digest"] = digest(body)  # over the prompts verbatim: redaction is for what is recorded, not shipped
     return body
 
@@ -82,8 +83,38 @@ def _add(
         ]
     else:
         held["prompt"] = found.spec.model_dump(mode="json", by_alias=True, exclude={"optimize"})
+        if images := _images(body, found, commit):
+            held["images"] = images
     body[kind].setdefault(found.name, {"labels": {}, "versions": {}})["versions"][found.content_hash] = held
     return {"commit": commit, "version": found.content_hash, "weight": weight}
+
+
+MAX_IMAGE_BYTES = 16 * 2**20  # the images one bundle carries, in all
+
+
+def _images(body: dict[str, Any], prompt: Prompt, commit: str | None) -> dict[str, str]:
+    """The repository images ``prompt`` names by a fixed path, base64, read at its commit; refused
+    past :data:`MAX_IMAGE_BYTES` in all, when an https URL is the way to ship them."""
+    import base64
+
+    from ..prompts.images import Images, digests
+
+    images = prompt.images or Images()
+    carried = {}
+    named = digests(prompt.spec.model_dump(mode="json")["messages"], images) if prompt.spec.messages else {}
+    for ref, sha in named.items():
+        data = images.bytes_of(ref)
+        sizes = body.setdefault("_image_bytes", {})  # by sha256: an image two versions share counts once
+        sizes[sha] = len(data)
+        if sum(sizes.values()) > MAX_IMAGE_BYTES:
+            most = MAX_IMAGE_BYTES // 2**20
+            raise InputError(
+                f"image '{ref}' of prompt '{prompt.name}' takes the images the bundle carries past {most} MiB",
+                path=prompt.path,
+                hint="serve large images from an https URL, which a bundle carries as text",
+            )
+        carried[ref] = base64.b64encode(data).decode()
+    return carried
 
 
 def _add_step(body: dict[str, Any], step: str, prompt: Prompt) -> dict[str, str]:

@@ -17,6 +17,7 @@ bundle is refused, and so is one of a newer format.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from ..errors import InputError, NotFoundError
 from ..files import open_regular
 from ..outcomes import Release, key_hash
+from ..prompts.images import Images
 from ..prompts.prompt import VARIABLE_TYPES, Prompt, PromptVersion
 from ..prompts.split import Split
 
@@ -61,9 +63,20 @@ class Variable:
 
 
 @dataclass(frozen=True)
+class Part:
+    """A text or image part of a message's content, as :class:`~promptci.prompts.spec.TextPart`
+    and :class:`~promptci.prompts.spec.ImagePart` hold it."""
+
+    type: str
+    text: str = ""
+    image: str = ""
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
 class Message:
     role: str | None
-    content: str
+    content: str | tuple[Part, ...]
     tool_calls: tuple[dict[str, Any], ...] | None = None  # OpenAI's shape, as lint checked it
     tool_call_id: str | None = None
     history: str | None = None  # where a messages variable's turns go
@@ -101,7 +114,7 @@ class Spec:
             messages = tuple(
                 Message(
                     m.get("role"),
-                    m.get("content") or "",
+                    _content(m.get("content")),
                     tuple(m["tool_calls"]) if m.get("tool_calls") is not None else None,
                     m.get("tool_call_id"),
                     m.get("history"),
@@ -138,11 +151,27 @@ class Spec:
         )  # fmt: skip
 
 
+def _content(content: Any) -> str | tuple[Part, ...]:
+    if isinstance(content, list):
+        return tuple(Part(p["type"], p.get("text") or "", p.get("image") or "", p.get("detail")) for p in content)
+    return content or ""
+
+
+def _part_shape(p: Any) -> bool:
+    if not isinstance(p, dict) or p.get("type") not in ("text", "image"):
+        return False
+    key = "text" if p["type"] == "text" else "image"
+    return isinstance(p.get(key), str) and isinstance(p.get("detail"), (str, type(None)))
+
+
 def _message_shape(m: Any) -> bool:
     """Whether ``m`` is a message as a bundle writer makes one."""
     if isinstance(m, dict) and isinstance(m.get("history"), str):
         return not any(m.get(k) for k in ("role", "content", "tool_calls", "tool_call_id"))
-    if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content", ""), str):
+    if not isinstance(m, dict) or m.get("role") not in ROLES:
+        return False
+    content = m.get("content", "")
+    if not isinstance(content, str) and not (isinstance(content, list) and all(map(_part_shape, content))):
         return False
     calls = m.get("tool_calls")
     if calls is not None and not (
@@ -251,9 +280,21 @@ class Bundle:
                 content_hash=version,
                 rev=held["commit"],
                 _commit_lookup=lambda: identity,
+                images=_bundled_images(held.get("images")),
             )
             self._prompts[(name, version)] = found
         return found
+
+
+def _bundled_images(held: Any) -> Images:
+    """The repository images a version carries (path -> base64), as its prompt reads them."""
+    carried = held if isinstance(held, dict) else {}
+
+    def read(rel: str, most: int) -> bytes | None:
+        data = carried.get(rel)
+        return base64.b64decode(data, validate=True) if isinstance(data, str) else None
+
+    return Images(read, MAX_BUNDLE_BYTES)
 
 
 def _read(path: str, size: int) -> dict[str, Any]:

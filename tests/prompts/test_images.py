@@ -226,3 +226,22 @@ def test_render_refuses_a_hostile_image_in_one_line(shop: Repo) -> None:
     r = shop.run("render", "describe", "--var", "shop=A", "--var", "question=Q", "--var", "photo=img/page.png")
     assert r.code == ExitCode.USAGE
     assert r.err.strip().count("\n") == 0 and "img/page.png' is not a PNG" in r.err
+
+
+def test_a_bundle_carries_repository_images_and_refuses_too_many(shop: Repo) -> None:
+    out = shop.path / "bundle.json"
+    assert shop.run("bundle", "-o", str(out)).code == ExitCode.OK
+    (shop.path / "img/logo.png").write_bytes(png(seed=7))  # the working tree moves on; the bundle does not
+    prompt = promptci.load("describe", label="latest", bundle=out)
+    messages = prompt.render(shop="A", question="Q", photo="https://cdn.example.com/p.png")
+    assert messages[1]["content"][1]["image_url"]["url"] == data_url(png(seed=1))
+    assert messages[1]["content"][2]["image_url"]["url"] == "https://cdn.example.com/p.png"
+    with pytest.raises(promptci.PromptciError, match="image 'img/photo.png' not found"):
+        prompt.render(shop="A", question="Q", photo="img/photo.png")  # a bundle holds what the prompt names
+    big = png() + b"\0" * (17 * 2**20)
+    (shop.path / "img/logo.png").write_bytes(big)
+    shop.write("promptci.yaml", (shop.path / "promptci.yaml").read_text() + "images: {max_bytes: 20000000}\n")
+    shop.commit("a large logo")
+    r = shop.run("bundle", "-o", str(out))
+    assert r.code == ExitCode.USAGE
+    assert "image 'img/logo.png' of prompt 'describe' takes the images the bundle carries past 16 MiB" in r.err
