@@ -187,6 +187,17 @@ def case(store: Store | None, run_id: str, query: Mapping[str, str]) -> dict[str
     return {"run_id": run_id, "suite": suite, "prompt": prompt_name, "results": results, "steps": steps}
 
 
+def _text(content: Any) -> str:
+    """A message's content as text: its text parts, and each image as ``[image: URL]``."""
+    if not isinstance(content, list):
+        return str(content)
+    parts = []
+    for p in content:
+        image = p.get("image_url") if isinstance(p, dict) else None
+        parts.append(f"[image: {image.get('url')}]" if isinstance(image, dict) else str(p.get("text", "")))
+    return "\n".join(parts)
+
+
 def chat(stored: str | None, limit: int = 50) -> list[tuple[str, str]]:
     """A step's stored input (its chat as JSON) as (role, text) turns; other text as one turn."""
     try:
@@ -195,7 +206,7 @@ def chat(stored: str | None, limit: int = 50) -> list[tuple[str, str]]:
         return [("input", stored or "")]
     if not isinstance(messages, list):
         return [("input", stored or "")]
-    turns = [(str(m.get("role", "?")), str(m.get("content", ""))) for m in messages[:limit] if isinstance(m, dict)]
+    turns = [(str(m.get("role", "?")), _text(m.get("content", ""))) for m in messages[:limit] if isinstance(m, dict)]
     return turns + ([("…", f"{len(messages) - limit} more messages")] if len(messages) > limit else [])
 
 

@@ -278,3 +278,24 @@ def test_a_simulated_user_goes_on_after_the_script_until_it_stops(repo: Repo) ->
         ("brief", "Reply 2: order 1042 is on its way.", 1.0),
         ("patient", "Reply 4: order 1042 is on its way.", 1.0),
     ]
+
+
+def test_the_viewer_shows_a_conversation_turn_by_turn(served: tuple[Repo, list[dict[str, Any]], str]) -> None:
+    from promptci.store import Store
+    from promptci.view import pages
+
+    repo, _, _ = served
+    assert repo.run("eval", "support", "--filter", "order number").code == ExitCode.OK
+    ((run_id, case_id),) = repo.sql("SELECT run_id, case_id FROM results")
+    with Store(repo.path / ".promptci/results.duckdb", read_only=True) as store:
+        page = pages.case(store, run_id, {"suite": "support", "prompt": "support", "case": case_id})
+    assert [s["step_id"] for s in page["steps"]] == ["turn 1", "turn 2", "turn 3"]
+    last = page["steps"][-1]["chat"]
+    assert last[0] == ("system", "You help customers of Acme with their orders.")
+    assert last[1:] == [
+        ("user", "My order 1042 has not arrived."),
+        ("assistant", "Noted, order 1042."),
+        ("user", "Can you check where it is?"),
+        ("assistant", "It is still in our warehouse."),
+        ("user", "What was my order number again?"),
+    ]
