@@ -410,6 +410,12 @@ def conversation_item(task: Task, case: EvalCase, repeat: int) -> Item:
     """A conversation case: checked here by rendering its first turn; its requests are made turn by turn."""
     setup = task.conversation
     assert setup is not None, "a conversation's task"
+    a = setup.assistant
+    if (a.prompt, a.settings, a.model_id, a.params) != (task.prompt, task.settings, task.model_id, task.params):
+        # a variant of the task (an optimizer's candidate): its turns run the variant's prompt and model
+        assert isinstance(task.prompt, Prompt), "a conversation runs a prompt"
+        stage = Stage(a.step, task.prompt, task.settings, task.model_id, task.params)
+        task.conversation = setup = replace(setup, assistant=stage, _stages={})
     rendered = canonical_json({"vars": case.vars, "turns": [t.user for t in case.turns]})
     if not case.turns and setup.simulator is None:
         return Item(task, case, repeat, None, "", rendered, error="conversation: the case gives no turns")

@@ -22,8 +22,9 @@ from ..evals.runner import run_eval
 from ..pipelines.load import Pipeline, version_hash
 from ..project import Project
 from ..prompts import schemafiles
-from ..prompts.prompt import Prompt, content_hash
-from ..prompts.registry import parse_prompt
+from ..prompts.images import Images
+from ..prompts.prompt import Prompt
+from ..prompts.registry import parse_prompt, prompt_hash
 from ..providers.pool import ModelPool
 from ..redact import has_control
 from ..store import ResultRow
@@ -100,7 +101,8 @@ class Evaluator:
             )
         source = self.source(instruction)
         doc, spec = parse_prompt(source, self.prompt.path, schemafiles.worktree(self.project.root))
-        return Prompt(spec, self.prompt.path, source, content_hash(doc.data))
+        images = self.prompt.images or Images()
+        return Prompt(spec, self.prompt.path, source, prompt_hash(doc, images), images=images)
 
     def task_for(self, instruction: str, cases: list[EvalCase]) -> Task:
         """The task that scores ``instruction`` on ``cases``."""

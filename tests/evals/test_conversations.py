@@ -299,3 +299,21 @@ def test_the_viewer_shows_a_conversation_turn_by_turn(served: tuple[Repo, list[d
         ("assistant", "It is still in our warehouse."),
         ("user", "What was my order number again?"),
     ]
+
+
+def test_an_optimizer_candidate_converses_with_its_own_instruction(
+    served: tuple[Repo, list[dict[str, Any]], str],
+) -> None:
+    """The optimizers score a candidate through the same engine: each of its turns sends the
+    candidate's instruction, not the original's."""
+    from promptci.evals.plan import build_plan
+    from promptci.optimize.evaluate import Evaluator
+    from promptci.project import Project
+
+    repo, bodies, _ = served
+    project = Project.discover(repo.path)
+    (task,) = build_plan(project, [repo.path / "evals/support.yaml"]).tasks
+    evaluator = Evaluator(project, task)
+    scored = evaluator.score("You help customers of {{ shop }} with their orders. Be brief.", task.cases)
+    assert len(bodies) == 5 and all(b["messages"][0]["content"].endswith("Be brief.") for b in bodies)
+    assert scored.per_case == {c.id: (0.0 if c.name == "order number" else 1.0) for c in task.cases}
