@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from promptci.cli import main
 from tests.conftest import Repo
-from tests.hostile.conftest import FUZZ, fail_every_case
+from tests.hostile.conftest import FAIL_EVERY_CASE, FUZZ, fail_every_case
 
 # YAML-ish fragments mixed with arbitrary bytes: anchors, aliases, tags, flow and block styles.
 FRAGMENTS = st.sampled_from(
@@ -53,6 +53,12 @@ FRAGMENTS = st.sampled_from(
         "steps:\n  - id: a\n    prompt: sentiment\n    vars: {review: '{{ inputs.r }}'}\n",
         "  - id: b\n    prompt: sentiment\n    vars: {review: '{{ steps.a.output }}'}\n",
         "inputs: {r: string}\n",
+        "conversation: {score: all}\n",
+        "cases:\n  - turns: [hi, {user: again, expected: x}]\n",
+        "messages:\n  - history: h\n",
+        "variables: {h: messages, p: image}\n",
+        "    content:\n      - {type: image, image: img/x.png}\n",
+        "      - {type: text, text: '{{ p }}'}\n",
         "output: a\n",
         "    parse: {regex: '(\\w+'}\n",
     ]
@@ -101,7 +107,26 @@ LOADERS = {
     "dataset": ("evals/rows.jsonl", [["eval", "evals/data.yaml"]]),
     "csv": ("evals/rows.csv", [["eval", "evals/csv.yaml"]]),
     "vars": ("vars.yaml", [["render", "sentiment", "--vars-file", "vars.yaml"]]),
+    "turns": ("evals/talks.jsonl", [["eval", "evals/talk.yaml"]]),
+    "image": ("img/fuzz.png", [["render", "pic"], ["lint"]]),
 }
+
+CHAT = f"""\
+name: chat
+messages:
+  - {{role: system, content: "{FAIL_EVERY_CASE}"}}
+  - history: history
+variables: {{history: messages}}
+"""
+PIC = """\
+name: pic
+model: {provider: openai, model: m}
+messages:
+  - role: user
+    content:
+      - {type: text, text: What is it?}
+      - {type: image, image: img/fuzz.png}
+"""
 
 
 @pytest.mark.parametrize("kind", sorted(LOADERS))
@@ -117,6 +142,13 @@ def test_any_bytes_in_a_loaded_file_exit_0_1_or_2(kind: str, repo: Repo, capsys:
         "evals/csv.yaml",
         "prompts: [sentiment]\nscorers: [{type: exact}]\ndataset: {path: rows.csv, vars: {review: r}, expected: e}\n",
     )
+    repo.write("prompts/chat.yaml", CHAT)
+    repo.write(
+        "evals/talk.yaml",
+        "prompts: [chat]\nscorers: [{type: exact}]\nconversation: {}\n"
+        "dataset: {path: talks.jsonl, vars: {}, turns: t}\n",
+    )
+    repo.write("prompts/pic.yaml", PIC)
     target = repo.path / path
     target.parent.mkdir(parents=True, exist_ok=True)
 
