@@ -28,6 +28,20 @@ def test_split_is_deterministic_disjoint_and_order_free() -> None:
     assert [c.id for c in other.train] != [c.id for c in first.train]
 
 
+def test_cases_sharing_an_input_stay_on_one_side() -> None:
+    """Rows that give the same input with different answers are different cases; none of those
+    inputs is a demonstration or a dev case on one side and a test case on the other."""
+    repeated = [EvalCase(case_id({"q": i % 17}, i), f"case {i}", {"q": i % 17}, i) for i in range(60)]
+    for seed in range(20):
+        split = split_cases(repeated, (0.4, 0.2, 0.4), seed=seed)
+        sides = [{c.vars["q"] for c in part} for part in (split.train, split.dev, split.test)]
+        assert not (sides[0] & sides[2]) and not (sides[1] & sides[2]) and not (sides[0] & sides[1]), seed
+        assert sum(map(len, (split.train, split.dev, split.test))) == 60
+    # with no input repeated, the split is what it always was: one case at a time
+    unique = split_cases(cases(50), (0.2, 0.2, 0.6), seed=1)
+    assert (len(unique.train), len(unique.dev), len(unique.test)) == (10, 10, 30)
+
+
 def test_too_small_a_suite_names_the_minimum() -> None:
     with pytest.raises(InputError, match=r"the suite has 6 cases.*at least 15 cases"):
         split_cases(cases(6), (0.2, 0.2, 0.6), seed=0)
