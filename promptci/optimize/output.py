@@ -12,6 +12,7 @@ from ..compare.stats import PairedResult
 from ..redact import clip
 from ..store import TrajectoryRow
 from .outcome import Outcome
+from .split import input_key
 
 ALPHA = 0.05
 NOT_REFUSED = ("scored", "initial", "duplicate")
@@ -239,7 +240,11 @@ def opening_table(outcome: Outcome, stats: HeldOut) -> list[str]:
 
 def run_facts(outcome: Outcome) -> list[str]:
     s = outcome.settings
-    split = f"{len(outcome.split.train)}/{len(outcome.split.dev)}/{len(outcome.split.test)}"
+    sides = (outcome.split.train, outcome.split.dev, outcome.split.test)
+    split = "/".join(str(len(side)) for side in sides) + " cases"
+    inputs = [len({input_key(c) for c in side}) for side in sides]
+    if inputs != [len(side) for side in sides]:  # some cases share an input: each input is on one side only
+        split += f" ({'/'.join(map(str, inputs))} distinct inputs, none on two sides)"
     return [
         f"- Optimization `{outcome.id}`, based on commit `{outcome.base_commit[:12]}`.",
         f"- Task model `{outcome.task_model}`; optimizer model `{outcome.optimizer_model}`.",
