@@ -9,7 +9,7 @@ from ..errors import ExitCode, InputError
 from .options import State, format_option, output_option, pass_state, results_option, stored_results
 
 if TYPE_CHECKING:
-    from ..compare.sides import HeldOut
+    pass
 
 OUTPUTS = (".json", ".md", ".xml")
 
@@ -67,6 +67,7 @@ def compare(
     from ..compare.sides import Scope, load_pair, missing_error, resolve_side
     from ..evals.changes import base_revision
     from ..evals.plan import CaseFilter
+    from ..optimize.heldout import held_out
     from ..pipelines.load import Subjects
     from .eval import _shard
     from .output import emit_json, table
@@ -80,7 +81,7 @@ def compare(
     scope = Scope(tuple(_as_named(project, s) for s in suites), prompts, cases)
     default_base = None if base else base_revision(state.registry, None)
     with stored_results(state, results_url) as store:
-        held = _held_out(state, store, optimization) if optimization else None
+        held = held_out(state.project, state.registry, store, optimization) if optimization else None
         sides = [resolve_side(project, store, base, default_rev=default_base), resolve_side(project, store, head)]
         results, left_out = load_pair(project, store, sides, scope, held)
         if prompts:
@@ -132,35 +133,6 @@ def compare(
     return int(ExitCode.FAILED if comparison.verdict == "regressed" else ExitCode.OK)
 
 
-def _held_out(state: State, store: Any, opt_id: str) -> HeldOut:
-    """A stored optimization's held-out test cases: its split, recomputed from its seed."""
-    from ..compare.sides import HeldOut
-    from ..errors import NotFoundError
-    from ..optimize.output import TRAILER, read_held_out_spec
-    from ..optimize.session import resolve_task
-    from ..optimize.settings import Settings
-    from ..optimize.split import parse_fractions, split_cases
-
-    record = store.optimization(opt_id)
-    if record is not None:
-        settings = Settings.from_json(record["settings"])
-        prompt, suite, base = record["prompt"], record["suite"], record["base_commit"]
-        fractions, seed, model = settings.split, settings.seed, settings.task_model
-    else:  # not run here: the branch's commit says what the test split was
-        found = state.registry.repo.find_message(f"{TRAILER}: {opt_id}")
-        fields = read_held_out_spec(found[1]) if found else None
-        if found is None or fields is None:
-            raise NotFoundError(
-                f"no optimization '{opt_id}' in {state.project.config.db} or in any commit's trailers",
-                hint="fetch the optimization branch, or give the full id from the PR body",
-            )
-        prompt, suite, base = fields["prompt"], fields["suite"], state.registry.repo.parents(found[0])[0]
-        fractions, seed, model = parse_fractions(fields["split"]), int(fields["seed"]), None
-    task = resolve_task(state.project, prompt, suite, base, model)
-    test = split_cases(task.cases, fractions, seed).test
-    return HeldOut(task.suite_name, task.prompt.name, tuple(c.id for c in test))
-
-
 def _run_missing(state: State, found: object, db: Path) -> None:
     from ..compare.sides import SideResults
     from ..evals.plan import Plan
@@ -194,7 +166,7 @@ def _print_flips(comparison: object) -> None:
 def _github(comparison: object, markdown: str, project: object) -> None:
     """On GitHub Actions: the step summary, and annotations on the prompt files."""
     from ..compare.engine import Comparison
-    from ..compare.report import github_annotations
+    from ..compare.report import github_annotations, prompt_lines
     from ..github import ActionsEnv
     from ..project import Project
     from ..redact import append_summary
@@ -204,29 +176,8 @@ def _github(comparison: object, markdown: str, project: object) -> None:
     if env.step_summary:
         append_summary(env.step_summary, markdown + "\n")
     if env.in_actions:
-        for line in github_annotations(comparison, _body_lines(project, comparison)):
+        for line in github_annotations(comparison, prompt_lines(project, comparison)):
             click.echo(line)
-
-
-def _body_lines(project: object, comparison: object) -> dict[str, int]:
-    """The line of each prompt file's `messages:` or `template:`, where an annotation belongs."""
-    from ..compare.engine import Comparison
-    from ..errors import PromptciError
-    from ..files import read_text
-    from ..project import Project
-    from ..yamlio import parse_yaml
-
-    assert isinstance(project, Project) and isinstance(comparison, Comparison)
-    lines = {}
-    for s in comparison.suites:
-        if s.prompt_file and s.prompt_file not in lines:
-            try:
-                doc = parse_yaml(read_text(project.path(s.prompt_file), s.prompt_file), s.prompt_file)
-            except (OSError, PromptciError):
-                continue
-            key = "messages" if isinstance(doc.data, dict) and "messages" in doc.data else "template"
-            lines[s.prompt_file] = doc.position((key,)).line
-    return lines
 
 
 def _as_named(project: Any, given: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from ..project import Project
 from ..providers.replies import readable
 from ..redact import clip
 from .engine import CaseSide, Comparison, Flip, SuiteComparison
@@ -251,3 +252,21 @@ def github_annotations(c: Comparison, lines: dict[str, int]) -> list[str]:
         line = lines.get(s.prompt_file, 1)
         out.append(f"::{level} file={s.prompt_file},line={line},title=promptci {s.verdict}::{message}")
     return out
+
+
+def prompt_lines(project: Project, comparison: Comparison) -> dict[str, int]:
+    """The line of each prompt file's `messages:` or `template:`, where an annotation belongs."""
+    from ..errors import PromptciError
+    from ..files import read_text
+    from ..yamlio import parse_yaml
+
+    lines = {}
+    for s in comparison.suites:
+        if s.prompt_file and s.prompt_file not in lines:
+            try:
+                doc = parse_yaml(read_text(project.path(s.prompt_file), s.prompt_file), s.prompt_file)
+            except (OSError, PromptciError):
+                continue
+            key = "messages" if isinstance(doc.data, dict) and "messages" in doc.data else "template"
+            lines[s.prompt_file] = doc.position((key,)).line
+    return lines

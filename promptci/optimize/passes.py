@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ExitCode
+from ..errors import ExitCode, InputError
 from ..github import ActionsEnv
 from ..project import Project
 from .choose import OptIn, Selected, settings_for
@@ -23,6 +23,59 @@ class PassEntry:
     why: str
     result: Result
     publication: Publication | None  # None without --push, or when there was no branch to push
+
+
+@dataclass(frozen=True)
+class Passes:
+    """Which opted-in prompts to optimize, and where to publish the winners."""
+
+    changed: bool
+    base: str | None
+    due: bool
+    today: str | None
+    everything: bool
+    plan: bool
+    push: bool
+    remote: str
+    pr_base: str | None
+
+
+def prepare(
+    project: Project, name: str | None, passes: Passes, sets: tuple[str, ...], branch: Callable[[], str | None]
+) -> tuple[list[Selected], list[str], str, dict[str, Any], ActionsEnv]:
+    """What a run of passes will do: the prompts chosen, notes on those left out, the PR's target
+    branch (``branch`` gives the current one), the ``--set`` options for their one method, and
+    the Actions environment. Bad flags raise :class:`InputError`."""
+    import datetime as dt
+
+    from .choose import select
+    from .methods import parse_sets
+
+    if not (name or passes.changed or passes.due or passes.everything):
+        raise InputError("say which opted-in prompts to optimize: NAME, --changed, --due or --all")
+    day = None
+    if passes.due:
+        try:
+            day = dt.date.fromisoformat(passes.today) if passes.today else dt.datetime.now(dt.timezone.utc).date()
+        except ValueError:
+            raise InputError(f"bad --today '{passes.today}'", hint="write YYYY-MM-DD") from None
+    names = (name,) if name else ()
+    chosen, notes = select(
+        project, names=names, changed=passes.changed, base=passes.base, due=day, everything=passes.everything
+    )
+    env = ActionsEnv.read()
+    if passes.plan:
+        return chosen, notes, "", {}, env
+    target = passes.pr_base or env.head_ref or env.ref_name or branch()
+    if passes.push and not target:
+        raise InputError("--push needs the PR's target branch", hint="pass --pr-base BRANCH (HEAD is detached)")
+    options: dict[str, Any] = {}
+    if sets:
+        used = {c.optin.spec.method for c in chosen}
+        if len(used) != 1:
+            raise InputError("--set applies to one method, but the selected prompts use several", hint="select by NAME")
+        options = parse_sets(used.pop(), sets)
+    return chosen, notes, target or "", options, env
 
 
 ReporterFor = Callable[[Settings], AbstractContextManager[Reporter | None]]
