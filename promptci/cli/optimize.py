@@ -76,6 +76,7 @@ def optimize(
     opened (no token, API unreachable: the branch stays local), 5 when a human has
     pushed to the PR branch (nothing is overwritten).
     """
+    from ..optimize.chain import link_options
     from ..optimize.methods import parse_sets
     from ..optimize.session import optimize as run_optimization
     from ..optimize.settings import Settings
@@ -84,7 +85,7 @@ def optimize(
 
     budget = budget_values(budgets, ("calls", "tokens", "cost", "seconds"))
     if target is not None:
-        if method != "gepa":
+        if "gepa" not in method.split("+"):
             raise InputError(f"--target {target} is GEPA's: use it with --method gepa")
         sets = (*sets, f"gepa.target={target}")
     selecting = changed or due or everything or plan or push or (name is not None and suite is None and not resume)
@@ -101,9 +102,10 @@ def optimize(
         raise InputError("give a prompt NAME and --suite SUITE, or --resume ID")
     if output is not None and output.suffix != ".md":
         raise InputError(f"-o {output}: the PR body is markdown; name the file *.md")
+    options = link_options(method, sets) if "+" in method else parse_sets(method, sets)
     settings = Settings(
         method=method, steps=steps or 0, candidates=candidates, split=parse_fractions(split), seed=seed,
-        position=position, budget=budget, device=device, dtype=dtype, config=parse_sets(method, sets),
+        position=position, budget=budget, device=device, dtype=dtype, config=options,
         credit=credit,
     )  # fmt: skip
     plot = output.with_suffix(".svg") if output else None

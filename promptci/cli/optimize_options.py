@@ -51,13 +51,17 @@ class _MethodName(click.ParamType):  # type: ignore[type-arg]
     def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
         from ..optimize.methods import names
 
-        return "[" + "|".join(names()) + "]"
+        return "[" + "|".join(names()) + "|A+B]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         from ..optimize.methods import names
 
-        if value not in names():
-            self.fail(f"unknown method '{value}': one of {', '.join(names())}", param, ctx)
+        known = names()
+        for link in str(value).split("+"):  # a chain: gpo+demos
+            if link not in known:
+                self.fail(
+                    f"unknown method '{link}': one of {', '.join(known)}, or a chain such as gpo+demos", param, ctx
+                )
         return str(value)
 
 

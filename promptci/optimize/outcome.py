@@ -57,6 +57,8 @@ class Outcome:
     frontier: list[tuple[TrajectoryRow, int, int]] = field(default_factory=list)
     rounds: list[tuple[int, str, str, dict[str, int]]] = field(default_factory=list)
     feedback: list[tuple[int, str, str]] = field(default_factory=list)
+    # A chain's links: method, dev score before and after, calls, whether it changed the prompt.
+    links: list[tuple[str, float | None, float | None, int, bool]] = field(default_factory=list)
 
     def rejected(self) -> dict[str, int]:
         """Candidates refused before or instead of scoring, by reason (those the budget stopped are not)."""

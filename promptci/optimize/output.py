@@ -108,6 +108,16 @@ def prompt_diff(outcome: Outcome) -> str:
     )
 
 
+def link_table(outcome: Outcome) -> list[str]:
+    """A chain's links in order: what each did to the dev score, at what cost."""
+    lines = ["| link | dev before | dev after | change | calls |", "|---|---|---|---|---|"]
+    for method, before, after, calls, changed in outcome.links:
+        shown = [f"{v:.3f}" if v is not None else "–" for v in (before, after)]
+        delta = f"{after - before:+.3f}" if changed and before is not None and after is not None else "unchanged"
+        lines.append(f"| {method} | {shown[0]} | {shown[1]} | {delta} | {calls} |")
+    return lines
+
+
 def credit_table(outcome: Outcome) -> list[str]:
     """A pipeline's search, step by step: the step it changed, why, and the blame votes."""
     lines = ["| search step | step changed | chosen | blame votes |", "|---|---|---|---|"]
@@ -159,6 +169,8 @@ def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None, branch
         lines += ["", f"⚠️ The search stopped early: the budget ({_budget(outcome)}) was spent."]
     if r.test == "mcnemar-exact":
         lines += ["", f"Discordant cases: {r.discordant[1]} fail → pass, {r.discordant[0]} pass → fail."]
+    if outcome.links:
+        lines += ["", "### Each link on dev", "", *link_table(outcome)]
     diff = prompt_diff(outcome)
     if diff:
         lines += ["", "### Prompt diff", "", "```diff", diff.rstrip("\n"), "```"]

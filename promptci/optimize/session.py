@@ -108,8 +108,12 @@ def optimize(
         base = repo.resolve("HEAD")
         opt_id = None
     assert name is not None and suite is not None and settings is not None
-    method = methods.get(settings.method)
-    settings = replace(settings, config=methods.configure(settings.method, settings.config))
+    chained = "+" in settings.method
+    if chained and resume:
+        raise InputError("a chain is not resumed as one: resume its last link's optimization, by its own id")
+    method = None if chained else methods.get(settings.method)
+    if not chained:
+        settings = replace(settings, config=methods.configure(settings.method, settings.config))
     task = resolve_task(project, name, suite, base, settings.task_model if resume else task_model)
     if isinstance(task.prompt, Pipeline):
         _check_pipeline_method(settings.method)
@@ -118,13 +122,17 @@ def optimize(
         task = replace(task, settings=task.settings.model_copy(update={"params": {**task.settings.params, **hardware}}))
     if not resume:
         settings = replace(settings, task_model=task_model, optimizer_model=optimizer_model)
-        if settings.steps <= 0:
+        if settings.steps <= 0 and method is not None:
             from .split import split_cases
 
             n_train = len(split_cases(task.cases, settings.split, settings.seed).train)
             settings = replace(settings, steps=method.default_steps(n_train))
     optimizer = _optimizer_settings(settings.optimizer_model, task.settings)
-    if isinstance(task.prompt, Pipeline):
+    if method is None:
+        from .chain import run_chain
+
+        outcome = run_chain(project, task, settings, optimizer, base_commit=base, reporter=reporter)
+    elif isinstance(task.prompt, Pipeline):
         outcome = _pipeline(project, task, settings, optimizer, method, base=base, reporter=reporter, resume=opt_id)
     else:
         ctx = start(project, task, settings, optimizer, base_commit=base, opt_id=opt_id, reporter=reporter)

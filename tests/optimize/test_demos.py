@@ -100,3 +100,29 @@ def test_demos_end_to_end_on_smollm2(navigate: Repo) -> None:
     db = duckdb.connect(str(navigate.path / ".promptci/results.duckdb"), read_only=True)
     again = db.execute("SELECT count(*) FROM trajectory WHERE optimization_id = ?", [opt_id]).fetchone()
     assert again == (1 + 3 * 2,)
+
+
+@pytest.mark.slow
+def test_a_chain_runs_its_links_in_turn_under_one_budget(navigate: Repo) -> None:
+    """gpo+demos in one command: demos starts from GPO's choice, both share the budget, and the PR
+    body holds one held-out test and each link's dev contribution."""
+    out = navigate.path / "pr.md"
+    result = navigate.run(
+        "optimize", "navigate", "--suite", "navigate", "--method", "gpo+demos", "--steps", "1", "--candidates", "2",
+        "--split", "0.4/0.2/0.4", "--set", "demos.k=2", "--budget", "calls=90", "--allow-insignificant",
+        "--dry-run", "-o", str(out),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    body = out.read_text()
+    assert "with GPO+DEMOS" in body and body.count("**Held-out test:") == 1
+    assert "### Each link on dev" in body and "| gpo |" in body and "| demos |" in body
+    db = duckdb.connect(str(navigate.path / ".promptci/results.duckdb"), read_only=True)
+    runs = db.execute("SELECT method, calls, base_commit FROM optimizations ORDER BY started_at").fetchall()
+    db.close()
+    assert [m for m, _, _ in runs] == ["gpo", "demos"]
+    assert sum(c for _, c, _ in runs) <= 90  # one budget for the chain
+    assert "link 1 of 2: gpo" in result.err and "link 2 of 2: demos" in result.err
+    bad = navigate.run("optimize", "navigate", "--suite", "navigate", "--method", "gpo+demos", "--set", "k=2")
+    assert bad.code == 2 and "in a chain, write METHOD.KNOB=VALUE" in bad.err
+    unknown = navigate.run("optimize", "navigate", "--suite", "navigate", "--method", "gpo+nope")
+    assert unknown.code == 2 and "unknown method 'nope'" in unknown.err
