@@ -126,8 +126,9 @@ class OptimizeSpec(_Strict):
     suite: str = Field(description="the eval suite to optimize on (a name under evals/)")
     method: str = Field(
         "gpo",
-        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
-        description="the optimizer method: opro, gpo, greater, catalyst or a plugin's",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*(\+[A-Za-z_][A-Za-z0-9_.-]*)*$",
+        description="the optimizer method: auto (probe, then choose), gpo, opro, gepa, textgrad, greater, catalyst,"
+        " demos, a plugin's, or a chain such as gpo+demos (options per link: {demos: {k: 2}})",
     )
     options: dict[str, Any] = Field(
         default_factory=dict,

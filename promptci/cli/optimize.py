@@ -7,7 +7,7 @@ import click
 
 from ..errors import ExitCode, InputError
 from .optimize_options import OptimizeCommand, optimize_options
-from .optimize_report import report, report_pass
+from .optimize_report import report, report_pass, unmoved
 from .options import State, format_option, pass_state
 from .progress import OptimizeProgress
 
@@ -102,14 +102,16 @@ def optimize(
         raise InputError("give a prompt NAME and --suite SUITE, or --resume ID")
     if output is not None and output.suffix != ".md":
         raise InputError(f"-o {output}: the PR body is markdown; name the file *.md")
-    options = link_options(method, sets) if "+" in method else parse_sets(method, sets)
+    if method == "auto" and sets:
+        raise InputError("--set needs a method: auto chooses its own, on their defaults")
+    options = link_options(method, sets) if "+" in method else parse_sets(method, sets) if sets else {}
     settings = Settings(
         method=method, steps=steps or 0, candidates=candidates, split=parse_fractions(split), seed=seed,
         position=position, budget=budget, device=device, dtype=dtype, config=options,
         credit=credit,
     )  # fmt: skip
     plot = output.with_suffix(".svg") if output else None
-    with OptimizeProgress(method, settings.budget) as progress:
+    with OptimizeProgress(method, settings.budget) as progress, unmoved():
         result = run_optimization(
             state.project, name, suite=suite, settings=settings, optimizer_model=optimizer_model,
             task_model=task_model, resume=resume, dry_run=dry_run, min_gain=min_gain, alpha=alpha or 0.05,
@@ -153,6 +155,7 @@ def _configured_passes(
         alpha=gate[0], allow_insignificant=gate[1],
         reporter_for=lambda settings: OptimizeProgress(settings.method, settings.budget),
         on_done=lambda entry: report_pass(entry, fmt),
+        on_skip=lambda prompt, why: click.echo(f"{prompt}: {why}", err=True),
     )  # fmt: skip
     if fmt == "json":
         from ..optimize.jsonout import entry_dict

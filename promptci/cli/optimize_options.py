@@ -51,12 +51,14 @@ class _MethodName(click.ParamType):  # type: ignore[type-arg]
     def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
         from ..optimize.methods import names
 
-        return "[" + "|".join(names()) + "|A+B]"
+        return "[auto|" + "|".join(names()) + "|A+B]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         from ..optimize.methods import names
 
         known = names()
+        if value == "auto":
+            return "auto"
         for link in str(value).split("+"):  # a chain: gpo+demos
             if link not in known:
                 self.fail(

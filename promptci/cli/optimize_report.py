@@ -3,10 +3,26 @@ what became of each winner."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+
+@contextlib.contextmanager
+def unmoved() -> Iterator[None]:
+    """``--method auto`` that found nothing to pull: its probe on stdout, why on stderr, exit 0."""
+    from ..optimize.auto import Unmoved
+
+    try:
+        yield
+    except Unmoved as exc:
+        click.echo("\n".join(exc.probe.table()))
+        click.echo(exc.message, err=True)
+        raise click.exceptions.Exit(0) from None
+
 
 if TYPE_CHECKING:
     from ..optimize.passes import PassEntry

@@ -58,6 +58,15 @@ def method_problem(block: dict[str, Any]) -> tuple[tuple[str, ...], str] | None:
     method, options = block.get("method", methods.DEFAULT), block.get("options") or {}
     if not isinstance(method, str) or not isinstance(options, dict):
         return None  # the schema check reports it
+    if method == "auto":
+        return (("options",), "auto chooses its own method, on its defaults: it takes no options") if options else None
+    if "+" in method:  # a chain: options per link, {demos: {k: 2}}
+        for link in method.split("+"):
+            own = options.get(link) or {}
+            problem = method_problem({"method": link, "options": own}) if isinstance(own, dict) else None
+            if problem:
+                return (problem[0] if problem[0] == ("method",) else ("options", link, *problem[0][1:])), problem[1]
+        return None
     if not options and method in methods.builtin_names():
         return None  # every built-in method runs on its defaults: no need to import it to say so
     try:

@@ -192,6 +192,15 @@ def settings_for(spec: OptimizeSpec, options: Mapping[str, Any] | None = None, *
         split=parse_fractions(spec.split),
         seed=spec.seed,
         budget={str(k): v for k, v in spec.budget.items()},
-        config=methods.configure(spec.method, {**spec.options, **(options or {})}),
+        config=_config(spec.method, {**spec.options, **(options or {})}),
     )
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _config(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A block's options as its method takes them: auto takes none; a chain's are per link."""
+    if method == "auto":
+        return {}
+    if "+" in method:
+        return {link: dict(options.get(link) or {}) for link in method.split("+")}
+    return methods.configure(method, options)

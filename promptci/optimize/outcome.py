@@ -59,6 +59,7 @@ class Outcome:
     feedback: list[tuple[int, str, str]] = field(default_factory=list)
     # A chain's links: method, dev score before and after, calls, whether it changed the prompt.
     links: list[tuple[str, float | None, float | None, int, bool]] = field(default_factory=list)
+    probe: list[str] = field(default_factory=list)  # --method auto: what its probe saw and chose, as markdown
 
     def rejected(self) -> dict[str, int]:
         """Candidates refused before or instead of scoring, by reason (those the budget stopped are not)."""

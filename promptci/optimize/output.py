@@ -169,6 +169,8 @@ def pr_body(outcome: Outcome, stats: HeldOut, *, plot: str | None = None, branch
         lines += ["", f"⚠️ The search stopped early: the budget ({_budget(outcome)}) was spent."]
     if r.test == "mcnemar-exact":
         lines += ["", f"Discordant cases: {r.discordant[1]} fail → pass, {r.discordant[0]} pass → fail."]
+    if outcome.probe:
+        lines += ["", "### Why this method (`--method auto`)", "", *outcome.probe]
     if outcome.links:
         lines += ["", "### Each link on dev", "", *link_table(outcome)]
     diff = prompt_diff(outcome)

@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import ExitCode, InputError
 from ..github import ActionsEnv
 from ..project import Project
+from .auto import Unmoved
 from .choose import OptIn, Selected, settings_for
 from .context import Reporter
 from .publish import Publication, publish
@@ -128,6 +129,7 @@ def run_passes(
     allow_insignificant: bool = False,
     reporter_for: ReporterFor = lambda _: nullcontext(None),
     on_done: Callable[[PassEntry], None] = lambda _: None,
+    on_skip: Callable[[str, str], None] = lambda *_: None,
 ) -> tuple[list[PassEntry], ExitCode]:
     """Run each chosen pass and, with ``push``, publish its winner as the prompt's one PR.
 
@@ -138,11 +140,15 @@ def run_passes(
     worst = ExitCode.OK
     for c in chosen:
         settings = settings_for(c.optin.spec, options, **(overrides or {}))
-        with reporter_for(settings) as reporter:
-            result = run_pass(
-                project, c.optin, settings=settings, task_model=task_model, optimizer_model=optimizer_model,
-                dry_run=dry_run, alpha=alpha, allow_insignificant=allow_insignificant, reporter=reporter,
-            )  # fmt: skip
+        try:
+            with reporter_for(settings) as reporter:
+                result = run_pass(
+                    project, c.optin, settings=settings, task_model=task_model, optimizer_model=optimizer_model,
+                    dry_run=dry_run, alpha=alpha, allow_insignificant=allow_insignificant, reporter=reporter,
+                )  # fmt: skip
+        except Unmoved as exc:  # method: auto found nothing that moves the model: no pass to report
+            on_skip(c.optin.name, exc.message)
+            continue
         publication = None
         if push and result.branch:
             publication = publish(

@@ -21,6 +21,7 @@ from ..providers import parse_model_option
 from ..settings import ModelSettings
 from ..store import Store
 from . import methods
+from .auto import Probe
 from .context import Reporter
 from .engine import Method, run, start
 from .outcome import Outcome
@@ -108,6 +109,12 @@ def optimize(
         base = repo.resolve("HEAD")
         opt_id = None
     assert name is not None and suite is not None and settings is not None
+    probe = None
+    if settings.method == "auto":
+        if resume:
+            raise InputError("auto is not resumed: resume the optimization it ran, by that one's id")
+        task = resolve_task(project, name, suite, base, task_model)
+        settings, probe = _auto(project, task, replace(settings, task_model=task_model), optimizer_model, reporter)
     chained = "+" in settings.method
     if chained and resume:
         raise InputError("a chain is not resumed as one: resume its last link's optimization, by its own id")
@@ -137,6 +144,9 @@ def optimize(
     else:
         ctx = start(project, task, settings, optimizer, base_commit=base, opt_id=opt_id, reporter=reporter)
         outcome = run(ctx, method)
+    if probe is not None:  # the probe's calls are the optimization's too
+        usage = replace(outcome.usage, calls=outcome.usage.calls + probe.calls)
+        outcome = replace(outcome, probe=probe.table(), usage=usage)
     stats = held_out(outcome, task.suite.case_threshold, alpha)
     with Store(project.path(project.config.db)) as store:
         store.update_optimization(outcome.id, p_value=stats.result.p_value)
@@ -165,6 +175,29 @@ def optimize(
 
 
 PIPELINE_METHODS = ("gpo", "opro", "textgrad", "gepa")
+
+
+def _auto(
+    project: Project, task: Task, settings: Settings, optimizer_model: str | None, reporter: Reporter | None
+) -> tuple[Settings, Probe]:
+    """The settings of the method ``auto`` chose, its budget less the probe's calls; :class:`Unmoved`
+    when neither lever moved the model."""
+    from .auto import Unmoved, choose
+
+    if isinstance(task.prompt, Pipeline):
+        raise InputError("auto probes one prompt: choose a method for a pipeline", hint="--method gpo")
+    if settings.config:
+        raise InputError("--set needs a method: auto chooses its own, on their defaults")
+    probe = choose(project, task, settings, _optimizer_settings(optimizer_model, task.settings), reporter)
+    if probe.pick is None:
+        raise Unmoved(probe)
+    if reporter:
+        reporter.phase(f"auto: {probe.line()}")
+    budget = dict(settings.budget)
+    if "calls" in budget:
+        budget["calls"] = max(budget["calls"] - probe.calls, 1.0)
+    config: dict[str, Any] = {link: {} for link in probe.pick.split("+")} if "+" in probe.pick else {}
+    return replace(settings, method=probe.pick, budget=budget, config=config), probe
 
 
 def _check_pipeline_method(method: str) -> None:

@@ -126,3 +126,23 @@ def test_a_chain_runs_its_links_in_turn_under_one_budget(navigate: Repo) -> None
     assert bad.code == 2 and "in a chain, write METHOD.KNOB=VALUE" in bad.err
     unknown = navigate.run("optimize", "navigate", "--suite", "navigate", "--method", "gpo+nope")
     assert unknown.code == 2 and "unknown method 'nope'" in unknown.err
+
+
+@pytest.mark.slow
+def test_auto_probes_both_levers_then_runs_what_moves_the_model(navigate: Repo) -> None:
+    """On SmolLM2, demonstrations change navigate's answers; the probe says how many, within a tenth of
+    the budget, and the PR body carries its table."""
+    out = navigate.path / "pr.md"
+    result = navigate.run(
+        "optimize", "navigate", "--suite", "navigate", "--method", "auto", "--steps", "1", "--candidates", "2",
+        "--split", "0.4/0.2/0.4", "--budget", "calls=150", "--allow-insignificant", "--dry-run", "-o", str(out),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    line = next(x for x in result.err.splitlines() if "auto: instruction variants changed" in x)
+    calls = int(line.split("(")[1].split(" calls")[0])
+    assert calls <= 15  # a tenth of the budget
+    body = out.read_text()
+    assert "### Why this method (`--method auto`)" in body and "| demonstrations |" in body
+    assert "running demos" in line or "running gpo+demos" in line, line
+    bad = navigate.run("optimize", "navigate", "--suite", "navigate", "--method", "auto", "--set", "demos.k=2")
+    assert bad.code == 2 and "auto chooses its own" in bad.err
