@@ -35,12 +35,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from promptci.optimize import methods  # noqa: E402
+from promptci.optimize.auto import Unmoved  # noqa: E402
 from promptci.optimize.outcome import Outcome  # noqa: E402
 from promptci.optimize.output import paired_cases  # noqa: E402
 from promptci.optimize.session import optimize  # noqa: E402
@@ -114,21 +117,67 @@ def run_chain(
     for method in chain[len(outcomes) :]:
         budget = {"seconds": args.seconds} if args.seconds else {"calls": float(args.budget)}
         sizes = {"examples": args.examples, "reasoning_tokens": args.reasoning_tokens}
-        known = methods.get(method).Config.model_fields  # the GReaTer sizes, for methods that have them
+        known = methods.get(method).Config.model_fields if method != "auto" else {}  # GReaTer's sizes, where taken
         settings = Settings(
             method=method, steps=1000, candidates=args.candidates, seed=args.seed, budget=budget,
             config={k: v for k, v in sizes.items() if k in known},
             split=(0.4, 0.2, 0.4) if args.seconds else (0.2, 0.2, 0.6),
         )  # fmt: skip
-        result = optimize(
-            Project.discover(repo), task, suite=task, settings=settings, dry_run=True, reporter=Progress(method)
-        )
+        try:
+            result = optimize(
+                Project.discover(repo), task, suite=task, settings=settings, dry_run=True, reporter=Progress(method)
+            )
+        except Unmoved as exc:  # auto found no lever that moves the model: the prompt stays as it is
+            print(f"  {exc.message}", flush=True)
+            outcomes.append(unchanged(repo, task, settings, exc.probe.calls))  # type: ignore[arg-type]
+            continue
         outcome = result.outcome
         outcomes.append(outcome)
         if outcome.changed:  # the next link starts from this one's choice, as a merged branch would
             (repo / outcome.path).write_text(outcome.source_after)
             subprocess.run(["git", "commit", "-qam", f"{method} winner"], cwd=repo, check=True)
     return outcomes
+
+
+@dataclass
+class Unchanged:
+    """What a chain link that changed nothing reports: the initial prompt's test score, twice."""
+
+    test_before: Any
+    test_after: Any
+    constant_test: Any
+    usage: Any
+    changed: bool = False
+    held_back: str = ""
+
+    def rejected(self) -> dict[str, int]:
+        return {}
+
+    def describe(self, text: str) -> str:
+        return text
+
+    @property
+    def best(self) -> Any:
+        return SimpleNamespace(text="(unchanged)")
+
+
+def unchanged(repo: Path, task: str, settings: Settings, calls: int) -> Unchanged:
+    """The initial prompt scored on the test split, as an optimization that changed nothing reports it."""
+    from promptci.evals.answers import Usage
+    from promptci.evals.baseline import best_constant
+    from promptci.evals.scoring import make_scorer
+    from promptci.optimize.evaluate import Evaluator
+    from promptci.optimize.session import resolve_task
+    from promptci.optimize.split import split_cases
+
+    project = Project.discover(repo)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    found = resolve_task(project, task, task, head, None)
+    test = split_cases(found.cases, settings.split, settings.seed).test
+    evaluator = Evaluator(project, found)
+    scored = evaluator.score(evaluator.initial, test)
+    constant = best_constant(found.suite, make_scorer(found, project), test)
+    return Unchanged(scored, scored, constant, Usage(calls=calls))
 
 
 def held_out(first: Outcome, last: Outcome) -> tuple[float, float, float, int]:
