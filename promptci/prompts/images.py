@@ -57,6 +57,15 @@ class Images:
         data = self.bytes_of(ref)
         return f"data:{media_type(data, ref)};base64,{base64.b64encode(data).decode()}"
 
+    def read_file(self, path: str, limit: int, what: str) -> bytes:
+        """The bytes of repository file ``path`` (an example pool, say), at most ``limit``."""
+        if self.read is None:
+            raise ImageError(f"{what} '{path}': it can only be read from the prompt's repository")
+        data = self.read(path, limit)
+        if data is None:
+            raise ImageError(f"{what} '{path}' not found")
+        return data
+
     def bytes_of(self, path: str) -> bytes:
         """The checked bytes of repository image ``path``."""
         if not _PATH.match(path) or ".." in path.split("/"):

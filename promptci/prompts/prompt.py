@@ -119,7 +119,57 @@ class Prompt:
             if m.tool_call_id is not None:
                 message["tool_call_id"] = m.tool_call_id
             messages.append(message)
+        if self.spec.examples is not None:
+            messages = self._with_examples(messages)
         return messages
+
+    def _with_examples(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``messages`` with the examples chosen for this case before the final user turn."""
+        from . import examples
+
+        spec = self.spec.examples
+        assert spec is not None
+        final = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        content = messages[final]["content"]
+        query = content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+        questions, answers, index = self._pool
+        pairs: list[dict[str, Any]] = []
+        for i in examples.choose(questions, index, query, spec.k, spec.select):
+            pairs += [{"role": "user", "content": questions[i]}, {"role": "assistant", "content": answers[i]}]
+        return [*messages[:final], *pairs, *messages[final:]]
+
+    @cached_property
+    def _pool(self) -> tuple[list[str], list[str], Any]:
+        """The example pool's questions, answers and BM25 index, read once per prompt version."""
+        from . import examples, sandbox, template
+        from .images import ImageError, Images
+
+        spec = self.spec.examples
+        assert spec is not None and self.spec.messages is not None
+        try:
+            data = (self.images or Images()).read_file(spec.from_, examples.MAX_POOL_BYTES, "example pool")
+            rows = examples.read_pool(data, spec.from_)
+        except (examples.PoolError, ImageError) as exc:
+            raise RenderError(f"prompt '{self.name}' ({self.path}): {exc}") from None
+        final = max(i for i, m in enumerate(self.spec.messages) if m.role == "user")
+        source = self.spec.messages[final].content
+        if not isinstance(source, str):
+            source = " ".join(p.text for p in source if p.type == "text")
+
+        def render(values: dict[str, Any]) -> str | None:
+            try:
+                return template.render(source, values)
+            except Exception as exc:  # a row the question cannot be written from is left out
+                if sandbox.is_limit(exc) or isinstance(exc, (ArithmeticError, LookupError, TypeError, ValueError)):
+                    return None
+                import jinja2
+
+                if isinstance(exc, jinja2.TemplateError):
+                    return None
+                raise
+
+        questions, answers = examples.demonstrations(spec, rows, render)
+        return questions, answers, examples.Index.of(questions)
 
     def _part(self, i: int, j: int, part: Any, bound: dict[str, Any]) -> dict[str, Any]:
         """One content part in OpenAI's shape: a text part rendered, an image part read and checked."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,6 +72,16 @@ def prompt_hash(doc: YamlDocument, images: Images) -> str:
     except ImageError as exc:
         at = _image_position(doc, str(exc))
         raise InputError(str(exc), path=doc.path, line=at[0], col=at[1]) from None
+    pool = data.get("examples") if isinstance(data, dict) else None
+    if isinstance(pool, dict) and isinstance(pool.get("from"), str):  # the example pool's bytes, too
+        from .examples import MAX_POOL_BYTES
+
+        try:
+            pooled = images.read_file(pool["from"], MAX_POOL_BYTES, "example pool")
+        except ImageError as exc:
+            where = doc.position(("examples", "from"), value=True)
+            raise InputError(str(exc), path=doc.path, line=where.line, col=where.col) from None
+        found[pool["from"]] = hashlib.sha256(pooled).hexdigest()
     return content_hash({**data, "images": found} if found else data)
 
 

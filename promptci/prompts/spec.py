@@ -168,6 +168,23 @@ class ResponseFormat(_Strict):
         return self
 
 
+class Examples(_Strict):
+    """Demonstrations chosen per case from a pool file (:mod:`promptci.prompts.examples`)."""
+
+    from_: str = Field(
+        alias="from",
+        pattern=r"^(?:[A-Za-z0-9_\-][A-Za-z0-9_.\-]*/)*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*\.jsonl$",
+        description="a JSONL file in the repository, from its root: rows of the prompt's variables and the answer",
+    )
+    answer: str = Field("answer", description="the column holding each example's answer")
+    k: int = Field(3, ge=1, le=16, description="examples shown per case")
+    select: Literal["similar", "first"] = Field(
+        "similar", description="similar: the k nearest the case's question by BM25; first: the pool's first k"
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
+
+
 class PromptSpec(_Strict):
     """A prompt file. Exactly one of ``messages`` or ``template`` is given."""
 
@@ -181,6 +198,7 @@ class PromptSpec(_Strict):
         None, description="auto, none, required, or {type: function, function: {name: NAME}}"
     )
     response_format: ResponseFormat | None = Field(None, description="json_schema or json_object")
+    examples: Examples | None = Field(None, description="demonstrations chosen per case from a pool file")
     model: ModelSettings | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -206,6 +224,8 @@ class PromptSpec(_Strict):
     def _one_body(self) -> PromptSpec:
         if (self.messages is None) == (self.template is None):
             raise ValueError("give exactly one of 'messages' or 'template'")
+        if self.examples is not None and not any(m.role == "user" for m in self.messages or ()):
+            raise ValueError("examples go before the final user message: give the prompt messages with one")
         for m in self.messages or ():
             var = self.variables.get(m.history or "")
             if m.history is not None and (var is None or var.type != "messages"):

@@ -114,6 +114,11 @@ def _images(body: dict[str, Any], prompt: Prompt, commit: str | None) -> dict[st
                 hint="serve large images from an https URL, which a bundle carries as text",
             )
         carried[ref] = base64.b64encode(data).decode()
+    if prompt.spec.examples is not None:  # the example pool: read with the same limits as rendering
+        from ..prompts.examples import MAX_POOL_BYTES
+
+        pool = prompt.spec.examples.from_
+        carried[pool] = base64.b64encode(images.read_file(pool, MAX_POOL_BYTES, "example pool")).decode()
     return carried
 
 

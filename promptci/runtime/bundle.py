@@ -83,6 +83,27 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Examples:
+    """A prompt's example pool, as :class:`~promptci.prompts.spec.Examples` holds it."""
+
+    from_: str
+    answer: str = "answer"
+    k: int = 3
+    select: str = "similar"
+
+    @classmethod
+    def of(cls, data: Any) -> Examples | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("from"), str):
+            raise ValueError("bad examples")
+        k, select, answer = data.get("k", 3), data.get("select", "similar"), data.get("answer", "answer")
+        if not isinstance(k, int) or select not in ("similar", "first") or not isinstance(answer, str):
+            raise ValueError("bad examples")
+        return cls(data["from"], answer, k, select)
+
+
+@dataclass(frozen=True)
 class Spec:
     """A prompt's spec as the bundle holds it: the fields of
     :class:`~promptci.prompts.spec.PromptSpec`, already validated when the bundle was made, so
@@ -99,6 +120,7 @@ class Spec:
     tools: tuple[dict[str, Any], ...] = ()  # OpenAI's function-tool shape, as lint checked it
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    examples: Examples | None = None
 
     @classmethod
     def of(cls, data: Any) -> Spec:
@@ -147,7 +169,7 @@ class Spec:
             raise ValueError("bad tool_choice or response_format")
         return cls(
             data["name"], str(description), messages, template, found, model, tuple(map(str, tags)), metadata,
-            tuple(tools), choice, fmt,
+            tuple(tools), choice, fmt, Examples.of(data.get("examples")),
         )  # fmt: skip
 
 
