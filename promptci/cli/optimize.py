@@ -57,6 +57,10 @@ def optimize(
     """Search for a better instruction (OPRO, GPO, GReaTer, TextGrad) or few-shot demonstrations (demos)
     for prompt NAME on an eval suite, or use any installed method (--list-methods).
 
+    --method auto first probes a slice of dev (a tenth of a call budget) to see whether the model's
+    answers move with the instruction or with demonstrations, then runs demos, gpo, gpo+demos or
+    nothing. A+B chains methods: each starts from the one before's choice, under one budget.
+
     NAME may be a pipeline: with gpo, opro, textgrad or gepa, one step's instruction changes at
     a time (the step blamed for failing train cases, or each in turn with --credit round-robin),
     every candidate scored end to end, and the winner may change several prompt files.
