@@ -1,8 +1,9 @@
-"""Lint's check of the images prompts send: each fixed repository image exists, is within the size
-limit and is a real image by its first bytes, and no prompt sends images to a model that takes none.
+"""Lint's check of the files prompts send: each example pool reads as JSONL rows; each fixed
+repository image exists, is within the size limit and is a real image by its first bytes; and no
+prompt sends images to a model that takes none.
 
-Like schema files, an image can change without its prompt file changing, so this runs for every
-prompt with an image part on every lint, outside the per-file cache."""
+Like schema files, these can change without their prompt file changing, so this runs for every
+prompt with an image part or an example pool on every lint, outside the per-file cache."""
 
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ def check_images(project: Project, prompts: list[Facts]) -> list[Diagnostic]:
     for f in prompts:
         try:
             text = read_text(project.root / f.path, f.path)
-            if "image" not in text:
-                continue  # most prompts: no image part, and no parse
+            if "image" not in text and "examples" not in text:
+                continue  # most prompts: no image part nor example pool, and no parse
             doc = parse_yaml(text, f.path)
         except PromptciError:
             continue  # the file's own analysis reports it
+        found += _pool_problems(f.path, doc, images)
         parts = list(_image_parts(doc))
         if not parts:
             continue
@@ -48,6 +50,22 @@ def check_images(project: Project, prompts: list[Facts]) -> list[Diagnostic]:
                 message = exc.message if isinstance(exc, PromptciError) else str(exc)
                 found.append(Diagnostic(f.path, at.line, at.col, "error", "images", message))
     return found
+
+
+def _pool_problems(path: str, doc: YamlDocument, images: Images) -> list[Diagnostic]:
+    """An example pool that is missing, too large, or not JSONL objects, at its ``from:`` line."""
+    from ..prompts.examples import MAX_POOL_BYTES, PoolError, read_pool
+
+    pool = doc.data.get("examples") if isinstance(doc.data, dict) else None
+    if not isinstance(pool, dict) or not isinstance(pool.get("from"), str):
+        return []
+    try:
+        read_pool(images.read_file(pool["from"], MAX_POOL_BYTES, "example pool"), pool["from"])
+    except (ImageError, PoolError, PromptciError) as exc:
+        at = doc.position(("examples", "from"), value=True)
+        message = exc.message if isinstance(exc, PromptciError) else str(exc)
+        return [Diagnostic(path, at.line, at.col, "error", "examples", message)]
+    return []
 
 
 def _image_parts(doc: YamlDocument) -> Any:

@@ -144,3 +144,11 @@ def test_chosen_per_case_beats_every_fixed_set_and_a_bundle_chooses_the_same(tas
     from_repo = promptci.load("similar", root=tasks.path)
     for question in CASES:
         assert from_bundle.render(request=question) == from_repo.render(request=question)
+
+
+def test_lint_checks_the_pool(tasks: Repo) -> None:
+    assert tasks.run("lint").code == ExitCode.OK
+    (tasks.path / "data/mixed.jsonl").write_text('{"request": "a", "answer": "b"}\n[1, 2]\n')
+    r = tasks.run("lint")
+    assert r.code == ExitCode.FAILED
+    assert "prompts/mixed.yaml:6:" in r.out and "example pool 'data/mixed.jsonl' line 2: not a JSON object" in r.out
