@@ -9,8 +9,10 @@ slice of dev, within a tenth of the budget:
 - two rewrites of the instruction (a format line added; a plain generic instruction instead);
 - two seeded sets of demonstrations from train, added before the final user turn;
 
-and counts, for each lever, the probed answers that differ from the initial prompt's. A lever
-*moves* the model when at least :data:`MOVED_SHARE` of its answers (and two or more) change.
+and counts, for each lever, the probed answers that differ from the initial prompt's, and the
+cases whose score changed. A lever *moves* the model when at least :data:`MOVED_SHARE` of its
+answers (and two or more) change and at least one case's score changes with them: a weak model
+that writes a different wrong answer for every rewording is not moved toward anything.
 Then it runs ``demos``, ``gpo``, or the chain ``gpo+demos``, or nothing, saying why in one line.
 The probe's answers are real evaluations: the initial prompt's come from the cache afterwards.
 """
@@ -44,20 +46,23 @@ class Probe:
     """What the probe saw: per lever, answers changed of answers compared; and what it chose."""
 
     cases: int
-    instruction: tuple[int, int]
-    demos: tuple[int, int]
+    instruction: tuple[int, int, int]  # answers changed, scores changed, answers compared
+    demos: tuple[int, int, int]
     calls: int
     pick: str | None
     embedded_optimizer: bool = False
 
     @staticmethod
-    def moved(changed: tuple[int, int]) -> bool:
-        return changed[0] >= 2 and changed[0] >= MOVED_SHARE * changed[1]
+    def moved(changed: tuple[int, int, int]) -> bool:
+        return changed[0] >= 2 and changed[0] >= MOVED_SHARE * changed[2] and changed[1] >= 1
 
     def line(self) -> str:
         """``instruction variants changed 0 of 24 dev answers; demonstrations changed 17 of 24: demos``."""
         i, d = self.instruction, self.demos
-        said = f"instruction variants changed {i[0]} of {i[1]} dev answers; demonstrations changed {d[0]} of {d[1]}"
+        said = (
+            f"instruction variants changed {i[0]} of {i[2]} dev answers ({i[1]} scores);"
+            f" demonstrations changed {d[0]} of {d[2]} ({d[1]} scores)"
+        )
         return f"{said} ({self.calls} calls): " + (
             f"running {self.pick}" if self.pick else "neither moves the model, so nothing is optimized"
         )
@@ -66,11 +71,12 @@ class Probe:
         lines = [
             f"Probe on {self.cases} dev cases, {self.calls} calls:",
             "",
-            "| lever | answers changed | moves the model |",
-            "|---|---|---|",
+            "| lever | answers changed | scores changed | moves the model |",
+            "|---|---|---|---|",
         ]
-        for lever, (changed, of) in (("instruction variants", self.instruction), ("demonstrations", self.demos)):
-            lines.append(f"| {lever} | {changed} of {of} | {'yes' if self.moved((changed, of)) else 'no'} |")
+        for lever, seen in (("instruction variants", self.instruction), ("demonstrations", self.demos)):
+            moved = "yes" if self.moved(seen) else "no"
+            lines.append(f"| {lever} | {seen[0]} of {seen[2]} | {seen[1]} | {moved} |")
         lines += ["", f"Chosen: **{self.pick or 'nothing'}**."]
         if self.embedded_optimizer and self.pick and INSTRUCTION_METHOD not in self.pick:
             lines += [
@@ -104,12 +110,12 @@ def choose(
     evaluator = Evaluator(project, task, settings.position, db=project.path(project.config.db))
     initial = evaluator.score(evaluator.initial, cases)
     spent = initial.calls
-    instruction = (0, 0)
+    instruction = (0, 0, 0)
     for text in (f"{evaluator.initial.rstrip()} {FORMAT_LINE}", PLAIN):
         scored = evaluator.score(text, cases)
         spent += scored.calls
         instruction = _add(instruction, _changed(initial, scored, cases))
-    demos = (0, 0)
+    demos = (0, 0, 0)
     for text, composed in _demo_sets(project, task, settings, optimizer, split.train):
         scored = composed.score(text, cases)  # through the demos composer: the set goes into the prompt
         spent += scored.calls
@@ -136,11 +142,13 @@ def _demo_sets(
     return [(_dumps(demos.draw(rng)), evaluator) for _ in range(2)]
 
 
-def _changed(initial: Scored, other: Scored, cases: list[EvalCase]) -> tuple[int, int]:
-    """Answers that differ from the initial prompt's, of the cases both answered."""
+def _changed(initial: Scored, other: Scored, cases: list[EvalCase]) -> tuple[int, int, int]:
+    """Answers that differ from the initial prompt's, cases whose score differs, and cases both answered."""
     both = [c.id for c in cases if c.id in initial.answers and c.id in other.answers]
-    return sum(initial.answers[i] != other.answers[i] for i in both), len(both)
+    answers = sum(initial.answers[i] != other.answers[i] for i in both)
+    scores = sum(initial.per_case.get(i) != other.per_case.get(i) for i in both)
+    return answers, scores, len(both)
 
 
-def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
-    return a[0] + b[0], a[1] + b[1]
+def _add(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]

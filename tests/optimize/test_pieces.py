@@ -114,3 +114,18 @@ def test_parse_gpo() -> None:
     assert metaprompt.parse_gpo("<START>unterminated") == "unterminated"
     assert metaprompt.parse_gpo("<START>\n<END>") is None
     assert metaprompt.parse_gpo("<START>Be\x80 precise.\x00<END>") == "Be precise."
+
+
+def test_a_lever_moves_the_model_only_when_answers_and_scores_change() -> None:
+    from promptci.optimize.auto import Probe
+
+    # a different wrong answer for every rewording moves nothing; demonstrations that fix answers do
+    probe = Probe(3, (3, 0, 6), (6, 5, 6), 15, "demos", embedded_optimizer=True)
+    assert not Probe.moved(probe.instruction) and Probe.moved(probe.demos)
+    assert not Probe.moved((1, 1, 6))  # one changed answer of six is noise
+    assert "changed 3 of 6 dev answers (0 scores)" in probe.line() and probe.line().endswith("running demos")
+    table = "\n".join(probe.table())
+    assert "| instruction variants | 3 of 6 | 0 | no |" in table and "| demonstrations | 6 of 6 | 5 | yes |" in table
+    assert "--optimizer-model" in table  # the embedded model as optimizer: say what would try instructions
+    nothing = Probe(3, (0, 0, 6), (0, 0, 6), 15, None)
+    assert nothing.line().endswith("neither moves the model, so nothing is optimized")
