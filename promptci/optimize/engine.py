@@ -116,6 +116,11 @@ class Method(Generic[C]):
         """For a search that keeps a Pareto frontier of dev cases, its pool (see :class:`Outcome`)."""
         return []
 
+    def files(self, text: str) -> list[tuple[str, str, str]]:
+        """Every file candidate ``text`` changes, (path, before, after), where it changes more than the
+        prompt file (an example pool it adds); empty for the prompt file alone."""
+        return []
+
     def search_pipeline(self, system: Any) -> str:
         """For a method whose class sets ``searches_pipelines``: its own search over every step of
         a pipeline (``system``, a :class:`~promptci.optimize.pipeline.PipelineSearch`), storing
@@ -214,6 +219,7 @@ def run(ctx: Context, method_cls: type[Method[Any]]) -> Outcome:
         per_step=method.per_step(),
         describe=method.describe,
         frontier=method.frontier(),
+        files=method.files(best.text) if best.text_hash != initial.text_hash else [],
     )
     return record_outcome(ctx, outcome)
 

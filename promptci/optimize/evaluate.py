@@ -23,6 +23,7 @@ from ..pipelines.load import Pipeline, version_hash
 from ..project import Project
 from ..prompts import schemafiles
 from ..prompts.images import Images
+from ..prompts.images import Reader as ImageReader
 from ..prompts.prompt import Prompt
 from ..prompts.registry import parse_prompt, prompt_hash
 from ..providers.pool import ModelPool
@@ -71,6 +72,7 @@ class Evaluator:
         self.db = db
         self.models = models if models is not None else ModelPool(project.root)
         self.composer: Callable[[str], str] | None = None
+        self.files: dict[str, bytes] = {}  # new files a candidate's prompt reads, by path from the root
 
     @property
     def prompt(self) -> Prompt:
@@ -102,6 +104,8 @@ class Evaluator:
         source = self.source(instruction)
         doc, spec = parse_prompt(source, self.prompt.path, schemafiles.worktree(self.project.root))
         images = self.prompt.images or Images()
+        if self.files:  # files a candidate adds (an example pool), read before the repository's
+            images = replace(images, read=_overlay(self.files, images.read))
         return Prompt(spec, self.prompt.path, source, prompt_hash(doc, images), images=images)
 
     def task_for(self, instruction: str, cases: list[EvalCase]) -> Task:
@@ -169,6 +173,15 @@ class StepEvaluator(Evaluator):
     def task_for(self, instruction: str, cases: list[EvalCase]) -> Task:
         prompts = (*self.prompts[: self.index], self.variant(instruction), *self.prompts[self.index + 1 :])
         return pipeline_variant(self.task, prompts, cases)
+
+
+def _overlay(files: dict[str, bytes], read: ImageReader | None) -> ImageReader:
+    def overlaid(rel: str, most: int) -> bytes | None:
+        if rel in files:
+            return files[rel] if len(files[rel]) <= most else None
+        return read(rel, most) if read is not None else None
+
+    return overlaid
 
 
 def pipeline_variant(task: Task, prompts: tuple[Prompt, ...], cases: list[EvalCase]) -> Task:

@@ -258,7 +258,10 @@ def test_a_simulated_user_goes_on_after_the_script_until_it_stops(repo: Repo) ->
         repo.write("evals/support.yaml", suite)
         r = repo.run("eval", "support")
     assert r.code == ExitCode.OK, r.out + r.err
-    assert "support × support: a simulated user (customer on openai:m@" in r.err and "may add up to 12 model calls" in r.err
+    assert (
+        "support × support: a simulated user (customer on openai:m@" in r.err
+        and "may add up to 12 model calls" in r.err
+    )
     steps = repo.sql(
         "SELECT r.case_name, list(s.step_id ORDER BY s.step_index) FROM steps s JOIN results r USING (run_id, case_id)"
         " GROUP BY ALL ORDER BY 1"

@@ -96,7 +96,9 @@ def test_an_installed_method_is_listed_without_being_imported(toy_site: Path, tm
         "except SystemExit:\n    pass\nprint('toy imported:', 'promptci_toy' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert "--method [auto|catalyst|demos|gepa|gpo|greater|opro|textgrad|toy|A+B]" in done.stdout, done.stdout + done.stderr
+    assert "--method [auto|catalyst|demos|gepa|gpo|greater|opro|textgrad|toy|A+B]" in done.stdout, (
+        done.stdout + done.stderr
+    )
     assert "toy imported: False" in done.stdout
 
 

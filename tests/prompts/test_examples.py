@@ -152,3 +152,29 @@ def test_lint_checks_the_pool(tasks: Repo) -> None:
     r = tasks.run("lint")
     assert r.code == ExitCode.FAILED
     assert "prompts/mixed.yaml:6:" in r.out and "example pool 'data/mixed.jsonl' line 2: not a JSON object" in r.out
+
+
+@pytest.mark.slow
+def test_demos_proposes_choosing_per_case_and_its_branch_adds_the_pool(tasks: Repo) -> None:
+    plain = prompt("plain", "data/pool.jsonl", "similar").split("examples:")[0]
+    tasks.write("prompts/plain.yaml", plain)
+    tasks.write("evals/requests.yaml", (tasks.path / "evals/requests.yaml").read_text().replace(
+        "prompts: [similar, grouped, mixed]", "prompts: [plain]"))  # fmt: skip
+    tasks.commit("a prompt with no examples")
+    r = tasks.run(
+        "optimize", "plain", "--suite", "requests", "--method", "demos", "--steps", "1", "--candidates", "2",
+        "--split", "0.4/0.2/0.4", "--allow-insignificant",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert "chosen per case (BM25)" in r.out
+    branch = next(b.strip() for b in tasks.git("branch", "--list", "promptci/optimize/*").splitlines())
+    branch = branch.lstrip("* ")
+    pool = tasks.git("show", f"{branch}:prompts/plain.examples.jsonl").splitlines()
+    assert len(pool) == round(len(CASES) * 0.4)  # the train split, and only it
+    train = {json.loads(line)["request"] for line in pool}
+    assert train <= set(CASES)  # the suite's own train cases, no dev or test case among them
+    changed = tasks.git("show", f"{branch}:prompts/plain.yaml")
+    assert (
+        'examples: {"from": "prompts/plain.examples.jsonl", "answer": "answer", "k": 3, "select": "similar"}' in changed
+    )
+    assert "+++ b/prompts/plain.examples.jsonl" in r.out  # the PR's diff shows the new pool file

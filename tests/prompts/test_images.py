@@ -236,7 +236,7 @@ def test_a_bundle_carries_repository_images_and_refuses_too_many(shop: Repo) -> 
     messages = prompt.render(shop="A", question="Q", photo="https://cdn.example.com/p.png")
     assert messages[1]["content"][1]["image_url"]["url"] == data_url(png(seed=1))
     assert messages[1]["content"][2]["image_url"]["url"] == "https://cdn.example.com/p.png"
-    with pytest.raises(promptci.PromptciError, match="image 'img/photo.png' not found"):
+    with pytest.raises(promptci.PromptciError, match=r"image 'img/photo\.png' not found"):
         prompt.render(shop="A", question="Q", photo="img/photo.png")  # a bundle holds what the prompt names
     big = png() + b"\0" * (17 * 2**20)
     (shop.path / "img/logo.png").write_bytes(big)

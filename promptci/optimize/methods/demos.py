@@ -14,9 +14,12 @@ a time. Every set is scored on dev like any candidate; a set whose answers colla
 one value is recorded as ``collapsed``, and none wins without beating the best constant
 answer on dev (the engine's rule for every method).
 
-To chain: optimize the instruction first (``--method gpo``), merge or check out its
-branch, then run ``--method demos`` on the result; the demonstrations are added to
-whatever instruction the prompt holds.
+Beside fixed sets, the first step proposes **choosing per case**: an ``examples:`` block that
+shows each question the ``k`` train cases nearest it (BM25; :mod:`promptci.prompts.examples`),
+with the train cases written to ``<prompt>.examples.jsonl`` beside the prompt file. It is scored
+on dev like any set and kept only where it wins there; its branch adds the pool file.
+
+To chain: ``--method gpo+demos`` runs the instruction search first, then this on its choice.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import Field
 
@@ -77,6 +81,10 @@ class Demos(Method[DemosConfig]):
             )
         self.before = _final_user_turn(ctx)
         ctx.evaluator.composer = self.compose
+        prompt = ctx.evaluator.prompt
+        self.pool_path = str(Path(prompt.path).with_suffix("")) + ".examples.jsonl"
+        if prompt.spec.examples is None:  # a prompt that chooses per case already is left as it is
+            ctx.evaluator.files[self.pool_path] = self.pool_file().encode()
 
     @classmethod
     def default_steps(cls, n_train: int) -> int:
@@ -93,12 +101,29 @@ class Demos(Method[DemosConfig]):
         return row
 
     def compose(self, text: str) -> str:
-        """The prompt file with the set's demonstrations before its final user turn."""
+        """The prompt file with the set's demonstrations before its final user turn; or, for the
+        per-case candidate, with an ``examples:`` block that chooses them."""
         task = self.ctx.evaluator.task
+        if text.startswith("{"):
+            chosen = json.loads(text)
+            block = {"from": self.pool_path, "answer": ANSWER, "k": chosen["k"], "select": chosen["select"]}
+            return task.prompt.source.rstrip("\n") + "\nexamples: " + json.dumps(block) + "\n"
         pairs = []
         for demo in json.loads(text or "[]"):
             pairs += [("user", literal(demo["user"])), ("assistant", literal(demo["assistant"]))]
         return insert_messages(task.prompt.source, task.prompt.path, self.before, pairs)
+
+    def pool_file(self) -> str:
+        """The train cases as an example pool: each case's variables and its gold answer."""
+        train = self.ctx.split.train
+        return "".join(json.dumps({**c.vars, ANSWER: expected_text(c)}, ensure_ascii=False) + "\n" for c in train)
+
+    def files(self, text: str) -> list[tuple[str, str, str]]:
+        if not text.startswith("{"):
+            return []
+        prompt = self.ctx.evaluator.prompt
+        after = self.compose(text)
+        return [(prompt.path, prompt.source, after), (self.pool_path, "", self.pool_file())]
 
     @cached_property
     def pool(self) -> list[Demo]:
@@ -159,11 +184,16 @@ class Demos(Method[DemosConfig]):
         best = best_by(ctx.scored_rows(), lambda r: (r.dev_score or 0.0, -r.step, -r.candidate))
         exploring = step <= max(1, round(self.steps() * self.config.explore)) or best.text == "[]"
         parent = None if exploring else best
+        if parent is not None and not parent.text.startswith("["):  # the per-case candidate: draw fresh sets
+            parent = None
         seen = scored_by_hash(ctx)
         rows: list[TrajectoryRow] = []
         for index in range(ctx.settings.candidates):
-            demos = self.draw(rng) if parent is None else self.swap(self.read(parent.text), rng)
-            row = new_row(ctx.id, step, index, parent, _dumps(demos), "new")
+            if step == 1 and index == 0 and ctx.evaluator.files:  # choosing per case, beside the fixed sets
+                text = json.dumps({"select": "similar", "k": self.config.k})
+            else:
+                text = _dumps(self.draw(rng) if parent is None else self.swap(self.read(parent.text), rng))
+            row = new_row(ctx.id, step, index, parent, text, "new")
             if row.text_hash in seen:
                 earlier = seen[row.text_hash]
                 row = new_row(ctx.id, step, index, parent, row.text, "duplicate", dev_score=earlier.dev_score)
@@ -180,6 +210,8 @@ class Demos(Method[DemosConfig]):
         """``[True] Take 4 steps. Turn around. … · [False] …``: each answer and its case, past the
         wording every train case shares."""
         demos = json.loads(text or "[]")
+        if isinstance(demos, dict):
+            return f"the {demos['k']} train cases nearest each question, chosen per case (BM25)"
         if not demos:
             return "no demonstrations"
         prefix = _shared_start([d.user for d in self.pool])
@@ -203,9 +235,16 @@ class Demos(Method[DemosConfig]):
     def final(self) -> TrajectoryRow:
         scored = [r for r in self.ctx.scored_rows() if r.dev_score is not None]
         # ties go to the fewer demonstrations (none, first), then the earlier set
-        return best_by(
-            scored, lambda r: (r.dev_score or 0.0, -(r.loss or 0.0), -len(json.loads(r.text)), -r.step, -r.candidate)
-        )
+        return best_by(scored, lambda r: (r.dev_score or 0.0, -(r.loss or 0.0), -_size(r.text), -r.step, -r.candidate))
+
+
+ANSWER = "answer"  # the pool file's answer column
+
+
+def _size(text: str) -> int:
+    """Demonstrations a candidate shows: a fixed set's count; per case, its k."""
+    found = json.loads(text or "[]")
+    return int(found["k"]) if isinstance(found, dict) else len(found)
 
 
 def _final_user_turn(ctx: Context) -> int:
