@@ -104,6 +104,10 @@ def combine(settings: Settings, outcomes: list[Outcome], wall_s: float) -> Outco
     usage = Usage()
     for o in outcomes:
         usage = _plus(usage, o.usage)
+    files = [  # a link that adds files (an example pool): its prompt file diffed from the chain's start
+        (path, first.source_before if path == first.path else before, after)
+        for path, before, after in (changed[-1].files if changed else [])
+    ]
     return replace(
         last,
         method=settings.method,
@@ -122,6 +126,7 @@ def combine(settings: Settings, outcomes: list[Outcome], wall_s: float) -> Outco
         held_back="" if changed else "; ".join(f"{o.method}: {o.held_back}" for o in outcomes if o.held_back),
         describe=lambda text: describes.get(text, str)(text),
         links=[(o.method, o.initial.dev_score, _dev(o), o.usage.calls, o.changed) for o in outcomes],
+        files=files,
     )
 
 
