@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PromptciError
-from ..pipelines.execute import Answer, Stage, StepResult, prompt_request
+from ..pipelines.execute import Answer, Stage, StepResult, answered, prompt_request
 from ..pipelines.spec import Step
 from ..prompts.prompt import Prompt
 from ..providers.base import cache_key
@@ -181,21 +181,17 @@ def _ask(
         d.steps.append(result)
         sent.append((d, result))
         requests.append(request)
-    if not sent:
-        return []
     got = []
-    for (d, result), found in zip(sent, answer(stage, requests, [r.key for _, r in sent]), strict=True):
+    for d, result, found in answered(stage, sent, requests, answer):
         if found is None:
             d.steps.pop()
             d.skipped = True
-            continue
-        result.completion, result.cached = found
-        if found[0].error is not None:
-            result.error = f"provider: {found[0].error}"
-            d.error = f"{stage.step.id}: provider: {found[0].error}"
-            continue
-        result.parsed = found[0].text or ""
-        got.append((d, result.parsed))
+        elif found.error is not None:
+            result.error = f"provider: {found.error}"
+            d.error = f"{stage.step.id}: provider: {found.error}"
+        else:
+            result.parsed = found.text or ""
+            got.append((d, result.parsed))
     return got
 
 

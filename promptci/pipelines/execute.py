@@ -10,9 +10,9 @@ provider or cannot be parsed ends at that step with the error recorded there.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..prompts.images import stored
 from ..prompts.prompt import Prompt
@@ -34,6 +34,8 @@ class Stage:
     model_id: str
     params: GenParams
 
+
+T = TypeVar("T")
 
 # An answer per request: the completion and whether it came from the cache; None when the
 # budget left it unrun.
@@ -104,6 +106,19 @@ class Trace:
         return {s.stage.step.id: (s.completion.text or "" if s.completion else "", s.parsed) for s in ok}
 
 
+def answered(
+    stage: Stage, sent: Sequence[tuple[T, StepResult]], requests: Sequence[Request], answer: Answer
+) -> Iterator[tuple[T, StepResult, Completion | None]]:
+    """One batch of ``stage``'s requests answered: each owner, its step (the answer recorded on it)
+    and the answer, None where the budget left it unrun."""
+    if not sent:
+        return
+    for (owner, result), got in zip(sent, answer(stage, requests, [r.key for _, r in sent]), strict=True):
+        if got is not None:
+            result.completion, result.cached = got
+        yield owner, result, got[0] if got is not None else None
+
+
 def prompt_request(
     prompt: Prompt, params: GenParams, variables: dict[str, Any], repeat: int
 ) -> tuple[Request, list[dict[str, Any]]]:
@@ -164,19 +179,15 @@ def _run_stage(index: int, stage: Stage, traces: list[Trace], answer: Answer) ->
         t.steps.append(result)
         sent.append((t, result))
         requests.append(request)
-    if not sent:
-        return
-    answers = answer(stage, requests, [r.key for _, r in sent])
-    for (t, result), got in zip(sent, answers, strict=True):
+    for t, result, got in answered(stage, sent, requests, answer):
         if got is None:
             t.steps.pop()
             t.skipped = True
             continue
-        result.completion, result.cached = got
-        if got[0].error is not None:
-            t.fail(result, f"provider: {got[0].error}")
+        if got.error is not None:
+            t.fail(result, f"provider: {got.error}")
             continue
         try:
-            result.parsed = read(stage.step.parse, got[0].text or "")
+            result.parsed = read(stage.step.parse, got.text or "")
         except StepError as exc:  # the model answered; its answer is not one the rule can read
             t.fail(result, str(exc), unread=True)
