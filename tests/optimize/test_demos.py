@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 
 import duckdb
@@ -140,7 +141,7 @@ def test_auto_probes_both_levers_then_runs_what_moves_the_model(navigate: Repo) 
     )  # fmt: skip
     assert result.code == 0, result.err
     line = next(x for x in result.err.splitlines() if "auto: instruction variants changed" in x)
-    calls = int(line.split("(")[1].split(" calls")[0])
+    calls = int(re.search(r"\((\d+) calls\)", line).group(1))  # type: ignore[union-attr]
     assert calls <= 15  # a tenth of the budget
     body = out.read_text()
     assert "### Why this method (`--method auto`)" in body and "| demonstrations |" in body
