@@ -262,14 +262,7 @@ def _run_chains(
         # of trace errors (a provider's, a render's) are faults of the run, not of the model.
         unread = trace.error if trace.unread else None
         text = steps[-1].completion.text if unread and steps[-1].completion else trace.output_text
-        completion = Completion(
-            text,
-            None if unread else trace.error,
-            _total(s.completion.latency_ms for s in steps if s.completion),
-            _total(s.completion.tokens_in for s in steps if s.completion),
-            _total(s.completion.tokens_out for s in steps if s.completion),
-            _total(s.completion.cost for s in steps if s.completion),
-        )
+        completion = _summed(text, None if unread else trace.error, steps)
         row = _finish(
             writer, scorers, run_id, item, completion, cached=trace.cached, usage=usage, add=False, unread=unread
         )
@@ -321,15 +314,7 @@ def _run_conversations(
             skipped += 1
             writer.add(None, entries)
             return
-        answered = [s.completion for s in d.steps if s.completion]
-        completion = Completion(
-            d.replies[-1] if d.replies else None,
-            d.error,
-            _total(c.latency_ms for c in answered),
-            _total(c.tokens_in for c in answered),
-            _total(c.tokens_out for c in answered),
-            _total(c.cost for c in answered),
-        )
+        completion = _summed(d.replies[-1] if d.replies else None, d.error, d.steps)
         verdict = None
         if d.error is None:
             task, conversation = item.task, item.task.suite.conversation
@@ -361,6 +346,19 @@ def _trace(item: Item) -> Trace:
     assert isinstance(pipeline, Pipeline), "a pipeline's task"
     stages = stages_to_run(pipeline, item.task.stages)
     return Trace(stages, json.loads(item.rendered), item.repeat, item)
+
+
+def _summed(text: str | None, error: str | None, steps: Sequence[StepResult]) -> Completion:
+    """A case's answer from its steps or turns: ``text``, and their latency, tokens and cost added up."""
+    done = [s.completion for s in steps if s.completion]
+    return Completion(
+        text,
+        error,
+        _total(c.latency_ms for c in done),
+        _total(c.tokens_in for c in done),
+        _total(c.tokens_out for c in done),
+        _total(c.cost for c in done),
+    )
 
 
 def _total(values: Iterable[float | int | None]) -> Any:
