@@ -422,9 +422,11 @@ def conversation_item(task: Task, case: EvalCase, repeat: int) -> Item:
     d = dialogue(task, case, repeat)
     opening = case.turns[0].user if case.turns else "…"
     try:
-        prompt_request(setup.assistant.prompt, task.params, turn_variables(d, opening), repeat)
+        _, messages = prompt_request(setup.assistant.prompt, task.params, turn_variables(d, opening), repeat)
     except PromptciError as exc:
         return Item(task, case, repeat, None, "", rendered, error=f"render: {exc}")
+    if has_images(messages) and (refusal := image_refusal(task.settings)):
+        return Item(task, case, repeat, None, "", rendered, error=refusal)
     return Item(task, case, repeat, None, "", rendered)
 
 

@@ -126,11 +126,19 @@ def prompt_request(
     Raises :class:`~promptci.errors.PromptciError` when the prompt does not render."""
     pieces = prompt.openai_kwargs(**variables)
     messages = pieces.pop("messages")
+    return chat_request(messages, params, repeat, pieces), messages
+
+
+def chat_request(
+    messages: list[dict[str, Any]], params: GenParams, repeat: int, pieces: dict[str, Any] | None = None
+) -> Request:
+    """The request for OpenAI-shaped ``messages`` (and ``pieces``: tools, tool choice, response
+    format): the whole messages ride along where one carries more than a role and its text."""
     # In the prompt's own order, not sorted: a model writes an object's fields in its schema's order.
     tools = _compact(pieces) if pieces else ""
     whole = any(set(m) - {"role", "content"} or not isinstance(m["content"], str) for m in messages)
     pairs = tuple((m["role"], c if isinstance(c := m["content"], str) else _compact(c)) for m in messages)
-    return Request(pairs, params, repeat, tools=tools, turns=_compact(messages) if whole else ""), messages
+    return Request(pairs, params, repeat, tools=tools, turns=_compact(messages) if whole else "")
 
 
 def _compact(data: Any) -> str:
@@ -174,7 +182,7 @@ def _run_stage(index: int, stage: Stage, traces: list[Trace], answer: Answer) ->
             t.steps.append(result)
             t.fail(result, str(exc))
             continue
-        request = Request(tuple((m["role"], m["content"]) for m in chat), stage.params, t.repeat)
+        request = chat_request(chat, stage.params, t.repeat)
         result = StepResult(index, stage, cache_key(stage.model_id, request), chat)
         t.steps.append(result)
         sent.append((t, result))

@@ -184,6 +184,22 @@ def test_images_for_the_embedded_model_are_refused_on_each_case(shop: Repo) -> N
     assert r.code != ExitCode.OK
     ((error,),) = shop.sql("SELECT error FROM results")
     assert "takes no images" in error
+    # a conversation's turns run through the same check
+    talk = (
+        DESCRIBE.replace("name: describe", "name: talk").replace(
+            "  - role: user\n", "  - history: history\n  - role: user\n", 1
+        )
+        + "  history: messages\n"
+    )
+    shop.write("prompts/talk.yaml", talk)
+    shop.write(
+        "evals/talk.yaml",
+        "prompts: [talk]\nmodel: {provider: transformers}\nscorers: [{type: contains}]\nconversation: {}\n"
+        "cases:\n  - {vars: {shop: A, question: Q, photo: img/photo.png}, turns: [hi], expected: mug}\n",
+    )
+    assert shop.run("eval", "talk").code != ExitCode.OK
+    ((error,),) = shop.sql("SELECT error FROM results WHERE suite = 'talk'")
+    assert "takes no images" in error
 
 
 @pytest.mark.parametrize(
