@@ -31,7 +31,7 @@ from . import methods
 from .context import Context, Reporter
 from .evaluate import Evaluator, Scored
 from .settings import Settings
-from .split import split_cases
+from .split import Split, split_cases
 
 MOVED_SHARE = 0.2  # of the probed answers, that must change for a lever to count as moving the model
 PROBE_SHARE = 0.1  # of a call budget, at most, that the probe spends
@@ -116,7 +116,7 @@ def choose(
         spent += scored.calls
         instruction = _add(instruction, _changed(initial, scored, cases))
     demos = (0, 0, 0)
-    for text, composed in _demo_sets(project, task, settings, optimizer, split.train):
+    for text, composed in _demo_sets(project, task, settings, optimizer, split):
         scored = composed.score(text, cases)  # through the demos composer: the set goes into the prompt
         spent += scored.calls
         demos = _add(demos, _changed(initial, scored, cases))
@@ -127,16 +127,15 @@ def choose(
 
 
 def _demo_sets(
-    project: Project, task: Task, settings: Settings, optimizer: ModelSettings, train: list[EvalCase]
+    project: Project, task: Task, settings: Settings, optimizer: ModelSettings, split: Split
 ) -> list[tuple[str, Evaluator]]:
     """Two seeded sets of demonstrations, drawn as the demos method draws them (gold answers)."""
     from .methods.demos import Demos, _dumps
 
-    config = methods.configure("demos", {"bootstrapped": False, "k": min(3, len(train))})
+    config = methods.configure("demos", {"bootstrapped": False, "k": min(3, len(split.train))})
     evaluator = Evaluator(project, task, settings.position, db=project.path(project.config.db))
     probe_settings = replace(settings, method="demos", config=config)
-    ctx = Context("probe", project, probe_settings, evaluator, split_cases(task.cases, settings.split, settings.seed),
-                  optimizer, project.path(project.config.db), "")  # fmt: skip
+    ctx = Context("probe", project, probe_settings, evaluator, split, optimizer, project.path(project.config.db), "")
     demos = Demos(ctx)
     rng = random.Random(settings.seed * 1_000_003)
     return [(_dumps(demos.draw(rng)), evaluator) for _ in range(2)]

@@ -68,12 +68,11 @@ def run_chain(
     spent = Usage()
     outcomes: list[Outcome] = []
     current = task
+    n_train = len(split_cases(task.cases, settings.split, settings.seed).train)
     for i, name in enumerate(names):
         method = methods.get(name)
         budget = _share(settings.budget, spent, time.perf_counter() - started, len(names) - i)
-        steps = settings.steps
-        if steps <= 0:
-            steps = method.default_steps(len(split_cases(task.cases, settings.split, settings.seed).train))
+        steps = settings.steps if settings.steps > 0 else method.default_steps(n_train)
         config = methods.configure(name, settings.config.get(name, {}))
         link = replace(settings, method=name, steps=steps, budget=budget, config=config)
         if reporter:
