@@ -19,7 +19,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # Anthropic's limit per image; OpenAI's is 20 MB
@@ -39,6 +39,7 @@ class Images:
 
     read: Reader | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
+    _read: dict[str, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def part(self, ref: str, detail: str | None) -> dict[str, Any]:
         """The OpenAI content part for image ``ref``: a data URL for a path, the URL itself else."""
@@ -67,15 +68,12 @@ class Images:
         return data
 
     def bytes_of(self, path: str) -> bytes:
-        """The checked bytes of repository image ``path``."""
+        """The checked bytes of repository image ``path``, read once per prompt version."""
         if not _PATH.match(path) or ".." in path.split("/"):
             raise ImageError(f"image {clip_ref(path)!r}: a path inside the repository, relative to its root")
-        if self.read is None:
-            raise ImageError(f"image '{path}': this prompt's images can only be read from its repository")
-        data = self.read(path, self.max_bytes)
-        if data is None:
-            raise ImageError(f"image '{path}' not found")
-        return data
+        if path not in self._read:  # the content hash and every case's render share one read
+            self._read[path] = self.read_file(path, self.max_bytes, "image")
+        return self._read[path]
 
 
 def media_type(data: bytes, shown: str) -> str:
