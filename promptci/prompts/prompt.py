@@ -141,6 +141,8 @@ class Prompt:
     @cached_property
     def _pool(self) -> tuple[list[str], list[str], Any]:
         """The example pool's questions, answers and BM25 index, read once per prompt version."""
+        import jinja2
+
         from . import examples, sandbox, template
         from .images import ImageError, Images
 
@@ -159,12 +161,10 @@ class Prompt:
         def render(values: dict[str, Any]) -> str | None:
             try:
                 return template.render(source, values)
-            except Exception as exc:  # a row the question cannot be written from is left out
-                if sandbox.is_limit(exc) or isinstance(exc, (ArithmeticError, LookupError, TypeError, ValueError)):
-                    return None
-                import jinja2
-
-                if isinstance(exc, jinja2.TemplateError):
+            except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError):
+                return None  # a row the question cannot be written from is left out
+            except Exception as exc:
+                if sandbox.is_limit(exc):
                     return None
                 raise
 
