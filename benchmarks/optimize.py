@@ -1,12 +1,13 @@
 """Held-out accuracy of the initial prompt and of each optimizer, at equal budgets, beside the
 best constant answer, on BIG-bench-style tasks, with the default model as task and optimizer.
 
-Methods are any registered name (opro, gpo, gepa, greater, catalyst, demos) or a chain such as
-``gepa+demos``: each link starts from the prompt the previous one chose, with the same budget. A
-chain whose first links also ran on their own reuses that run (a copy of its repository) rather
-than repeating it exactly.
-``--seconds S`` gives every optimization (every link) the same wall-clock search time instead
-of the same number of model calls, with a 0.4/0.2/0.4 split.
+Methods are any registered name (opro, gpo, gepa, textgrad, greater, catalyst, demos), ``auto``,
+or a chain such as ``gpo+demos``, run as ``promptci optimize --method`` runs them: a chain's links
+share the one budget, each starting from the prompt the link before chose.
+``--seconds S`` gives every optimization the same wall-clock search time instead of the same
+number of model calls, with a 0.4/0.2/0.4 split. ``--optimizer-model`` sets the model proposing
+candidates (``openai:NAME`` with ``OPENAI_BASE_URL`` for a server); the task model stays the
+suite's.
 
 Each (task, method) runs in its own fresh repository and results database, so no method is
 helped by another's cached answers, and all share the seeded split: the same test cases score
@@ -21,8 +22,9 @@ task this project does not ship gets a plain prompt and a choice (or exact-match
 method and task), so trajectories and per-case outputs can be read afterwards with
 ``promptci -C DIR/METHOD/TASK db "select * from trajectory"``.
 
-Usage: python benchmarks/optimize.py [--tasks a,b] [--methods gpo,demos,gepa,gepa+demos] [--budget 150 | --seconds 120]
+Usage: python benchmarks/optimize.py [--tasks a,b] [--methods gpo,demos,gepa,gpo+demos] [--budget 150 | --seconds 120]
        [--candidates 4] [--limit 100] [--seed 0] [--batch-size 16] [--data DIR] [--json out.json] [--keep DIR]
+       [--optimizer-model openai:NAME]
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,35 +109,28 @@ class Progress:
         print(f"  {self.label} step {step}: best on {split} {best:.3f} · {usage.calls} calls · {note}", flush=True)
 
 
-def run_chain(
-    repo: Path, task: str, chain: list[str], args: argparse.Namespace, done: list[Outcome] | None = None
-) -> list[Outcome]:
-    """Each method of the chain in turn, each starting from the prompt the one before chose;
-    ``done`` holds the outcomes of links already run in ``repo``."""
-    outcomes = list(done or [])
-    for method in chain[len(outcomes) :]:
-        budget = {"seconds": args.seconds} if args.seconds else {"calls": float(args.budget)}
-        sizes = {"examples": args.examples, "reasoning_tokens": args.reasoning_tokens}
-        known = methods.get(method).Config.model_fields if method != "auto" else {}  # GReaTer's sizes, where taken
-        settings = Settings(
-            method=method, steps=1000, candidates=args.candidates, seed=args.seed, budget=budget,
-            config={k: v for k, v in sizes.items() if k in known},
-            split=(0.4, 0.2, 0.4) if args.seconds else (0.2, 0.2, 0.6),
+def run_method(repo: Path, task: str, name: str, args: argparse.Namespace) -> Outcome | Unchanged:
+    """One optimization of ``task`` by ``name`` (a method, ``auto`` or a chain such as ``gpo+demos``),
+    as ``promptci optimize --dry-run`` runs it: a chain shares the one budget among its links."""
+    budget = {"seconds": args.seconds} if args.seconds else {"calls": float(args.budget)}
+    sizes = {"examples": args.examples, "reasoning_tokens": args.reasoning_tokens}
+    links = name.split("+")
+    known = {n: methods.get(n).Config.model_fields for n in links if n != "auto"}  # GReaTer's sizes, where taken
+    own = {n: {k: v for k, v in sizes.items() if k in fields} for n, fields in known.items()}
+    settings = Settings(
+        method=name, steps=1000, candidates=args.candidates, seed=args.seed, budget=budget,
+        config=own if len(links) > 1 else own.get(name, {}),
+        split=(0.4, 0.2, 0.4) if args.seconds else (0.2, 0.2, 0.6),
+    )  # fmt: skip
+    try:
+        result = optimize(
+            Project.discover(repo), task, suite=task, settings=settings, dry_run=True,
+            optimizer_model=args.optimizer_model, reporter=Progress(name),
         )  # fmt: skip
-        try:
-            result = optimize(
-                Project.discover(repo), task, suite=task, settings=settings, dry_run=True, reporter=Progress(method)
-            )
-        except Unmoved as exc:  # auto found no lever that moves the model: the prompt stays as it is
-            print(f"  {exc.message}", flush=True)
-            outcomes.append(unchanged(repo, task, settings, exc.probe.calls))  # type: ignore[arg-type]
-            continue
-        outcome = result.outcome
-        outcomes.append(outcome)
-        if outcome.changed:  # the next link starts from this one's choice, as a merged branch would
-            (repo / outcome.path).write_text(outcome.source_after)
-            subprocess.run(["git", "commit", "-qam", f"{method} winner"], cwd=repo, check=True)
-    return outcomes
+    except Unmoved as exc:  # auto found no lever that moves the model: the prompt stays as it is
+        print(f"  {exc.message}", flush=True)
+        return unchanged(repo, task, settings, exc.probe.calls)
+    return result.outcome
 
 
 @dataclass
@@ -180,9 +174,9 @@ def unchanged(repo: Path, task: str, settings: Settings, calls: int) -> Unchange
     return Unchanged(scored, scored, constant, Usage(calls=calls))
 
 
-def held_out(first: Outcome, last: Outcome) -> tuple[float, float, float, int]:
-    """The initial prompt against the chain's final one, paired on the test cases: before, after, p, n."""
-    r = paired_cases(first.test_before.per_case, last.test_after.per_case, 1.0).result
+def held_out(outcome: Outcome | Unchanged) -> tuple[float, float, float, int]:
+    """The initial prompt against the chosen one, paired on the test cases: before, after, p, n."""
+    r = paired_cases(outcome.test_before.per_case, outcome.test_after.per_case, 1.0).result
     return r.base_mean, r.head_mean, r.p_value, r.n
 
 
@@ -199,7 +193,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100, help="cases per task")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, help="the local model's batch size (default 16)")
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--optimizer-model", help="the model proposing candidates, as optimize takes it")
+    parser.add_argument("--json", type=Path, help="write rows here after each run; rows already there are kept")
     parser.add_argument("--keep", type=Path, help="keep each run's repository and database under this folder")
     args = parser.parse_args()
     tasks = args.tasks.split(",") if args.tasks else sorted(p.stem for p in args.data.glob("*.jsonl"))
@@ -207,52 +202,48 @@ def main() -> None:
     for role in ("AUTHOR", "COMMITTER"):
         os.environ.setdefault(f"GIT_{role}_NAME", "bench")
         os.environ.setdefault(f"GIT_{role}_EMAIL", "bench@example.com")
-    rows = []
+    done = json.loads(args.json.read_text()) if args.json and args.json.is_file() else []
+    rows = [r for r in done if r["task"] in tasks and r["method"] in args.methods.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or Path(scratch)
         for task in tasks:
-            ran: dict[tuple[str, ...], tuple[Path, list[Outcome], float]] = {}  # chains run on this task
             for name in args.methods.split(","):
+                if any(r["task"] == task and r["method"] == name for r in rows):
+                    print(f"{task} · {name}: in {args.json} already", flush=True)
+                    continue
                 print(f"{task} · {name}", flush=True)
-                links = tuple(name.split("+"))
-                reuse = max((k for k in ran if links[: len(k)] == k and len(k) < len(links)), key=len, default=None)
                 started = time.perf_counter()
-                if reuse is None:
-                    repo = make_repo(Path(tmp) / name, task, args.data, args.limit, args.batch_size)
-                    chain = run_chain(repo, task, list(links), args)
-                else:  # the first links ran on their own: go on from a copy of that run
-                    source, earlier, spent = ran[reuse]
-                    repo = Path(tmp) / name / task
-                    shutil.copytree(source, repo)
-                    print(f"  reusing the {'+'.join(reuse)} run for the first links", flush=True)
-                    started -= spent
-                    chain = run_chain(repo, task, list(links), args, earlier)
-                ran[links] = (repo, chain, time.perf_counter() - started)
-                before, after, p, n = held_out(chain[0], chain[-1])
-                constant = chain[0].constant_test
+                repo = make_repo(Path(tmp) / name, task, args.data, args.limit, args.batch_size)
+                outcome = run_method(repo, task, name, args)
+                before, after, p, n = held_out(outcome)
+                constant = outcome.constant_test
                 row = {
                     "task": task,
                     "method": name,
+                    "optimizer_model": args.optimizer_model,
                     "n_test": n,
                     "initial": before,
                     "optimized": after,
                     "p_value": p,
                     "constant": constant.score if constant else None,
                     "constant_label": constant.label if constant else None,
-                    "calls": sum(o.usage.calls for o in chain),
+                    "calls": outcome.usage.calls,
                     "wall_s": time.perf_counter() - started,
-                    "winners": [o.describe(o.best.text) for o in chain],
-                    "refused": [o.rejected() for o in chain],
-                    "held_back": [o.held_back for o in chain if o.held_back],
+                    "winner": outcome.describe(outcome.best.text) if outcome.changed else "(unchanged)",
+                    "links": [list(link) for link in getattr(outcome, "links", None) or []],
+                    "refused": outcome.rejected(),
+                    "held_back": outcome.held_back,
                 }
                 rows.append(row)
+                if args.json:  # after every run, so a stopped benchmark goes on from where it was
+                    args.json.write_text(json.dumps(rows, indent=2))
                 print(f"  test {before:.3f} -> {after:.3f} (p={p:.2g}, n={n}); constant answer {constant}", flush=True)
-                for link, o in zip(name.split("+"), chain, strict=True):
-                    refused = ", ".join(f"{k} {v}" for k, v in o.rejected().items()) or "none"
-                    winner = o.describe(o.best.text) if o.changed else "(unchanged)"
-                    print(f"  {link} winner: {winner}\n  {link} refused: {refused}", flush=True)
-                    if o.held_back:
-                        print(f"  {link} held back: {o.held_back}", flush=True)
+                refused = ", ".join(f"{k} {v}" for k, v in outcome.rejected().items()) or "none"
+                print(f"  winner: {row['winner']}\n  refused: {refused}", flush=True)
+                for method, dev_before, dev_after, calls, changed in row["links"]:
+                    print(f"  link {method}: dev {dev_before} -> {dev_after}, {calls} calls, changed: {changed}")
+                if outcome.held_back:
+                    print(f"  held back: {outcome.held_back}", flush=True)
     report(rows, tasks, args)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
@@ -263,8 +254,10 @@ def report(rows: list[dict[str, Any]], tasks: list[str], args: argparse.Namespac
     split = "0.4/0.2/0.4" if args.seconds else "0.2/0.2/0.6"
     spend = f"{args.seconds:g} s of search" if args.seconds else f"{args.budget} new model calls"
     print(f"Held-out test accuracy, {args.limit} cases per task split {split} (seed {args.seed}), {spend} per")
-    print(f"optimization (per link of a chain), {args.candidates} candidates per step, one model (the default")
-    print("SmolLM2-135M unless promptci.yaml says otherwise) as task and optimizer; p: exact McNemar against initial.")
+    proposer = f"{args.optimizer_model} proposing" if args.optimizer_model else "the same model proposing"
+    print(f"optimization (shared by a chain's links), {args.candidates} candidates per step, the task model (the")
+    print(f"default SmolLM2-135M unless promptci.yaml says otherwise) answering and {proposer};")
+    print("p: exact McNemar against initial.")
     print()
     chosen = args.methods.split(",")
     print("| task | n test | best constant answer | initial | " + " | ".join(chosen) + " |")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from ..errors import ExitCode, PromptciError
+from ..errors import ExitCode, InputError, PromptciError
 from ..evals.dataset import EvalCase
 from ..evals.plan import Task
 from ..project import Project
@@ -104,6 +104,12 @@ def choose(
     split = split_cases(task.cases, settings.split, settings.seed)
     calls_budget = settings.budget.get("calls")
     n = PROBE_CASES if calls_budget is None else int(calls_budget * PROBE_SHARE) // 5  # 5 prompts on the slice
+    if n < 2:
+        least = int(2 * 5 / PROBE_SHARE)
+        raise InputError(
+            f"auto probes with at least 10 calls, more than {PROBE_SHARE:.0%} of a budget of {calls_budget:g} calls",
+            hint=f"give a budget of at least {least} calls, or name a method",
+        )
     cases = split.dev[: max(2, min(n, len(split.dev)))]
     if reporter:
         reporter.phase(f"auto: probing {len(cases)} dev cases with instruction variants and demonstrations")

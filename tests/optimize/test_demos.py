@@ -148,3 +148,5 @@ def test_auto_probes_both_levers_then_runs_what_moves_the_model(navigate: Repo) 
     assert "running demos" in line or "running gpo+demos" in line, line
     bad = navigate.run("optimize", "navigate", "--suite", "navigate", "--method", "auto", "--set", "demos.k=2")
     assert bad.code == 2 and "auto chooses its own" in bad.err
+    small = navigate.run("optimize", "navigate", "--suite", "navigate", "--method", "auto", "--budget", "calls=50")
+    assert small.code == 2 and "more than 10% of a budget of 50 calls" in small.err and "at least 100" in small.err
