@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -29,6 +30,22 @@ class GateConfig(_Strict):
 
     max_drop: float = Field(0.0, ge=0, le=1, description="largest tolerated drop in mean score")
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the paired test")
+    power: float = Field(
+        0.8, gt=0, lt=1, description="the power at which compare reports the smallest drop a suite detects"
+    )
+    correction: Literal["holm", "bh", "none"] = Field(
+        "holm",
+        description="when one compare tests several suite × prompt rows: holm (family-wise error),"
+        " bh (Benjamini–Hochberg, false discovery rate) or none",
+    )
+    flaky: Literal["ignore", "report", "fail"] = Field(
+        "report",
+        description="cases whose repeats disagree: left out of the test (ignore), listed apart from"
+        " regressions (report), or listed and failing the gate (fail)",
+    )
+    min_kappa: float = Field(
+        0.6, ge=-1, le=1, description="compare warns when a verdict rests on a judge whose κ with people is below"
+    )
     suites: dict[str, GatePolicy] = Field(default_factory=dict, description="per-suite overrides")
 
     def for_suite(self, suite: str) -> tuple[float, float]:

@@ -59,8 +59,9 @@ def compare(
     models or cases differ between the sides are compared, and the rest are named as
     left out. --prompt, --filter, --sample, --head and --shard pick what eval picks,
     so a sampled eval compares to a sampled eval. Exits 1 only when a suite
-    regressed: a drop beyond gate.max_drop with p < gate.alpha; 5 when the
-    filters leave no case.
+    regressed: a drop beyond gate.max_drop with p < gate.alpha (adjusted by
+    gate.correction across the rows), or with gate.flaky: fail when a case's
+    repeats disagree; 5 when the filters leave no case.
     """
     from ..compare import report
     from ..compare.engine import compare as run_compare
@@ -117,7 +118,7 @@ def compare(
     elif fmt == "markdown":
         click.echo(markdown, nl=False)
     else:
-        table(report.HEADERS, report.rows(comparison), title=f"{comparison.base} → {comparison.head}")
+        table(report.headers(comparison), report.rows(comparison), title=f"{comparison.base} → {comparison.head}")
         _print_flips(comparison)
         for s in comparison.suites:
             for side, count, reason in zip(("base", "head"), s.errors, s.reasons, strict=True):
@@ -130,7 +131,7 @@ def compare(
     for path in outputs:
         write(path, writers[path.suffix](comparison))
     _github(comparison, markdown, project)
-    return int(ExitCode.FAILED if comparison.verdict == "regressed" else ExitCode.OK)
+    return int(ExitCode.FAILED if comparison.fails else ExitCode.OK)
 
 
 def _run_missing(state: State, found: object, db: Path) -> None:
@@ -148,10 +149,16 @@ def _run_missing(state: State, found: object, db: Path) -> None:
 
 def _print_flips(comparison: object) -> None:
     from ..compare.engine import Comparison
-    from ..compare.report import _clip, first_difference, step_changes
+    from ..compare.report import _clip, detects_sentence, first_difference, step_changes
 
     assert isinstance(comparison, Comparison)
     for s in comparison.suites:
+        if sentence := detects_sentence(comparison, s):
+            click.echo(f"  {s.suite} × {s.prompt}: {sentence}")
+        for f in s.flaky[:20]:
+            click.echo(
+                f"  {s.suite} flaky {f.name}: passes {f.base[0]}/{f.base[1]} on base, {f.head[0]}/{f.head[1]} on head"
+            )
         if s.steps:
             click.echo(f"  {s.suite} × {s.prompt}: changed per step: {step_changes(s)}")
         for f in s.flips[:20]:

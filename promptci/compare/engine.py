@@ -1,14 +1,22 @@
 """Pairing two sides case by case, checking they are comparable, and the gate's verdict.
 
 Gate policy, per suite × prompt, with ``max_drop`` and ``alpha`` from promptci.yaml
-(``gate.suites.NAME`` overrides them for one suite):
+(``gate.suites.NAME`` overrides them for one suite); p is adjusted for the number of rows
+tested together, by ``gate.correction`` (Holm unless it says otherwise):
 
-- **regressed**: the mean score dropped by more than ``max_drop`` and the paired test
-  gives p < alpha. The only verdict that fails the gate (exit 1).
-- **improved**: the mean rose and p < alpha.
-- **inconclusive**: p >= alpha, but the 95% CI still allows a drop larger than
-  ``max_drop``: more cases or repeats are needed to rule a regression out.
+- **regressed**: the mean score dropped by more than ``max_drop`` and the adjusted p < alpha.
+  The verdict that fails the gate (exit 1), with flaky cases under ``gate.flaky: fail``.
+- **improved**: the mean rose and the adjusted p < alpha.
+- **underpowered**: not significant, the smallest drop this suite detects (at ``gate.power``)
+  exceeds ``max_drop``, and the 95% CI still holds drops larger than that: a drop the suite
+  is meant to catch may be there, and it is too small to tell.
+- **inconclusive**: not significant, but the CI still allows a drop larger than ``max_drop``:
+  more cases or repeats are needed to rule a regression out.
 - **unchanged**: otherwise.
+
+Cases with repeats are tested on their per-case means by the permutation test (never McNemar
+on one draw), and a case whose repeats disagree on pass/fail is flaky: listed apart from the
+flips, and left out of the test under ``gate.flaky: ignore``.
 """
 
 from __future__ import annotations
@@ -22,10 +30,11 @@ import numpy as np
 from ..config import GateConfig
 from ..redact import clip
 from ..store import Store
+from .power import CORRECTIONS, Detectable, detectable_drop
 from .sides import SideResults
 from .stats import PairedResult, paired
 
-VERDICT_ORDER = ("regressed", "inconclusive", "improved", "unchanged")
+VERDICT_ORDER = ("regressed", "underpowered", "inconclusive", "improved", "unchanged")
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,16 @@ class Flip:
         return change(self.base.output, self.head.output)
 
 
+@dataclass(frozen=True)
+class FlakyCase:
+    """A case whose repeats disagree on pass/fail on a side: passes out of scored repeats, per side."""
+
+    case_id: str
+    name: str
+    base: tuple[int, int]
+    head: tuple[int, int]
+
+
 @dataclass
 class SuiteComparison:
     suite: str
@@ -100,6 +119,15 @@ class SuiteComparison:
     mismatches: list[str] = field(default_factory=list)
     prompt_file: str | None = None
     steps: list[StepChange] = field(default_factory=list)  # a pipeline's, in run order
+    p_adjusted: float | None = None  # p after gate.correction, across the rows tested together
+    detectable: Detectable | None = None  # the smallest drop this suite detects at gate.power
+    flaky: list[FlakyCase] = field(default_factory=list)
+    repeats: int = 1  # the most scored repeats of a case, on either side
+
+    @property
+    def p(self) -> float:
+        """The p the verdict rests on: adjusted where rows were tested together."""
+        return self.stats.p_value if self.p_adjusted is None else self.p_adjusted
 
 
 @dataclass
@@ -107,11 +135,23 @@ class Comparison:
     base: str
     head: str
     suites: list[SuiteComparison]
+    correction: str = "none"  # how p was adjusted: holm, bh, or none (one row)
+    power: float = 0.8
+    flaky_policy: str = "report"
 
     @property
     def verdict(self) -> str:
         verdicts = {s.verdict for s in self.suites}
         return next((v for v in VERDICT_ORDER if v in verdicts), "unchanged")
+
+    @property
+    def flaky(self) -> int:
+        return sum(len(s.flaky) for s in self.suites)
+
+    @property
+    def fails(self) -> bool:
+        """Whether the gate fails: a regression, or flaky cases under ``gate.flaky: fail``."""
+        return self.verdict == "regressed" or (self.flaky_policy == "fail" and self.flaky > 0)
 
     @property
     def mismatches(self) -> list[str]:
@@ -130,23 +170,31 @@ def compare(store: Store, base: SideResults, head: SideResults, gate: GateConfig
         only[(suite, prompt)][1 if in_base else 0].append(name)
     errors = {(r[0], r[1]): (r[2], r[3]) for r in store.errored_counts()}
     reasons = [store.error_reasons(side.table) for side in (base, head)]
+    flaky = _flaky(store.flaky_cases())
+    spread: dict[tuple[str, str], float] = {}
     gids = pairs["gid"]
     suites = []
     for gid, (suite, prompt) in enumerate(keys):
         lo, hi = int(np.searchsorted(gids, gid, "left")), int(np.searchsorted(gids, gid, "right"))
+        keep = slice(lo, hi)
+        rows = np.arange(lo, hi)
+        if gate.flaky == "ignore":  # flaky cases stay out of the test
+            rows = rows[~pairs["flaky"][keep].astype(bool)]
         b_id, h_id = identity.get((suite, prompt, "base")), identity.get((suite, prompt, "head"))
         max_drop, alpha = gate.for_suite(suite)
-        bs, hs = pairs["bs"][lo:hi].astype(float), pairs["hs"][lo:hi].astype(float)
-        bp, hp = pairs["bp"][lo:hi].astype(bool), pairs["hp"][lo:hi].astype(bool)
-        binary = bool(np.all(np.isin(bs, (0.0, 1.0))) and np.all(np.isin(hs, (0.0, 1.0))))
+        bs, hs = pairs["bs"][rows].astype(float), pairs["hs"][rows].astype(float)
+        bp, hp = pairs["bp"][rows].astype(bool), pairs["hp"][rows].astype(bool)
+        repeats = int(pairs["reps"][keep].max()) if hi > lo else 1
+        binary = repeats <= 1 and bool(np.all(np.isin(bs, (0.0, 1.0))) and np.all(np.isin(hs, (0.0, 1.0))))
         result = paired(bs, hs, bp, hp, binary=binary)
+        spread[(suite, prompt)] = _discordance(bs, hs, bp, hp, binary)
         added, removed = only.get((suite, prompt), ([], []))
         suites.append(
             SuiteComparison(
                 suite,
                 prompt,
                 result,
-                _verdict(result, max_drop, alpha) if hi > lo else "inconclusive",
+                "inconclusive",  # until every row is tested: see _judge
                 max_drop,
                 alpha,
                 _first(b_id, 3),
@@ -159,9 +207,38 @@ def compare(store: Store, base: SideResults, head: SideResults, gate: GateConfig
                 _mismatches(b_id, h_id),
                 head.prompt_files.get(prompt) or base.prompt_files.get(prompt),
                 changes.get((suite, prompt), []),
+                flaky=flaky.get((suite, prompt), []),
+                repeats=repeats,
             )
         )
-    return Comparison(base.side.label, head.side.label, suites)
+    tested = [s for s in suites if s.stats.n > 0]
+    correction = gate.correction if len(tested) > 1 else "none"
+    adjusted = CORRECTIONS[correction]([s.stats.p_value for s in tested])
+    for s, p in zip(tested, adjusted, strict=True):
+        s.p_adjusted = p if correction != "none" else None
+        # A drop in this row alone is tested at alpha / m by Holm's first step and by BH's.
+        level = s.alpha / len(tested) if correction != "none" else s.alpha
+        s.detectable = detectable_drop(
+            s.stats.n, binary=s.stats.test == "mcnemar-exact", discordance=spread[(s.suite, s.prompt)],
+            alpha=level, power=gate.power, max_drop=s.max_drop,
+        )  # fmt: skip
+        s.verdict = _verdict(s.stats, s.p, s.max_drop, s.alpha, s.detectable)
+    return Comparison(base.side.label, head.side.label, suites, correction, gate.power, gate.flaky)
+
+
+def _discordance(bs: np.ndarray, hs: np.ndarray, bp: np.ndarray, hp: np.ndarray, binary: bool) -> float:
+    """What the detectable drop is computed from: the share of cases whose pass/fail changed
+    (pass/fail suites), or the sd of the per-case differences (scored ones)."""
+    if binary:
+        return float(np.mean(bp != hp)) if len(bp) else 0.0
+    return float(np.std(hs - bs, ddof=1)) if len(bs) > 1 else 0.0
+
+
+def _flaky(rows: list[tuple[str, str, str, str, int, int, int, int]]) -> dict[tuple[str, str], list[FlakyCase]]:
+    found: dict[tuple[str, str], list[FlakyCase]] = defaultdict(list)
+    for suite, prompt, case_id, name, b_pass, b_n, h_pass, h_n in rows:
+        found[(suite, prompt)].append(FlakyCase(case_id, name, (int(b_pass), int(b_n)), (int(h_pass), int(h_n))))
+    return found
 
 
 def _flips(store: Store, base: str, head: str) -> dict[tuple[str, str], list[Flip]]:
@@ -250,12 +327,15 @@ def _mismatches(base: tuple[Any, ...] | None, head: tuple[Any, ...] | None) -> l
     return found
 
 
-def _verdict(r: PairedResult, max_drop: float, alpha: float) -> str:
-    significant = r.p_value < alpha
+def _verdict(r: PairedResult, p: float, max_drop: float, alpha: float, detectable: Detectable | None) -> str:
+    significant = p < alpha
     if significant and r.delta < -max_drop:
         return "regressed"
     if significant and r.delta > 0:
         return "improved"
     if not significant and r.ci_low < -max_drop - 1e-12:
+        least = detectable.drop if detectable is not None else None
+        if least is None or (least > max_drop and r.ci_low < -least):
+            return "underpowered"
         return "inconclusive"
     return "unchanged"

@@ -25,24 +25,63 @@ def fmt_p(p: float) -> str:
 
 def rows(c: Comparison) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
+    adjusted = c.correction != "none"
     for s in c.suites:
         r = s.stats
-        out.append(
-            (
-                s.suite,
-                s.prompt,
-                str(r.n),
-                f"{r.base_mean:.3f}",
-                f"{r.head_mean:.3f}",
-                f"{r.delta:+.3f}",
-                f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
-                fmt_p(r.p_value),
-                r.test,
-                s.verdict,
-                _flip_counts(s),
-            )
-        )
+        row = [
+            s.suite,
+            s.prompt,
+            str(r.n),
+            f"{r.base_mean:.3f}",
+            f"{r.head_mean:.3f}",
+            f"{r.delta:+.3f}",
+            f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
+            fmt_p(r.p_value),
+        ]
+        if adjusted:
+            row.append(fmt_p(s.p))
+        row += [r.test, s.verdict, detects(s), _flip_counts(s)]
+        if c.flaky:
+            row.append(str(len(s.flaky)))
+        out.append(tuple(row))
     return out
+
+
+def headers(c: Comparison) -> tuple[str, ...]:
+    """The table's columns: an adjusted p where rows were tested together, flaky where any is."""
+    names = list(HEADERS)
+    if c.correction != "none":
+        names.insert(names.index("p") + 1, f"p ({CORRECTION_NAMES[c.correction]})")
+    if c.flaky:
+        names.append("flaky")
+    return tuple(names)
+
+
+def detects(s: SuiteComparison) -> str:
+    """The smallest drop the suite detects, in points of the score scale: ``≥ 12 pts``."""
+    d = s.detectable
+    if d is None:
+        return "–"
+    return "none at this size" if d.drop is None else f"≥ {points(d.drop)} pts"
+
+
+def points(drop: float) -> str:
+    """A drop on the 0–1 scale in points: 0.123 is 12.3, 0.5 is 50."""
+    value = drop * 100
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def detects_sentence(c: Comparison, s: SuiteComparison) -> str | None:
+    """``this suite detects drops of 12 points or more (80% power, α 0.05)``."""
+    d = s.detectable
+    if d is None:
+        return None
+    level = f"α {s.alpha:g}" + (
+        f" over {len(c.suites)} rows, {CORRECTION_NAMES[c.correction]}" if c.correction != "none" else ""
+    )
+    if d.drop is None:
+        return f"at {s.stats.n} cases this suite detects no drop with {d.power:.0%} power ({level})"
+    return f"this suite detects drops of {points(d.drop)} points or more ({d.power:.0%} power, {level})"
 
 
 def _flip_counts(s: SuiteComparison) -> str:
@@ -50,7 +89,10 @@ def _flip_counts(s: SuiteComparison) -> str:
     return f"{down}/{len(s.flips) - down}"
 
 
-HEADERS = ("suite", "prompt", "cases", "base", "head", "delta", "95% CI", "p", "test", "verdict", "flips ↓/↑")
+HEADERS = (
+    "suite", "prompt", "cases", "base", "head", "delta", "95% CI", "p", "test", "verdict", "detects", "flips ↓/↑",
+)  # fmt: skip
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "none"}
 
 
 def _clip(text: str | None, n: int = 160) -> str:
@@ -72,10 +114,14 @@ def _cell(text: str | None) -> str:
 def markdown(c: Comparison) -> str:
     """The PR comment: the verdict, a table, then the flipped cases in collapsible details."""
     lines = [MARKER, f"### promptci: **{c.verdict}**", "", f"Base `{c.base}` → head `{c.head}`.", ""]
-    lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    names = headers(c)
+    lines += ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(c)]
     for s in c.suites:
         notes = [f"⚠️ {m}" for m in s.mismatches]
+        sentence = detects_sentence(c, s)
+        if sentence:
+            notes.append(sentence)
         if s.added or s.removed:
             notes.append(f"{len(s.added)} case(s) added, {len(s.removed)} removed (not paired)")
         if any(s.errors):
@@ -85,6 +131,8 @@ def markdown(c: Comparison) -> str:
                     notes.append(f"commonest error on {side}: {_cell(reason)}")
         if s.steps:
             notes.append("changed per step: " + step_changes(s))
+        if s.flaky:
+            notes.append(f"{len(s.flaky)} flaky case(s): their repeats disagree, " + _flaky_policy(c.flaky_policy))
         if notes or s.flips:
             lines += [
                 "",
@@ -115,12 +163,41 @@ def markdown(c: Comparison) -> str:
                     + (" |" if changed else "")
                 )
             lines += ["", "</details>"]
+        if s.flaky:
+            lines += [
+                "",
+                f"<details><summary>{len(s.flaky)} flaky case(s)</summary>",
+                "",
+                "| case | base passes | head passes |",
+                "|---|---|---|",
+            ]
+            lines += [
+                f"| {_cell(f.name)} | {f.base[0]}/{f.base[1]} | {f.head[0]}/{f.head[1]} |" for f in s.flaky[:MAX_FLIPS]
+            ]
+            if len(s.flaky) > MAX_FLIPS:
+                lines.append(f"| … | {len(s.flaky) - MAX_FLIPS} more | |")
+            lines += ["", "</details>"]
+    corrected = (
+        f" p adjusted across the {len(c.suites)} rows by {CORRECTION_NAMES[c.correction]}."
+        if c.correction != "none"
+        else ""
+    )
+    fails = "**regressed**" + (" and flaky cases (`gate.flaky: fail`)" if c.flaky_policy == "fail" else "")
     lines += [
         "",
-        "<sub>Paired per case: exact McNemar on pass/fail, or a sign-flip permutation test on scores;"
-        " 95% CI by bootstrap. Only **regressed** fails the check.</sub>",
+        "<sub>Paired per case: exact McNemar on pass/fail, or a sign-flip permutation test on per-case means"
+        f" (scores, repeats); 95% CI by bootstrap.{corrected} *detects*: the smallest drop found with"
+        f" {c.power:.0%} power. Only {fails} fails the check.</sub>",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _flaky_policy(policy: str) -> str:
+    return {
+        "ignore": "left out of the test (gate.flaky: ignore)",
+        "report": "listed apart from regressions (gate.flaky: report)",
+        "fail": "and they fail the gate (gate.flaky: fail)",
+    }[policy]
 
 
 def is_conversation(s: SuiteComparison) -> bool:
@@ -177,7 +254,13 @@ def as_dict(c: Comparison) -> dict[str, Any]:
             "ci_low": r.ci_low,
             "ci_high": r.ci_high,
             "p_value": r.p_value,
+            "p_adjusted": s.p_adjusted,
             "test": r.test,
+            "repeats": s.repeats,
+            "detectable_drop": s.detectable.drop if s.detectable else None,
+            "flaky": [
+                {"case_id": f.case_id, "name": f.name, "base": list(f.base), "head": list(f.head)} for f in s.flaky
+            ],
             "discordant": list(r.discordant),
             "flips": [
                 {
@@ -200,7 +283,17 @@ def as_dict(c: Comparison) -> dict[str, Any]:
             "mismatches": s.mismatches,
         }
 
-    return {"version": 1, "base": c.base, "head": c.head, "verdict": c.verdict, "suites": [suite(s) for s in c.suites]}
+    return {
+        "version": 1,
+        "base": c.base,
+        "head": c.head,
+        "verdict": c.verdict,
+        "fails": c.fails,
+        "correction": c.correction,
+        "power": c.power,
+        "flaky_policy": c.flaky_policy,
+        "suites": [suite(s) for s in c.suites],
+    }
 
 
 def to_json(c: Comparison) -> str:
@@ -219,7 +312,10 @@ def junit(c: Comparison) -> str:
             failures=str(int(s.verdict == "regressed") + sum(f.direction == "pass→fail" for f in s.flips)),
         )
         gate = ET.SubElement(el, "testcase", classname=f"{s.suite}.{s.prompt}", name="gate")
-        summary = f"delta {r.delta:+.3f} (95% CI {r.ci_low:+.3f}..{r.ci_high:+.3f}), p={fmt_p(r.p_value)} ({r.test})"
+        summary = (
+            f"delta {r.delta:+.3f} (95% CI {r.ci_low:+.3f}..{r.ci_high:+.3f}), p={fmt_p(s.p)} ({r.test}),"
+            f" detects {detects(s)}"
+        )
         if s.verdict == "regressed":
             ET.SubElement(gate, "failure", message=f"regressed: {summary}")
         else:
@@ -241,13 +337,13 @@ def github_annotations(c: Comparison, lines: dict[str, int]) -> list[str]:
     """``::error``/``::warning`` workflow commands pointing at the prompt file and line."""
     out = []
     for s in c.suites:
-        if s.verdict not in ("regressed", "inconclusive") or not s.prompt_file:
+        if s.verdict not in ("regressed", "underpowered", "inconclusive") or not s.prompt_file:
             continue
         level = "error" if s.verdict == "regressed" else "warning"
         r = s.stats
         message = (
             f"{s.suite}: {s.verdict}, {r.base_mean:.3f} → {r.head_mean:.3f} ({r.delta:+.3f}),"
-            f" p={fmt_p(r.p_value)}, {len(s.flips)} flipped"
+            f" p={fmt_p(s.p)}, {len(s.flips)} flipped, detects {detects(s)}"
         )
         line = lines.get(s.prompt_file, 1)
         out.append(f"::{level} file={s.prompt_file},line={line},title=promptci {s.verdict}::{message}")

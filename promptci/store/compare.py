@@ -39,9 +39,13 @@ SELECT suite, prompt, case_id, any_value(case_name) AS name,
        CASE WHEN count(*) FILTER (WHERE error IS NULL AND score IS NOT NULL) = 0 THEN NULL
             ELSE 2 * count(*) FILTER (WHERE error IS NULL AND passed) >=
                  count(*) FILTER (WHERE error IS NULL AND score IS NOT NULL) END AS passed,
-       count(*) AS reps
+       count(*) AS reps,
+       count(*) FILTER (WHERE error IS NULL AND score IS NOT NULL AND passed) AS passes,
+       count(*) FILTER (WHERE error IS NULL AND score IS NOT NULL) AS scored
 FROM $table GROUP BY suite, prompt, case_id
 """
+# A case is flaky when its scored repeats on one side disagree on pass/fail.
+FLAKY = "((b_passes > 0 AND b_passes < b_scored) OR (h_passes > 0 AND h_passes < h_scored))"
 _PAIR = (
     "CREATE OR REPLACE TEMP TABLE cmp AS WITH b AS ("
     + _SIDE.replace("$table", "$base")
@@ -49,6 +53,7 @@ _PAIR = (
     + _SIDE.replace("$table", "$head")
     + ") SELECT suite, prompt, case_id, coalesce(b.name, h.name) AS name, b.score AS bs, h.score AS hs,"
     " b.passed AS bp, h.passed AS hp, b.reps AS b_reps, h.reps AS h_reps,"
+    " b.passes AS b_passes, b.scored AS b_scored, h.passes AS h_passes, h.scored AS h_scored,"
     " b.case_id IS NOT NULL AS in_b, h.case_id IS NOT NULL AS in_h"
     " FROM b FULL JOIN h USING (suite, prompt, case_id)"
 )
@@ -59,8 +64,12 @@ SELECT suite, prompt, '$side', list(DISTINCT model_id ORDER BY model_id),
        list(DISTINCT prompt_hash ORDER BY prompt_hash)
 FROM $table GROUP BY suite, prompt
 """
-_FLIPS = """
-WITH f AS (SELECT suite, prompt, case_id, name, bs, bp, hs, hp, b_reps, h_reps FROM cmp WHERE bp != hp),
+_FLIPS = (
+    """
+WITH f AS (SELECT suite, prompt, case_id, name, bs, bp, hs, hp, b_reps, h_reps FROM cmp
+           WHERE bp != hp AND NOT coalesce("""
+    + FLAKY
+    + """, false)),
 bo AS (SELECT suite, prompt, case_id, arg_min(output, repeat_index) AS output FROM $base
        SEMI JOIN f USING (suite, prompt, case_id) WHERE error IS NULL GROUP BY ALL),
 ho AS (SELECT suite, prompt, case_id, arg_min(output, repeat_index) AS output,
@@ -73,6 +82,7 @@ SELECT f.suite, f.prompt, f.case_id, coalesce(f.name, f.case_id), f.bs, f.bp, bo
 FROM f LEFT JOIN bo USING (suite, prompt, case_id) LEFT JOIN hi USING (suite, prompt, case_id)
 ORDER BY 1, 2, 4
 """
+)
 
 # For pipelines: each step's output on both sides, for the first repeat of every case both have.
 _STEPS = """
@@ -159,10 +169,21 @@ class CompareQueries(Core):
         self.db.execute("CREATE OR REPLACE TEMP TABLE groups (gid INTEGER, suite VARCHAR, prompt VARCHAR)")
         self._insert("groups", 3, [(i, s, p) for i, (s, p) in enumerate(groups)])
         pairs: dict[str, Any] = self.db.execute(
-            "SELECT gid, bs, hs, bp, hp FROM cmp JOIN groups USING (suite, prompt)"
+            "SELECT gid, bs, hs, bp, hp, greatest(b_scored, h_scored) AS reps, " + FLAKY + " AS flaky"
+            " FROM cmp JOIN groups USING (suite, prompt)"
             " WHERE bs IS NOT NULL AND hs IS NOT NULL ORDER BY gid, case_id"
         ).fetchnumpy()
         return pairs
+
+    def flaky_cases(self) -> list[tuple[str, str, str, str, int, int, int, int]]:
+        """(suite, prompt, case id, name, passes and scored repeats on base, on head) of the paired
+        cases whose repeats disagree on pass/fail on either side (after :meth:`pair_cases`)."""
+        return list(
+            self.db.execute(
+                "SELECT suite, prompt, case_id, coalesce(name, case_id), b_passes, b_scored, h_passes, h_scored"
+                " FROM cmp WHERE bs IS NOT NULL AND hs IS NOT NULL AND " + FLAKY + " ORDER BY 1, 2, 4"
+            ).fetchall()
+        )
 
     def unpaired_cases(self) -> list[tuple[str, str, str, bool]]:
         """(suite, prompt, case name, on the base side) of cases only one side has, by name."""
