@@ -60,7 +60,9 @@ def test_mcnemar_critical_values_and_the_exact_test_match_scipy() -> None:
             assert mcnemar_exact(j, d - j) == pytest.approx(binomtest(j, d, 0.5).pvalue, abs=1e-12)
 
 
-@pytest.mark.parametrize(("n", "sd", "alpha", "power"), [(50, 0.3, 0.05, 0.8), (200, 0.5, 0.01, 0.9), (12, 0.2, 0.05, 0.8)])
+@pytest.mark.parametrize(
+    ("n", "sd", "alpha", "power"), [(50, 0.3, 0.05, 0.8), (200, 0.5, 0.01, 0.9), (12, 0.2, 0.05, 0.8)]
+)
 def test_scored_power_and_detectable_drop_match_statsmodels(n: int, sd: float, alpha: float, power: float) -> None:
     reference = NormalIndPower()  # ratio=0: the one-sample test on the per-case differences
     assert normal_power(n, 0.1, sd, alpha) == pytest.approx(
@@ -163,3 +165,23 @@ def test_flaky_cases_under_each_policy(tmp_path: Path) -> None:
     reporting = run_compare(tmp_path / "p", steady_base + base[120:], calm + head[120:])
     assert not reporting.fails and reporting.flaky == 10
     del steady_head
+
+
+def test_the_comment_the_html_report_and_the_json_show_the_detectable_drop_and_the_flaky_cases(tmp_path: Path) -> None:
+    from promptci.compare import report
+    from promptci.report.html import render
+
+    base, head = flaky_sides(4)
+    c = run_compare(tmp_path, base, head)
+    (s,) = c.suites
+    assert s.detectable is not None and s.detectable.drop is not None
+    pts = report.points(s.detectable.drop)
+    comment = report.markdown(c)
+    assert f"this suite detects drops of {pts} points or more (80% power, α 0.05)" in comment
+    assert "10 flaky case(s): their repeats disagree, listed apart from regressions" in comment
+    assert "| case f3 | 1/4 |" not in comment and "| case f3 | 2/4 | 2/4 |" in comment
+    data = report.as_dict(c)
+    assert data["suites"][0]["detectable_drop"] == s.detectable.drop and len(data["suites"][0]["flaky"]) == 10
+    page = render([], data)
+    assert f"&ge; {s.detectable.drop * 100:.1f} pts" in page and "Flaky cases" in page and "case f3" in page
+    assert "verdict-regressed" in page

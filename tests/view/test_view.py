@@ -224,6 +224,7 @@ def test_the_four_journeys_in_a_browser(viewer: Viewer) -> None:
     # Compare two commits: the parity suite improved, with the flipped cases listed.
     dom = journey(viewer, "compare", f"/compare?base={first}&head={second}", "Flipped cases", "fail→pass")
     assert re.search(r"<td>direct</td><td>parity</td>.*?verdict-improved", dom, re.S)
+    assert re.search(r"verdict-improved.*?<td class=\"num\">(&ge;|≥) [\d.]+ pts</td>", dom, re.S)  # the detectable drop
     # Open an optimization: the trajectory, its candidates and the frontier.
     ((opt_id,),) = viewer.repo.sql("SELECT id FROM optimizations")
     dom = journey(viewer, "optimization", f"/optimizations/{opt_id}", "Held-out test", "The pool on dev", PLANTED)
