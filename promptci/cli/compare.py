@@ -155,10 +155,9 @@ def _print_flips(comparison: object) -> None:
     for s in comparison.suites:
         if sentence := detects_sentence(comparison, s):
             click.echo(f"  {s.suite} × {s.prompt}: {sentence}")
-        for f in s.flaky[:20]:
-            click.echo(
-                f"  {s.suite} flaky {f.name}: passes {f.base[0]}/{f.base[1]} on base, {f.head[0]}/{f.head[1]} on head"
-            )
+        for case in s.flaky[:20]:
+            b, h = case.base, case.head
+            click.echo(f"  {s.suite} flaky {case.name}: passes {b[0]}/{b[1]} on base, {h[0]}/{h[1]} on head")
         if s.steps:
             click.echo(f"  {s.suite} × {s.prompt}: changed per step: {step_changes(s)}")
         for f in s.flips[:20]:
