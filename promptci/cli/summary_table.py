@@ -11,15 +11,19 @@ from .output import table
 
 def print_summary(report: EvalReport) -> None:
     rows = []
+    repeated = any(s.repeats > 1 for s in report.summaries)
     for s in report.summaries:
         verdict = "pass" if s.passed else ("error" if s.errors else "FAIL")
         score = f"{s.score:.3f}" if s.score is not None else "-"
         if s.errors and s.score is not None:  # a mean over the few cases that ran is no mean of the suite
             score += f" ({s.scored} of {s.cases} scored)"
-        rows.append(
-            (s.suite, s.prompt, s.cases, s.passed_cases, s.errors, s.flaky, score, f"{s.threshold:.2f}", verdict)
-        )
-    table(("suite", "prompt", "cases", "passed", "errors", "flaky", "score", "threshold", "verdict"), rows)
+        row: list[object] = [s.suite, s.prompt, s.cases, s.passed_cases, s.errors, s.flaky, score]
+        if repeated:
+            row += [_share(s.pass_all), _share(s.pass_any)]
+        rows.append(tuple(row + [f"{s.threshold:.2f}", verdict]))
+    k = max(s.repeats for s in report.summaries) if repeated else 1
+    repeats = (f"pass^{k}", f"pass@{k}") if repeated else ()
+    table(("suite", "prompt", "cases", "passed", "errors", "flaky", "score", *repeats, "threshold", "verdict"), rows)
     for line in reasons(report, shown=10**9 if VERBOSE[0] else SHOWN):
         click.echo(line, err=True)
     u = report.usage
@@ -31,6 +35,10 @@ def print_summary(report: EvalReport) -> None:
     if report.skipped:
         parts.append(f"budget spent: {report.skipped} not run")
     click.echo(", ".join(parts) + f" -> {report.db}", err=True)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 SHOWN = 3  # reasons printed per suite; the rest are counted

@@ -56,6 +56,9 @@ def summary_dict(report: EvalReport) -> dict[str, Any]:
                 "passed_cases": s.passed_cases,
                 "errors": s.errors,
                 "flaky": s.flaky,
+                "repeats": s.repeats,
+                "pass_all": s.pass_all,  # pass^k
+                "pass_any": s.pass_any,  # pass@k
                 "score": s.score,
                 "threshold": s.threshold,
                 "passed": s.passed,

@@ -33,6 +33,8 @@ class CaseOutcome:
     errors: int
     flaky: bool  # repeats disagree on pass/fail
     reason: str | None = None  # why it errored or failed: the error, the scorer's note, or what it answered
+    passes: int = 0  # scored repeats that passed
+    scored: int = 0  # repeats that were scored
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,23 @@ class TaskSummary:
     @property
     def pass_rate(self) -> float | None:
         return self.passed_cases / self.scored if self.scored else None
+
+    @property
+    def repeats(self) -> int:
+        """The most scored repeats of a case."""
+        return max((o.scored for o in self.outcomes), default=0)
+
+    @property
+    def pass_all(self) -> float | None:
+        """pass^k: the share of scored cases whose every repeat passed (τ-bench's reliability)."""
+        scored = [o for o in self.outcomes if o.scored]
+        return sum(o.passes == o.scored for o in scored) / len(scored) if scored else None
+
+    @property
+    def pass_any(self) -> float | None:
+        """pass@k: the share of scored cases with at least one passing repeat."""
+        scored = [o for o in self.outcomes if o.scored]
+        return sum(o.passes > 0 for o in scored) / len(scored) if scored else None
 
 
 def summarize(tasks: Sequence[Task], rows: Sequence[ResultRow]) -> list[TaskSummary]:
@@ -103,7 +122,8 @@ def _outcome(task: Task, case_id: str, name: str, rows: list[ResultRow]) -> Case
         passed = score >= task.suite.case_threshold
     failed = next((r for r in ok if not r.passed), None)
     reason = _why(failed) if failed is not None and not passed else None
-    return CaseOutcome(case_id, name, score, passed, len(rows), errors, len(set(passes)) > 1, reason)
+    flaky = len(set(passes)) > 1
+    return CaseOutcome(case_id, name, score, passed, len(rows), errors, flaky, reason, sum(passes), len(passes))
 
 
 def _why(row: ResultRow) -> str:

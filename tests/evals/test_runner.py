@@ -190,3 +190,22 @@ def test_an_ambiguous_answer_is_stored_with_its_note(repo: Repo, katan: Callable
     ((output, score, note),) = _sql(repo, "SELECT output, score, note FROM results")
     assert "positive at first, then negative" in output
     assert score == 0.0 and note == "choice: ambiguous: states 'positive' and 'negative'"
+
+
+def test_repeats_give_pass_k_pass_at_k_and_flaky_cases(small: Repo) -> None:
+    """Sampled at temperature 1.5, SmolLM2's repeats disagree on some cases: each case's outcomes
+    are counted, and pass^k ≤ the mean ≤ pass@k."""
+    small.write("evals/sentiment.yaml", SUITE.replace("max_tokens: 4}", "max_tokens: 4, temperature: 1.5}"))
+    out = small.path / "out.json"
+    result = small.run("eval", "--repeat", "4", "-o", str(out))
+    assert result.code == ExitCode.OK, result.err
+    header = result.out.splitlines()[0].split("\t")
+    assert header[header.index("score") + 1 : header.index("score") + 3] == ["pass^4", "pass@4"]
+    (suite,) = json.loads(out.read_text())["suites"]
+    rows = _sql(small, "SELECT case_id, count(*), count(*) FILTER (WHERE passed) FROM results GROUP BY 1")
+    assert len(rows) == 3 and all(n == 4 for _, n, _ in rows)
+    assert suite["repeats"] == 4
+    assert suite["pass_all"] == sum(p == 4 for _, _, p in rows) / 3
+    assert suite["pass_any"] == sum(p > 0 for _, _, p in rows) / 3
+    assert suite["flaky"] == sum(0 < p < 4 for _, _, p in rows)
+    assert suite["pass_all"] <= suite["pass_any"]
