@@ -20,7 +20,7 @@ def print_summary(report: EvalReport) -> None:
         row: list[object] = [s.suite, s.prompt, s.cases, s.passed_cases, s.errors, s.flaky, score]
         if repeated:
             row += [_share(s.pass_all), _share(s.pass_any)]
-        rows.append(tuple(row + [f"{s.threshold:.2f}", verdict]))
+        rows.append((*row, f"{s.threshold:.2f}", verdict))
     k = max(s.repeats for s in report.summaries) if repeated else 1
     repeats = (f"pass^{k}", f"pass@{k}") if repeated else ()
     table(("suite", "prompt", "cases", "passed", "errors", "flaky", "score", *repeats, "threshold", "verdict"), rows)

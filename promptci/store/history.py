@@ -39,7 +39,34 @@ ORDER BY v.suite, v.prompt, v.model_id, f.first_seen
 """
 
 
+# Per stored prompt version of one suite: each case's majority pass and mean score over its latest
+# scored repeats, and when the version was first seen; what sample-size planning pairs versions by.
+_VERSION_CASES = """
+WITH rows AS (
+    SELECT * FROM results WHERE suite = $suite AND error IS NULL AND score IS NOT NULL
+), latest AS (
+    SELECT prompt, prompt_hash, model_id, case_id,
+           arg_max(score, created_at) AS score, arg_max(passed, created_at) AS passed
+    FROM rows GROUP BY prompt, prompt_hash, model_id, case_id, repeat_index
+), cases AS (
+    SELECT prompt, prompt_hash, model_id, case_id, avg(score) AS score,
+           2 * count(*) FILTER (WHERE passed) >= count(*) AS passed
+    FROM latest GROUP BY ALL
+), first AS (
+    SELECT prompt, prompt_hash, model_id, min(created_at) AS first_seen FROM rows GROUP BY ALL
+)
+SELECT c.prompt, c.model_id, c.prompt_hash, f.first_seen, c.case_id, c.score, c.passed
+FROM cases c JOIN first f USING (prompt, prompt_hash, model_id)
+ORDER BY c.prompt, c.model_id, f.first_seen, c.case_id
+"""
+
+
 class HistoryQueries(Core):
+    def version_cases(self, suite: str) -> list[tuple[Any, ...]]:
+        """(prompt, model, prompt hash, first seen, case id, score, passed) of every stored version of
+        ``suite``'s prompts, oldest version first; each case at its latest scored repeats."""
+        return list(self.db.execute(_VERSION_CASES, {"suite": suite}).fetchall())
+
     def history_rows(self, prompt: str | None = None, suite: str | None = None) -> list[tuple[Any, ...]]:
         """(suite, prompt, prompt hash, first commit, model, first seen, cases scored, mean score, pass
         rate, cases errored, the most cases any version of the suite has) for every stored prompt
