@@ -65,6 +65,7 @@ def compare(
     """
     from ..compare import report
     from ..compare.engine import compare as run_compare
+    from ..compare.judges import judge_notes
     from ..compare.sides import Scope, load_pair, missing_error, resolve_side
     from ..evals.changes import base_revision
     from ..evals.plan import CaseFilter
@@ -98,6 +99,8 @@ def compare(
         with stored_results(state, results_url) as store:  # side tables live in one connection: load again
             results, left_out = load_pair(project, store, sides, scope, held)
             comparison = run_compare(store, results[0], results[1], project.config.gate)
+    with stored_results(state, results_url) as store:
+        judge_notes(project, store, comparison)
     if left_out:
         click.echo(
             f"left out {len(left_out)} suite(s) the same on both sides (prompts, scorers, models and cases):"
@@ -153,8 +156,9 @@ def _print_flips(comparison: object) -> None:
 
     assert isinstance(comparison, Comparison)
     for s in comparison.suites:
-        if sentence := detects_sentence(comparison, s):
-            click.echo(f"  {s.suite} × {s.prompt}: {sentence}")
+        for note in (detects_sentence(comparison, s), s.judge_note):
+            if note:
+                click.echo(f"  {s.suite} × {s.prompt}: {note}")
         for case in s.flaky[:20]:
             b, h = case.base, case.head
             click.echo(f"  {s.suite} flaky {case.name}: passes {b[0]}/{b[1]} on base, {h[0]}/{h[1]} on head")

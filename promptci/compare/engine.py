@@ -123,6 +123,7 @@ class SuiteComparison:
     detectable: Detectable | None = None  # the smallest drop this suite detects at gate.power
     flaky: list[FlakyCase] = field(default_factory=list)
     repeats: int = 1  # the most scored repeats of a case, on either side
+    judge_note: str | None = None  # a doubt on the judge the scores come from (see .judges)
 
     @property
     def p(self) -> float:

@@ -122,6 +122,8 @@ def markdown(c: Comparison) -> str:
         sentence = detects_sentence(c, s)
         if sentence:
             notes.append(sentence)
+        if s.judge_note:
+            notes.append(f"⚠️ {_cell(s.judge_note)}")
         if s.added or s.removed:
             notes.append(f"{len(s.added)} case(s) added, {len(s.removed)} removed (not paired)")
         if any(s.errors):
@@ -257,6 +259,7 @@ def as_dict(c: Comparison) -> dict[str, Any]:
             "p_adjusted": s.p_adjusted,
             "test": r.test,
             "repeats": s.repeats,
+            "judge_note": s.judge_note,
             "detectable_drop": s.detectable.drop if s.detectable else None,
             "flaky": [
                 {"case_id": f.case_id, "name": f.name, "base": list(f.base), "head": list(f.head)} for f in s.flaky

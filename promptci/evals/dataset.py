@@ -83,7 +83,7 @@ def read_rows(project: Project, suite_path: Path, suite: Suite) -> list[EvalCase
     if not path.is_file():
         raise InputError(f"dataset file not found (suite {project.rel(suite_path)})", path=shown)
     text = read_text(path, shown, limit=MAX_DATASET_BYTES, what="dataset")
-    rows = _read_jsonl(text, shown) if path.suffix == ".jsonl" else _read_csv(text, shown)
+    rows = read_jsonl(text, shown) if path.suffix == ".jsonl" else _read_csv(text, shown)
     for line, row in rows[: ds.limit] if ds.limit else rows:
         try:
             vars = {name: row[column] for name, column in ds.vars.items()}
@@ -120,7 +120,7 @@ def _turns(value: Any, shown: str, line: int) -> tuple[Turn, ...]:
     return tuple(turns)
 
 
-def _read_jsonl(text: str, shown: str) -> list[tuple[int, dict[str, Any]]]:
+def read_jsonl(text: str, shown: str) -> list[tuple[int, dict[str, Any]]]:
     rows = []
     for line_no, line in enumerate(text.split("\n"), 1):
         if not line.strip():

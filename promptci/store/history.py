@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from ..interrupts import uninterrupted
 from .core import Core
+from .records import now
 
 # A version's score is over the latest result of each of its cases (each repeat), so that a later
 # sampled or partial run never moves it; a case whose latest result is an error counts as an error.
@@ -72,3 +75,25 @@ class HistoryQueries(Core):
         rate, cases errored, the most cases any version of the suite has) for every stored prompt
         version, oldest first, per suite and model; each case counted at its latest result."""
         return list(self.db.execute(_HISTORY, {"prompt": prompt, "suite": suite}).fetchall())
+
+    def newest_output(self, suite: str, case_id: str) -> str | None:
+        """The newest answer stored for one case of ``suite`` (its first repeat), errors aside."""
+        row = self.db.execute(
+            "SELECT output FROM results WHERE suite = ? AND case_id = ? AND error IS NULL AND output IS NOT NULL"
+            " ORDER BY created_at DESC, repeat_index LIMIT 1",
+            [suite, case_id],
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    @uninterrupted
+    def add_judge_check(self, values: Sequence[Any]) -> None:
+        """(suite, scorer, judge hash, grades hash, n, ordinal, κ, accuracy, self-agreement, repeats)."""
+        self._write("INSERT INTO judge_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [*values, now()])
+
+    def judge_checks(self) -> dict[str, tuple[Any, ...]]:
+        """Per suite, its newest judge check: (scorer, judge hash, grades hash, n, κ, checked at)."""
+        rows = self.db.execute(
+            "SELECT suite, scorer, judge_hash, grades_hash, n, kappa, checked_at FROM judge_checks"
+            " QUALIFY row_number() OVER (PARTITION BY suite ORDER BY checked_at DESC) = 1"
+        ).fetchall()
+        return {str(r[0]): tuple(r[1:]) for r in rows}

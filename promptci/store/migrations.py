@@ -239,6 +239,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         INSERT INTO cache_batches SELECT DISTINCT origin, key FROM cache WHERE origin IS NOT NULL;
         """,
     ),
+    (
+        12,
+        "how far each suite's judge agrees with people, as `promptci judge check` measured it",
+        """
+        CREATE TABLE judge_checks (
+            suite VARCHAR NOT NULL,
+            scorer VARCHAR NOT NULL,
+            judge_hash VARCHAR NOT NULL,
+            grades_hash VARCHAR NOT NULL,
+            n BIGINT NOT NULL,
+            ordinal BOOLEAN NOT NULL,
+            kappa DOUBLE,
+            accuracy DOUBLE,
+            self_agreement DOUBLE,
+            repeats INTEGER NOT NULL,
+            checked_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every
@@ -255,6 +274,7 @@ INTEGRITY_QUERIES = {
     "outcomes": "SELECT count(*), sum(hash(COLUMNS(*))) FROM outcomes",
     "ab_looks": "SELECT count(*), sum(hash(COLUMNS(*))) FROM ab_looks",
     "cache_batches": "SELECT count(*), sum(hash(COLUMNS(*))) FROM cache_batches",
+    "judge_checks": "SELECT count(*), sum(hash(COLUMNS(*))) FROM judge_checks",
 }
 
 

@@ -214,6 +214,7 @@ def compare(project: Project, store: Store | None, query: Mapping[str, str]) -> 
     """Two sides (commits, ``prompt@label``, run ids) case by case, as ``promptci compare`` does."""
     from ..compare import report
     from ..compare.engine import compare as run_compare
+    from ..compare.judges import judge_notes
     from ..compare.sides import load_pair, resolve_side
 
     base, head = (query.get("base") or "").strip(), (query.get("head") or "").strip()
@@ -224,6 +225,7 @@ def compare(project: Project, store: Store | None, query: Mapping[str, str]) -> 
         sides = [resolve_side(project, store, _side(project, text)) for text in (base, head)]
         results, left_out = load_pair(project, store, sides)
         comparison = run_compare(store, results[0], results[1], project.config.gate)
+        judge_notes(project, store, comparison)
     except PromptciError as exc:
         context["error"] = str(exc)
         return context
