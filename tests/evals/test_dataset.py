@@ -86,4 +86,7 @@ def test_dogfood_suites_load_their_data() -> None:
         if suite.converses:  # every case a conversation whose scored turns say what they expect
             assert len(cases) >= 12 and all(any(t.expected for t in c.turns) for c in cases), path.name
             continue
+        if any(s.type == "llm-judge" for s in suite.scorers):  # a judged suite, with people's grades beside it
+            assert len(cases) >= 24 and path.with_name(f"{path.stem}.grades.jsonl").is_file(), path.name
+            continue
         assert len(cases) == 40 and all(c.expected for c in cases), path.name
