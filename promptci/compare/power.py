@@ -25,8 +25,8 @@ from statistics import NormalDist
 import numpy as np
 
 _NORMAL = NormalDist()
-EXACT_UP_TO = 20_000  # paired cases: beyond, McNemar's power takes its normal limit
-_BISECT = 60  # halvings of the drop: far below 1e-9
+EXACT_UP_TO = 5_000  # paired cases: beyond, McNemar's power takes its normal limit (within 2% of exact)
+_BISECT = 40  # halvings of the bracket: far below 1e-9
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,16 @@ class Detectable:
     binary: bool
 
 
-@lru_cache(maxsize=64)
+_TABLE = np.zeros(1)
+
+
 def _log_factorials(n: int) -> np.ndarray:
-    return np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=float)))))
+    """log k! for k in 0..n at least: one table, grown by doubling, shared by every call."""
+    global _TABLE
+    if len(_TABLE) <= n:
+        size = max(n + 1, 2 * len(_TABLE))
+        _TABLE = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, size, dtype=float)))))
+    return _TABLE
 
 
 def _binomial_pmf(k: np.ndarray, n: np.ndarray, p: float, lf: np.ndarray) -> np.ndarray:
@@ -60,7 +67,7 @@ def _binomial_pmf(k: np.ndarray, n: np.ndarray, p: float, lf: np.ndarray) -> np.
 def mcnemar_critical(d: int, alpha: float) -> int:
     """The least pass→fail count among ``d`` discordant pairs that the exact two-sided McNemar
     test calls significant at ``alpha`` (``d + 1`` where none is)."""
-    lf = _log_factorials(max(d, 1))
+    lf = _log_factorials(d)
     k = np.arange(d // 2, d + 1)
     tail = np.cumsum(_binomial_pmf(k, np.full(len(k), d), 0.5, lf)[::-1])[::-1]  # P(X >= k)
     ok = np.nonzero((k > d / 2) & (2 * tail < alpha))[0]
@@ -82,15 +89,22 @@ def mcnemar_power(n: int, drop: float, discordance: float, alpha: float, max_dro
     weight = _binomial_pmf(d, np.full(n + 1, n), psi, lf)
     keep = weight > 1e-16 * weight.max()
     q = (psi + drop) / (2 * psi)
-    total = 0.0
-    for dd in (int(x) for x in np.nonzero(keep)[0]):
-        # the least pass→fail count both significant and a drop beyond max_drop: 2k - d > n·max_drop
-        least = max(mcnemar_critical(dd, alpha), int(np.floor((dd + n * max_drop) / 2)) + 1)
-        if least > dd:
-            continue
-        k = np.arange(least, dd + 1)
-        total += weight[dd] * float(_binomial_pmf(k, np.full(len(k), dd), q, lf).sum())
-    return min(total, 1.0)
+    ds = np.nonzero(keep)[0]
+    # per discordant count: the least pass→fail count both significant and a drop beyond max_drop
+    least = np.array([max(mcnemar_critical(int(x), alpha), int(np.floor((x + n * max_drop) / 2)) + 1) for x in ds])
+    ds, least = ds[least <= ds], least[least <= ds]
+    if len(ds) == 0:
+        return 0.0
+    k = np.arange(int(least.min()), int(ds.max()) + 1)
+    inside = (k[None, :] >= least[:, None]) & (k[None, :] <= ds[:, None])
+    rest = np.where(inside, ds[:, None] - k[None, :], 0)
+    logs = lf[ds][:, None] - lf[np.where(inside, k[None, :], 0)] - lf[rest]
+    logs = logs + k[None, :] * np.log(q) + rest * np.log1p(-q) if 0 < q < 1 else logs
+    if q >= 1:  # every discordant pair a pass→fail: only k = d has mass
+        mass = np.where(inside & (k[None, :] == ds[:, None]), 1.0, 0.0)
+    else:
+        mass = np.exp(np.where(inside, logs, -np.inf))
+    return min(float((weight[ds] * mass.sum(axis=1)).sum()), 1.0)
 
 
 def normal_power(n: int, drop: float, sd: float, alpha: float, max_drop: float = 0.0) -> float:
@@ -133,6 +147,13 @@ def detectable_drop(
     if n <= 0 or reach(high) < power:
         return Detectable(None, power, alpha, spread, binary)
     low = max_drop
+    guess = max_drop + (_NORMAL.inv_cdf(1 - alpha / 2) + _NORMAL.inv_cdf(power)) * sqrt(max(spread, 1e-6) / n)
+    for bound in (guess / 2, guess * 2):  # bracket the normal limit's answer, where it holds
+        if low < bound < high:
+            if reach(bound) >= power:
+                high = bound
+            else:
+                low = bound
     for _ in range(_BISECT):
         mid = (low + high) / 2
         if reach(mid) >= power:
