@@ -34,6 +34,18 @@ from .output import emit_json
     help="Stop new model calls at this limit; repeatable.",
 )
 @click.option("--no-cache", is_flag=True, help="Call the model even where a cached answer exists.")
+@click.option(
+    "--estimate",
+    "estimate_only",
+    is_flag=True,
+    help="Print the calls, tokens, cost and time it would take; run nothing.",
+)
+@click.option(
+    "--max-calls", type=click.IntRange(min=0), help="Refuse to start (exit 2) above this many new model calls."
+)
+@click.option(
+    "--max-cost", type=click.FloatRange(min=0), metavar="USD", help="Refuse to start (exit 2) above this price."
+)
 @pass_state
 def eval_(
     state: State,
@@ -53,6 +65,9 @@ def eval_(
     fmt: str,
     budgets: tuple[str, ...],
     no_cache: bool,
+    estimate_only: bool,
+    max_calls: int | None,
+    max_cost: float | None,
 ) -> int:
     """Run eval suites and store every result in the DuckDB results file.
 
@@ -69,6 +84,7 @@ def eval_(
     from ..pipelines.load import Subjects
     from ..providers import parse_model_option
     from ..settings import ModelSettings
+    from .estimate_table import before_run
     from .progress import EvalProgress
     from .summary_table import print_summary
 
@@ -104,6 +120,8 @@ def eval_(
                 f" {most} model calls: {sim.max_turns} turn(s) and the replies to them, per case",
                 err=True,
             )
+    if not before_run(state, plan, no_cache, estimate_only, max_calls, max_cost, fmt):
+        return int(ExitCode.OK)
     with EvalProgress() as progress:
         report = run_eval(
             project,

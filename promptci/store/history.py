@@ -97,3 +97,22 @@ class HistoryQueries(Core):
             " QUALIFY row_number() OVER (PARTITION BY suite ORDER BY checked_at DESC) = 1"
         ).fetchall()
         return {str(r[0]): tuple(r[1:]) for r in rows}
+
+    def past_usage(
+        self, suite: str, prompt: str, model_id: str, limit: int = 5_000
+    ) -> tuple[list[int], list[tuple[float, int]]]:
+        """The output tokens of the newest answers ``prompt`` gave on ``suite`` with ``model_id``
+        (new calls only, not cached ones), and per past run that made new calls on that model,
+        its seconds and its new calls."""
+        outputs = self.db.execute(
+            "SELECT tokens_out FROM results WHERE suite = ? AND prompt = ? AND model_id = ? AND NOT cached"
+            " AND error IS NULL AND tokens_out IS NOT NULL ORDER BY created_at DESC LIMIT ?",
+            [suite, prompt, model_id, limit],
+        ).fetchall()
+        runs = self.db.execute(
+            "SELECT epoch(any_value(r.ended_at)) - epoch(any_value(r.started_at)), count(*) FROM results x"
+            " JOIN runs r ON r.id = x.run_id WHERE x.model_id = ? AND NOT x.cached AND r.ended_at IS NOT NULL"
+            " GROUP BY x.run_id ORDER BY any_value(r.started_at) DESC LIMIT 20",
+            [model_id],
+        ).fetchall()
+        return [int(r[0]) for r in outputs], [(float(r[0]), int(r[1])) for r in runs if r[1] and r[0] is not None]

@@ -1,0 +1,63 @@
+"""The estimate printed before an eval, and ``eval --estimate``'s table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import InputError
+from .options import State
+from .output import emit_json, table
+
+
+def before_run(
+    state: State, plan: Any, no_cache: bool, only: bool, max_calls: int | None, max_cost: float | None, fmt: str
+) -> bool:
+    """Print the estimate; False when the run must not start (``--estimate``); an error (exit 2)
+    when it would pass ``--max-calls`` or ``--max-cost``."""
+    from ..evals.estimate import estimate, over_limits, summary_line
+    from ..store import Store
+
+    project = state.project
+    db = project.path(project.config.db)
+    if db.is_file():
+        with Store(db, read_only=True) as store:
+            found = estimate(project, plan, store, use_cache=not no_cache)
+    else:
+        found = estimate(project, plan, None)
+    reasons = over_limits(found, max_calls, max_cost)
+    if only:
+        print_estimate(found, fmt)
+    else:
+        click.echo(summary_line(found), err=True)
+    if reasons:
+        raise InputError("the run would pass its limit: " + "; ".join(reasons), hint="--estimate shows it per suite")
+    return not only
+
+
+def print_estimate(found: Any, fmt: str) -> None:
+    if fmt == "json":
+        emit_json(found.to_dict())
+        return
+    rows = []
+    for t in found.tasks:
+        expected = "-" if t.output_expected is None else f"{t.output_expected:,}"
+        cost = t.cost(t.output_max)
+        price = "-" if cost is None else ("free" if cost == 0 else f"${cost:.4f}")
+        seconds = "-" if t.seconds is None else f"{t.seconds:.0f} s"
+        tokens = f"{t.prompt_tokens:,}" + ("" if t.exact else " ≈")
+        rows.append(
+            (t.suite, t.prompt, t.model_id, t.calls, t.cached, tokens, f"{t.output_max:,}", expected, price, seconds)
+        )
+    headers = ("suite", "prompt", "model", "calls", "cached", "prompt tokens", "output at most", "output expected",
+               "cost at most", "time")  # fmt: skip
+    table(headers, rows)
+    for t in found.tasks:
+        for note in t.notes:
+            click.echo(f"{t.suite} × {t.prompt}: {note}", err=True)
+    how = sorted({t.tokens for t in found.tasks if t.calls})
+    click.echo(f"prompt tokens counted by: {', '.join(how) or '-'}", err=True)
+    from ..evals.estimate import summary_line
+
+    click.echo(summary_line(found), err=True)
