@@ -13,9 +13,9 @@ from .output import emit_json, table
 
 def before_run(
     state: State, plan: Any, no_cache: bool, only: bool, max_calls: int | None, max_cost: float | None, fmt: str
-) -> bool:
-    """Print the estimate; False when the run must not start (``--estimate``); an error (exit 2)
-    when it would pass ``--max-calls`` or ``--max-cost``."""
+) -> dict[str, Any] | None:
+    """Print the estimate and return its totals for the run to store; None when the run must not
+    start (``--estimate``); an error (exit 2) when it would pass ``--max-calls`` or ``--max-cost``."""
     from ..evals.estimate import estimate, over_limits, summary_line
     from ..store import Store
 
@@ -29,11 +29,11 @@ def before_run(
     reasons = over_limits(found, max_calls, max_cost)
     if only:
         print_estimate(found, fmt)
-    else:
+    elif found.calls:  # nothing to call (all cached, or no case renders): nothing to estimate
         click.echo(summary_line(found), err=True)
     if reasons:
         raise InputError("the run would pass its limit: " + "; ".join(reasons), hint="--estimate shows it per suite")
-    return not only
+    return None if only else found.totals()
 
 
 def print_estimate(found: Any, fmt: str) -> None:
@@ -61,3 +61,17 @@ def print_estimate(found: Any, fmt: str) -> None:
     from ..evals.estimate import summary_line
 
     click.echo(summary_line(found), err=True)
+
+
+def spent_line(estimate: dict[str, Any] | None, used_calls: int, tokens_in: int, tokens_out: int) -> str | None:
+    """``estimated 40 calls and 9,905 prompt tokens; used 40 and 9,905 (+0.0%)``."""
+    if not estimate or not estimate.get("calls"):
+        return None
+    wanted = estimate["prompt_tokens"]
+    off = f" ({(tokens_in - wanted) / wanted:+.1%})" if wanted else ""
+    expected = estimate.get("output_tokens_expected")
+    outputs = f"; output tokens {tokens_out:,}" + (f", {expected:,} expected" if expected is not None else "")
+    return (
+        f"estimated {estimate['calls']} call(s) and {wanted:,} prompt tokens;"
+        f" used {used_calls} and {tokens_in:,}{off}{outputs}, at most {estimate['output_tokens_max']:,}"
+    )

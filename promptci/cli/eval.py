@@ -120,7 +120,8 @@ def eval_(
                 f" {most} model calls: {sim.max_turns} turn(s) and the replies to them, per case",
                 err=True,
             )
-    if not before_run(state, plan, no_cache, estimate_only, max_calls, max_cost, fmt):
+    estimate = before_run(state, plan, no_cache, estimate_only, max_calls, max_cost, fmt)
+    if estimate is None:
         return int(ExitCode.OK)
     with EvalProgress() as progress:
         report = run_eval(
@@ -131,6 +132,7 @@ def eval_(
             jobs=jobs,
             progress=progress,
             git_info=_git_info(state),
+            estimate=estimate,
         )
     if fmt == "json":
         emit_json(export.summary_dict(report))

@@ -95,12 +95,21 @@ class Estimate:
             return None
         return sum(c for c in found if c is not None)
 
-    def to_dict(self) -> dict[str, Any]:
+    def totals(self) -> dict[str, Any]:
+        """What a run stores of its estimate, to set beside what it spent."""
+        expected = [t.output_expected for t in self.tasks if t.calls]
         return {
             "calls": self.calls,
             "prompt_tokens": self.prompt_tokens,
+            "prompt_tokens_exact": all(t.exact for t in self.tasks if t.calls),
             "output_tokens_max": self.output_max,
+            "output_tokens_expected": None if any(e is None for e in expected) else sum(e or 0 for e in expected),
             "cost_max": self.cost(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.totals(),
             "suites": [
                 {
                     "suite": t.suite,

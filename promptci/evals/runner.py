@@ -51,6 +51,7 @@ class EvalReport:
     skipped: int  # items not run because the budget ran out
     wall_s: float
     db: Path
+    estimate: dict[str, Any] | None = None  # what the run was estimated to take, before it started
 
     @property
     def failed(self) -> bool:
@@ -102,6 +103,7 @@ def run_eval(
     git_info: tuple[str | None, str | None, bool | None] = (None, None, None),
     db: Path | None = None,
     models: ModelPool | None = None,
+    estimate: dict[str, Any] | None = None,
 ) -> EvalReport:
     """Run every item of ``plan`` and store the results in the project's database (or ``db``).
 
@@ -121,6 +123,8 @@ def run_eval(
             command=shlex.join(["promptci", *sys.argv[1:]]),
             config_hash=config_hash,
         )
+        if estimate is not None:
+            store.set_estimate(run_id, json.dumps(estimate))
         writer = _Writer(store)
         scorers = {id(t): make_scorer(t, project) for t in plan.tasks}
         status = "failed"
@@ -169,6 +173,7 @@ def run_eval(
         skipped,
         time.perf_counter() - started,
         db_path,
+        estimate,
     )
 
 

@@ -77,7 +77,7 @@ class BrowseQueries(Core):
 
     def run_row(self, run_id: str) -> dict[str, Any] | None:
         cursor = self.db.execute(
-            "SELECT id, started_at, ended_at, git_commit, branch, dirty, command, status, promptci_version"
+            "SELECT id, started_at, ended_at, git_commit, branch, dirty, command, status, promptci_version, estimate"
             " FROM runs WHERE id = ?",
             [run_id],
         )
@@ -90,7 +90,9 @@ class BrowseQueries(Core):
             "SELECT suite, prompt, model_id, count(*) AS results, count(*) FILTER (WHERE error IS NULL) AS scored,"
             " count(error) AS errors, count(*) FILTER (WHERE passed) AS passed,"
             " avg(score) FILTER (WHERE error IS NULL) AS score, sum(tokens_in) AS tokens_in,"
-            " sum(tokens_out) AS tokens_out, sum(cost) AS cost"
+            " sum(tokens_out) AS tokens_out, sum(cost) AS cost,"
+            " sum(tokens_in) FILTER (WHERE NOT cached) AS new_tokens_in,"
+            " sum(tokens_out) FILTER (WHERE NOT cached) AS new_tokens_out"
             " FROM results WHERE run_id = ? GROUP BY ALL ORDER BY suite, prompt, model_id",
             [run_id],
         )

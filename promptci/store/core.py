@@ -289,6 +289,10 @@ class Core:
             )
 
     @uninterrupted
+    def set_estimate(self, run_id: str, estimate: str) -> None:
+        """The estimate (JSON) the run was started with."""
+        self._write("UPDATE runs SET estimate = ? WHERE id = ?", [estimate, run_id])
+
     def finish_run(self, run_id: str, status: str) -> None:
         self._write("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", [status, now(), run_id])
 

@@ -258,6 +258,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        13,
+        "the estimate a run was started with (calls, tokens, price), beside what it spent",
+        """
+        ALTER TABLE runs ADD COLUMN estimate VARCHAR;
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every

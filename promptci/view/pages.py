@@ -160,8 +160,15 @@ def run(store: Store | None, run_id: str, query: Mapping[str, str]) -> dict[str,
         run_id, offset=offset, limit=CASE_PAGE, status=status, query=text or None, suite=suite, prompt=prompt_name
     )
     totals = store.run_totals(run_id)
+    try:
+        estimate = json.loads(row.get("estimate") or "null")
+    except ValueError:  # a damaged estimate is not shown
+        estimate = None
     return {
         "run": row,
+        "estimate": estimate if isinstance(estimate, dict) else None,
+        "spent_in": sum(int(t["new_tokens_in"] or 0) for t in totals),  # new calls: what the estimate counts
+        "spent_out": sum(int(t["new_tokens_out"] or 0) for t in totals),
         "totals": totals,
         "errors": store.run_errors(run_id),
         "page": page,

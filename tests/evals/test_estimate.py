@@ -35,6 +35,18 @@ def test_the_estimate_counts_what_the_run_then_sends(repo: Repo) -> None:
     )
     assert calls == suite["calls"] and tokens_in == suite["prompt_tokens"]  # the model's own tokenizer: exact
     assert tokens_out <= suite["output_tokens_max"]
+    assert (
+        f"estimated {cases} call(s) and {tokens_in:,} prompt tokens; used {cases} and {tokens_in:,} (+0.0%)" in done.err
+    )
+    ((stored, run_id),) = repo.sql("SELECT estimate, id FROM runs ORDER BY started_at DESC LIMIT 1")
+    kept = json.loads(stored)
+    assert kept["calls"] == cases and kept["prompt_tokens"] == tokens_in and kept["prompt_tokens_exact"]
+    from promptci.store import Store
+    from promptci.view.pages import run as run_page
+
+    with Store(repo.path / ".promptci/results.duckdb", read_only=True) as store:
+        page = run_page(store, run_id, {})
+    assert page["estimate"] == kept and page["spent_in"] == tokens_in and page["spent_out"] == tokens_out
     cached = json.loads(repo.run("eval", "sentiment", "--estimate", "--format", "json").out)
     assert cached["calls"] == 0 and cached["suites"][0]["cached"] == cases
     refused = repo.run("eval", "sentiment", "--no-cache", "--max-calls", "2")
