@@ -203,7 +203,10 @@ def main() -> None:
         os.environ.setdefault(f"GIT_{role}_NAME", "bench")
         os.environ.setdefault(f"GIT_{role}_EMAIL", "bench@example.com")
     done = json.loads(args.json.read_text()) if args.json and args.json.is_file() else []
-    rows = [r for r in done if r["task"] in tasks and r["method"] in args.methods.split(",")]
+    others = [
+        r for r in done if not (r["task"] in tasks and r["method"] in args.methods.split(","))
+    ]  # kept as they are
+    rows = [r for r in done if r not in others]
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or Path(scratch)
         for task in tasks:
@@ -236,7 +239,7 @@ def main() -> None:
                 }
                 rows.append(row)
                 if args.json:  # after every run, so a stopped benchmark goes on from where it was
-                    args.json.write_text(json.dumps(rows, indent=2))
+                    args.json.write_text(json.dumps(others + rows, indent=2))
                 print(f"  test {before:.3f} -> {after:.3f} (p={p:.2g}, n={n}); constant answer {constant}", flush=True)
                 refused = ", ".join(f"{k} {v}" for k, v in outcome.rejected().items()) or "none"
                 print(f"  winner: {row['winner']}\n  refused: {refused}", flush=True)
@@ -246,7 +249,7 @@ def main() -> None:
                     print(f"  held back: {outcome.held_back}", flush=True)
     report(rows, tasks, args)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps(others + rows, indent=2))
 
 
 def report(rows: list[dict[str, Any]], tasks: list[str], args: argparse.Namespace) -> None:

@@ -52,6 +52,7 @@ class TaskEstimate:
     prompt_tokens: int  # sent by the new calls
     output_max: int  # max_tokens a call, every new call
     output_median: int | None  # the median past output of this prompt, a call (None: no past run)
+    output_spread: tuple[int, int] | None  # the 10th and 90th percentile past output, a call
     tokens: str  # how the prompt tokens were counted
     exact: bool
     price: dict[str, float] | None = None  # USD per million tokens, input and output
@@ -95,6 +96,13 @@ class Estimate:
             return None
         return sum(c for c in found if c is not None)
 
+    def output_spread(self) -> list[int] | None:
+        """The output tokens of the run at its prompts' 10th and 90th percentile past answers."""
+        spreads = [(t.output_spread, t.calls) for t in self.tasks if t.calls]
+        if not spreads or any(s is None for s, _ in spreads):
+            return None
+        return [sum(s[0] * n for s, n in spreads if s), sum(s[1] * n for s, n in spreads if s)]
+
     def totals(self) -> dict[str, Any]:
         """What a run stores of its estimate, to set beside what it spent."""
         expected = [t.output_expected for t in self.tasks if t.calls]
@@ -104,6 +112,7 @@ class Estimate:
             "prompt_tokens_exact": all(t.exact for t in self.tasks if t.calls),
             "output_tokens_max": self.output_max,
             "output_tokens_expected": None if any(e is None for e in expected) else sum(e or 0 for e in expected),
+            "output_tokens_spread": self.output_spread(),
             "cost_max": self.cost(),
         }
 
@@ -174,27 +183,32 @@ def estimate(project: Project, plan: Plan, store: Store | None, *, use_cache: bo
                 sum(counter.count(r) for r in requests),
                 max_tokens * calls,
                 past[0],
+                past[1],
                 counter.how,
                 counter.exact,
                 _price(task),
-                past[1],
+                past[2],
                 notes,
             )
         )
     return Estimate(found)
 
 
-def _past(store: Store | None, task: Task, max_tokens: int) -> tuple[int | None, float | None]:
-    """The median output tokens of this prompt's past answers (a call's, at most ``max_tokens``),
-    and the seconds a new call on this model took over its past runs."""
+def _past(store: Store | None, task: Task, max_tokens: int) -> tuple[int | None, tuple[int, int] | None, float | None]:
+    """The median, and 10th and 90th percentiles, of the output tokens of this prompt's past answers
+    (a call's, at most ``max_tokens``), and the seconds a new call on this model took in past runs."""
     if store is None:
-        return None, None
+        return None, None, None
     outputs, runs = store.past_usage(task.suite_name, task.prompt.name, task.model_id)
-    typical = int(median(outputs)) if outputs else None
-    if typical is not None and max_tokens:
-        typical = min(typical, max_tokens)  # a conversation's row holds every turn's output
+    if max_tokens:  # a conversation's row holds every turn's output
+        outputs = [min(o, max_tokens) for o in outputs]
     calls = sum(n for _, n in runs)
-    return typical, (sum(s for s, _ in runs) / calls if calls else None)
+    seconds = sum(s for s, _ in runs) / calls if calls else None
+    if not outputs:
+        return None, None, seconds
+    ordered = sorted(outputs)
+    spread = (ordered[int(0.1 * (len(ordered) - 1))], ordered[int(0.9 * (len(ordered) - 1))])
+    return int(median(ordered)), spread, seconds
 
 
 def _price(task: Task) -> dict[str, float] | None:
