@@ -34,6 +34,7 @@ from .output import emit_json
     help="Stop new model calls at this limit; repeatable.",
 )
 @click.option("--no-cache", is_flag=True, help="Call the model even where a cached answer exists.")
+@click.option("--watch", is_flag=True, help="Run again on every save, the model kept loaded; Ctrl-C stops.")
 @click.option(
     "--estimate",
     "estimate_only",
@@ -65,6 +66,7 @@ def eval_(
     fmt: str,
     budgets: tuple[str, ...],
     no_cache: bool,
+    watch: bool,
     estimate_only: bool,
     max_calls: int | None,
     max_cost: float | None,
@@ -79,7 +81,7 @@ def eval_(
     from ..evals import export
     from ..evals.answers import Budget
     from ..evals.changes import changed_suites
-    from ..evals.plan import CaseFilter, build_plan, by_default, suite_files
+    from ..evals.plan import CaseFilter, Plan, build_plan, by_default, suite_files
     from ..evals.runner import run_eval
     from ..pipelines.load import Subjects
     from ..providers import parse_model_option
@@ -104,7 +106,19 @@ def eval_(
             return int(ExitCode.OK)
     override = ModelSettings(**parse_model_option(model)) if model else None  # type: ignore[arg-type]
     case_filter = CaseFilter(pattern, sample, _shard(shard), head)
-    plan = build_plan(project, paths, prompts=prompts, repeat=repeat, override=override, case_filter=case_filter)
+    named = tuple(str(p) for p in paths)
+
+    def make_plan() -> Plan:
+        return build_plan(project, suite_files(project, named), prompts=prompts, repeat=repeat, override=override,
+                          case_filter=case_filter)  # fmt: skip
+
+    if watch:
+        from .watch_loop import watch_evals
+
+        if changed or estimate_only:
+            raise InputError("--watch runs what it is given on every save: leave out --changed and --estimate")
+        return watch_evals(state, make_plan, use_cache=not no_cache, jobs=jobs, git_info=_git_info(state))
+    plan = make_plan()
     if not plan.items:
         if case_filter.narrows:
             click.echo(f"no case matches {case_filter.describe()}", err=True)
