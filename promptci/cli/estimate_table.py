@@ -29,11 +29,12 @@ def before_run(
     reasons = over_limits(found, max_calls, max_cost)
     if only:
         print_estimate(found, fmt)
-    elif found.calls:  # nothing to call (all cached, or no case renders): nothing to estimate
-        click.echo(summary_line(found), err=True)
     if reasons:
         raise InputError("the run would pass its limit: " + "; ".join(reasons), hint="--estimate shows it per suite")
-    return None if only else found.totals()
+    if only:
+        return None
+    # the progress says the line as the run starts; nothing to call (all cached, or no case renders), no line
+    return {**found.totals(), "line": summary_line(found) if found.calls else None}
 
 
 def print_estimate(found: Any, fmt: str) -> None:

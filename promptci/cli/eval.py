@@ -137,7 +137,7 @@ def eval_(
     estimate = before_run(state, plan, no_cache, estimate_only, max_calls, max_cost, fmt)
     if estimate is None:
         return int(ExitCode.OK)
-    with EvalProgress() as progress:
+    with EvalProgress(note=estimate.pop("line")) as progress:
         report = run_eval(
             project,
             plan,

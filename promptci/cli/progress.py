@@ -66,10 +66,11 @@ class EvalProgress(_Bar):
     the rate and the time left. The rate is timed from the first case done, so loading the model
     does not count as slow cases."""
 
-    def __init__(self, every: float = 10.0, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, every: float = 10.0, clock: Callable[[], float] | None = None, note: str | None = None) -> None:
         import time
 
         super().__init__()
+        self._note = note  # said once the run has started (its estimate), not before an early error
         self._every = every
         self._clock = clock or time.monotonic
         self._total = self._done = self._cached = self._first = 0
@@ -77,6 +78,8 @@ class EvalProgress(_Bar):
         self._timing = False
 
     def start(self, total: int, cached: int) -> None:
+        if self._note and not QUIET[0]:
+            print(self._note, file=sys.stderr, flush=True)
         self._total, self._cached, self._started = total, cached, self._clock()
         self._last = self._started
         if self._progress is not None:
