@@ -64,7 +64,12 @@ def main() -> None:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()], daemon=True).start()
+
+        def pump() -> None:
+            for line in proc.stdout or ():
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
 
         def until_watching() -> float:
             while True:
