@@ -256,6 +256,8 @@ def _local_tokens(folder: Path) -> Tokens:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
     from tokenizers import Tokenizer
 
+    from ..providers import structured
+
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     config = (
         json.loads((folder / "tokenizer_config.json").read_text())
@@ -267,17 +269,19 @@ def _local_tokens(folder: Path) -> Tokens:
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.filters["tojson"] = lambda value, **_: json.dumps(value)
     template = env.from_string(text) if isinstance(text, str) else None
+    source_text = text if isinstance(text, str) else ""
     specials = {k: config.get(k) or "" for k in ("bos_token", "eos_token")}
 
     def count(request: Request) -> int:
-        chat = request.chat
+        chat, tools = request.chat, None
+        if request.tools or request.turns:  # tools and earlier calls, as the local provider shows them
+            chat, tools = structured.for_template(chat, structured.Shape.of(request.tools), source_text)
         if template is None:
             rendered = "\n\n".join(str(m.get("content", "")) for m in chat) + "\n"
         else:
             prefill = bool(chat) and chat[-1].get("role") == "assistant"
-            rendered = template.render(messages=chat, add_generation_prompt=not prefill, **specials)
-        extra = len(request.tools) // CHARS_PER_TOKEN if request.tools else 0  # a tool preamble, roughly
-        return len(tokenizer.encode(rendered, add_special_tokens=False).ids) + extra
+            rendered = template.render(messages=chat, tools=tools, add_generation_prompt=not prefill, **specials)
+        return len(tokenizer.encode(rendered, add_special_tokens=False).ids)
 
     return Tokens(count, "the model's tokenizer and chat template", True)
 

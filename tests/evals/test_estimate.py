@@ -4,6 +4,7 @@ against what the run then used, on the real SmolLM2 model and tokenizer."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 from promptci.errors import ExitCode
 from promptci.evals.estimate import litellm_price
 
-from ..conftest import Repo
+from ..conftest import REPO_ROOT, Repo
 
 
 @pytest.mark.slow
@@ -52,6 +53,19 @@ def test_the_estimate_counts_what_the_run_then_sends(repo: Repo) -> None:
     refused = repo.run("eval", "sentiment", "--no-cache", "--max-calls", "2")
     assert refused.code == ExitCode.USAGE and f"{cases} new model calls, over --max-calls 2" in refused.err
     assert len(repo.sql("SELECT id FROM runs")) == runs + 1  # the refused run never started
+
+
+@pytest.mark.slow
+def test_a_tool_calling_prompt_is_counted_as_the_model_reads_it(repo: Repo) -> None:
+    """The tools in the chat template (or the preamble the local provider writes): exact too."""
+    for rel in ("prompts/extract_address.yaml", "evals/extract_address.yaml", "evals/data/addresses.jsonl"):
+        (repo.path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / rel, repo.path / rel)
+    repo.commit("a tool-calling suite")
+    found = json.loads(repo.run("eval", "extract_address", "--head", "4", "--estimate", "--format", "json").out)
+    assert repo.run("eval", "extract_address", "--head", "4").code in (0, 1)
+    ((tokens_in, calls),) = repo.sql("SELECT sum(tokens_in), count(*) FROM results WHERE suite = 'extract_address'")
+    assert found["calls"] == calls == 4 and found["prompt_tokens"] == tokens_in
 
 
 def test_an_api_model_is_counted_and_priced_without_torch(repo: Repo) -> None:
