@@ -127,7 +127,11 @@ def test_sigterm_marks_the_run_interrupted_and_a_rerun_resumes(repo: Repo, katan
     repo.write("evals/sentiment.yaml", _suite(server.base_url).split("cases:\n")[0] + "cases:\n" + cases)
     cmd = [sys.executable, "-m", "promptci", "-C", str(repo.path), "eval", "-j", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120  # however long start-up takes on a loaded machine
+    while "cases to run" not in proc.stderr.readline() and time.monotonic() < deadline:
+        pass
+    time.sleep(2)  # a few of the 30 answers (300 ms each, one at a time) are in
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == ExitCode.INTERRUPTED, err
