@@ -9,8 +9,8 @@ suite whose judge was never checked, was checked in another configuration, or fa
 from __future__ import annotations
 
 from ..errors import PromptciError
-from ..evals.judging import judge_hash, judges
-from ..evals.plan import build_plan, suite_files
+from ..evals.judging import JUDGES, judge_hash, judges
+from ..evals.plan import build_plan, read_suite, suite_files
 from ..project import Project
 from ..store import Store
 from .engine import Comparison
@@ -23,7 +23,10 @@ def judge_notes(project: Project, store: Store, comparison: Comparison) -> None:
     for s in comparison.suites:
         try:
             (path,) = suite_files(project, (s.suite,))
-            tasks = build_plan(project, [path]).tasks
+            suite, _ = read_suite(project, path)
+            if not any(spec.type in JUDGES for spec in suite.scorers):
+                continue
+            tasks = build_plan(project, [path]).tasks  # the judge's model, as its check is keyed
         except (PromptciError, ValueError):  # a suite gone from the working tree: nothing to say
             continue
         found = judges(tasks[0]) if tasks else []
