@@ -38,7 +38,7 @@ def build(db: Path, rows: int) -> None:
                 INSERT INTO results
                 SELECT '{run}', 'suite' || s, 'sh', 'prompt' || s, 'ph-{run}', NULL, 'case' || c, NULL, 0, 'model',
                        'params', '', '', 'answer ' || c, NULL, sc, sc = 1, NULL, 1.0, 10, 2, NULL, false,
-                       now()::TIMESTAMP
+                       now()::TIMESTAMP, NULL, NULL
                 FROM (
                     SELECT s, c, CASE WHEN hash(c * 7 + s) % 100 < 60 - {int(drop * 100)} THEN 1.0 ELSE 0.0 END AS sc
                     FROM range({SUITES}) t(s), range({cases}) u(c)
