@@ -70,6 +70,8 @@ def spent_line(estimate: dict[str, Any] | None, used_calls: int, tokens_in: int,
         return None
     wanted = estimate["prompt_tokens"]
     off = f" ({(tokens_in - wanted) / wanted:+.1%})" if wanted else ""
+    if not estimate.get("prompt_tokens_complete", True):
+        off = " (the estimate leaves out the prompts of turns and steps made as the run goes)"
     expected = estimate.get("output_tokens_expected")
     outputs = f"; output tokens {tokens_out:,}" + (f", {expected:,} expected" if expected is not None else "")
     return (

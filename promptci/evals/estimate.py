@@ -58,6 +58,7 @@ class TaskEstimate:
     price: dict[str, float] | None = None  # USD per million tokens, input and output
     seconds_per_call: float | None = None  # from past runs of the model
     notes: list[str] = field(default_factory=list)
+    stepwise: bool = False  # some requests are made as the run goes: their prompts are not counted
 
     @property
     def output_expected(self) -> int | None:
@@ -110,6 +111,8 @@ class Estimate:
             "calls": self.calls,
             "prompt_tokens": self.prompt_tokens,
             "prompt_tokens_exact": all(t.exact for t in self.tasks if t.calls),
+            # False where some prompts are only made as the run goes (a conversation's turns, a pipeline's steps)
+            "prompt_tokens_complete": not any(t.stepwise for t in self.tasks if t.calls),
             "output_tokens_max": self.output_max,
             "output_tokens_expected": None if any(e is None for e in expected) else sum(e or 0 for e in expected),
             "output_tokens_spread": self.output_spread(),
@@ -189,6 +192,7 @@ def estimate(project: Project, plan: Plan, store: Store | None, *, use_cache: bo
                 _price(task),
                 past[2],
                 notes,
+                bool(stepwise),
             )
         )
     return Estimate(found)

@@ -91,3 +91,14 @@ def test_an_api_model_is_counted_and_priced_without_torch(repo: Repo) -> None:
     assert over.code == ExitCode.USAGE and "over --max-cost $1e-06" in over.err
     unknown = repo.run("eval", "sentiment", "--model", "openai:house-model-7", "--max-cost", "1")
     assert unknown.code == ExitCode.USAGE and "no price is known" in unknown.err
+
+
+def test_the_spent_line_gives_no_ratio_where_the_estimate_counts_only_some_prompts() -> None:
+    from promptci.cli.estimate_table import spent_line
+
+    whole = {"calls": 10, "prompt_tokens": 1000, "prompt_tokens_complete": True, "output_tokens_max": 40}
+    assert "used 10 and 1,100 (+10.0%)" in (spent_line(whole, 10, 1100, 30) or "")
+    partial = {**whole, "prompt_tokens_complete": False}
+    line = spent_line(partial, 10, 1100, 30) or ""
+    assert "%" not in line and "leaves out the prompts of turns and steps made as the run goes" in line
+    assert spent_line(None, 0, 0, 0) is None
