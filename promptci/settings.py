@@ -56,6 +56,7 @@ _API_PARAMS: dict[str, tuple[Callable[[Any], bool], str]] = {  # openai and lite
     "backoff": (_seconds, "a number of seconds from 0 to 3600"),
     "max_backoff": (_seconds, "a number of seconds from 0 to 3600"),
     "price": (_price, "{input: USD, output: USD} per million tokens, each a number from 0 to 10^9"),
+    "batch_discount": (lambda v: _number(v) and 0 <= v <= 1, "the share of the price a batch pays, from 0 to 1"),
 }
 _PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "transformers": {
@@ -83,6 +84,9 @@ class ModelSettings(_Strict):
     seed: int | None = None
     stop: list[str] | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="extra provider parameters")
+    batch: bool | None = Field(
+        None, description="send this model's calls through the provider's batch API (openai), at its batch price"
+    )
 
     @field_validator("params")
     @classmethod

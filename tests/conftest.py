@@ -54,6 +54,7 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
         monkeypatch.setenv(f"GIT_{role}_NAME", "Test User")
         monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.com")
     monkeypatch.delenv("PROMPTCI_ROOT", raising=False)
+    monkeypatch.setenv("PROMPTCI_WORKER", "0")  # no command hands itself to a warm worker unless a test asks
     # The converted SmolLM2 is shared by every test and kept between local runs.
     monkeypatch.setenv("PROMPTCI_MODEL_CACHE", str(MODEL_CACHE))
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):

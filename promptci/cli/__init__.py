@@ -38,6 +38,7 @@ from . import (
     schema,
     show,
     view,
+    worker,
 )
 from .options import VERBOSE, State, verbosity_options
 from .progress import QUIET
@@ -67,6 +68,7 @@ COMMANDS: list[click.Command] = [
     cache.cache,
     github.github,
     view.view,
+    worker.worker,
 ]
 
 
@@ -100,6 +102,12 @@ verbosity_options(cli)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map every outcome to a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
+    if argv is None:  # a process of its own: a warm worker may answer it (in-process calls never)
+        from ..worker.client import forward
+
+        code = forward(args)
+        if code is not None:
+            return code
     debug = "--debug" in args
     cwd, streams = os.getcwd(), (sys.stdout, sys.stderr)
     VERBOSE[0] = QUIET[0] = False

@@ -71,7 +71,7 @@ def compare(
     from ..evals.plan import CaseFilter
     from ..optimize.heldout import held_out
     from ..pipelines.load import Subjects
-    from .eval import _shard
+    from .eval_args import shard_option as _shard
     from .output import emit_json, table
 
     for path in outputs:

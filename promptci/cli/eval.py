@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from ..errors import ExitCode, InputError
+from .eval_args import budget_values, executor_pool, git_info, resume_batches, shard_option
 from .options import State, format_option, output_option, pass_state
 from .output import emit_json
 
@@ -47,6 +48,17 @@ from .output import emit_json
 @click.option(
     "--max-cost", type=click.FloatRange(min=0), metavar="USD", help="Refuse to start (exit 2) above this price."
 )
+@click.option(
+    "--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+    help="ray: spread the cases over Ray actors ($RAY_ADDRESS, or a local cluster).",
+)  # fmt: skip
+@click.option("--actors", type=click.IntRange(1, 4096), default=2, show_default=True, help="Ray actors a model.")
+@click.option("--batch", is_flag=True, help="API models' calls through their batch API; Ctrl-C leaves it.")
+@click.option(
+    "--batch-rerun", type=click.Choice(["realtime", "batch", "none"]), default="realtime", show_default=True,
+    help="What becomes of requests a batch left unanswered.",
+)  # fmt: skip
+@click.option("--resume", is_flag=True, help="Run again the command whose batch is still out, and collect it.")
 @pass_state
 def eval_(
     state: State,
@@ -70,6 +82,11 @@ def eval_(
     estimate_only: bool,
     max_calls: int | None,
     max_cost: float | None,
+    executor: str,
+    actors: int,
+    batch: bool,
+    batch_rerun: str,
+    resume: bool,
 ) -> int:
     """Run eval suites and store every result in the DuckDB results file.
 
@@ -90,6 +107,8 @@ def eval_(
     from .progress import EvalProgress
     from .summary_table import print_summary
 
+    if resume:
+        return resume_batches(state)
     export.check_paths(outputs)
     project = state.project
     if prompts:
@@ -105,7 +124,7 @@ def eval_(
         if not paths:
             return int(ExitCode.OK)
     override = ModelSettings(**parse_model_option(model)) if model else None  # type: ignore[arg-type]
-    case_filter = CaseFilter(pattern, sample, _shard(shard), head)
+    case_filter = CaseFilter(pattern, sample, shard_option(shard), head)
     named = tuple(str(p) for p in paths)
 
     def make_plan() -> Plan:
@@ -117,7 +136,7 @@ def eval_(
 
         if changed or estimate_only:
             raise InputError("--watch runs what it is given on every save: leave out --changed and --estimate")
-        return watch_evals(state, make_plan, use_cache=not no_cache, jobs=jobs, git_info=_git_info(state))
+        return watch_evals(state, make_plan, use_cache=not no_cache, jobs=jobs, git_info=git_info(state))
     plan = make_plan()
     if not plan.items:
         if case_filter.narrows:
@@ -145,8 +164,9 @@ def eval_(
             budget=Budget.from_values(budget_values(budgets)),
             jobs=jobs,
             progress=progress,
-            git_info=_git_info(state),
+            git_info=git_info(state),
             estimate=estimate,
+            models=executor_pool(project, executor, actors, batch, batch_rerun),
         )
     if fmt == "json":
         emit_json(export.summary_dict(report))
@@ -156,37 +176,3 @@ def eval_(
         export.write(report, path)
         click.echo(f"wrote {path}", err=True)
     return int(ExitCode.FAILED if report.failed or report.status != "complete" else ExitCode.OK)
-
-
-def _shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    i, sep, n = text.partition("/")
-    if not (sep and i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n)):
-        raise InputError(f"bad --shard '{text}'", hint="write I/N with 1 <= I <= N, e.g. 2/4")
-    return int(i), int(n)
-
-
-def budget_values(items: tuple[str, ...], keys: tuple[str, ...] = ("calls", "tokens", "cost")) -> dict[str, float]:
-    """``--budget calls=N`` (repeatable) as ``{"calls": N}``."""
-    values: dict[str, float] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        try:
-            if not sep or key not in keys:
-                raise ValueError
-            values[key] = float(raw)
-        except ValueError:
-            forms = ", ".join(f"{k}={'X' if k == 'cost' else 'N'}" for k in keys)
-            raise InputError(f"bad --budget '{item}'", hint=f"write {forms}") from None
-    return values
-
-
-def _git_info(state: State) -> tuple[str | None, str | None, bool | None]:
-    from ..errors import GitError
-
-    try:
-        repo = state.registry.repo
-    except GitError:
-        return None, None, None
-    return repo.head(), repo.branch(), repo.is_dirty(".")

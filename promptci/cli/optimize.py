@@ -85,7 +85,7 @@ def optimize(
     from ..optimize.session import optimize as run_optimization
     from ..optimize.settings import Settings
     from ..settings import parse_fractions
-    from .eval import budget_values
+    from .eval_args import budget_values
 
     budget = budget_values(budgets, ("calls", "tokens", "cost", "seconds"))
     if target is not None:

@@ -15,12 +15,12 @@ from .options import State
 def watch_evals(state: State, make_plan: Callable[[], Any], **run_options: Any) -> int:
     from ..evals.runner import EvalReport, run_eval
     from ..evals.watch import changes, snapshot, watch
-    from ..providers.pool import ModelPool
+    from ..providers.pool import session_pool
     from .progress import EvalProgress
     from .summary_table import print_summary
 
     project = state.project
-    pool = ModelPool(project.root)  # the model stays loaded from one run to the next
+    pool = session_pool(project.root)  # the model stays loaded from one run to the next
 
     def once(before: EvalReport | None) -> EvalReport | None:
         started = time.perf_counter()

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..project import Project
 from ..providers import identity
 from ..providers.base import Completion, Request, cache_key
-from ..providers.pool import ModelPool
+from ..providers.pool import ModelPool, session_pool
 from ..settings import ModelSettings
 from ..store import CachedResponse, Store
 
@@ -119,7 +119,7 @@ def complete(
         try:
             got = answer(
                 store,
-                models or ModelPool(project.root),
+                models or session_pool(project.root),
                 settings,
                 requests,
                 keys,

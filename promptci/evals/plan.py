@@ -272,6 +272,7 @@ def gen_params(settings: ModelSettings) -> GenParams:
         "backoff",
         "max_backoff",
         "price",
+        "batch_discount",
         "device",
         "dtype",
         "batch_size",

@@ -25,7 +25,7 @@ from ..pipelines.load import Pipeline
 from ..pipelines.steps import as_text
 from ..project import Project
 from ..providers.base import Completion, Request
-from ..providers.pool import ModelPool
+from ..providers.pool import ModelPool, session_pool
 from ..store import CachedResponse, ResultRow, StepRow, Store, dumps, now
 from .answers import Budget, Usage, answer, from_cache, to_cache
 from .plan import Item, Plan, dialogue
@@ -147,7 +147,8 @@ def run_eval(
                     continue
                 if progress:
                     progress.advance()
-            pool = models if models is not None else ModelPool(project.root)
+            pool = models if models is not None else session_pool(project.root)
+            pool.attach(store, run_id)
             skipped = _generate(pool, to_run, writer, scorers, run_id, usage, budget, jobs, progress)
             if chains:
                 answer = _answerer(store, pool, usage, budget, jobs, use_cache, progress)

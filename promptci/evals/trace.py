@@ -17,7 +17,7 @@ from ..pipelines.spec import Step
 from ..project import Project
 from ..prompts.prompt import Prompt
 from ..providers import identity
-from ..providers.pool import ModelPool
+from ..providers.pool import ModelPool, session_pool
 from ..settings import ModelSettings
 from ..store import Store
 from .answers import Usage, answer, to_cache
@@ -85,7 +85,7 @@ def run_pipeline(
     else:
         trace = Trace((_prompt_stage(project, subject, override),), subject.bind(inputs))
     usage = Usage()
-    pool = models if models is not None else ModelPool(project.root)
+    pool = models if models is not None else session_pool(project.root)
     with Store(db or project.path(project.config.db)) as store:
 
         def step_answers(stage: Any, requests: Any, keys: Any) -> Any:

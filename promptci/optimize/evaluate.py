@@ -26,7 +26,7 @@ from ..prompts.images import Images
 from ..prompts.images import Reader as ImageReader
 from ..prompts.prompt import Prompt
 from ..prompts.registry import parse_prompt, prompt_hash
-from ..providers.pool import ModelPool
+from ..providers.pool import ModelPool, session_pool
 from ..redact import has_control
 from ..store import ResultRow
 from .instruction import Slot, instruction_slot, replace_scalar
@@ -70,7 +70,7 @@ class Evaluator:
         self.task = task
         self.slot: Slot = instruction_slot(self.prompt.spec, position)
         self.db = db
-        self.models = models if models is not None else ModelPool(project.root)
+        self.models = models if models is not None else session_pool(project.root)
         self.composer: Callable[[str], str] | None = None
         self.files: dict[str, bytes] = {}  # new files a candidate's prompt reads, by path from the root
 

@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..redact import clip, register_secret_variable, safe_host
 from ..settings import ModelSettings
 from .base import Completion, OnDone, Request, apply_stop
-from .replies import BadReply, Deadline, chat_reply, encode, parse_json, read_body, retry_after
+from .replies import BadReply, Deadline, Reply, chat_reply, encode, parse_json, read_body, retry_after
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 # What the request body carries as the SDK's own arguments; any other parameter a model's
@@ -149,9 +149,8 @@ class OpenAIProvider:
             for _ in workers:
                 tasks.put(None)
 
-    def complete(self, request: Request) -> Completion:
-        """One chat completion with retries; failures come back as ``Completion.error``."""
-        openai = self._openai
+    def body(self, request: Request) -> dict[str, Any]:
+        """The chat-completions request body for ``request``, as sent (and as a batch line carries it)."""
         p = request.params
         body: dict[str, Any] = {
             "model": self.model,
@@ -168,6 +167,12 @@ class OpenAIProvider:
         body.update(dict(p.extra))
         if request.tools:
             body.update(json.loads(request.tools))
+        return body
+
+    def complete(self, request: Request) -> Completion:
+        """One chat completion with retries; failures come back as ``Completion.error``."""
+        openai = self._openai
+        body = self.body(request)
         start = time.perf_counter()
         retries = 0
         while True:
@@ -185,17 +190,17 @@ class OpenAIProvider:
                 retries += 1
             except openai.APIError as exc:  # any other failure the client reports is this case's too
                 return Completion(error=_describe(exc, retries), latency_ms=_ms(start), meta={"retries": retries})
-        text = apply_stop(reply.text or "", p.stop).strip()
+        return self.completion(reply, request, _ms(start), {"retries": retries})
+
+    def completion(self, reply: Reply, request: Request, latency_ms: float | None, meta: dict[str, Any],
+                   discount: float = 1.0) -> Completion:  # fmt: skip
+        """What ``reply`` answers to ``request``; its cost times ``discount`` (a batch's rate)."""
+        text = apply_stop(reply.text or "", request.params.stop).strip()
         if reply.calls or reply.refusal:  # stored whole, as one JSON text the tool scorers read
             text = encode(reply.text, reply.calls, reply.refusal)
+        cost = self._cost(reply.tokens_in, reply.tokens_out)
         completion = Completion(
-            text,
-            None,
-            _ms(start),
-            reply.tokens_in,
-            reply.tokens_out,
-            self._cost(reply.tokens_in, reply.tokens_out),
-            {"retries": retries},
+            text, None, latency_ms, reply.tokens_in, reply.tokens_out, None if cost is None else cost * discount, meta
         )
         if not completion.text:
             completion.error = "empty reply"

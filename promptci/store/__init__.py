@@ -18,6 +18,7 @@ is refused and never modified (:mod:`.dbfile`).
 from __future__ import annotations
 
 from .ab import OutcomeQueries
+from .batches import BatchQueries, BatchRecord
 from .browse import BrowseQueries, Page
 from .compare import SIDE_COLUMNS, CompareQueries
 from .history import HistoryQueries
@@ -43,6 +44,7 @@ __all__ = [
     "SIDE_COLUMNS",
     "STEP_COLUMNS",
     "TRAJECTORY_COLUMNS",
+    "BatchRecord",
     "BrowseQueries",
     "CachedResponse",
     "CreditRow",
@@ -57,5 +59,5 @@ __all__ = [
 ]
 
 
-class Store(CompareQueries, HistoryQueries, MergeQueries, RemoteQueries, OutcomeQueries, BrowseQueries):
+class Store(CompareQueries, HistoryQueries, MergeQueries, RemoteQueries, OutcomeQueries, BrowseQueries, BatchQueries):
     """An open results database. Use as a context manager; read-only opens never wait for a writer."""

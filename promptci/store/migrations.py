@@ -265,6 +265,23 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE runs ADD COLUMN estimate VARCHAR;
         """,
     ),
+    (
+        14,
+        "the provider batches a run submitted: which, for what requests, and whether collected",
+        """
+        CREATE TABLE batches (
+            id VARCHAR PRIMARY KEY,
+            run_id VARCHAR NOT NULL,
+            model_id VARCHAR NOT NULL,
+            file_hash VARCHAR NOT NULL,
+            input_file VARCHAR NOT NULL,
+            requests BIGINT NOT NULL,
+            status VARCHAR NOT NULL,
+            submitted_at TIMESTAMP NOT NULL,
+            collected_at TIMESTAMP
+        );
+        """,
+    ),
 ]
 
 # Every table a promptci database holds, read whole by the integrity check: hashing every
@@ -282,6 +299,7 @@ INTEGRITY_QUERIES = {
     "ab_looks": "SELECT count(*), sum(hash(COLUMNS(*))) FROM ab_looks",
     "cache_batches": "SELECT count(*), sum(hash(COLUMNS(*))) FROM cache_batches",
     "judge_checks": "SELECT count(*), sum(hash(COLUMNS(*))) FROM judge_checks",
+    "batches": "SELECT count(*), sum(hash(COLUMNS(*))) FROM batches",
 }
 
 
