@@ -4,8 +4,8 @@ promptfoo sends each case to llm-katan, which serves SmolLM2 (the converted copy
 uses) over the OpenAI API with ``--concurrency`` requests in flight; promptci runs the model in
 its own process: cold (a process of its own, as in CI) and warm (answered by the warm worker
 that an earlier command started, as in the daily loop). All are whole commands timed from start
-to exit, the answer caches off; the server is started and warmed before either runs. The time promptci's model spent answering
-(from its `-o` report) is shown beside its whole command: the rest is starting Python,
+to exit, the answer caches off; the server is started and warmed before either runs. The time
+promptci's model spent answering (from its `-o` report) is shown beside: the rest is starting Python,
 importing torch and transformers, and loading the model, about 4 s here. Workloads: `promptci
 init`'s two-shot sentiment prompt on its 24 reviews, and zero-shot sports_understanding on 40
 and on all 300 cases.

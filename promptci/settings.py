@@ -70,13 +70,20 @@ _PARAM_CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     },
     "openai": _API_PARAMS,
     "litellm": _API_PARAMS,
+    "vllm": {
+        "tensor_parallel_size": (_int_at_least(1, 64), "a whole number of GPUs from 1 to 64"),
+        "gpu_memory_utilization": (lambda v: _number(v) and 0 < v <= 1, "a share of GPU memory above 0, at most 1"),
+        "dtype": (lambda v: v in ("auto", "float32", "float16", "bfloat16"), "auto, float32, float16 or bfloat16"),
+        "batch_size": (_int_at_least(1, 4096), "a whole number from 1 to 4096"),
+        "prefix_cache": (lambda v: isinstance(v, bool), "true or false"),
+    },
 }
 
 
 class ModelSettings(_Strict):
     """Default model settings for a prompt, or for the whole project in ``promptci.yaml``."""
 
-    provider: str | None = Field(None, description="transformers, openai, litellm, or a plugin's name")
+    provider: str | None = Field(None, description="transformers, openai, litellm, vllm, or a plugin's name")
     model: str | None = Field(None, description="model id, directory, GGUF file or API model name")
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(gt=0)] | None = None
@@ -188,14 +195,14 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
 def image_refusal(settings: ModelSettings) -> str | None:
     """Why ``settings``' model cannot be sent images (the local transformers provider loads text
     models, the embedded SmolLM2 among them); None when it can."""
-    if (settings.provider or "transformers") == "transformers":
-        return f"model '{settings.model or 'SmolLM2-135M-Instruct'}' (transformers) takes no images"
+    if (provider := settings.provider or "transformers") in ("transformers", "vllm"):
+        return f"model '{settings.model or 'SmolLM2-135M-Instruct'}' ({provider}) takes no images"
     return None
 
 
 def loglik_refusal(provider: str | None) -> str | None:
     """Why a choice ranked by likelihood cannot run on ``provider`` (None: the local default,
     which gives log-probabilities); None when it can."""
-    if (provider or "transformers") == "transformers":
+    if (provider or "transformers") in ("transformers", "vllm"):
         return None
     return f"mode: loglik needs log-probabilities, and provider '{provider}' does not give them"

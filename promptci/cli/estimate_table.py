@@ -62,19 +62,3 @@ def print_estimate(found: Any, fmt: str) -> None:
     from ..evals.estimate import summary_line
 
     click.echo(summary_line(found), err=True)
-
-
-def spent_line(estimate: dict[str, Any] | None, used_calls: int, tokens_in: int, tokens_out: int) -> str | None:
-    """``estimated 40 calls and 9,905 prompt tokens; used 40 and 9,905 (+0.0%)``."""
-    if not estimate or not estimate.get("calls"):
-        return None
-    wanted = estimate["prompt_tokens"]
-    off = f" ({(tokens_in - wanted) / wanted:+.1%})" if wanted else ""
-    if not estimate.get("prompt_tokens_complete", True):
-        off = " (the estimate leaves out the prompts of turns and steps made as the run goes)"
-    expected = estimate.get("output_tokens_expected")
-    outputs = f"; output tokens {tokens_out:,}" + (f", {expected:,} expected" if expected is not None else "")
-    return (
-        f"estimated {estimate['calls']} call(s) and {wanted:,} prompt tokens;"
-        f" used {used_calls} and {tokens_in:,}{off}{outputs}, at most {estimate['output_tokens_max']:,}"
-    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ..evals.runner import EvalReport
-from .estimate_table import spent_line
 from .options import VERBOSE
 from .output import table
 
@@ -36,6 +35,8 @@ def print_summary(report: EvalReport) -> None:
     if report.skipped:
         parts.append(f"budget spent: {report.skipped} not run")
     click.echo(", ".join(parts) + f" -> {report.db}", err=True)
+    from ..evals.estimate import spent_line
+
     new = [r for r in report.rows if not r.cached]
     spent = spent_line(
         report.estimate, u.calls, sum(r.tokens_in or 0 for r in new), sum(r.tokens_out or 0 for r in new)

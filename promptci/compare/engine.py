@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..config import GateConfig
+from ..evals.estimate import run_spend
 from ..redact import clip
 from ..store import Store
 from .power import CORRECTIONS, Detectable, detectable_drop
@@ -139,6 +140,7 @@ class Comparison:
     correction: str = "none"  # how p was adjusted: holm, bh, or none (one row)
     power: float = 0.8
     flaky_policy: str = "report"
+    spend: list[str] = field(default_factory=list)  # per head-side run: its estimate beside what it spent
 
     @property
     def verdict(self) -> str:
@@ -224,7 +226,8 @@ def compare(store: Store, base: SideResults, head: SideResults, gate: GateConfig
             alpha=level, power=gate.power, max_drop=s.max_drop,
         )  # fmt: skip
         s.verdict = _verdict(s.stats, s.p, s.max_drop, s.alpha, s.detectable)
-    return Comparison(base.side.label, head.side.label, suites, correction, gate.power, gate.flaky)
+    spend = [f"run {run}: {line}" for run in store.side_runs(head.table) if (line := run_spend(store, run))]
+    return Comparison(base.side.label, head.side.label, suites, correction, gate.power, gate.flaky, spend)
 
 
 def _discordance(bs: np.ndarray, hs: np.ndarray, bp: np.ndarray, hp: np.ndarray, binary: bool) -> float:

@@ -185,6 +185,9 @@ def markdown(c: Comparison) -> str:
         else ""
     )
     fails = "**regressed**" + (" and flaky cases (`gate.flaky: fail`)" if c.flaky_policy == "fail" else "")
+    if c.spend:
+        spent = [_MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(x, quote=False)) for x in c.spend[:10]]
+        lines += ["", "**Estimate and spend** (head): " + "; ".join(spent)]
     lines += [
         "",
         "<sub>Paired per case: exact McNemar on pass/fail, or a sign-flip permutation test on per-case means"
@@ -295,6 +298,7 @@ def as_dict(c: Comparison) -> dict[str, Any]:
         "correction": c.correction,
         "power": c.power,
         "flaky_policy": c.flaky_policy,
+        "spend": c.spend,
         "suites": [suite(s) for s in c.suites],
     }
 

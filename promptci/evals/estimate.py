@@ -379,3 +379,39 @@ def summary_line(found: Estimate) -> str:
         f"estimate: {found.calls} new model call(s), {cached} cached; {found.prompt_tokens:,} prompt tokens"
         f"{approximate}, at most {found.output_max:,} output tokens{price}"
     )
+
+
+def spent_line(estimate: dict[str, Any] | None, used_calls: int, tokens_in: int, tokens_out: int) -> str | None:
+    """``estimated 40 calls and 9,905 prompt tokens; used 40 and 9,905 (+0.0%)``."""
+    if not estimate or not estimate.get("calls"):
+        return None
+    wanted = estimate["prompt_tokens"]
+    off = f" ({(tokens_in - wanted) / wanted:+.1%})" if wanted else ""
+    if not estimate.get("prompt_tokens_complete", True):
+        off = " (the estimate leaves out the prompts of turns and steps made as the run goes)"
+    expected = estimate.get("output_tokens_expected")
+    outputs = f"; output tokens {tokens_out:,}" + (f", {expected:,} expected" if expected is not None else "")
+    return (
+        f"estimated {estimate['calls']} call(s) and {wanted:,} prompt tokens;"
+        f" used {used_calls} and {tokens_in:,}{off}{outputs}, at most {estimate['output_tokens_max']:,}"
+    )
+
+
+def run_spend(store: Store, run_id: str) -> str | None:
+    """``spent_line`` for a stored run, from its stored estimate and its new calls' tokens."""
+    row = store.run_row(run_id)
+    try:
+        found = json.loads((row or {}).get("estimate") or "null")
+    except ValueError:  # a damaged estimate is not shown
+        return None
+    if not isinstance(found, dict):
+        return None
+    totals = store.run_totals(run_id)
+    calls = sum(int(t["new_calls"] or 0) for t in totals)
+    tokens_in = sum(int(t["new_tokens_in"] or 0) for t in totals)
+    tokens_out = sum(int(t["new_tokens_out"] or 0) for t in totals)
+    line = spent_line(found, calls, tokens_in, tokens_out)
+    cost = sum(float(t["new_cost"] or 0) for t in totals)
+    if line and found.get("cost_max") is not None:
+        line += f"; cost ${cost:.4f} of at most ${found['cost_max']:.4f}"
+    return line

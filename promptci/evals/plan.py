@@ -276,6 +276,8 @@ def gen_params(settings: ModelSettings) -> GenParams:
         "device",
         "dtype",
         "batch_size",
+        "tensor_parallel_size",
+        "gpu_memory_utilization",
         "prefix_cache",
         "prefix_cache_mb",
         "threads",

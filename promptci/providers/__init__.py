@@ -31,6 +31,13 @@ def _transformers(settings: ModelSettings, root: Path) -> Provider:
     return TransformersProvider.from_settings(settings, root)
 
 
+@register("vllm")
+def _vllm(settings: ModelSettings, root: Path) -> Provider:
+    from .vllm_engine import VLLMProvider
+
+    return VLLMProvider.from_settings(settings, root)
+
+
 @register("openai")
 def _openai(settings: ModelSettings, root: Path) -> Provider:
     from .openai_api import OpenAIProvider
@@ -80,10 +87,11 @@ def identity(settings: ModelSettings, root: Path) -> str:
     It keys the response cache, so a fully cached run never loads weights.
     """
     name = settings.provider or "transformers"
-    if name == "transformers":
+    if name in ("transformers", "vllm"):
         from .models import resolve
 
-        return resolve(settings.model, root).model_id
+        local = resolve(settings.model, root).model_id
+        return local if name == "transformers" else f"vllm:{local}"
     if name == "openai":
         import os
 

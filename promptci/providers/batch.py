@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..errors import InputError
 from ..redact import clip
@@ -29,7 +29,7 @@ from .base import Completion, OnDone, Request, cache_key
 from .openai_api import OpenAIProvider
 from .replies import BadReply, chat_reply
 
-ENDPOINT = "/v1/chat/completions"
+ENDPOINT: Final = "/v1/chat/completions"
 FINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 MAX_RESULT_BYTES = 1 << 30  # a result file larger than this is refused, not read
 RERUN = ("realtime", "batch", "none")

@@ -59,7 +59,7 @@ def _ray() -> Any:
         import ray
     except ImportError:
         raise InputError(
-            "--executor ray needs Ray", hint="pip install 'promptci-gate[ray]' (or the ray version your cluster runs)"
+            "--executor ray needs Ray", hint="pip install 'promptci-gate[ray]', or the Ray version your cluster runs"
         ) from None
     return ray
 

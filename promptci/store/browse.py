@@ -92,7 +92,9 @@ class BrowseQueries(Core):
             " avg(score) FILTER (WHERE error IS NULL) AS score, sum(tokens_in) AS tokens_in,"
             " sum(tokens_out) AS tokens_out, sum(cost) AS cost,"
             " sum(tokens_in) FILTER (WHERE NOT cached) AS new_tokens_in,"
-            " sum(tokens_out) FILTER (WHERE NOT cached) AS new_tokens_out"
+            " sum(tokens_out) FILTER (WHERE NOT cached) AS new_tokens_out,"
+            " count(*) FILTER (WHERE NOT cached AND tokens_in IS NOT NULL) AS new_calls,"
+            " sum(cost) FILTER (WHERE NOT cached) AS new_cost"
             " FROM results WHERE run_id = ? GROUP BY ALL ORDER BY suite, prompt, model_id",
             [run_id],
         )

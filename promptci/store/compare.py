@@ -157,6 +157,12 @@ class CompareQueries(Core):
         """Drop the rows of side table ``table`` whose suite is not one of ``suites``."""
         self.db.execute(sql("DELETE FROM $t WHERE suite NOT IN (SELECT unnest(?::VARCHAR[]))", t=table), [list(suites)])
 
+    def side_runs(self, table: str) -> list[str]:
+        """The runs a side's results come from, oldest first."""
+        return [
+            str(r[0]) for r in self.db.execute(sql("SELECT DISTINCT run_id FROM $t ORDER BY 1", t=table)).fetchall()
+        ]
+
     def side_identities(self, base: str, head: str) -> list[tuple[Any, ...]]:
         """Per side, suite and prompt: the model ids, parameter hashes, suite hashes and prompt hashes."""
         text = " UNION ALL ".join(sql(_IDENTITY, table=t, side=n) for t, n in ((base, "base"), (head, "head")))

@@ -42,6 +42,9 @@ def serve(place: Place, run: Runner, *, idle: float) -> int:
         with _listening(place) as listener:
             _log(f"serving {place.root} (pid {os.getpid()}, idle exit {idle:.0f} s)")
             Worker(place, run, listener, idle).loop()
+        for path in (place.lock, place.log):  # a clean exit leaves nothing behind
+            with contextlib.suppress(OSError):
+                path.unlink()
     finally:
         os.close(lock)
     return 0

@@ -48,6 +48,10 @@ def test_the_estimate_counts_what_the_run_then_sends(repo: Repo) -> None:
     with Store(repo.path / ".promptci/results.duckdb", read_only=True) as store:
         page = run_page(store, run_id, {})
     assert page["estimate"] == kept and page["spent_in"] == tokens_in and page["spent_out"] == tokens_out
+    ((first,),) = repo.sql("SELECT id FROM runs ORDER BY started_at LIMIT 1")
+    comment = repo.run("compare", first, run_id, "--format", "markdown")  # the PR comment: estimate beside spend
+    spend = f"run {run_id}: estimated {cases} call(s) and {tokens_in:,} prompt tokens; used {cases} and {tokens_in:,}"
+    assert "**Estimate and spend** (head): " + spend in comment.out, comment.out
     cached = json.loads(repo.run("eval", "sentiment", "--estimate", "--format", "json").out)
     assert cached["calls"] == 0 and cached["suites"][0]["cached"] == cases
     refused = repo.run("eval", "sentiment", "--no-cache", "--max-calls", "2")
