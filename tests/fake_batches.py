@@ -146,3 +146,107 @@ def fake_batches(state: FakeBatches) -> Iterator[str]:
 
     with serving(Handler) as url:
         yield f"{url}/v1"
+
+
+def _last_text(messages: list[dict[str, Any]]) -> str:
+    content = messages[-1]["content"]
+    if isinstance(content, list):
+        return "".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+    return str(content)
+
+
+def message(body: dict[str, Any]) -> dict[str, Any]:
+    """Anthropic's reply to a Messages body: the same for the realtime route and a batch."""
+    text = _last_text(body["messages"])
+    word = ["positive", "negative", "neutral"][int(hashlib.sha256(text.encode()).hexdigest(), 16) % 3]
+    return {
+        "id": "msg",
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": [{"type": "text", "text": word}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": len(text) // 4 + 5, "output_tokens": 1},
+    }
+
+
+@dataclass
+class FakeAnthropic:
+    """Anthropic's Messages and Message Batches endpoints; a batch ends after ``looks`` looks,
+    with the first ``expire_after`` requests answered and the rest expired."""
+
+    looks: int = 2
+    expire_after: int | None = None
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    realtime: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def look(self, batch_id: str, base: str) -> dict[str, Any]:
+        batch = self.batches[batch_id]
+        batch["_looked"] += 1
+        total = len(batch["_requests"])
+        ended = batch["_looked"] >= self.looks
+        done = total if ended else 0
+        answered = total if self.expire_after is None else min(total, self.expire_after)
+        counts = {"processing": total - done, "succeeded": answered if ended else 0,
+                  "errored": 0, "canceled": 0, "expired": (total - answered) if ended else 0}  # fmt: skip
+        return {
+            "id": batch_id, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
+            "request_counts": counts, "results_url": f"{base}/v1/messages/batches/{batch_id}/results" if ended else None,
+        }  # fmt: skip
+
+    def results(self, batch_id: str) -> bytes:
+        rows = []
+        for k, request in enumerate(self.batches[batch_id]["_requests"]):
+            if self.expire_after is None or k < self.expire_after:
+                result = {"type": "succeeded", "message": message(request["params"])}
+            else:
+                result = {"type": "expired"}
+            rows.append(json.dumps({"custom_id": request["custom_id"], "result": result}) + "\n")
+        return "".join(rows).encode()
+
+
+@contextmanager
+def fake_anthropic(state: FakeAnthropic) -> Iterator[str]:
+    """``state`` served on 127.0.0.1; yields the base URL (without /v1, as Anthropic's is)."""
+    base: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, status: int, payload: Any = None, raw: bytes | None = None) -> None:
+            data = raw if raw is not None else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            with state.lock:
+                state.headers.append(dict(self.headers))
+                if self.path == "/v1/messages":
+                    state.realtime.append(body)
+                    return self._send(200, message(body))
+                if self.path == "/v1/messages/batches":
+                    batch_id = f"msgbatch_{len(state.batches) + 1}"
+                    state.batches[batch_id] = {"_requests": body["requests"], "_looked": -1}  # this is no look
+                    return self._send(200, state.look(batch_id, base[0]))
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_GET(self) -> None:
+            parts = self.path.strip("/").split("/")
+            with state.lock:
+                state.headers.append(dict(self.headers))
+                if parts[:3] == ["v1", "messages", "batches"] and len(parts) >= 4 and parts[3] in state.batches:
+                    if len(parts) == 5 and parts[4] == "results":
+                        return self._send(200, raw=state.results(parts[3]))
+                    return self._send(200, state.look(parts[3], base[0]))
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        def log_message(self, *args: object) -> None: ...
+
+    with serving(Handler) as url:
+        base.append(url)
+        yield url

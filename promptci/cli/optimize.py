@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 @click.command(cls=OptimizeCommand)
 @optimize_options
+@click.option("--estimate", "estimate_only", is_flag=True, help="Print the calls, tokens and price; run nothing.")
 @format_option("markdown", "json")
 @pass_state
 def optimize(
@@ -52,6 +53,7 @@ def optimize(
     remote: str,
     pr_base: str | None,
     output: Path | None,
+    estimate_only: bool,
     fmt: str,
 ) -> int:
     """Search for a better instruction (OPRO, GPO, GReaTer, TextGrad) or few-shot demonstrations (demos)
@@ -114,6 +116,19 @@ def optimize(
         position=position, budget=budget, device=device, dtype=dtype, config=options,
         credit=credit,
     )  # fmt: skip
+    if not resume and name and suite:
+        from ..optimize.estimate import optimize_estimate
+
+        found = optimize_estimate(state.project, name, suite, settings, task_model)
+        if estimate_only:
+            emit = click.echo if fmt != "json" else (lambda line: None)
+            emit(found.line())
+            if fmt == "json":
+                import json
+
+                click.echo(json.dumps(found.to_dict(), indent=2))
+            return int(ExitCode.OK)
+        click.echo(found.line(), err=True)
     plot = output.with_suffix(".svg") if output else None
     with OptimizeProgress(method, settings.budget) as progress, unmoved():
         result = run_optimization(

@@ -50,7 +50,7 @@ class ModelPool:
         self.batch.journal, self.batch.run_id = journal, run_id
 
     def _create(self, settings: ModelSettings) -> Provider:
-        if settings.batch or (self.batch_all and settings.provider in ("openai",)):
+        if settings.batch or (self.batch_all and settings.provider in ("openai", "litellm")):
             return BatchProvider(settings, self.root, self.batch)
         if self.ray is None:
             return create(settings, self.root)

@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from ..conftest import git
-from ..fake_batches import FakeBatches, fake_batches
+from ..fake_batches import FakeAnthropic, FakeBatches, _last_text, fake_anthropic, fake_batches
 
 CASES = 1000
 PROMPT = """\
@@ -39,17 +39,18 @@ dataset: {path: reviews.jsonl, vars: {review: review}, expected: label}
 """
 
 
-def project(root: Path, url: str) -> Path:
+def project(root: Path, url: str, *, model: str = "openai:fake-model", cases: int = CASES, **params: Any) -> Path:
     root.mkdir()
     (root / "prompts").mkdir()
     (root / "evals").mkdir()
+    provider, _, name = model.partition(":")
     config = {
         "model": {
-            "provider": "openai",
-            "model": "fake-model",
+            "provider": provider,
+            "model": name,
             "temperature": 0,
             "max_tokens": 4,
-            "params": {"base_url": url, "price": {"input": 1.0, "output": 2.0}, "concurrency": 8},
+            "params": {"base_url": url, "price": {"input": 1.0, "output": 2.0}, "concurrency": 8, **params},
         }
     }
     (root / "promptci.yaml").write_text(json.dumps(config))
@@ -57,7 +58,7 @@ def project(root: Path, url: str) -> Path:
     (root / "evals/label.yaml").write_text(SUITE)
     labels = ["positive", "negative", "neutral"]
     with (root / "evals/reviews.jsonl").open("w") as fh:
-        for i in range(CASES):
+        for i in range(cases):
             fh.write(json.dumps({"review": f"review number {i}", "label": labels[i * 7 % 3]}) + "\n")
     (root / ".gitignore").write_text(".promptci/\n")
     git(root, "init", "-q", "-b", "main")
@@ -204,3 +205,53 @@ def test_failed_lines_are_rerun_and_the_rest_kept(tmp_path: Path) -> None:
     assert len(state.realtime) == 7 and len(bodies) == CASES
     *_, before, after = rows(root).values()
     assert [r[:6] for r in before] == [r[:6] for r in after]
+
+
+def test_anthropic_message_batches_store_what_litellms_realtime_route_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-ant-test-" + "k" * 24
+    monkeypatch.setenv("FAKE_ANTHROPIC_KEY", key)
+    state = FakeAnthropic(looks=3)
+    model = "litellm:anthropic/claude-3-5-haiku-20241022"
+    with fake_anthropic(state) as url:
+        root = project(tmp_path / "p", url, model=model, cases=200, api_key_env="FAKE_ANTHROPIC_KEY", max_retries=0)
+        realtime = promptci(root, "eval", "--no-cache")
+        assert realtime.returncode in (0, 1), realtime.stderr
+        assert len(state.realtime) == 200
+        batched = promptci(root, "eval", "--no-cache", "--batch", PROMPTCI_BATCH_POLL="0.01")
+    assert batched.returncode == realtime.returncode, batched.stderr
+    assert "sent batch msgbatch_1: 200 request(s)" in batched.stderr and len(state.realtime) == 200
+    (batch,) = state.batches.values()
+    requests = batch["_requests"]
+    assert len({r["custom_id"] for r in requests}) == 200
+    for request in requests:  # Anthropic's own shape: the system text apart, the model without its prefix
+        params = request["params"]
+        assert params["model"] == "claude-3-5-haiku-20241022" and params["max_tokens"] == 4
+        assert params["system"] == "Label the review as positive, negative or neutral."
+        assert [m["role"] for m in params["messages"]] == ["user"]
+    sent = sorted(_last_text(r["params"]["messages"]) for r in requests)
+    assert sent == sorted(_last_text(b["messages"]) for b in state.realtime)  # what LiteLLM sent, one by one
+    assert all(h.get("x-api-key") == key and h.get("anthropic-version") for h in state.headers)
+    assert key not in batched.stdout + batched.stderr
+    ((_, _, _, requests_stored, status),) = batches(root)
+    assert (requests_stored, status) == (200, "collected")
+    first, second = rows(root).values()
+    assert [r[:6] for r in first] == [r[:6] for r in second]
+    assert all(b[7] == pytest.approx(r[7] / 2) for r, b in zip(first, second, strict=True))
+
+
+def test_an_anthropic_batch_that_expires_half_done_is_rerun_in_realtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_ANTHROPIC_KEY", "sk-ant-test-" + "k" * 24)
+    state = FakeAnthropic(looks=2, expire_after=30)
+    model = "litellm:anthropic/claude-3-5-haiku-20241022"
+    with fake_anthropic(state) as url:
+        root = project(tmp_path / "p", url, model=model, cases=60, api_key_env="FAKE_ANTHROPIC_KEY", max_retries=0)
+        done = promptci(root, "eval", "--no-cache", "--batch", PROMPTCI_BATCH_POLL="0.01")
+        again = promptci(root, "eval", "--no-cache")
+    assert "msgbatch_1 (ended) left 30 request(s) unanswered: realtime" in done.stderr, done.stderr
+    assert len(state.realtime) == 30 + 60
+    batched, realtime = rows(root).values()
+    assert [r[:6] for r in batched] == [r[:6] for r in realtime] and again.returncode == done.returncode
