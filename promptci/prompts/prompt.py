@@ -210,12 +210,10 @@ class Prompt:
         """The request pieces as Anthropic's Messages API takes them: ``system`` apart, ``messages``,
         ``tools`` with ``input_schema`` and ``tool_choice``; a JSON-schema response format becomes a
         tool the model must call. ``client.messages.create(model=…, max_tokens=…, **…)``."""
-        from . import tools
+        from ..anthropic_shape import anthropic_request
 
         k = self.openai_kwargs(**variables)
-        return tools.anthropic_request(
-            k["messages"], k.get("tools", []), k.get("tool_choice"), k.get("response_format")
-        )
+        return anthropic_request(k["messages"], k.get("tools", []), k.get("tool_choice"), k.get("response_format"))
 
     def _render(self, loc: tuple[str | int, ...], source: str, bound: dict[str, Any]) -> str:
         import jinja2

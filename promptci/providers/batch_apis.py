@@ -17,8 +17,8 @@ import os
 from collections.abc import Iterator
 from typing import Any, Final, NamedTuple
 
+from ..anthropic_shape import anthropic_request
 from ..errors import InputError
-from ..prompts.tools import anthropic_request
 from ..redact import clip
 from ..settings import ModelSettings
 from .base import Completion, Request

@@ -19,14 +19,15 @@ class BatchRecord(NamedTuple):
     status: str
 
 
-_COLUMNS = "id, run_id, model_id, file_hash, input_file, requests, status"
-
-
 class BatchQueries(Core):
     @uninterrupted
     def add_batch(self, record: BatchRecord) -> None:
         """A batch just submitted (its id, the hash of the request file it was given)."""
-        self._write(f"INSERT INTO batches ({_COLUMNS}, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [*record, now()])
+        self._write(
+            "INSERT INTO batches (id, run_id, model_id, file_hash, input_file, requests, status, submitted_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [*record, now()],
+        )
 
     @uninterrupted
     def set_batch_status(self, batch_id: str, status: str) -> None:
@@ -36,7 +37,8 @@ class BatchQueries(Core):
     def open_batch(self, model_id: str, file_hash: str) -> BatchRecord | None:
         """The newest batch not yet collected for this very request file, to collect, not resend."""
         row = self.db.execute(
-            f"SELECT {_COLUMNS} FROM batches WHERE model_id = ? AND file_hash = ? AND status = 'submitted'"
+            "SELECT id, run_id, model_id, file_hash, input_file, requests, status FROM batches"
+            " WHERE model_id = ? AND file_hash = ? AND status = 'submitted'"
             " ORDER BY submitted_at DESC LIMIT 1",
             [model_id, file_hash],
         ).fetchone()
@@ -45,7 +47,8 @@ class BatchQueries(Core):
     def pending_batches(self) -> list[tuple[BatchRecord, Any]]:
         """Batches not yet collected, newest first, with the command of the run that sent each."""
         rows = self.db.execute(
-            f"SELECT {', '.join('b.' + c.strip() for c in _COLUMNS.split(','))}, r.command FROM batches b"
+            "SELECT b.id, b.run_id, b.model_id, b.file_hash, b.input_file, b.requests, b.status, r.command"
+            " FROM batches b"
             " JOIN runs r ON r.id = b.run_id WHERE b.status = 'submitted' ORDER BY b.submitted_at DESC"
         ).fetchall()
         return [(BatchRecord(*row[:7]), row[7]) for row in rows]
