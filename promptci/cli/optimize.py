@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ExitCode, InputError
+from ..errors import ExitCode, InputError, PromptciError
 from .optimize_options import OptimizeCommand, optimize_options
 from .optimize_report import report, report_pass, unmoved
 from .options import State, format_option, pass_state
@@ -116,19 +116,27 @@ def optimize(
         position=position, budget=budget, device=device, dtype=dtype, config=options,
         credit=credit,
     )  # fmt: skip
-    if not resume and name and suite:
+    if estimate_only or (name and suite and not resume):
         from ..optimize.estimate import optimize_estimate
 
-        found = optimize_estimate(state.project, name, suite, settings, task_model)
-        if estimate_only:
-            emit = click.echo if fmt != "json" else (lambda line: None)
-            emit(found.line())
+        if estimate_only and not (name and suite and not resume):
+            raise InputError("--estimate needs a prompt NAME and --suite SUITE")
+        try:
+            found = optimize_estimate(state.project, name, suite, settings, task_model)  # type: ignore[arg-type]
+        except PromptciError:
+            if estimate_only:
+                raise
+            found = None  # the run itself says what is wrong, as it would without the estimate
+        if estimate_only and found is not None:
             if fmt == "json":
                 import json
 
                 click.echo(json.dumps(found.to_dict(), indent=2))
+            else:
+                click.echo(found.line())
             return int(ExitCode.OK)
-        click.echo(found.line(), err=True)
+        if found is not None:
+            click.echo(found.line(), err=True)
     plot = output.with_suffix(".svg") if output else None
     with OptimizeProgress(method, settings.budget) as progress, unmoved():
         result = run_optimization(

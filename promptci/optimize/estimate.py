@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InputError
 from ..evals.estimate import estimate
 from ..evals.plan import build_plan
 from ..project import Project
@@ -85,7 +86,9 @@ def optimize_estimate(
             found = estimate(project, plan, store, use_cache=False)
     else:
         found = estimate(project, plan, None, use_cache=False)
-    (task,) = [t for t in plan.tasks][:1]
+    if not plan.tasks:
+        raise InputError(f"suite '{suite}' does not use prompt '{name}'", hint="add it to the suite's prompts:")
+    task = plan.tasks[0]
     split = split_cases(task.cases, settings.split, settings.seed)
     sizes = (len(split.train), len(split.dev), len(split.test))
     calls = max(1, found.calls)

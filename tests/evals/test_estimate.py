@@ -98,7 +98,7 @@ def test_an_api_model_is_counted_and_priced_without_torch(repo: Repo) -> None:
 
 
 def test_the_spent_line_gives_no_ratio_where_the_estimate_counts_only_some_prompts() -> None:
-    from promptci.cli.estimate_table import spent_line
+    from promptci.evals.estimate import spent_line
 
     whole = {"calls": 10, "prompt_tokens": 1000, "prompt_tokens_complete": True, "output_tokens_max": 40}
     assert "used 10 and 1,100 (+10.0%)" in (spent_line(whole, 10, 1100, 30) or "")
