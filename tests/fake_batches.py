@@ -102,19 +102,25 @@ class FakeBatches:
                 batch[name] = self.upload(data, "batch_output")["id"]
 
 
+class _JSONHandler(BaseHTTPRequestHandler):
+    """Replies as JSON (or raw bytes), and logs nothing."""
+
+    def _send(self, status: int, payload: Any = None, raw: bytes | None = None) -> None:
+        data = raw if raw is not None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None: ...
+
+
 @contextmanager
 def fake_batches(state: FakeBatches) -> Iterator[str]:
     """``state`` served on 127.0.0.1; yields the base URL (with /v1)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, payload: Any, raw: bytes | None = None) -> None:
-            data = raw if raw is not None else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(_JSONHandler):
         def do_POST(self) -> None:
             data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with state.lock:
@@ -141,8 +147,6 @@ def fake_batches(state: FakeBatches) -> Iterator[str]:
                 if parts[:2] == ["v1", "files"] and len(parts) == 4 and parts[3] == "content":
                     return self._send(200, None, state.files[parts[2]])
             self._send(404, {"error": {"message": f"no route {self.path}"}})
-
-        def log_message(self, *args: object) -> None: ...
 
     with serving(Handler) as url:
         yield f"{url}/v1"
@@ -213,15 +217,7 @@ def fake_anthropic(state: FakeAnthropic) -> Iterator[str]:
     """``state`` served on 127.0.0.1; yields the base URL (without /v1, as Anthropic's is)."""
     base: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, payload: Any = None, raw: bytes | None = None) -> None:
-            data = raw if raw is not None else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(_JSONHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
             with state.lock:
@@ -244,8 +240,6 @@ def fake_anthropic(state: FakeAnthropic) -> Iterator[str]:
                         return self._send(200, raw=state.results(parts[3]))
                     return self._send(200, state.look(parts[3], base[0]))
             self._send(404, {"error": {"message": f"no route {self.path}"}})
-
-        def log_message(self, *args: object) -> None: ...
 
     with serving(Handler) as url:
         base.append(url)

@@ -59,5 +59,7 @@ def test_a_real_run_stays_within_its_estimate(forty: Repo) -> None:
     assert done.code == ExitCode.OK, done.err
     assert f"estimate: at most {found['calls']:,} task-model calls" in done.err  # said before it ran
     used = json.loads(done.out)["calls"]
-    print(f"demos, 2 steps x 3 candidates: estimated at most {found['calls']} + {found['optimizer_calls']}, used {used}")
+    print(
+        f"demos, 2 steps x 3 candidates: estimated at most {found['calls']} + {found['optimizer_calls']}, used {used}"
+    )
     assert 0 < used <= int(found["calls"]) + int(found["optimizer_calls"])  # type: ignore[call-overload]
