@@ -53,7 +53,7 @@ def test_the_check_would_see_a_bare_install(text: str) -> None:
 def test_the_distribution_has_a_name_of_its_own() -> None:
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     assert re.search(r'^name = "promptci-gate"$', pyproject, re.MULTILINE)
-    assert 'promptci = "promptci.cli:main"' in pyproject
+    assert 'promptci = "promptci.__main__:entry"' in pyproject
     assert "promptci-gate[local]" in models.LOCAL_INSTALL and "whl/cpu" in models.LOCAL_INSTALL
 
 

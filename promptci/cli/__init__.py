@@ -102,12 +102,6 @@ verbosity_options(cli)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map every outcome to a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
-    if argv is None:  # a process of its own: a warm worker may answer it (in-process calls never)
-        from ..worker.client import forward
-
-        code = forward(args)
-        if code is not None:
-            return code
     debug = "--debug" in args
     cwd, streams = os.getcwd(), (sys.stdout, sys.stderr)
     VERBOSE[0] = QUIET[0] = False
