@@ -12,8 +12,9 @@ from .output import emit_json, table
 
 
 def before_run(
-    state: State, plan: Any, no_cache: bool, only: bool, max_calls: int | None, max_cost: float | None, fmt: str
-) -> dict[str, Any] | None:
+    state: State, plan: Any, no_cache: bool, only: bool, max_calls: int | None, max_cost: float | None, fmt: str,
+    batch: bool = False,
+) -> dict[str, Any] | None:  # fmt: skip
     """Print the estimate and return its totals for the run to store; None when the run must not
     start (``--estimate``); an error (exit 2) when it would pass ``--max-calls`` or ``--max-cost``."""
     from ..evals.estimate import estimate, over_limits, summary_line
@@ -23,9 +24,9 @@ def before_run(
     db = project.path(project.config.db)
     if db.is_file():
         with Store(db, read_only=True) as store:
-            found = estimate(project, plan, store, use_cache=not no_cache)
+            found = estimate(project, plan, store, use_cache=not no_cache, batch=batch)
     else:
-        found = estimate(project, plan, None)
+        found = estimate(project, plan, None, batch=batch)
     reasons = over_limits(found, max_calls, max_cost)
     if only:
         print_estimate(found, fmt)

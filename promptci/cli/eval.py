@@ -153,7 +153,7 @@ def eval_(
                 f" {most} model calls: {sim.max_turns} turn(s) and the replies to them, per case",
                 err=True,
             )
-    estimate = before_run(state, plan, no_cache, estimate_only, max_calls, max_cost, fmt)
+    estimate = before_run(state, plan, no_cache, estimate_only, max_calls, max_cost, fmt, batch)
     if estimate is None:
         return int(ExitCode.OK)
     with EvalProgress(note=estimate.pop("line")) as progress:

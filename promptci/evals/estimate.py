@@ -25,6 +25,7 @@ from typing import Any
 
 from ..project import Project
 from ..providers.base import Request
+from ..providers.batch import batch_discount, batchable
 from ..store import Store
 from .plan import Plan, Task
 from .suite import JudgeScorer
@@ -144,8 +145,11 @@ class Estimate:
         }
 
 
-def estimate(project: Project, plan: Plan, store: Store | None, *, use_cache: bool = True) -> Estimate:
-    """The estimate of running ``plan``: nothing is loaded but tokenizers, nothing is called."""
+def estimate(
+    project: Project, plan: Plan, store: Store | None, *, use_cache: bool = True, batch: bool = False
+) -> Estimate:
+    """The estimate of running ``plan`` (with ``batch``, its API models through their batch APIs):
+    nothing is loaded but tokenizers, nothing is called."""
     keys = [i.key for i in plan.items if i.runnable and i.request is not None]
     hits = set(store.cache_get(keys)) if store is not None and use_cache and keys else set()
     found = []
@@ -174,6 +178,11 @@ def estimate(project: Project, plan: Plan, store: Store | None, *, use_cache: bo
         )
         if judged:
             notes.append(f"an llm-judge: {judged} grading call(s) besides, not priced here")
+        price = _price(task)
+        if price is not None and (batch or task.settings.batch) and batchable(task.settings):
+            share = batch_discount(task.settings)
+            price = {k: v * share for k, v in price.items()}
+            notes.append(f"priced at the batch rate: {share:g} of the realtime price")
         max_tokens = int(task.settings.max_tokens or 0)
         past = _past(store, task, max_tokens)
         found.append(
@@ -189,7 +198,7 @@ def estimate(project: Project, plan: Plan, store: Store | None, *, use_cache: bo
                 past[1],
                 counter.how,
                 counter.exact,
-                _price(task),
+                price,
                 past[2],
                 notes,
                 bool(stepwise),

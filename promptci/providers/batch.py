@@ -32,6 +32,17 @@ from .openai_api import OpenAIProvider
 RERUN = ("realtime", "batch", "none")
 
 
+def batchable(settings: ModelSettings) -> bool:
+    """Whether ``settings``' model has a batch API promptci sends to: OpenAI's, or Anthropic's."""
+    provider = settings.provider or "transformers"
+    return provider == "openai" or (provider == "litellm" and str(settings.model).startswith("anthropic/"))
+
+
+def batch_discount(settings: ModelSettings) -> float:
+    """The share of the realtime price a batch pays (``params.batch_discount``; half by default)."""
+    return float(settings.params.get("batch_discount", 0.5))
+
+
 @dataclass
 class BatchOptions:
     """How batches go: what becomes of unanswered requests, how often to look, and where to record."""
@@ -66,7 +77,7 @@ class BatchProvider:
             )
         self.model_id = self.api.model_id
         self.options = options
-        self.discount = float(settings.params.get("batch_discount", 0.5))
+        self.discount = batch_discount(settings)
 
     def generate(self, requests: Sequence[Request], on_done: OnDone, should_stop: Callable[[], bool]) -> None:
         if not requests:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import create
-from .batch import BatchOptions, BatchProvider
+from .batch import BatchOptions, BatchProvider, batchable
 
 if TYPE_CHECKING:
     from ..settings import ModelSettings
@@ -50,8 +50,10 @@ class ModelPool:
         self.batch.journal, self.batch.run_id = journal, run_id
 
     def _create(self, settings: ModelSettings) -> Provider:
-        if settings.batch or (self.batch_all and settings.provider in ("openai", "litellm")):
+        if settings.batch or (self.batch_all and batchable(settings)):
             return BatchProvider(settings, self.root, self.batch)
+        if self.batch_all and settings.provider not in (None, "transformers", "vllm"):
+            self.batch.notify(f"{settings.provider}:{settings.model} has no batch API promptci sends to: realtime")
         if self.ray is None:
             return create(settings, self.root)
         from .ray_actors import RayProvider

@@ -94,6 +94,10 @@ def test_a_batch_run_stores_the_rows_a_realtime_run_does_at_the_batch_price(tmp_
     state = FakeBatches()
     with fake_batches(state) as url:
         root = project(tmp_path / "p", url)
+        priced = json.loads(promptci(root, "eval", "--estimate", "--format", "json").stdout)
+        at_batch_rate = json.loads(promptci(root, "eval", "--batch", "--estimate", "--format", "json").stdout)
+        assert at_batch_rate["cost_max"] == pytest.approx(priced["cost_max"] / 2) and priced["cost_max"] > 0
+        assert "priced at the batch rate: 0.5 of the realtime price" in at_batch_rate["suites"][0]["notes"]
         realtime = promptci(root, "eval", "--no-cache")
         assert realtime.returncode in (0, 1), realtime.stderr
         batched = promptci(root, "eval", "--no-cache", "--batch", PROMPTCI_BATCH_POLL="0.01")
