@@ -12,34 +12,22 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ray_eval  # the same generated reviews, and the same timing
 import yaml
-from ray_eval import new_repo  # the same generated reviews
 
 
 def timed(repo: Path, provider: str) -> tuple[float, float, list[str]]:
-    """Wall seconds, model seconds, and the answers in case order."""
+    """Wall seconds, model seconds, and the answers in case order, on ``provider``."""
     config = repo / "promptci.yaml"
     settings = yaml.safe_load(config.read_text())
     settings["model"] = {**(settings.get("model") or {}), "provider": provider}
     config.write_text(yaml.safe_dump(settings))
-    out = repo / f"{provider}.json"
-    command = [sys.executable, "-m", "promptci", "-C", str(repo), "eval", "many", "--no-cache", "-q", "-o", str(out)]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PROMPTCI_WORKER": "0"})
-    wall = time.perf_counter() - started
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"{provider}: eval failed ({done.returncode}): {done.stderr[-2000:]}")
-    results = sorted(json.loads(out.read_text())["results"], key=lambda r: r["case_id"])
-    return wall, sum(r["latency_ms"] or 0 for r in results) / 1000, [r["output"] for r in results]
+    return ray_eval.timed(repo)
 
 
 def main() -> None:
@@ -56,7 +44,7 @@ def main() -> None:
         print("no CUDA GPU here: provider: vllm needs one")
         raise SystemExit(2)
     with tempfile.TemporaryDirectory() as tmp:
-        repo = new_repo(Path(tmp) / "repo", args.cases)
+        repo = ray_eval.new_repo(Path(tmp) / "repo", args.cases)
         local = min(timed(repo, "transformers") for _ in range(args.runs))
         served = min(timed(repo, "vllm") for _ in range(args.runs))
     same = sum(a == b for a, b in zip(local[2], served[2], strict=True))
