@@ -27,7 +27,7 @@ def before_run(
             found = estimate(project, plan, store, use_cache=not no_cache, batch=batch)
     else:
         found = estimate(project, plan, None, batch=batch)
-    reasons = over_limits(found, max_calls, max_cost)
+    reasons = over_limits(found.calls, found.cost(), max_calls, max_cost)
     if only:
         print_estimate(found, fmt)
     if reasons:
@@ -63,3 +63,37 @@ def print_estimate(found: Any, fmt: str) -> None:
     from ..evals.estimate import summary_line
 
     click.echo(summary_line(found), err=True)
+
+
+def before_optimizing(
+    state: State, name: str | None, suite: str | None, settings: Any, task_model: str | None,
+    only: bool, limits: tuple[int | None, float | None], fmt: str,
+) -> bool:  # fmt: skip
+    """The optimization's estimate: printed (``--estimate``: alone, and True to run nothing), and
+    checked against ``--max-calls`` and ``--max-cost`` (an error, exit 2, above them)."""
+    from ..errors import PromptciError
+    from ..evals.estimate import over_limits
+    from ..optimize.estimate import optimize_estimate
+
+    wanted = only or limits != (None, None)
+    if not (name and suite):
+        if wanted:
+            raise InputError("--estimate, --max-calls and --max-cost need a prompt NAME and --suite SUITE")
+        return False
+    try:
+        found = optimize_estimate(state.project, name, suite, settings, task_model)
+    except PromptciError:
+        if wanted:
+            raise
+        return False  # the run itself says what is wrong, as it would without the estimate
+    if only:
+        if fmt == "json":
+            emit_json(found.to_dict())
+        else:
+            click.echo(found.line())
+    else:
+        click.echo(found.line(), err=True)
+    reasons = over_limits(found.calls + found.proposals, found.cost, *limits)
+    if reasons:
+        raise InputError("the optimization could pass its limit: " + "; ".join(reasons), hint="--estimate shows it")
+    return only

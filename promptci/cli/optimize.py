@@ -5,7 +5,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ExitCode, InputError, PromptciError
+from ..errors import ExitCode, InputError
+from .estimate_table import before_optimizing
 from .optimize_options import OptimizeCommand, optimize_options
 from .optimize_report import report, report_pass, unmoved
 from .options import State, format_option, pass_state
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 @click.command(cls=OptimizeCommand)
 @optimize_options
-@click.option("--estimate", "estimate_only", is_flag=True, help="Print the calls, tokens and price; run nothing.")
 @format_option("markdown", "json")
 @pass_state
 def optimize(
@@ -54,6 +54,8 @@ def optimize(
     pr_base: str | None,
     output: Path | None,
     estimate_only: bool,
+    max_calls: int | None,
+    max_cost: float | None,
     fmt: str,
 ) -> int:
     """Search for a better instruction (OPRO, GPO, GReaTer, TextGrad) or few-shot demonstrations (demos)
@@ -116,27 +118,10 @@ def optimize(
         position=position, budget=budget, device=device, dtype=dtype, config=options,
         credit=credit,
     )  # fmt: skip
-    if estimate_only or (name and suite and not resume):
-        from ..optimize.estimate import optimize_estimate
-
-        if estimate_only and not (name and suite and not resume):
-            raise InputError("--estimate needs a prompt NAME and --suite SUITE")
-        try:
-            found = optimize_estimate(state.project, name, suite, settings, task_model)  # type: ignore[arg-type]
-        except PromptciError:
-            if estimate_only:
-                raise
-            found = None  # the run itself says what is wrong, as it would without the estimate
-        if estimate_only and found is not None:
-            if fmt == "json":
-                import json
-
-                click.echo(json.dumps(found.to_dict(), indent=2))
-            else:
-                click.echo(found.line())
-            return int(ExitCode.OK)
-        if found is not None:
-            click.echo(found.line(), err=True)
+    if not resume and before_optimizing(
+        state, name, suite, settings, task_model, estimate_only, (max_calls, max_cost), fmt
+    ):  # fmt: skip
+        return int(ExitCode.OK)
     plot = output.with_suffix(".svg") if output else None
     with OptimizeProgress(method, settings.budget) as progress, unmoved():
         result = run_optimization(

@@ -125,6 +125,13 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         metavar="calls=N|tokens=N|cost=X|seconds=N",
         help="Stop the search cleanly at this limit on new model calls or wall-clock time; repeatable.",
     ),
+    click.option("--estimate", "estimate_only", is_flag=True, help="Print the calls, tokens and price; run nothing."),
+    click.option(
+        "--max-calls", type=click.IntRange(min=0), help="Refuse to start (exit 2) above this many model calls at most."
+    ),
+    click.option(
+        "--max-cost", type=click.FloatRange(min=0), metavar="USD", help="Refuse to start (exit 2) above this price."
+    ),
     click.option("--split", "split", default="0.2/0.2/0.6", show_default=True, help="Train/dev/test fractions."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, exemplars and sampling."),
     click.option(

@@ -365,12 +365,12 @@ def litellm_price(model: str) -> dict[str, float] | None:
     }
 
 
-def over_limits(found: Estimate, max_calls: int | None, max_cost: float | None) -> list[str]:
-    """Why the run must not start: the limits ``--max-calls`` and ``--max-cost`` it would pass."""
+def over_limits(calls: int, cost: float | None, max_calls: int | None, max_cost: float | None) -> list[str]:
+    """Why a run of ``calls`` model calls costing at most ``cost`` must not start: the limits
+    ``--max-calls`` and ``--max-cost`` it would pass."""
     reasons = []
-    if max_calls is not None and found.calls > max_calls:
-        reasons.append(f"{found.calls} new model calls, over --max-calls {max_calls}")
-    cost = found.cost()
+    if max_calls is not None and calls > max_calls:
+        reasons.append(f"{calls} new model calls, over --max-calls {max_calls}")
     if max_cost is not None and cost is None:
         reasons.append("no price is known for a model in this run: set price: in its params to use --max-cost")
     elif max_cost is not None and cost is not None and cost > max_cost:

@@ -48,6 +48,12 @@ def test_the_estimate_counts_the_split_the_search_and_the_test(forty: Repo) -> N
     capped = estimate(forty, "--method", "gpo", "--budget", "calls=30")
     assert capped["search_calls"] == 30 and capped["bounded_by"] == "--budget calls=30"
     assert capped["calls"] == 30 + 48 and capped["optimizer_calls"] == 0
+    too_many = forty.run("optimize", "sentiment", "--suite", "forty", "--method", "gpo", "--steps", "2",
+                         "--candidates", "4", "--max-calls", "100")  # fmt: skip
+    assert too_many.code == ExitCode.USAGE and "120 new model calls, over --max-calls 100" in too_many.err
+    unpriced = forty.run("optimize", "sentiment", "--suite", "forty", "--task-model", "openai:house-model-7",
+                         "--max-cost", "1")  # fmt: skip
+    assert unpriced.code == ExitCode.USAGE and "no price is known" in unpriced.err
     assert not (forty.path / ".promptci/results.duckdb").exists()  # an estimate runs and stores nothing
 
 
