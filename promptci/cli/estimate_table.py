@@ -17,16 +17,9 @@ def before_run(
 ) -> dict[str, Any] | None:  # fmt: skip
     """Print the estimate and return its totals for the run to store; None when the run must not
     start (``--estimate``); an error (exit 2) when it would pass ``--max-calls`` or ``--max-cost``."""
-    from ..evals.estimate import estimate, over_limits, summary_line
-    from ..store import Store
+    from ..evals.estimate import estimate_in, over_limits, summary_line
 
-    project = state.project
-    db = project.path(project.config.db)
-    if db.is_file():
-        with Store(db, read_only=True) as store:
-            found = estimate(project, plan, store, use_cache=not no_cache, batch=batch)
-    else:
-        found = estimate(project, plan, None, batch=batch)
+    found = estimate_in(state.project, plan, use_cache=not no_cache, batch=batch)
     reasons = over_limits(found.calls, found.cost(), max_calls, max_cost)
     if only:
         print_estimate(found, fmt)

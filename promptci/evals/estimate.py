@@ -207,6 +207,25 @@ def estimate(
     return Estimate(found)
 
 
+def estimate_in(project: Project, plan: Plan, *, use_cache: bool = True, batch: bool = False) -> Estimate:
+    """:func:`estimate` against the project's results database (its cache and past runs), where
+    one exists."""
+    db = project.path(project.config.db)
+    if not db.is_file():
+        return estimate(project, plan, None, use_cache=use_cache, batch=batch)
+    with Store(db, read_only=True) as store:
+        return estimate(project, plan, store, use_cache=use_cache, batch=batch)
+
+
+def stored_estimate(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The estimate a run row stores (JSON); None where it has none, or a damaged one."""
+    try:
+        found = json.loads((row or {}).get("estimate") or "null")
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def _past(store: Store | None, task: Task, max_tokens: int) -> tuple[int | None, tuple[int, int] | None, float | None]:
     """The median, and 10th and 90th percentiles, of the output tokens of this prompt's past answers
     (a call's, at most ``max_tokens``), and the seconds a new call on this model took in past runs."""
@@ -408,12 +427,8 @@ def spent_line(estimate: dict[str, Any] | None, used_calls: int, tokens_in: int,
 
 def run_spend(store: Store, run_id: str) -> str | None:
     """``spent_line`` for a stored run, from its stored estimate and its new calls' tokens."""
-    row = store.run_row(run_id)
-    try:
-        found = json.loads((row or {}).get("estimate") or "null")
-    except ValueError:  # a damaged estimate is not shown
-        return None
-    if not isinstance(found, dict):
+    found = stored_estimate(store.run_row(run_id))
+    if found is None:
         return None
     totals = store.run_totals(run_id)
     calls = sum(int(t["new_calls"] or 0) for t in totals)

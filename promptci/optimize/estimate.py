@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from ..evals.estimate import estimate
+from ..evals.estimate import estimate_in
 from ..evals.plan import build_plan
 from ..project import Project
 from ..providers import parse_model_option
 from ..settings import ModelSettings
-from ..store import Store
 from . import methods
 from .session import find_suite
 from .settings import Settings
@@ -80,12 +79,7 @@ def optimize_estimate(
     """The calls, tokens and price of optimizing ``name`` on ``suite`` with ``settings``."""
     override = ModelSettings(**parse_model_option(task_model)) if task_model else None  # type: ignore[arg-type]
     plan = build_plan(project, [find_suite(project, suite)], prompts=(name,), override=override)
-    db = project.path(project.config.db)
-    if db.exists():
-        with Store(db, read_only=True) as store:
-            found = estimate(project, plan, store, use_cache=False)
-    else:
-        found = estimate(project, plan, None, use_cache=False)
+    found = estimate_in(project, plan, use_cache=False)
     if not plan.tasks:
         raise InputError(f"suite '{suite}' does not use prompt '{name}'", hint="add it to the suite's prompts:")
     task = plan.tasks[0]

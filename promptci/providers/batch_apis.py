@@ -23,7 +23,7 @@ from ..redact import clip
 from ..settings import ModelSettings
 from .base import Completion, Request
 from .openai_api import OpenAIProvider
-from .replies import MAX_BODY_BYTES, BadReply, Call, Reply, chat_reply, token_count
+from .replies import BadReply, Call, Reply, chat_reply, parse_json, read_body, token_count
 
 ENDPOINT: Final = "/v1/chat/completions"
 MAX_RESULT_BYTES = 1 << 30  # a result file larger than this is refused, not read
@@ -61,7 +61,6 @@ class OpenAIBatches:
         batch = self.client.batches.retrieve(batch_id)
         counts = batch.request_counts
         done, total = (counts.completed + counts.failed, counts.total) if counts else (0, 0)
-        self._last = batch
         return Look(batch.status, batch.status in ("completed", "failed", "expired", "cancelled"), done, total)
 
     def results(self, batch_id: str) -> Iterator[str]:
@@ -122,11 +121,16 @@ class AnthropicBatches:
         return {"custom_id": key, "params": params}
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self.http.request(method, f"{self.base}{path}", **kwargs)
-        data = _bounded(iter([response.content[: MAX_BODY_BYTES + 1]]), path)
+        """Anthropic's JSON object answering ``path``, read within :data:`MAX_BODY_BYTES`."""
+        with self.http.stream(method, f"{self.base}{path}", **kwargs) as response:
+            try:
+                body = read_body(response.iter_bytes())
+                found = parse_json(body) if response.status_code < 400 else None
+            except BadReply as exc:
+                raise InputError(f"Anthropic's answer to {path}: {exc}") from None
         if response.status_code >= 400:
-            raise InputError(f"Anthropic's batches answered HTTP {response.status_code}: {clip(data, 200)}")
-        found = json.loads(data)
+            text = body.decode("utf-8", errors="replace")
+            raise InputError(f"Anthropic's batches answered HTTP {response.status_code}: {clip(text, 200)}")
         if not isinstance(found, dict):
             raise InputError(f"Anthropic's batches answered {path} with a JSON {type(found).__name__}")
         return found
@@ -139,7 +143,6 @@ class AnthropicBatches:
         batch = self._json("GET", f"/v1/messages/batches/{batch_id}")
         counts = batch.get("request_counts") or {}
         done = sum(int(counts.get(k) or 0) for k in ("succeeded", "errored", "canceled", "expired"))
-        self._results_url = batch.get("results_url")
         status = str(batch.get("processing_status"))
         return Look(status, status == "ended", done, done + int(counts.get("processing") or 0))
 
@@ -192,10 +195,8 @@ def _message_reply(message: Any, request: Request) -> Reply:
 
 
 def _bounded(chunks: Iterator[bytes], what: str) -> str:
-    found, size = [], 0
-    for chunk in chunks:
-        size += len(chunk)
-        if size > MAX_RESULT_BYTES:
-            raise InputError(f"{what} is over {MAX_RESULT_BYTES >> 20} MiB; not read")
-        found.append(chunk)
-    return b"".join(found).decode("utf-8", errors="replace")
+    """The text of ``chunks``, refused (nothing past :data:`MAX_RESULT_BYTES` read) as one line naming ``what``."""
+    try:
+        return read_body(chunks, MAX_RESULT_BYTES).decode("utf-8", errors="replace")
+    except BadReply:
+        raise InputError(f"{what} is over {MAX_RESULT_BYTES >> 20} MiB; not read") from None

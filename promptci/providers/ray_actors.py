@@ -8,8 +8,8 @@ which scores and stores them in its one results database as they arrive.
 
 An actor that dies mid-unit (a lost node, an out-of-memory kill) costs only that unit: it is
 sent again to another actor, a fresh one replaces the lost one, and a request answered twice
-(its first answer arriving after all) is stored once. The cluster is ``address`` (``ray://…``,
-``auto``), else ``$RAY_ADDRESS``, else a local one started for the command.
+(its first answer arriving after all) is stored once. The cluster is ``$RAY_ADDRESS``
+(``ray://…``, ``auto``), else a local one started for the command.
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ UNIT = 16  # requests a unit: one batch of the local provider
 
 @dataclass(frozen=True)
 class RayOptions:
-    """How many actors, where, and with what each: ``--actors``, ``--ray-address``."""
+    """How many actors (``--actors``), and what each holds."""
 
     actors: int = 2
-    address: str | None = None
     cpus: float = 1.0  # per actor; torch in the actor uses as many threads
     gpus: float = 0.0
 
@@ -75,7 +74,7 @@ class RayProvider:
         self.lost = 0  # actors that died under a unit
         self.resent = 0  # units sent again
         if not self.ray.is_initialized():
-            address = options.address or os.environ.get("RAY_ADDRESS")
+            address = os.environ.get("RAY_ADDRESS")
             local = {} if address else {"num_cpus": max(1, int(options.actors * options.cpus))}
             self.ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
         self._remote = self.ray.remote(num_cpus=options.cpus, num_gpus=options.gpus, max_restarts=0)(Holder)

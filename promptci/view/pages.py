@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 from ..compare.history import Point, history
 from ..errors import InputError, NotFoundError, PromptciError
+from ..evals.estimate import stored_estimate
 from ..project import Project
 from ..report.chart import Mark, chart
 from ..report.html import charts
@@ -160,13 +161,9 @@ def run(store: Store | None, run_id: str, query: Mapping[str, str]) -> dict[str,
         run_id, offset=offset, limit=CASE_PAGE, status=status, query=text or None, suite=suite, prompt=prompt_name
     )
     totals = store.run_totals(run_id)
-    try:
-        estimate = json.loads(row.get("estimate") or "null")
-    except ValueError:  # a damaged estimate is not shown
-        estimate = None
     return {
         "run": row,
-        "estimate": estimate if isinstance(estimate, dict) else None,
+        "estimate": stored_estimate(row),  # a damaged one is not shown
         "spent_in": sum(int(t["new_tokens_in"] or 0) for t in totals),  # new calls: what the estimate counts
         "spent_out": sum(int(t["new_tokens_out"] or 0) for t in totals),
         "totals": totals,
